@@ -1,0 +1,38 @@
+# Everything sets itself up: a fresh clone only needs python3 (>= 3.10) and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint bench simulate clean
+
+$(STAMP): pyproject.toml
+	rm -f $(VENV)/.installed-*
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev]'
+	touch $(STAMP)
+
+## make demo: set up, start the simulator, load and summarise its data, stop it
+demo: $(STAMP)
+	$(BIN)/dfs-analytics demo
+
+## make test: set up, lint, run the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## make bench: the benchmarks (JSON figures on stdout)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_simulator.py
+
+## make simulate: serve the simulator on http://127.0.0.1:8765/v0.2/ (key: demo-key)
+simulate: $(STAMP)
+	$(BIN)/dfs-analytics simulate --port 8765
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output

@@ -1,0 +1,153 @@
+"""The ``dfs-analytics`` command: ``simulate`` (serve the local API simulator) and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _simulate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="serve a local simulator of the Field Services API",
+        description=(
+            "Serve a local simulator of the Deepomatic Field Services API v0.2 with seeded, "
+            "realistic data. The API is at http://HOST:PORT/v0.2/ (send 'Authorization: Token "
+            "KEY'); the simulator's own view (ground truth, request counts, runtime settings, "
+            "OpenAPI schema) is under http://HOST:PORT/_sim/. Stop with Ctrl-C."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
+    p.add_argument("--work-orders", type=int, default=2000, help="number of generated work orders")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
+    p.add_argument("--app", default=None, help="app definition to serve (data/apps/*.json)")
+    p.add_argument("--api-key", default="demo-key", help="the API key clients must send")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
+    p.add_argument(
+        "--jitter", type=float, default=0.0, help="plus a random 0..JITTER seconds per request"
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of API requests that fail: a 500/502/503/504 before any work, "
+        "or a connection dropped before or after the work is done",
+    )
+    p.add_argument(
+        "--throttle-rate",
+        type=float,
+        default=0.0,
+        help="share of API requests answered 429 with Retry-After",
+    )
+    p.add_argument(
+        "--throttle-rps",
+        type=float,
+        default=0.0,
+        help="answer 429 beyond this many requests per second (0: no limit)",
+    )
+    p.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
+    p.add_argument(
+        "--auth-status",
+        type=int,
+        choices=(401, 403),
+        default=401,
+        help="status of an authentication failure (real servers may send 403)",
+    )
+    p.add_argument(
+        "--drift",
+        type=float,
+        default=1.0,
+        help="multiply the AI error rates by this after the app-version upgrade",
+    )
+    p.add_argument(
+        "--review-rate",
+        type=float,
+        default=None,
+        help="share of work orders reviewed in the back office",
+    )
+    p.add_argument("--start", default=None, help="first creation date (ISO-8601)")
+    p.add_argument("--end", default=None, help="last creation date (ISO-8601)")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        from .simulator import Simulator
+        from .simulator.server import serve
+    except ImportError as exc:  # the 'sim' extra is missing
+        print(
+            f"The simulator needs FastAPI and uvicorn: pip install 'dfs-analytics[sim]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    sim = Simulator(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        work_orders=args.work_orders,
+        seed=args.seed,
+        app=args.app,
+        latency=args.latency,
+        jitter=args.jitter,
+        fault_rate=args.fault_rate,
+        throttle_rate=args.throttle_rate,
+        throttle_rps=args.throttle_rps,
+        retry_after=args.retry_after,
+        auth_status=args.auth_status,
+        drift=args.drift,
+        review_rate=args.review_rate,
+        start=args.start,
+        end=args.end,
+    )
+    print(f"Generating {args.work_orders} work orders (seed {args.seed}) ...", flush=True)
+    sim.start()
+    print(
+        f"Field Services API simulator serving {sim.seed_settings.app}\n"
+        f"  base URL : {sim.base_url}\n"
+        f"  try      : curl -H 'Authorization: Token {args.api_key}' "
+        f"'{sim.base_url}work-orders/?page_size=2'\n"
+        f"  truth    : {sim.url}/_sim/truth   (also /_sim/requests, /_sim/config, /_sim/docs)\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        serve(sim)
+    finally:
+        print("Simulator stopped.")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(work_orders=args.work_orders, seed=args.seed, out=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dfs-analytics",
+        description="Deepomatic Field Services data in pandas: load, audit, correct.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _simulate_parser(sub)
+    d = sub.add_parser("demo", help="start the simulator and show the toolkit at work")
+    d.add_argument("--work-orders", type=int, default=500)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", default="demo-output", help="folder for the demo's files")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dfs-analytics`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "simulate":
+        return _cmd_simulate(args)
+    if args.command == "demo":
+        return _cmd_demo(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

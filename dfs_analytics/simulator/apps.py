@@ -1,0 +1,321 @@
+"""App definitions (task groups, tasks, verdict rules) and the value rules of the simulator.
+
+An *app* is read from ``data/apps/<name>.json``. Each app has two versions; the second one
+stands for an upgrade of the deployed site: every task and task-group id changes, names stay,
+tasks marked ``since_version: 2`` appear and ``version_changes`` may reword verdicts.
+
+Ids are derived with :func:`uuid.uuid5` from the app name, version and names, so the same app
+always gets the same ids, whatever the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+NAMESPACE = uuid.UUID("6b3f5f0e-2f7d-4d0c-9a39-8f1d2f4c1a00")
+OUTCOME_TYPES = ("Boolean", "Text", "Number")
+
+
+def data_dir() -> Path:
+    """Return the folder holding ``apps/`` and ``seed.json`` (installed copy or source tree)."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "_data", here.parents[2] / "data"):
+        if (candidate / "apps").is_dir():
+            return candidate
+    raise FileNotFoundError("dfs-analytics simulator data folder not found (data/apps)")
+
+
+def available_apps() -> list[str]:
+    """Names of the app definitions shipped with the simulator."""
+    return sorted(p.stem for p in (data_dir() / "apps").glob("*.json"))
+
+
+def stable_id(*parts: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+# --------------------------------------------------------------------------------------------
+# Values and rules
+# --------------------------------------------------------------------------------------------
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def schema_matches(schema: dict[str, Any], value: object) -> bool:
+    """Whether ``value`` matches the JSON-schema subset used by verdict rules.
+
+    Supported keywords: ``type`` (boolean, integer, number, string), ``const``, ``enum``,
+    ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``,
+    ``minLength``, ``maxLength``. Unknown keywords are ignored, as JSON-schema does.
+    """
+    kind = schema.get("type")
+    if kind == "boolean" and not isinstance(value, bool):
+        return False
+    if kind == "number" and not is_number(value):
+        return False
+    if kind == "integer" and not (is_number(value) and float(value).is_integer()):
+        return False
+    if kind == "string" and not isinstance(value, str):
+        return False
+    if "const" in schema and not _json_equal(schema["const"], value):
+        return False
+    if "enum" in schema and not any(_json_equal(v, value) for v in schema["enum"]):
+        return False
+    if is_number(value):
+        if "minimum" in schema and value < schema["minimum"]:
+            return False
+        if "maximum" in schema and value > schema["maximum"]:
+            return False
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            return False
+        if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+            return False
+    if isinstance(value, str):
+        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+            return False
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            return False
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            return False
+    return True
+
+
+def _json_equal(a: object, b: object) -> bool:
+    # JSON equality: true is not 1, 1 equals 1.0
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+class ValueError400(ValueError):
+    """A value that does not fit a task; the message is shown to API callers."""
+
+
+def coerce_value(outcome_type: str, value: object) -> object:
+    """Turn a correction value (JSON value or its string form) into the task's type.
+
+    Booleans take a JSON boolean or ``"true"``/``"false"`` in any case (never 0/1), numbers a
+    JSON number or a numeric string, text only strings. Raises :class:`ValueError400`.
+    """
+    if value is None:
+        raise ValueError400("This field may not be null.")
+    if outcome_type == "Boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError400(f"Must be a valid boolean, got {value!r}.")
+    if outcome_type == "Number":
+        if is_number(value):
+            number = value
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError400(f"A valid number is required, got {value!r}.") from None
+        else:
+            raise ValueError400(f"A valid number is required, got {value!r}.")
+        if not math.isfinite(number):
+            raise ValueError400("A finite number is required.")
+        if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
+            return int(number)
+        return number
+    if outcome_type == "Text":
+        if isinstance(value, str):
+            return value
+        raise ValueError400(f"Not a valid string, got {value!r}.")
+    raise ValueError400(f"Unknown outcome type {outcome_type!r}.")
+
+
+# --------------------------------------------------------------------------------------------
+# Definitions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskDef:
+    """One task of one app version, with the simulation parameters that go with it."""
+
+    id: str
+    name: str
+    group_id: str
+    group_name: str
+    outcome_type: str
+    rules: list[dict[str, Any]] | None
+    conformity_status: bool
+    public: dict[str, Any]  # the API object, without ``state``
+    error_rate: float
+    truth: list[tuple[Any, float]]  # weighted true values
+    is_quality: bool
+
+    def verdict(self, value: object) -> tuple[str | None, bool | None]:
+        """Return ``(message, is_conform)`` for an effective value: the first matching rule."""
+        for rule in self.rules or ():
+            if schema_matches(rule.get("schema") or {}, value):
+                return rule.get("sentence"), rule.get("is_conformity_validated")
+        return None, None
+
+    def allows(self, value: object) -> bool:
+        """Whether a correction to ``value`` is accepted (any value when there are no rules)."""
+        if not self.rules:
+            return True
+        return any(schema_matches(r.get("schema") or {}, value) for r in self.rules)
+
+    def conform(self, value: object) -> bool:
+        return self.verdict(value)[1] is True
+
+
+@dataclass
+class GroupDef:
+    id: str
+    name: str
+    order: int
+    public: dict[str, Any]  # the API object, tasks included (without ``state``)
+    tasks: list[TaskDef]
+
+    @property
+    def quality_tasks(self) -> list[TaskDef]:
+        return [t for t in self.tasks if t.is_quality]
+
+    @property
+    def job_tasks(self) -> list[TaskDef]:
+        return [t for t in self.tasks if not t.is_quality]
+
+
+@dataclass
+class AppVersion:
+    app: str
+    number: int  # 1-based
+    label: str
+    id: str
+    groups: list[GroupDef]
+    types: dict[str, list[str]]  # work-order type name -> task group names
+    type_weights: dict[str, float]
+    groups_by_name: dict[str, GroupDef] = field(default_factory=dict)
+    tasks_by_id: dict[str, TaskDef] = field(default_factory=dict)
+    tasks_by_name: dict[str, TaskDef] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.groups_by_name = {g.name: g for g in self.groups}
+        self.tasks_by_id = {t.id: t for g in self.groups for t in g.tasks}
+        self.tasks_by_name = {t.name: t for g in self.groups for t in g.tasks}
+
+    def active_groups(self, types: list[str]) -> list[GroupDef]:
+        """Task groups of a work order of these types (no types: every group)."""
+        if not types:
+            return self.groups
+        names: set[str] = set()
+        for t in types:
+            names.update(self.types.get(t, ()))
+        return [g for g in self.groups if g.name in names]
+
+
+@dataclass
+class App:
+    name: str
+    description: str
+    versions: list[AppVersion]
+
+    @property
+    def current(self) -> AppVersion:
+        return self.versions[-1]
+
+
+def _truth(task: dict[str, Any]) -> list[tuple[Any, float]]:
+    if "truth" in task:
+        return [(v, float(w)) for v, w in task["truth"]]
+    if task["outcome_type"] == "Boolean":
+        return [(True, 0.9), (False, 0.1)]
+    raise ValueError(f"task {task['name']} needs a 'truth' distribution")
+
+
+@lru_cache(maxsize=16)
+def load_app(name: str) -> App:
+    """Load ``data/apps/<name>.json`` into an :class:`App` with all its versions."""
+    path = data_dir() / "apps" / f"{name}.json"
+    if not path.exists():
+        raise ValueError(f"unknown app {name!r}; available: {', '.join(available_apps())}")
+    spec = json.loads(path.read_text())
+    versions = []
+    for number, vspec in enumerate(spec["versions"], start=1):
+        changes = (spec.get("version_changes") or {}).get(str(number), {})
+        rule_sets = copy.deepcopy(spec.get("rule_sets", {}))
+        for set_name, renames in changes.get("rule_sentences", {}).items():
+            for rule in rule_sets[set_name]:
+                rule["sentence"] = renames.get(rule["sentence"], rule["sentence"])
+        groups = []
+        for gspec in spec["task_groups"]:
+            gid = stable_id(spec["name"], number, "group", gspec["name"])
+            tasks = []
+            for tspec in gspec["tasks"]:
+                if tspec.get("since_version", 1) > number:
+                    continue
+                if tspec["outcome_type"] not in OUTCOME_TYPES:
+                    raise ValueError(f"{name}: bad outcome_type for {tspec['name']}")
+                rules = tspec.get("rules")
+                if isinstance(rules, str):
+                    rules = rule_sets[rules]
+                tid = stable_id(spec["name"], number, "task", gspec["name"], tspec["name"])
+                public = {
+                    "id": tid,
+                    "name": tspec["name"],
+                    "sentence": tspec.get("sentence", tspec["name"].replace("_", " ").capitalize()),
+                    "mandatory": tspec.get("mandatory", True),
+                    "only_for_dashboard": tspec.get("only_for_dashboard", False),
+                    "conformity_status": tspec.get("conformity_status", True),
+                    "outcome_display": tspec.get("outcome_display", "Select"),
+                    "outcome_type": tspec["outcome_type"],
+                    "outcome_validation": rules,
+                    "questionnaire_id": gid,
+                }
+                tasks.append(
+                    TaskDef(
+                        id=tid,
+                        name=tspec["name"],
+                        group_id=gid,
+                        group_name=gspec["name"],
+                        outcome_type=tspec["outcome_type"],
+                        rules=rules,
+                        conformity_status=public["conformity_status"],
+                        public=public,
+                        error_rate=float(tspec.get("error_rate", 0.05)),
+                        truth=_truth(tspec),
+                        is_quality=tspec["name"].endswith("_quality"),
+                    )
+                )
+            public_group = {
+                "id": gid,
+                "name": gspec["name"],
+                "description": gspec.get("description", ""),
+                "order": gspec.get("order", 0),
+                "input_examples": [
+                    f"https://storage.example.com/task-group-examples/{gspec['name']}.jpg"
+                ],
+                "tasks": [t.public for t in tasks],
+                "remote_algorithm_instances": [],
+            }
+            groups.append(GroupDef(gid, gspec["name"], public_group["order"], public_group, tasks))
+        versions.append(
+            AppVersion(
+                app=spec["name"],
+                number=number,
+                label=vspec.get("label", str(number)),
+                id=stable_id(spec["name"], number, "app-version"),
+                groups=groups,
+                types={t["name"]: list(t["task_groups"]) for t in spec["work_order_types"]},
+                type_weights={
+                    t["name"]: float(t.get("weight", 1)) for t in spec["work_order_types"]
+                },
+            )
+        )
+    return App(spec["name"], spec.get("description", ""), versions)

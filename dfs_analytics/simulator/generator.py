@@ -1,0 +1,380 @@
+"""Seeded generation of realistic work orders, and the ground truth that goes with it.
+
+The story of one generated work order:
+
+1. A field engineer (or nobody: work orders created through the API) creates it, of one
+   work-order type (sometimes none: every task group is active).
+2. For each active task group, the engineer takes a photo. Each engineer has habits: how
+   often their photo is good, how often they retake after a "bad photo" verdict, how often they
+   skip a group, the hours they work. The AI judges the photo's quality tasks (``*_quality``)
+   and, when the photo passes, the group's other tasks. The AI's value is the true value, except
+   with the task's error rate (times ``drift`` after the app-version upgrade).
+3. Sometimes metadata is updated afterwards.
+4. About ``review_rate`` of work orders are reviewed in the back office some days later. The
+   reviewer fixes most AI errors (``reviewer_fixes_ai_error``), rarely overturns a right
+   verdict (``reviewer_overrides_right_verdict``) and sometimes re-enters the same value
+   (``reviewer_confirms_right_verdict``: agreement, not an override).
+
+Everything is drawn from one :class:`random.Random` seeded with ``seed``: same seed and
+settings, same data (ids, dates, values, timelines).
+
+Ground truth (:func:`ground_truth`) is computed from the model, not counted from the data: the
+per-analysis AI error rate of each task, and the probability that an analysed task of a
+reviewed work order ends overridden (corrected to a different value).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from .apps import App, AppVersion, TaskDef, data_dir, load_app, stable_id
+from .store import UTC, Store, WorkOrder
+
+
+@dataclass
+class Engineer:
+    name: str | None
+    weight: float
+    photo_quality: float
+    retake: float
+    skip_group: float
+    hours: tuple[float, float]
+
+    @property
+    def email(self) -> str | None:
+        if self.name is None:
+            return None
+        return self.name.lower().replace(" ", ".") + "@example.com"
+
+
+def _parse_date(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    d = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+@dataclass
+class SeedSettings:
+    """What to generate. Defaults come from ``data/seed.json``; any field can be overridden."""
+
+    app: str = "fiber-connection"
+    work_orders: int = 2000
+    seed: int = 0
+    start: str = "2026-01-05T00:00:00Z"
+    end: str = "2026-10-31T00:00:00Z"
+    upgrade_at: float = 0.6
+    review_rate: float = 0.6
+    reviewer_fixes_ai_error: float = 0.85
+    reviewer_overrides_right_verdict: float = 0.01
+    reviewer_confirms_right_verdict: float = 0.02
+    drift: float = 1.0
+    max_attempts: int = 3
+    metadata_update_rate: float = 0.1
+    engineers: list[dict[str, Any]] = field(default_factory=list)
+    reviewers: list[str] = field(default_factory=list)
+    tags: list[list[Any]] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> SeedSettings:
+        """Settings from ``data/seed.json`` with ``overrides`` applied (unknown names raise)."""
+        spec = json.loads((data_dir() / "seed.json").read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown seed settings: {', '.join(sorted(unknown))}")
+        spec.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: v for k, v in spec.items() if k in known})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def engineer_profiles(self) -> list[Engineer]:
+        return [
+            Engineer(
+                name=e.get("name"),
+                weight=float(e.get("weight", 1)),
+                photo_quality=float(e.get("photo_quality", 0.9)),
+                retake=float(e.get("retake", 0.8)),
+                skip_group=float(e.get("skip_group", 0.02)),
+                hours=tuple(e.get("hours", (8, 17))),
+            )
+            for e in self.engineers
+        ] or [Engineer("Field Technician", 1, 0.9, 0.8, 0.02, (8, 17))]
+
+
+def site_id_for(app: App) -> str:
+    return stable_id(app.name, "site")
+
+
+def error_rate(task: TaskDef, version: AppVersion, settings: SeedSettings) -> float:
+    """The AI's per-analysis error rate for ``task`` in ``version`` (drift after the upgrade)."""
+    rate = task.error_rate * (settings.drift if version.number > 1 else 1.0)
+    return min(max(rate, 0.0), 1.0)
+
+
+def _wrong_values(task: TaskDef, value: Any) -> list[tuple[Any, float]]:
+    if task.outcome_type == "Boolean":
+        return [(not value, 1.0)]
+    return [(v, w) for v, w in task.truth if v != value or type(v) is not type(value)]
+
+
+def _alternatives(task: TaskDef, value: Any) -> list[tuple[Any, float]]:
+    """Values a reviewer could wrongly correct ``value`` to (allowed by the task's rules)."""
+    return [(v, w) for v, w in _wrong_values(task, value) if task.allows(v)]
+
+
+def _pick(rng: random.Random, choices: list[tuple[Any, float]]) -> Any:
+    total = sum(w for _, w in choices)
+    x = rng.random() * total
+    for v, w in choices:
+        x -= w
+        if x < 0:
+            return v
+    return choices[-1][0]
+
+
+class _Ids:
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def __call__(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+
+def generate(settings: SeedSettings | None = None) -> Store:
+    """Build a :class:`Store` filled with ``settings.work_orders`` generated work orders."""
+    settings = settings or SeedSettings.defaults()
+    app = load_app(settings.app)
+    store = Store(app, site_id_for(app))
+    store.settings = settings
+    rng = random.Random(settings.seed)
+    new_id = _Ids(rng)
+    engineers = settings.engineer_profiles()
+    eng_weights = [e.weight for e in engineers]
+    start, end = _parse_date(settings.start), _parse_date(settings.end)
+    days = max((end - start).total_seconds() / 86400.0, 1 / 24)
+    upgrade = start + timedelta(days=days * settings.upgrade_at)
+    v1, v2 = app.versions[0], app.versions[-1]
+    type_names = list(v1.types)
+    type_weights = [v1.type_weights[t] for t in type_names]
+    reviewers = settings.reviewers or ["reviewer@example.com"]
+    tag_probs = [(str(t), float(p)) for t, p in settings.tags]
+    regions = settings.regions or ["north", "south"]
+    p_fix = settings.reviewer_fixes_ai_error
+    p_false = settings.reviewer_overrides_right_verdict
+    p_confirm = settings.reviewer_confirms_right_verdict
+
+    work_orders: list[WorkOrder] = []
+    names: list[str] = []
+    for _ in range(settings.work_orders):
+        eng = rng.choices(engineers, eng_weights)[0]
+        day = int(rng.random() * days)
+        h0, h1 = eng.hours
+        created = start + timedelta(days=day, hours=h0 + rng.random() * (h1 - h0))
+        created = min(created, end - timedelta(seconds=1))
+        created = created.replace(microsecond=rng.randrange(1_000_000))
+        version = v2 if created >= upgrade else v1
+        if names and rng.random() < 0.02:
+            name = rng.choice(names)  # names are not unique on the platform
+        else:
+            name = f"{rng.getrandbits(32):08X}"
+            names.append(name)
+        wo = WorkOrder(
+            id=new_id(), name=name, site_id=store.site_id, app_version=version, create_date=created
+        )
+        wo.types = [] if rng.random() < 0.05 else [rng.choices(type_names, type_weights)[0]]
+        wo.field_engineer_email = eng.email
+        wo.field_engineer_name = eng.name
+        wo.metadata = {
+            "created_with": "mobile_app" if eng.name else "api",
+            "region": rng.choice(regions),
+        }
+        if rng.random() < 0.5:
+            wo.metadata["contract_id"] = f"C-{rng.randrange(10**6):06d}"
+        wo.tags = [t for t, p in tag_probs if rng.random() < p]
+        user = eng.email
+        wo.events.append(Store.event(created, "created", event_id=new_id(), user=user))
+        t = created
+        quality_truth: dict[str, bool] = {}
+        for group in version.active_groups(wo.types):
+            for task in group.job_tasks:
+                wo.truth[task.name] = _pick(rng, task.truth)
+            if rng.random() < eng.skip_group:
+                continue
+            for attempt in range(1, settings.max_attempts + 1):
+                t += timedelta(seconds=30 + rng.random() * 600)
+                values: dict[str, Any] = {}
+                for task in group.quality_tasks:
+                    good = rng.random() < eng.photo_quality
+                    quality_truth[task.name] = good
+                    wrong = rng.random() < error_rate(task, version, settings)
+                    values[task.name] = (not good) if wrong else good
+                passed = all(values.values())
+                if passed:
+                    for task in group.job_tasks:
+                        true_value = wo.truth[task.name]
+                        if rng.random() < error_rate(task, version, settings):
+                            values[task.name] = _pick(rng, _wrong_values(task, true_value))
+                        else:
+                            values[task.name] = true_value
+                analysis_id = new_id()
+                url = f"https://storage.example.com/work-orders/{wo.id}/{group.name}-{attempt}.jpg"
+                _, messages = store.apply_analysis(
+                    wo,
+                    group.name,
+                    values,
+                    when=t,
+                    analysis_id=analysis_id,
+                    user=user,
+                    event_id=new_id(),
+                )
+                wo.inputs.append(
+                    {
+                        "id": new_id(),
+                        "name": "image_input",
+                        "task_group_name": group.name,
+                        "analysis_id": analysis_id,
+                        "date": wo.events[-1]["date"],
+                        "data": {"type": "image", "value": url},
+                        "conformity_messages": messages,
+                        "_ai": values,
+                    }
+                )
+                if passed or rng.random() >= eng.retake:
+                    break
+        wo.truth.update(quality_truth)
+        if rng.random() < settings.metadata_update_rate:
+            t += timedelta(hours=1 + rng.random() * 48)
+            wo.metadata["checked"] = True
+            wo.events.append(Store.event(t, "metadata_update", event_id=new_id(), user=None))
+        if rng.random() < settings.review_rate:
+            reviewer = rng.choice(reviewers)
+            review = t + timedelta(days=0.5 + rng.random() * 9.5)
+            moments = sorted(rng.random() for _ in range(len(wo.states)))
+            k = 0
+            for task in wo.active_tasks():
+                state = wo.states.get(task.id)
+                if state is None:
+                    continue
+                ai, true_value = state["analyzed_value"], wo.truth.get(task.name)
+                target = None
+                if ai != true_value or type(ai) is not type(true_value):
+                    if rng.random() < p_fix and task.allows(true_value):
+                        target = true_value
+                else:
+                    r = rng.random()
+                    alternatives = _alternatives(task, ai)
+                    if r < p_false and alternatives:
+                        target = _pick(rng, alternatives)
+                    elif p_false <= r < p_false + p_confirm:
+                        target = ai
+                if target is not None:
+                    when = t + (review - t) * (0.5 + 0.5 * moments[k] * 0.999)
+                    k += 1
+                    store.apply_correction(
+                        wo, task, target, when=when, user=reviewer, event_id=new_id()
+                    )
+            wo.review_date = review
+            wo.events.append(Store.event(review, "review", event_id=new_id(), user=reviewer))
+            t = review
+        wo.update_date = t
+        work_orders.append(wo)
+    store.bulk_load(work_orders)
+    return store
+
+
+# --------------------------------------------------------------------------------------------
+# Ground truth
+# --------------------------------------------------------------------------------------------
+
+
+def _quality_wrong_probability(e: float, eng: Engineer, attempts: int) -> float:
+    """P(the final analysed value of a quality task is wrong) for one engineer's habits."""
+    g = eng.photo_quality
+    a = g * (1 - e) + (1 - g) * e  # P(the AI says "good photo") on one attempt
+    if a <= 0:
+        return g * e / 1.0
+    q = eng.retake * (1 - a)
+    p_false = (1 - a) * (
+        (1 - eng.retake) * sum(q**j for j in range(attempts - 1)) + q ** (attempts - 1)
+    )
+    p_true = 1 - p_false
+    wrong = p_true * (1 - g) * e / a
+    if p_false > 0 and a < 1:
+        wrong += p_false * g * e / (1 - a)
+    return wrong
+
+
+def ground_truth(store: Store) -> dict[str, Any]:
+    """True parameters per task name: AI error rate and override probability, per app version.
+
+    ``override_probability`` is the probability that an analysed task of a reviewed work order
+    ends with a corrected value that differs from the analysed one. For quality tasks it accounts
+    for the engineers' retakes (a retake happens after a "bad photo" verdict, so the final
+    verdict is not a random draw).
+    """
+    settings: SeedSettings = store.settings
+    app = store.app
+    engineers = settings.engineer_profiles()
+    p_fix = settings.reviewer_fixes_ai_error
+    p_false = settings.reviewer_overrides_right_verdict
+    weights = {1: settings.upgrade_at, len(app.versions): 1 - settings.upgrade_at}
+    tasks: dict[str, Any] = {}
+    for version in app.versions:
+        for task in version.tasks_by_id.values():
+            e = error_rate(task, version, settings)
+            if task.is_quality:
+                w = [eng.weight * (1 - eng.skip_group) for eng in engineers]
+                wrong = sum(
+                    wi * _quality_wrong_probability(e, eng, settings.max_attempts)
+                    for wi, eng in zip(w, engineers, strict=True)
+                ) / sum(w)
+                can_override_right = p_false  # both verdicts of a photo check are allowed
+            else:
+                wrong = e
+                # a wrong override of a right verdict needs an allowed alternative to it
+                total = sum(wt for _, wt in task.truth)
+                can_override_right = (
+                    p_false * sum(wt for v, wt in task.truth if _alternatives(task, v)) / total
+                )
+            override = wrong * p_fix + (1 - wrong) * can_override_right
+            entry = tasks.setdefault(
+                task.name,
+                {
+                    "task_group_name": task.group_name,
+                    "outcome_type": task.outcome_type,
+                    "is_quality": task.is_quality,
+                    "by_app_version": {},
+                },
+            )
+            entry["by_app_version"][version.id] = {
+                "label": version.label,
+                "ai_error_rate": e,
+                "final_error_rate": wrong,
+                "override_probability": override,
+                "weight": weights.get(version.number, 0.0),
+            }
+    for entry in tasks.values():
+        versions = entry["by_app_version"].values()
+        total = sum(v["weight"] for v in versions) or 1.0
+        for key in ("ai_error_rate", "final_error_rate", "override_probability"):
+            entry[key] = sum(v[key] * v["weight"] for v in versions) / total
+    return {
+        "app": app.name,
+        "seed": settings.seed,
+        "work_orders": settings.work_orders,
+        "settings": settings.as_dict(),
+        "app_versions": [{"id": v.id, "label": v.label, "number": v.number} for v in app.versions],
+        "upgrade_date": (
+            _parse_date(settings.start)
+            + (_parse_date(settings.end) - _parse_date(settings.start)) * settings.upgrade_at
+        ).isoformat(),
+        "tasks": tasks,
+    }
