@@ -13,6 +13,14 @@ or from a shell: ``dfs-analytics simulate --port 8765``. Needs the ``sim`` extra
 
 from .apps import available_apps, load_app
 from .generator import SeedSettings, generate, ground_truth
-from .server import Simulator
+from .server import Simulator, SimulatorProcess
 
-__all__ = ["SeedSettings", "Simulator", "available_apps", "generate", "ground_truth", "load_app"]
+__all__ = [
+    "SeedSettings",
+    "Simulator",
+    "SimulatorProcess",
+    "available_apps",
+    "generate",
+    "ground_truth",
+    "load_app",
+]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import fields
@@ -18,7 +20,54 @@ from .store import Store
 _RUNTIME = {f.name for f in fields(RuntimeConfig)} - {"api_keys"}
 
 
-class Simulator:
+class _SimulatorView:
+    """What a test or benchmark asks a running simulator, over its ``/_sim/`` HTTP view."""
+
+    host: str
+    port: int
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, to give to a client: ``http://127.0.0.1:<port>/v0.2/``."""
+        return self.url + "/v0.2/"
+
+    def _sim_get(self, path: str) -> Any:
+        r = requests.get(self.url + "/_sim/" + path, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def truth(self) -> dict[str, Any]:
+        """Ground truth per task name (``GET /_sim/truth``)."""
+        return self._sim_get("truth")
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests received per route, e.g. ``{"GET /v0.2/work-orders/": 3}``."""
+        return self._sim_get("requests")["routes"]
+
+    def reset_request_counts(self) -> None:
+        requests.delete(self.url + "/_sim/requests", timeout=30).raise_for_status()
+
+    def correction_counts(self) -> dict[tuple[str, str], int]:
+        """Accepted correction calls per ``(work_order_id, task_id)``."""
+        rows = self._sim_get("corrections")["results"]
+        return {(r["work_order_id"], r["task_id"]): r["accepted"] for r in rows}
+
+    def configure(self, **changes: Any) -> None:
+        """Change runtime settings now (e.g. ``fault_rate=0.1``, ``latency=0.03``)."""
+        unknown = set(changes) - _RUNTIME
+        if unknown:
+            raise TypeError(f"unknown runtime settings: {', '.join(sorted(unknown))}")
+        r = requests.patch(self.url + "/_sim/config", json=changes, timeout=30)
+        r.raise_for_status()
+
+
+class Simulator(_SimulatorView):
     """A running simulator of the Field Services API, as a context manager.
 
     >>> with Simulator(work_orders=200, seed=0) as sim:
@@ -104,17 +153,15 @@ class Simulator:
             f"work_orders={self.seed_settings.work_orders} {state}>"
         )
 
-    # -- addresses ----------------------------------------------------------------------------
+    # -- in-process access ---------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """The API's base URL, to give to a client: ``http://127.0.0.1:<port>/v0.2/``."""
-        return self.url + "/v0.2/"
+    def configure(self, **changes: Any) -> None:
+        """Change runtime settings now (e.g. ``fault_rate=0.1``, ``latency=0.03``)."""
+        unknown = set(changes) - _RUNTIME
+        if unknown:
+            raise TypeError(f"unknown runtime settings: {', '.join(sorted(unknown))}")
+        for key, value in changes.items():
+            setattr(self.config, key, value)
 
     @property
     def store(self) -> Store:
@@ -125,37 +172,6 @@ class Simulator:
     @property
     def state(self) -> SimState:
         return self.app.state.sim
-
-    # -- the ground-truth view, in Python -----------------------------------------------------
-
-    def configure(self, **changes: Any) -> None:
-        """Change runtime settings now (e.g. ``fault_rate=0.1``, ``latency=0.03``)."""
-        unknown = set(changes) - _RUNTIME
-        if unknown:
-            raise TypeError(f"unknown runtime settings: {', '.join(sorted(unknown))}")
-        for key, value in changes.items():
-            setattr(self.config, key, value)
-
-    def _sim_get(self, path: str) -> Any:
-        r = requests.get(self.url + "/_sim/" + path, timeout=30)
-        r.raise_for_status()
-        return r.json()
-
-    def truth(self) -> dict[str, Any]:
-        """Ground truth per task name (``GET /_sim/truth``)."""
-        return self._sim_get("truth")
-
-    def request_counts(self) -> dict[str, int]:
-        """Requests received per route, e.g. ``{"GET /v0.2/work-orders/": 3}``."""
-        return self._sim_get("requests")["routes"]
-
-    def reset_request_counts(self) -> None:
-        requests.delete(self.url + "/_sim/requests", timeout=30).raise_for_status()
-
-    def correction_counts(self) -> dict[tuple[str, str], int]:
-        """Accepted correction calls per ``(work_order_id, task_id)``."""
-        rows = self._sim_get("corrections")["results"]
-        return {(r["work_order_id"], r["task_id"]): r["accepted"] for r in rows}
 
 
 def serve(simulator: Simulator) -> None:
@@ -168,3 +184,67 @@ def serve(simulator: Simulator) -> None:
         pass
     finally:
         simulator.stop()
+
+
+class SimulatorProcess(_SimulatorView):
+    """The simulator in its own process (``dfs-analytics simulate``), as a context manager.
+
+    Benchmarks use it so the server does not share the client's interpreter, as a real server
+    would not. Takes the command's options as keyword arguments (``work_orders=500``,
+    ``latency=0.03`` ...).
+    """
+
+    def __init__(self, *, api_key: str = "demo-key", host: str = "127.0.0.1", **options: Any):
+        self.api_key = api_key
+        self.host = host
+        self.options = options
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SimulatorProcess:
+        with socket.socket() as probe:
+            probe.bind((self.host, 0))
+            self.port = probe.getsockname()[1]
+        args = [
+            sys.executable,
+            "-m",
+            "dfs_analytics.cli",
+            "simulate",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+        ]
+        for key, value in self.options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                raise RuntimeError(f"the simulator process exited: {err[-2000:]}")
+            try:
+                requests.get(self.url + "/_sim/config", timeout=1).raise_for_status()
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the simulator process did not answer in time")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> SimulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

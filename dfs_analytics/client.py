@@ -1,0 +1,836 @@
+"""The HTTP client of the Field Services API: the only module that speaks HTTP.
+
+One method per endpoint; retries with backoff where a retry cannot double an effect; typed
+errors (:mod:`dfs_analytics.errors`); pagination that never truncates; a requests-cache HTTP
+cache for single-resource reads, and an offline mode.
+
+Retry policy:
+
+- A connection that could not be opened, and a 429 (the server did nothing), are retried for
+  every method, honouring ``Retry-After``.
+- 500/502/503/504 and connections cut mid-answer are retried for reads and idempotent writes
+  (GET, HEAD, PUT, DELETE) only.
+- A non-idempotent write (POST: create, analyze; PATCH: update, metadata merge, correction)
+  whose answer is lost raises :class:`~dfs_analytics.errors.OutcomeUnknownError`: it may have
+  been applied, and the platform records every call, so it is never blindly re-sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import urllib.parse
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timezone
+from typing import Any
+
+import requests
+import requests_cache
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+from .config import DEFAULT, Settings
+from .errors import (
+    APIError,
+    ConfigurationError,
+    IncompleteDataError,
+    OfflineCacheMiss,
+    OutcomeUnknownError,
+    ThrottledError,
+    TransportError,
+    error_for_status,
+)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+LIST_FILTERS = (
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+    "reviewed",
+    "name",
+    "tag",
+    "field_engineer_email",
+    "ordering",
+)
+ORDERINGS = ("create_date", "-create_date", "update_date", "-update_date")
+MAX_RETRY_AFTER = 120.0
+
+
+class IncompleteDataWarning(UserWarning):
+    """A listing's ``count`` and the rows collected disagree (see :class:`IncompleteDataError`)."""
+
+
+class _Retry(Retry):
+    """urllib3 Retry that also retries 429 for non-idempotent methods (nothing was done)
+    and caps absurd ``Retry-After`` values."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429 and self.total:
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, MAX_RETRY_AFTER)
+
+
+def to_api_date(value: Any, name: str = "date") -> str:
+    """Any date-like value as the API's ISO-8601 UTC form (``2026-03-05T08:52:30Z``).
+
+    Accepts ISO strings (with or without time or offset), ``date``, ``datetime`` and pandas
+    ``Timestamp``; naive values are taken as UTC. Raises ConfigurationError otherwise.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            d = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}={value!r} is not a date: use ISO-8601 such as '2026-03-01' or "
+                "'2026-03-01T08:00:00Z', a datetime.date/datetime, or a pandas Timestamp."
+            ) from None
+    elif isinstance(value, datetime):  # includes pandas.Timestamp
+        d = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+    elif isinstance(value, date):
+        d = datetime(value.year, value.month, value.day)
+    else:
+        raise ConfigurationError(
+            f"{name}={value!r} is not a date: use an ISO-8601 string, a date/datetime or a "
+            "pandas Timestamp."
+        )
+    d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+    text = d.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{d.microsecond:06d}Z" if d.microsecond else "Z")
+
+
+def list_params(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Check work-order list filters and turn them into query parameters.
+
+    Raises ConfigurationError naming an unknown filter or a bad value, before any request.
+    """
+    unknown = [k for k in filters if k not in LIST_FILTERS]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown work-order filter(s) {', '.join(map(repr, unknown))}; "
+            f"known filters: {', '.join(LIST_FILTERS)}."
+        )
+    params: dict[str, Any] = {}
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key.endswith(("_after", "_before")):
+            params[key] = to_api_date(value, key)
+        elif key == "reviewed":
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"reviewed must be True or False, got {value!r}.")
+            params[key] = "true" if value else "false"
+        elif key == "tag":
+            tags = [value] if isinstance(value, str) else list(value)
+            if not all(isinstance(t, str) and t for t in tags):
+                raise ConfigurationError(
+                    f"tag must be a string or a list of strings, got {value!r}."
+                )
+            if tags:
+                params[key] = sorted(set(tags))
+        elif key == "ordering":
+            if value not in ORDERINGS:
+                raise ConfigurationError(
+                    f"ordering must be one of {', '.join(ORDERINGS)}, got {value!r}."
+                )
+            params[key] = value
+        else:
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}.")
+            params[key] = value
+    return params
+
+
+def _detail(body: Any, text: str) -> str:
+    if isinstance(body, dict):
+        if "detail" in body and len(body) == 1:
+            return str(body["detail"])
+        parts = []
+        for key, value in body.items():
+            msgs = value if isinstance(value, list) else [value]
+            parts.append(f"{key}: {' '.join(str(m) for m in msgs)}")
+        return "; ".join(parts) or "(empty error body)"
+    if isinstance(body, list):
+        return "; ".join(str(m) for m in body)
+    snippet = re.sub(r"<[^>]+>", " ", text or "")
+    snippet = " ".join(snippet.split())
+    return (snippet[:200] + "...") if len(snippet) > 200 else (snippet or "(no body)")
+
+
+class Client:
+    """A client of one Deepomatic Field Services site (or of the local simulator).
+
+    Args:
+        base_url: the API's base URL, e.g. ``http://127.0.0.1:8765/v0.2/``; or give
+        site_id: the deployed site's id (full UUID or first four groups) and
+        region: ``"eu"`` (default) or ``"us"``.
+        api_key: the site's API key (sent as ``Authorization: Token ...``, never stored).
+        cache: ``"default"`` (the user's cache folder), a folder path, or ``None`` (no cache).
+        offline: serve reads from the cache only; a miss raises OfflineCacheMiss.
+        max_workers: concurrent requests for bulk reads.
+        timeout: seconds to wait for the server on each request.
+        retries: how many times a retryable failure is retried.
+        page_size: list page size asked for (the API caps it at 1000).
+        progress: show progress bars on bulk loads.
+        allow_insecure_http: allow plain ``http://`` to a non-loopback host.
+
+    Every method returns parsed JSON (dicts and lists) as the server sent it.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        site_id: str | None = None,
+        region: str = "eu",
+        api_key: str | None = None,
+        cache: Any = DEFAULT,
+        offline: bool = False,
+        max_workers: int = 8,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff_factor: float = 0.3,
+        page_size: int = 1000,
+        progress: bool = True,
+        allow_insecure_http: bool = False,
+    ):
+        self.settings = Settings.resolve(
+            base_url,
+            site_id=site_id,
+            region=region,
+            cache=cache,
+            api_key=api_key,
+            offline=offline,
+            max_workers=max_workers,
+            timeout=timeout,
+            retries=retries,
+            backoff_factor=backoff_factor,
+            page_size=page_size,
+            progress=progress,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._init_sessions()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        """A client from ``DFS_BASE_URL`` or ``DFS_SITE_ID`` (+ ``DFS_REGION``), ``DFS_API_KEY``
+        and ``DFS_CACHE``; keyword arguments override them."""
+        settings = Settings.from_env(**overrides)
+        client = cls.__new__(cls)
+        client.settings = settings
+        client._init_sessions()
+        return client
+
+    def _init_sessions(self) -> None:
+        s = self.settings
+        self._local = threading.local()
+        self.cache_dir = s.cache_dir
+        if self.cache_dir is not None:
+            _private_dir(self.cache_dir)
+            http_cache = self.cache_dir / "http.sqlite"
+            _private_file(http_cache)
+            self._cached: requests.Session = requests_cache.CachedSession(
+                str(http_cache),
+                backend="sqlite",
+                expire_after=requests_cache.NEVER_EXPIRE
+                if s.offline
+                else requests_cache.EXPIRE_IMMEDIATELY,
+                allowable_methods=("GET",),
+                allowable_codes=(200,),
+                ignored_parameters=("Authorization",),
+                match_headers=False,
+                only_if_cached=s.offline,
+                stale_if_error=False,
+            )
+        else:
+            self._cached = requests.Session()
+        self._plain = requests.Session()
+        retry = _Retry(
+            total=s.retries,
+            connect=s.retries,
+            read=s.retries,
+            status=s.retries,
+            other=0,
+            backoff_factor=s.backoff_factor,
+            backoff_jitter=s.backoff_factor / 2,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=IDEMPOTENT,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        for session in (self._cached, self._plain):
+            adapter = HTTPAdapter(
+                max_retries=retry, pool_connections=4, pool_maxsize=max(10, s.max_workers * 2)
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = f"dfs-analytics/{__version__}"
+            session.headers["Accept"] = "application/json"
+            if s.api_key:
+                session.headers["Authorization"] = f"Token {s.api_key}"
+        self._base = urllib.parse.urlsplit(s.base_url)
+
+    def __repr__(self) -> str:
+        return f"Client({self.settings!r})"
+
+    def close(self) -> None:
+        """Close the HTTP sessions and the cache file."""
+        self._plain.close()
+        self._cached.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- low level ----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API path such as ``work-orders/<id>/``."""
+        return self.settings.base_url + path.lstrip("/")
+
+    def _same_origin(self, url: str) -> str:
+        """Keep the key on our host: a ``next`` link to another host is re-aimed at ours."""
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.settings.base_url, url))
+        if parts.netloc.lower() != self._base.netloc:
+            parts = parts._replace(scheme=self._base.scheme, netloc=self._base.netloc)
+        return urllib.parse.urlunsplit(parts)
+
+    def _path_of(self, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        cached: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one request with the retry policy; return the response whatever its status.
+
+        Raises TransportError / OutcomeUnknownError when no answer came, OfflineCacheMiss
+        offline. Most callers want :meth:`request`, which also maps statuses to errors.
+        """
+        method = method.upper()
+        url = self._same_origin(path_or_url if "://" in path_or_url else self.url(path_or_url))
+        if self.settings.offline and not (cached and method == "GET"):
+            raise OfflineCacheMiss(
+                f"{method} {self._path_of(url)}: this client is offline (offline=True) and this "
+                "request is not served from the cache. Create the client with offline=False."
+            )
+        if not self.settings.api_key:
+            raise ConfigurationError("no API key: pass Client(api_key=...) or set DFS_API_KEY.")
+        session = self._cached if cached and method == "GET" else self._plain
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body, default=str).encode()
+            hdrs["Content-Type"] = "application/json"
+        attempts = self.settings.retries + 1 if method in IDEMPOTENT else 1
+        for attempt in range(attempts):
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=hdrs,
+                    timeout=self.settings.timeout,
+                )
+                _ = response.content  # a connection cut mid-answer surfaces here
+                break
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(self.settings.backoff_factor * 2**attempt)
+                    continue
+                path = self._path_of(url)
+                reason = _reason(exc)
+                sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
+                if sent and method not in IDEMPOTENT:
+                    raise OutcomeUnknownError(
+                        f"{method} {path}: the request was sent but its answer was lost "
+                        f"({reason}); "
+                        "it may or may not have been applied. Check the server's state before "
+                        "sending it again.",
+                        method=method,
+                        path=path,
+                    ) from None
+                raise TransportError(
+                    f"{method} {path}: no answer from {self._base.netloc} ({reason}) after "
+                    f"{attempt + 1} attempt(s). Check the base URL / site id and the network.",
+                    method=method,
+                    path=path,
+                ) from None
+        if (
+            self.settings.offline
+            and response.status_code == 504
+            and not getattr(response, "from_cache", False)
+        ):
+            raise OfflineCacheMiss(
+                f"GET {self._path_of(url)} is not in the cache (offline=True). Load it once "
+                "online first, or create the client with offline=False."
+            )
+        return response
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        cached: bool = False,
+        expected: Iterable[int] = (200, 201, 202, 204),
+    ) -> Any:
+        """Send one request and return its parsed JSON body (None for an empty body).
+
+        ``cached`` reads through the HTTP cache (GET only). Raises the typed errors of
+        :mod:`dfs_analytics.errors`.
+        """
+        response = self.send(method, path_or_url, params=params, body=body, cached=cached)
+        return self.parse(response, expected=expected)
+
+    def parse(
+        self, response: requests.Response, *, expected: Iterable[int] = (200, 201, 202, 204)
+    ) -> Any:
+        """The JSON of a successful response, or the typed error of a failed one."""
+        method = response.request.method or "GET"
+        status = response.status_code
+        path = self._path_of(response.url)
+        if status in expected and status < 400:
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise APIError(
+                    method=method,
+                    path=path,
+                    status=status,
+                    detail="the answer is not JSON: " + _detail(None, response.text),
+                    hint="Check that the base URL points at the Field Services API (.../v0.2/).",
+                ) from None
+        try:
+            parsed = response.json()
+        except ValueError:
+            parsed = None
+        cls = error_for_status(status)
+        err = cls(
+            method=method,
+            path=path,
+            status=status,
+            detail=_detail(parsed, response.text),
+            body=parsed,
+        )
+        if isinstance(err, ThrottledError):
+            retry_after = response.headers.get("Retry-After")
+            err.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None
+        raise err
+
+    # -- pagination ---------------------------------------------------------------------------
+
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        on_page: Callable[[int, int | None], None] | None = None,
+        strict: bool = True,
+    ) -> tuple[list[Any], int | None]:
+        """Every item of a list endpoint, and the server's ``count``.
+
+        Follows ``next`` whatever its style; when it is page-numbered, the remaining pages are
+        fetched concurrently. Accepts a bare JSON array. Items are checked against ``count``
+        (deduplicated by ``id``); a mismatch is re-walked once, then raises
+        :class:`IncompleteDataError` (``strict``) or warns.
+        """
+        params = dict(params or {})
+        params.setdefault("page_size", self.settings.page_size)
+        for _ in range(2):
+            items, count = self._walk(path, params, on_page)
+            unique = _dedupe(items)
+            if count is None or len(unique) == count:
+                return unique, count
+        message = (
+            f"GET {path}: collected {len(unique)} distinct items but the server announced "
+            f"{count}, twice. The data probably changed during the walk; narrow the query "
+            "(e.g. created_before) or retry."
+        )
+        if strict:
+            raise IncompleteDataError(message)
+        warnings.warn(message, IncompleteDataWarning, stacklevel=2)
+        return unique, count
+
+    def _walk(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        on_page: Callable[[int, int | None], None] | None,
+    ) -> tuple[list[Any], int | None]:
+        first = self.request("GET", path, params=params)
+        if isinstance(first, list):  # an un-paginated list
+            if on_page:
+                on_page(len(first), len(first))
+            return first, None
+        if not isinstance(first, dict) or "results" not in first:
+            raise APIError(
+                method="GET",
+                path=path,
+                status=200,
+                detail="expected a page with 'results' or a JSON array",
+                hint="Check that the base URL points at the Field Services API.",
+            )
+        items = list(first.get("results") or [])
+        count = first.get("count")
+        count = count if isinstance(count, int) else None
+        if on_page:
+            on_page(len(items), count)
+        nxt = first.get("next")
+        urls = _page_urls(nxt, count, len(items))
+        if urls:
+
+            def fetch(url: str) -> dict[str, Any]:
+                page = self.request("GET", url)
+                if on_page:
+                    on_page(len(page.get("results") or []), count)
+                return page
+
+            with ThreadPoolExecutor(self.settings.max_workers) as pool:
+                pages = list(pool.map(fetch, urls))
+            for page in pages:
+                items.extend(page.get("results") or [])
+            nxt = pages[-1].get("next") if pages else None
+        seen_next: set[str] = set()
+        while nxt:
+            if nxt in seen_next:
+                raise APIError(
+                    method="GET", path=path, status=200, detail=f"the 'next' link loops ({nxt})"
+                )
+            seen_next.add(nxt)
+            page = self.request("GET", nxt)
+            if isinstance(page, list):
+                items.extend(page)
+                break
+            batch = page.get("results") or []
+            items.extend(batch)
+            if on_page:
+                on_page(len(batch), count)
+            nxt = page.get("next")
+        return items, count
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def list_work_orders(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every work order matching the filters (``created_after``, ``created_before``,
+        ``updated_after``, ``updated_before``, ``reviewed``, ``name``, ``tag``,
+        ``field_engineer_email``, ``ordering``), with their tasks and states."""
+        items, _ = self.paginate("work-orders/", list_params(filters))
+        return items
+
+    def get_work_order(self, work_order_id: str, *, include_inputs: bool = True) -> dict[str, Any]:
+        """One work order (with ``inputs`` unless ``include_inputs=False``); cached."""
+        return self.request(
+            "GET",
+            self._wo_path(work_order_id),
+            params={"include_inputs": "true" if include_inputs else "false"},
+            cached=True,
+        )
+
+    def create_work_order(
+        self,
+        name: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        field_engineer_email: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a work order; returns it. Not retried if its answer is lost."""
+        body: dict[str, Any] = {"name": name}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if tags is not None:
+            body["tags"] = list(tags)
+        if types is not None:
+            body["types"] = list(types)
+        if field_engineer_email is not None:
+            body["field_engineer_email"] = field_engineer_email
+        return self.request("POST", "work-orders/", body=body, expected=(200, 201))
+
+    def update_work_order(
+        self, work_order_id: str, *, replace: bool = False, **fields: Any
+    ) -> dict[str, Any]:
+        """Change a work order's ``name``, ``metadata``, ``tags``, ``types`` or
+        ``field_engineer_email``. ``replace=True`` sends a PUT (omitted optional fields are
+        reset); otherwise a PATCH of the given fields. Returns the work order."""
+        allowed = {"name", "metadata", "tags", "types", "field_engineer_email"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ConfigurationError(
+                f"cannot update {', '.join(sorted(unknown))}; "
+                f"writable: {', '.join(sorted(allowed))}."
+            )
+        if replace and "name" not in fields:
+            raise ConfigurationError("a full update (replace=True) needs name=...")
+        result = self.request(
+            "PUT" if replace else "PATCH", self._wo_path(work_order_id), body=fields
+        )
+        self.invalidate(work_order_id)
+        return result
+
+    def delete_work_order(self, work_order_id: str) -> None:
+        """Delete a work order. Deleting one that is already gone raises NotFoundError."""
+        try:
+            self.request("DELETE", self._wo_path(work_order_id), expected=(200, 202, 204))
+        finally:
+            self.invalidate(work_order_id)
+
+    def get_timeline(self, work_order_id: str) -> list[dict[str, Any]]:
+        """Every timeline event of one work order, oldest first."""
+        items, _ = self.paginate(self._wo_path(work_order_id) + "timeline/")
+        return items
+
+    def patch_metadata(self, work_order_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into the metadata (a None value removes the key); returns it all."""
+        result = self.request(
+            "PATCH", self._wo_path(work_order_id) + "metadata/", body=dict(values)
+        )
+        self.invalidate(work_order_id)
+        return result
+
+    def put_metadata(self, work_order_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the metadata with ``values``; returns it."""
+        result = self.request("PUT", self._wo_path(work_order_id) + "metadata/", body=dict(values))
+        self.invalidate(work_order_id)
+        return result
+
+    def list_task_groups(self) -> list[dict[str, Any]]:
+        """The task groups (with their tasks) of the site's current app version(s)."""
+        items, _ = self.paginate("task-groups/")
+        return items
+
+    def get_task_group(self, id_or_name: str) -> dict[str, Any]:
+        """One task group by id (any app version) or name (current version); cached."""
+        return self.request("GET", f"task-groups/{_quote(id_or_name)}/", cached=True)
+
+    def analyze(
+        self,
+        work_order_id: str,
+        task_group: str,
+        image: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        input_type: str = "image",
+    ) -> dict[str, Any]:
+        """Analyse one input (an image URL or a ``data:`` URI) for one task group,
+        synchronously; returns the work order with its new states. Not retried if lost."""
+        body = self._analyze_body(task_group, image, metadata, input_type)
+        try:
+            return self.request("POST", self._wo_path(work_order_id) + "analyze/", body=body)
+        finally:
+            self.invalidate(work_order_id)
+
+    def analyze_with_callback(
+        self,
+        work_order_id: str,
+        task_group: str,
+        image: str,
+        callback_url: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        input_type: str = "image",
+    ) -> str:
+        """Ask for an analysis whose result the server POSTs to ``callback_url``; returns the
+        ``analysis_id`` the callback will carry."""
+        body = self._analyze_body(task_group, image, metadata, input_type)
+        body["callback_url"] = callback_url
+        try:
+            answer = self.request(
+                "POST",
+                self._wo_path(work_order_id) + "analyze/callback/",
+                body=body,
+                expected=(200, 201, 202),
+            )
+        finally:
+            self.invalidate(work_order_id)
+        analysis_id = (answer or {}).get("analysis_id") if isinstance(answer, dict) else None
+        if not analysis_id:
+            raise APIError(
+                method="POST",
+                path="analyze/callback/",
+                status=202,
+                detail="the answer has no analysis_id",
+            )
+        return str(analysis_id)
+
+    def correct(self, work_order_id: str, task_id: str, value: Any) -> dict[str, Any]:
+        """Set a task's corrected value; returns ``{"id": task_id, "state": {...}}``.
+
+        Not retried if its answer is lost (:class:`OutcomeUnknownError`): every accepted call
+        is recorded on the platform, so check the state before sending again.
+        """
+        try:
+            return self.request(
+                "PATCH",
+                self._wo_path(work_order_id) + f"tasks/{_quote(task_id)}/correction/",
+                body={"corrected_value": value},
+            )
+        finally:
+            self.invalidate(work_order_id)
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def invalidate(self, work_order_id: str) -> None:
+        """Forget cached reads of one work order (done after every write to it)."""
+        listeners = getattr(self, "_write_listeners", ())
+        for listener in list(listeners):
+            listener(work_order_id)
+        if isinstance(self._cached, requests_cache.CachedSession):
+            base = self.url(self._wo_path(work_order_id))
+            self._cached.cache.delete(
+                urls=[base, base + "?include_inputs=true", base + "?include_inputs=false"]
+            )
+
+    def on_write(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(work_order_id)`` after every write (loaders use it to drop
+        snapshots)."""
+        if not hasattr(self, "_write_listeners"):
+            self._write_listeners: list[Callable[[str], None]] = []
+        self._write_listeners.append(listener)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _wo_path(work_order_id: str) -> str:
+        if not isinstance(work_order_id, str) or not work_order_id.strip():
+            raise ConfigurationError(
+                f"work_order_id must be a non-empty string, got {work_order_id!r}."
+            )
+        return f"work-orders/{_quote(work_order_id.strip())}/"
+
+    @staticmethod
+    def _analyze_body(
+        task_group: str, image: str, metadata: Mapping[str, Any] | None, input_type: str
+    ) -> dict[str, Any]:
+        if not isinstance(task_group, str) or not task_group:
+            raise ConfigurationError("task_group must be the task group's name.")
+        if not isinstance(image, str) or not image.startswith(("http://", "https://", "data:")):
+            raise ConfigurationError("image must be an http(s) URL or a data: URI.")
+        return {
+            "inputs": [
+                {"name": "image_input", "data": {"type": input_type, "value": image}},
+                {"name": "context", "data": {"type": "text", "value": task_group}},
+            ],
+            "metadata": dict(metadata or {}),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
+def _dedupe(items: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    out = []
+    for item in items:
+        key = item.get("id") if isinstance(item, dict) else None
+        if key is None:
+            out.append(item)
+        elif key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def _page_urls(next_url: Any, count: int | None, first_len: int) -> list[str]:
+    """URLs of pages 2..N when ``next`` is page-numbered and ``count`` is known."""
+    if not isinstance(next_url, str) or count is None or first_len <= 0:
+        return []
+    parts = urllib.parse.urlsplit(next_url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    pages = [v for k, v in query if k == "page"]
+    if len(pages) != 1 or pages[0] != "2":
+        return []
+    last = math.ceil(count / first_len)
+    urls = []
+    for n in range(2, last + 1):
+        q = [(k, str(n) if k == "page" else v) for k, v in query]
+        urls.append(urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q))))
+    return urls
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request left (connection refused, DNS)."""
+    text = repr(exc)
+    return any(
+        s in text
+        for s in (
+            "NewConnectionError",
+            "NameResolutionError",
+            "Connection refused",
+            "Failed to establish",
+        )
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for pattern in (
+        r"\[Errno -?\d+\] [^'\")]+",
+        r"Connection refused",
+        r"Read timed out",
+        r"IncompleteRead[^)]*\)",
+        r"Connection aborted",
+        r"RemoteDisconnected[^)]*",
+        r"Name or service not known",
+    ):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(0)
+    return type(exc).__name__
+
+
+def _private_dir(path: Any) -> None:
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(p, 0o700)
+
+
+def _private_file(path: Any) -> None:
+    import os
+
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)

@@ -1,0 +1,157 @@
+"""The exceptions of dfs-analytics, in one tree, so callers catch at the level they care about.
+
+::
+
+    DFSError                         anything raised on purpose by dfs-analytics
+    ├── ConfigurationError           bad settings or arguments, raised before any request
+    │                                (also a ValueError): unknown site id, http:// to a
+    │                                remote host, unparseable date, unknown filter name
+    ├── TransportError               the server could not be reached or the connection broke
+    │   │                            (after retries): host unreachable, DNS failure, timeout
+    │   └── OutcomeUnknownError      a write was sent but its answer was lost: it may or may not
+    │                                have been applied; check the server before sending again
+    ├── APIError                     the server answered with an error status (after retries)
+    │   ├── AuthenticationError      401 or 403: missing, wrong or revoked API key
+    │   ├── NotFoundError            404: unknown work order, task, task group or page
+    │   ├── ValidationError          400: the server refused the request; ``.errors`` holds
+    │   │                            its per-field messages
+    │   ├── PayloadTooLargeError     413: an input over its size limit
+    │   ├── ThrottledError           429: still throttled after retrying; ``.retry_after``
+    │   └── ServerError              5xx: still failing after retrying
+    ├── OfflineCacheMiss             ``offline=True`` and the answer is not in the cache
+    └── IncompleteDataError          a listing did not add up (rows collected != ``count``)
+
+Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
+and what to do next. No exception ever contains the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DFSError(Exception):
+    """Base class of every error raised on purpose by dfs-analytics."""
+
+
+class ConfigurationError(DFSError, ValueError):
+    """Bad settings or arguments; raised before any request is sent."""
+
+
+class TransportError(DFSError):
+    """The server could not be reached, or the connection broke, even after retries."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = ""):
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class OutcomeUnknownError(TransportError):
+    """A write was sent but its answer was lost; it may or may not have been applied."""
+
+
+class OfflineCacheMiss(DFSError):
+    """Offline mode and the answer is not in the local cache."""
+
+
+class IncompleteDataError(DFSError):
+    """A listing did not add up: the rows collected differ from the server's ``count``."""
+
+
+_HINTS = {
+    400: "Check the request's values against the messages above.",
+    401: "Check the API key (Client(api_key=...) or DFS_API_KEY) and that it belongs to this "
+    "site; keys are under Deployments > site > Credentials.",
+    403: "Check the API key (Client(api_key=...) or DFS_API_KEY) and that it may access this site.",
+    404: "Check the id or name; note that task and task-group ids change with the app version "
+    "(names do not).",
+    413: "Send a smaller input: images are limited to 5 MB and PDFs to 8 MB.",
+    429: "The server is throttling requests: wait, or lower Client(max_workers=...).",
+}
+
+
+class APIError(DFSError):
+    """The server answered with an error status.
+
+    Attributes: ``method``, ``path`` (URL path and query), ``status``, ``detail`` (the
+    server's message, or a short excerpt of a non-JSON body), ``body`` (parsed JSON or None).
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        detail: str,
+        body: Any = None,
+        hint: str | None = None,
+    ):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        self.body = body
+        self.hint = hint if hint is not None else _HINTS.get(status, _default_hint(status))
+        super().__init__(
+            f"{method} {path} -> {status}: {detail}" + (f" {self.hint}" if self.hint else "")
+        )
+
+
+def _default_hint(status: int) -> str:
+    if status >= 500:
+        return "The server failed; retry later. Reads are retried automatically."
+    return ""
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the API key is missing, wrong, or not allowed on this site."""
+
+
+class NotFoundError(APIError):
+    """404: unknown work order, task, task group, or a page past the end."""
+
+
+class ValidationError(APIError):
+    """400: the server refused the request. ``errors`` maps field names to messages."""
+
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        if isinstance(self.body, dict):
+            return {
+                str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
+                for k, v in self.body.items()
+            }
+        return {"detail": [self.detail]}
+
+
+class PayloadTooLargeError(APIError):
+    """413: an input over its size limit (images 5 MB, PDFs 8 MB)."""
+
+
+class ThrottledError(APIError):
+    """429 even after retrying. ``retry_after`` is the server's advice in seconds, if any."""
+
+    retry_after: float | None = None
+
+
+class ServerError(APIError):
+    """5xx even after retrying."""
+
+
+def error_for_status(status: int) -> type[APIError]:
+    """The :class:`APIError` subclass for an HTTP status."""
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 404:
+        return NotFoundError
+    if status == 400:
+        return ValidationError
+    if status == 413:
+        return PayloadTooLargeError
+    if status == 429:
+        return ThrottledError
+    if status >= 500:
+        return ServerError
+    return APIError

@@ -1,0 +1,600 @@
+"""Loaders: complete, concurrent, incrementally refreshed DataFrames of work orders, tasks,
+timelines and task groups.
+
+How a load stays fast and fresh
+-------------------------------
+The first load of a query walks the whole work-order list (pages fetched concurrently), checks
+that it collected exactly ``count`` work orders, normalises them and keeps a *snapshot*: the
+frames, each work order's ``update_date``, and the server's ``count``. Timelines are kept per
+work order together with the ``update_date`` they were read at.
+
+Every later load asks the server what changed, with one small request: the same query ordered
+by ``-update_date``, revalidated with the ``ETag`` of the previous answer (a 304 means nothing
+changed). Otherwise the work orders updated since the snapshot's newest ``update_date`` are
+read (following pages, or with ``updated_after`` when many changed), merged into the frames,
+and only their timelines are fetched again.
+
+Deleted work orders are noticed through ``count``: when the server's count differs from the
+number of work orders the merged snapshot holds, the list is walked again in full. Work orders
+this client wrote to (corrections, analyses, updates) are always read again.
+
+Snapshots live in memory and, with a cache folder, on disk (``snapshots/``, owner-only), so a
+new Python process refreshes instead of reloading, and ``offline=True`` serves them as they are.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import itertools
+import json
+import os
+import pickle
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import normalize
+from .client import Client, list_params
+from .errors import NotFoundError, OfflineCacheMiss
+
+PROBE_SIZE = 20
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class ListSnapshot:
+    """What is kept of one work-order query between loads."""
+
+    params: dict[str, Any]
+    work_orders: pd.DataFrame
+    tasks: pd.DataFrame
+    updates: dict[str, pd.Timestamp]  # work order id -> update_date
+    count: int
+    synced_at: float  # time.time() of the last sync with the server
+    probe_etag: str | None = None
+    version: int = SNAPSHOT_VERSION
+
+    @property
+    def newest(self) -> pd.Timestamp | None:
+        return max(self.updates.values()) if self.updates else None
+
+
+@dataclass
+class TimelineEntry:
+    update_date: pd.Timestamp | None
+    events: list[dict[str, Any]]
+    fetched_at: float
+
+
+@dataclass
+class _Store:
+    """Snapshots of one client, in memory and (with a cache folder) on disk."""
+
+    folder: Path | None
+    kept: dict[str, Any] = field(default_factory=dict)
+    timelines: dict[str, TimelineEntry] | None = None
+    writes: dict[str, float] = field(default_factory=dict)  # work order id -> time of last write
+    timeline_frame: tuple[list[str], pd.DataFrame] | None = None  # last built, in memory only
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- writes made through this client (or another process sharing the cache) --------------
+
+    def on_write(self, work_order_id: str) -> None:
+        with self.lock:
+            when = time.time()
+            self.writes[work_order_id] = when
+            if self.timelines is not None:
+                self.timelines.pop(work_order_id, None)
+            if self.folder is not None:
+                with open(self.folder / "writes.log", "a", encoding="utf-8") as fh:
+                    fh.write(f"{when:.6f} {work_order_id}\n")
+
+    def _load_writes(self) -> None:
+        if self.folder is None:
+            return
+        path = self.folder / "writes.log"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                when, _, wo_id = line.partition(" ")
+                try:
+                    self.writes[wo_id] = max(self.writes.get(wo_id, 0.0), float(when))
+                except ValueError:
+                    continue
+
+    def written_since(self, moment: float) -> set[str]:
+        return {wo_id for wo_id, when in self.writes.items() if when >= moment}
+
+    # -- kept objects (list snapshots, task groups) -------------------------------------------
+
+    def get(self, name: str) -> Any:
+        with self.lock:
+            obj = self.kept.get(name)
+            if obj is None and self.folder is not None:
+                obj = _read_pickle(self.folder / f"{name}.pkl")
+                if obj is not None:
+                    self.kept[name] = obj
+            return obj
+
+    def put(self, name: str, obj: Any) -> None:
+        with self.lock:
+            self.kept[name] = obj
+            if self.folder is not None:
+                _WRITER.submit(self.folder / f"{name}.pkl", obj)
+
+    def get_list(self, key: str) -> ListSnapshot | None:
+        snap = self.get(f"list-{key}")
+        if isinstance(snap, ListSnapshot) and snap.version == SNAPSHOT_VERSION:
+            return snap
+        return None
+
+    def put_list(self, key: str, snap: ListSnapshot) -> None:
+        self.put(f"list-{key}", snap)
+
+    def list_snapshots(self) -> list[ListSnapshot]:
+        with self.lock:
+            return [v for v in self.kept.values() if isinstance(v, ListSnapshot)]
+
+    # -- timelines ----------------------------------------------------------------------------
+
+    def get_timelines(self) -> dict[str, TimelineEntry]:
+        with self.lock:
+            if self.timelines is None:
+                loaded = _read_pickle(self.folder / "timelines.pkl") if self.folder else None
+                self.timelines = loaded if isinstance(loaded, dict) else {}
+                # drop entries older than a write to their work order
+                for wo_id, when in self.writes.items():
+                    entry = self.timelines.get(wo_id)
+                    if entry is not None and entry.fetched_at <= when:
+                        del self.timelines[wo_id]
+            return self.timelines
+
+    def save_timelines(self) -> None:
+        with self.lock:
+            if self.folder is not None and self.timelines is not None:
+                _WRITER.submit(self.folder / "timelines.pkl", dict(self.timelines))
+
+
+_STORES: dict[int, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _store(client: Client) -> _Store:
+    with _STORES_LOCK:
+        store = getattr(client, "_snapshot_store", None)
+        if store is None:
+            folder = None
+            if client.cache_dir is not None:
+                folder = client.cache_dir / "snapshots"
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)
+            store = _Store(folder)
+            store._load_writes()
+            client._snapshot_store = store  # type: ignore[attr-defined]
+            client.on_write(store.on_write)
+        return store
+
+
+class _WriteBehind:
+    """Writes snapshots to disk on a background thread, so loads do not wait for the disk.
+
+    Reads of the same folder wait for pending writes; pending writes are flushed at exit.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="dfs-snapshots")
+        self.pending: list[Any] = []
+        self.lock = threading.Lock()
+        atexit.register(self.flush)
+
+    def submit(self, path: Path, obj: Any) -> None:
+        with self.lock:
+            self.pending = [f for f in self.pending if not f.done()]
+            self.pending.append(self.pool.submit(_write_pickle, path, obj))
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for future in pending:
+            exc = future.exception()
+            if exc is not None:  # the cache is an optimisation: never fail a load over it
+                warnings.warn(f"could not save a snapshot to the cache: {exc}", stacklevel=2)
+
+
+_WRITER = _WriteBehind()
+
+
+def flush_snapshots() -> None:
+    """Wait until every snapshot is written to disk (done at exit anyway)."""
+    _WRITER.flush()
+
+
+def _read_pickle(path: Path) -> Any:
+    _WRITER.flush()
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+
+
+def _write_pickle(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# syncing a work-order query
+# --------------------------------------------------------------------------------------------
+
+
+def _query_key(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _bar(client: Client, progress: bool | None, total: int | None, desc: str, unit: str) -> tqdm:
+    show = client.settings.progress if progress is None else progress
+    return tqdm(total=total, desc=desc, unit=unit, disable=not show, delay=0.3, leave=False)
+
+
+def _full_walk(client: Client, params: dict[str, Any], progress: bool | None) -> ListSnapshot:
+    synced_at = time.time()
+    with _bar(client, progress, None, "work orders", "wo") as bar:
+
+        def on_page(n: int, count: int | None) -> None:
+            if count is not None and bar.total != count:
+                bar.total = count
+                bar.refresh()
+            bar.update(n)
+
+        records, count = client.paginate("work-orders/", params, on_page=on_page)
+    return _snapshot_from(params, records, count if count is not None else len(records), synced_at)
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _snapshot_from(
+    params: dict[str, Any], records: list[dict[str, Any]], count: int, synced_at: float
+) -> ListSnapshot:
+    records = _sorted(records)
+    return ListSnapshot(
+        params=params,
+        work_orders=normalize.work_orders_frame(records),
+        tasks=normalize.tasks_frame(records),
+        updates={r["id"]: _timestamp(r.get("update_date")) for r in records},
+        count=count,
+        synced_at=synced_at,
+    )
+
+
+def _sorted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: (str(r.get("create_date") or ""), str(r.get("id"))))
+
+
+def _merge(
+    snap: ListSnapshot, changed: list[dict[str, Any]], removed: set[str], synced_at: float
+) -> ListSnapshot:
+    """Replace the rows of ``changed`` work orders and drop ``removed`` ones."""
+    ids = {r["id"] for r in changed} | removed
+    keep_wo = snap.work_orders[~snap.work_orders["work_order_id"].isin(ids)]
+    keep_tasks = snap.tasks[~snap.tasks["work_order_id"].isin(ids)]
+    changed = _sorted(changed)
+    if changed:
+        work_orders = _concat_sorted(
+            keep_wo, normalize.work_orders_frame(changed), ["create_date", "work_order_id"]
+        )
+        tasks = _concat_sorted(
+            keep_tasks, normalize.tasks_frame(changed), ["create_date", "work_order_id"]
+        )
+    else:
+        work_orders, tasks = keep_wo.reset_index(drop=True), keep_tasks.reset_index(drop=True)
+    updates = {k: v for k, v in snap.updates.items() if k not in ids}
+    updates.update({r["id"]: _timestamp(r.get("update_date")) for r in changed})
+    return ListSnapshot(
+        snap.params, work_orders, tasks, updates, len(updates), synced_at, snap.probe_etag
+    )
+
+
+def _concat_sorted(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Concatenate two frames of one spec, keeping categoricals, sorted by ``keys``."""
+    if old.empty:
+        return new.reset_index(drop=True)
+    old, new = old.copy(deep=False), new.copy(deep=False)
+    for col in old.columns.intersection(new.columns):
+        a, b = old[col].dtype, new[col].dtype
+        if isinstance(a, pd.CategoricalDtype) and isinstance(b, pd.CategoricalDtype) and a != b:
+            extra = b.categories.difference(a.categories)
+            cats = a.categories.append(extra) if len(extra) else a.categories
+            old[col] = old[col].cat.set_categories(cats)
+            new[col] = new[col].cat.set_categories(cats)
+    frame = pd.concat([old, new], ignore_index=True)
+    return frame.sort_values(keys, kind="stable", ignore_index=True) if keys else frame
+
+
+def sync_work_orders(
+    client: Client, *, progress: bool | None = None, **filters: Any
+) -> ListSnapshot:
+    """Bring the snapshot of one work-order query up to date (see the module docstring)."""
+    params = list_params(filters)
+    params.pop("ordering", None)
+    params["page_size"] = client.settings.page_size
+    key = _query_key(params)
+    store = _store(client)
+    snap = store.get_list(key)
+    if client.settings.offline:
+        if snap is None:
+            raise OfflineCacheMiss(
+                "these work orders were never loaded with this client's cache (offline=True): "
+                "load them once online first."
+            )
+        dirty = store.written_since(snap.synced_at) & set(snap.updates)
+        if dirty:
+            raise OfflineCacheMiss(
+                f"{len(dirty)} cached work order(s) changed through this client since they were "
+                "loaded; load online once to refresh them."
+            )
+        return snap
+    if snap is None:
+        snap = _full_walk(client, params, progress)
+        store.put_list(key, snap)
+        return snap
+    refreshed = _refresh(client, params, snap, store)
+    if refreshed is None:
+        refreshed = _full_walk(client, params, progress)
+    store.put_list(key, refreshed)
+    return refreshed
+
+
+def _refresh(
+    client: Client, params: dict[str, Any], snap: ListSnapshot, store: _Store
+) -> ListSnapshot | None:
+    """Incremental refresh; None when a full walk is needed (deletions, odd server)."""
+    synced_at = time.time()
+    dirty = store.written_since(snap.synced_at)
+    probe = {**params, "ordering": "-update_date", "page_size": PROBE_SIZE}
+    headers = {"If-None-Match": snap.probe_etag} if snap.probe_etag and not dirty else None
+    response = client.send("GET", "work-orders/", params=probe, headers=headers)
+    if response.status_code == 304:
+        return ListSnapshot(
+            snap.params,
+            snap.work_orders,
+            snap.tasks,
+            snap.updates,
+            snap.count,
+            synced_at,
+            snap.probe_etag,
+        )
+    page = client.parse(response)
+    if not isinstance(page, dict) or not isinstance(page.get("count"), int):
+        return None  # no count: cannot tell deletions apart, walk it all
+    rows = page.get("results") or []
+    dates = [_timestamp(r.get("update_date")) for r in rows]
+    if any(d is None for d in dates) or any(a < b for a, b in itertools.pairwise(dates)):
+        return None  # the server ignored the ordering
+    cursor = snap.newest
+    changed = [r for r, d in zip(rows, dates, strict=True) if cursor is None or d >= cursor]
+    if len(changed) == len(rows) and page.get("next"):
+        # many changed: read them all with updated_after (pages fetched concurrently)
+        changed, _ = client.paginate("work-orders/", {**params, "updated_after": _api_date(cursor)})
+    by_id = {r["id"]: r for r in changed}
+    removed: set[str] = set()
+    for wo_id in dirty - set(by_id):
+        if wo_id in snap.updates:
+            try:
+                by_id[wo_id] = client.get_work_order(wo_id, include_inputs=False)
+            except NotFoundError:
+                removed.add(wo_id)
+    merged_ids = (set(snap.updates) - removed) | set(by_id)
+    if page["count"] != len(merged_ids):
+        return None  # something was deleted (or the query's set moved): walk it all
+    merged = _merge(snap, list(by_id.values()), removed, synced_at)
+    merged.count = page["count"]
+    merged.probe_etag = response.headers.get("ETag")
+    return merged
+
+
+def _api_date(ts: pd.Timestamp | None) -> str | None:
+    if ts is None:
+        return None
+    from .client import to_api_date
+
+    return to_api_date(ts.to_pydatetime())
+
+
+# --------------------------------------------------------------------------------------------
+# public loaders
+# --------------------------------------------------------------------------------------------
+
+_FILTER_DOC = """
+    Filters (all optional, combined with AND): ``created_after`` (inclusive),
+    ``created_before`` (exclusive), ``updated_after``, ``updated_before`` (dates as ISO strings,
+    ``date``/``datetime`` or pandas ``Timestamp``; naive means UTC), ``reviewed`` (bool),
+    ``name`` (exact), ``tag`` (a string or a list: all must match), ``field_engineer_email``.
+    ``progress`` shows a progress bar (default: the client's setting).
+"""
+
+
+def load_work_orders(
+    client: Client, *, progress: bool | None = None, **filters: Any
+) -> pd.DataFrame:
+    """Work orders as a DataFrame, one row each, oldest first.
+
+    Columns: ``work_order_id, name, site_id, app_version_id, create_date, update_date,
+    review_date`` (UTC datetimes), ``reviewed``, ``progress_score`` (0-100),
+    ``field_engineer_email, field_engineer_name, first_analysis_id, latest_analysis_id,
+    tags, types`` (lists), ``n_tasks``, one ``metadata.<key>`` column per metadata key, and
+    any other key the server sends.
+    """
+    return sync_work_orders(client, progress=progress, **filters).work_orders.copy()
+
+
+def load_tasks(client: Client, *, progress: bool | None = None, **filters: Any) -> pd.DataFrame:
+    """Tasks with their states, one row per work order x task.
+
+    Columns: ``work_order_id, work_order_name, task_group_name, task_id, task_name,
+    outcome_type, conformity_status, analyzed, analyzed_value, corrected_value, value,
+    message, is_conform, is_corrected, is_overridden, reviewed, field_engineer_email,
+    app_version_id, create_date, update_date, review_date`` and a few more (see
+    ``normalize.TASK_SPEC``). ``value`` is the corrected value if any, else the analysed one;
+    ``is_overridden`` means corrected to a different value.
+    """
+    return sync_work_orders(client, progress=progress, **filters).tasks.copy()
+
+
+def load_timeline(
+    client: Client,
+    work_order_ids: Iterable[str] | None = None,
+    *,
+    progress: bool | None = None,
+    **filters: Any,
+) -> pd.DataFrame:
+    """Timeline events, one row per event x task state it changed, oldest first per work order.
+
+    ``work_order_ids=None`` means every work order the filters select. Timelines are fetched
+    concurrently, and only for work orders whose ``update_date`` moved since they were last
+    read. Columns: ``work_order_id, event_id, date, type, user, analysis_id, task_group_name,
+    task_id, task_name, analyzed_value, corrected_value, message, is_conform``.
+    """
+    store = _store(client)
+    if work_order_ids is None:
+        snap = sync_work_orders(client, progress=progress, **filters)
+        wanted = list(snap.work_orders["work_order_id"])
+        updates = snap.updates
+    else:
+        wanted = list(dict.fromkeys(str(i) for i in work_order_ids))
+        updates = _updates_of(client, wanted, filters, progress)
+    timelines = store.get_timelines()
+    dirty = store.writes
+    todo = [
+        wo_id
+        for wo_id in wanted
+        if (entry := timelines.get(wo_id)) is None
+        or entry.update_date != updates.get(wo_id)
+        or dirty.get(wo_id, 0.0) >= entry.fetched_at
+    ]
+    if todo and client.settings.offline:
+        raise OfflineCacheMiss(
+            f"{len(todo)} timeline(s) are not in the cache (offline=True); load them online first."
+        )
+    if todo:
+        _fetch_timelines(client, todo, updates, timelines, progress)
+        store.save_timelines()
+    return _timeline_frame(store, wanted, set(todo), timelines).copy()
+
+
+def _timeline_frame(
+    store: _Store, wanted: list[str], refetched: set[str], timelines: Mapping[str, TimelineEntry]
+) -> pd.DataFrame:
+    """The timeline frame of ``wanted``, reusing the rows of the previous one where possible."""
+    with store.lock:
+        previous = store.timeline_frame
+    if previous is not None:
+        prev_ids, prev_frame = previous
+        if not refetched and prev_ids == wanted:
+            return prev_frame
+        reusable = (set(prev_ids) & set(wanted)) - refetched
+        kept = prev_frame[prev_frame["work_order_id"].isin(reusable)]
+        fresh = normalize.timeline_frame(
+            {i: timelines[i].events for i in wanted if i not in reusable}
+        )
+        position = {wo_id: n for n, wo_id in enumerate(wanted)}
+        frame = _concat_sorted(kept, fresh, [])
+        order = frame["work_order_id"].map(position).to_numpy()
+        frame = frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+    else:
+        frame = normalize.timeline_frame({i: timelines[i].events for i in wanted})
+    with store.lock:
+        store.timeline_frame = (list(wanted), frame)
+    return frame
+
+
+def _updates_of(
+    client: Client, ids: list[str], filters: Mapping[str, Any], progress: bool | None
+) -> dict[str, pd.Timestamp | None]:
+    """update_date of given work orders: from a synced query, else one request each."""
+    snap = sync_work_orders(client, progress=progress, **filters) if filters else None
+    known = dict(snap.updates) if snap is not None else {}
+    for snapshot in _store(client).list_snapshots():
+        for wo_id in ids:
+            known.setdefault(wo_id, snapshot.updates.get(wo_id))  # type: ignore[arg-type]
+    missing = [i for i in ids if known.get(i) is None]
+
+    def one(wo_id: str) -> tuple[str, pd.Timestamp | None]:
+        return wo_id, _timestamp(
+            client.get_work_order(wo_id, include_inputs=False).get("update_date")
+        )
+
+    if missing and not client.settings.offline:
+        with ThreadPoolExecutor(client.settings.max_workers) as pool:
+            known.update(dict(pool.map(one, missing)))
+    return known
+
+
+def _fetch_timelines(
+    client: Client,
+    ids: list[str],
+    updates: Mapping[str, Any],
+    timelines: dict[str, TimelineEntry],
+    progress: bool | None,
+) -> None:
+    def one(wo_id: str) -> tuple[str, list[dict[str, Any]], float]:
+        fetched_at = time.time()
+        return wo_id, client.get_timeline(wo_id), fetched_at
+
+    with (
+        _bar(client, progress, len(ids), "timelines", "wo") as bar,
+        ThreadPoolExecutor(client.settings.max_workers) as pool,
+    ):
+        for wo_id, events, fetched_at in pool.map(one, ids):
+            timelines[wo_id] = TimelineEntry(updates.get(wo_id), events, fetched_at)
+            bar.update(1)
+
+
+def load_task_groups(client: Client) -> pd.DataFrame:
+    """The site's task groups and their tasks, one row per task.
+
+    Columns: ``task_group_id, task_group_name, order, task_id, task_name, sentence,
+    outcome_type, conformity_status, only_for_dashboard, mandatory, outcome_display, rules``
+    (the verdict rules: list of dicts with ``schema``, ``sentence``, ``color``, ...).
+    """
+    store = _store(client)
+    if client.settings.offline:
+        frame = store.get("task-groups")
+        if frame is None:
+            raise OfflineCacheMiss(
+                "task groups were never loaded with this cache (offline=True): "
+                "load them online first."
+            )
+        return frame.copy()
+    frame = normalize.task_groups_frame(client.list_task_groups())
+    store.put("task-groups", frame)
+    return frame.copy()
+
+
+for _fn in (load_work_orders, load_tasks, load_timeline):
+    _fn.__doc__ = (_fn.__doc__ or "") + _FILTER_DOC

@@ -1,0 +1,485 @@
+"""Raw API JSON -> typed pandas DataFrames, through ONE column spec per frame.
+
+Each frame has a spec: its columns, where each comes from, and its dtype. Dates become tz-aware
+UTC datetimes, names and verdicts categoricals, flags nullable booleans; task values stay
+Python objects (a task's ``outcome_type`` decides bool, str or number). Keys the server sends
+that the spec does not know are kept as extra columns (``metadata.<key>`` for metadata,
+``state.<key>`` for unknown state keys), never dropped.
+
+Rows are built column by column in plain Python (no ``pd.json_normalize``), and work-order
+level columns of the task and timeline frames are converted once per work order and then
+repeated, which is what makes normalisation fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a frame: its name, its source key (None: derived) and its kind."""
+
+    name: str
+    source: str | None
+    kind: str  # string | category | datetime | boolean | Int64 | float | object
+
+
+def C(name: str, source: str | None = None, kind: str = "object") -> Column:
+    return Column(name, source if source is not None else name, kind)
+
+
+def D(name: str, kind: str) -> Column:
+    """A derived column."""
+    return Column(name, None, kind)
+
+
+WORK_ORDER_SPEC: tuple[Column, ...] = (
+    C("work_order_id", "id", "string"),
+    C("name", kind="string"),
+    C("site_id", kind="category"),
+    C("app_version_id", kind="category"),
+    C("create_date", kind="datetime"),
+    C("update_date", kind="datetime"),
+    C("review_date", kind="datetime"),
+    D("reviewed", "boolean"),
+    C("progress_score", kind="Int64"),
+    C("field_engineer_email", kind="category"),
+    C("field_engineer_name", kind="category"),
+    C("first_analysis_id", kind="string"),
+    C("latest_analysis_id", kind="string"),
+    C("tags", kind="object"),
+    C("types", kind="object"),
+    D("n_tasks", "Int64"),
+)
+# keys of a work order that are not columns of the work-order frame
+_WO_CONSUMED = {c.source for c in WORK_ORDER_SPEC if c.source} | {
+    "metadata",
+    "tasks",
+    "task_groups",
+    "inputs",
+}
+
+TASK_SPEC: tuple[Column, ...] = (
+    D("work_order_id", "string"),
+    D("work_order_name", "string"),
+    C("task_group_name", kind="category"),
+    C("task_group_id", kind="category"),
+    C("task_id", "id", "category"),
+    C("task_name", "name", "category"),
+    C("sentence", kind="category"),
+    C("outcome_type", kind="category"),
+    C("conformity_status", kind="boolean"),
+    C("only_for_dashboard", kind="boolean"),
+    C("mandatory", kind="boolean"),
+    D("analyzed", "boolean"),
+    D("analyzed_value", "object"),
+    D("corrected_value", "object"),
+    D("value", "object"),
+    D("message", "category"),
+    D("is_conform", "boolean"),
+    D("is_corrected", "boolean"),
+    D("is_overridden", "boolean"),
+    D("analysis_id", "string"),
+    D("state_update_date", "datetime"),
+    D("reviewed", "boolean"),
+    D("field_engineer_email", "category"),
+    D("app_version_id", "category"),
+    D("create_date", "datetime"),
+    D("update_date", "datetime"),
+    D("review_date", "datetime"),
+)
+_TASK_CONSUMED = {c.source for c in TASK_SPEC if c.source} | {
+    "state",
+    "outcome_validation",
+    "questionnaire_id",
+    "outcome_display",
+}
+_STATE_ORDER = (
+    "analyzed_value",
+    "corrected_value",
+    "message",
+    "is_conform",
+    "analysis_id",
+    "update_date",
+)
+_STATE_KEYS = set(_STATE_ORDER)
+
+TIMELINE_SPEC: tuple[Column, ...] = (
+    D("work_order_id", "string"),
+    C("event_id", "id", "string"),
+    C("date", kind="datetime"),
+    C("type", kind="category"),
+    C("user", kind="category"),
+    C("analysis_id", kind="string"),
+    C("task_group_name", kind="category"),
+    D("task_id", "category"),
+    D("task_name", "category"),
+    D("analyzed_value", "object"),
+    D("corrected_value", "object"),
+    D("message", "category"),
+    D("is_conform", "boolean"),
+)
+_EVENT_CONSUMED = {c.source for c in TIMELINE_SPEC if c.source} | {"states"}
+_EVENT_STATE_KEYS = {
+    "task_id",
+    "task_name",
+    "analyzed_value",
+    "corrected_value",
+    "message",
+    "is_conform",
+}
+
+TASK_GROUP_SPEC: tuple[Column, ...] = (
+    D("task_group_id", "category"),
+    D("task_group_name", "category"),
+    D("order", "Int64"),
+    C("task_id", "id", "category"),
+    C("task_name", "name", "category"),
+    C("sentence", kind="category"),
+    C("outcome_type", kind="category"),
+    C("conformity_status", kind="boolean"),
+    C("only_for_dashboard", kind="boolean"),
+    C("mandatory", kind="boolean"),
+    C("outcome_display", kind="category"),
+    C("rules", "outcome_validation", "object"),
+)
+_TG_TASK_CONSUMED = {c.source for c in TASK_GROUP_SPEC if c.source} | {"questionnaire_id"}
+
+
+# --------------------------------------------------------------------------------------------
+# conversions
+# --------------------------------------------------------------------------------------------
+
+
+def _datetimes(values: Sequence[Any]) -> pd.Series:
+    """Parse ISO-8601 strings (any offset) to UTC, parsing each distinct string once."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    parsed = pd.to_datetime(
+        pd.Series(uniques, dtype=object), utc=True, format="ISO8601", errors="coerce"
+    )
+    if len(parsed) == 0:
+        return pd.Series(pd.NaT, index=range(len(codes)), dtype="datetime64[us, UTC]")
+    out = parsed.take(np.where(codes < 0, 0, codes)).reset_index(drop=True)
+    out[codes < 0] = pd.NaT
+    return out
+
+
+def _convert(values: Sequence[Any], kind: str) -> Any:
+    if kind == "datetime":
+        return _datetimes(values)
+    if kind == "category":
+        return pd.Categorical([v if v is None or isinstance(v, str) else str(v) for v in values])
+    if kind == "boolean":
+        try:
+            return pd.array(values, dtype="boolean")
+        except (TypeError, ValueError):
+            return pd.array([v if isinstance(v, bool) else None for v in values], dtype="boolean")
+    if kind == "Int64":
+        return pd.array(
+            [
+                int(v)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+                else None
+                for v in values
+            ],
+            dtype="Int64",
+        )
+    if kind == "float":
+        return pd.array([float(v) if v is not None else None for v in values], dtype="Float64")
+    if kind == "string":
+        try:
+            return pd.array(values, dtype="string")
+        except (TypeError, ValueError):
+            return pd.array([None if v is None else str(v) for v in values], dtype="string")
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+def _extra(values: list[Any]) -> pd.Series:
+    """An unknown key's column: inferred dtype when uniform, else Python objects."""
+    s = pd.Series(values, dtype=object)
+    if all(isinstance(v, (dict, list)) for v in values if v is not None):
+        return s
+    return s.infer_objects()
+
+
+def _build(
+    spec: Sequence[Column],
+    cols: Mapping[str, Sequence[Any]],
+    extras: Mapping[str, list[Any]],
+    n: int,
+) -> pd.DataFrame:
+    data: dict[str, Any] = {}
+    for col in spec:
+        data[col.name] = _convert(cols.get(col.name, [None] * n), col.kind)
+    for name in sorted(extras):
+        if name not in data:
+            data[name] = _extra(extras[name])
+    return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+class _Extras:
+    """Unknown keys, collected sparsely (row -> value) and padded with None at the end."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, dict[int, Any]] = {}
+        self.n = 0
+
+    def add(self, values: Mapping[str, Any] | None) -> None:
+        if values:
+            for key, value in values.items():
+                self.found.setdefault(key, {})[self.n] = value
+        self.n += 1
+
+    def put(self, row: int, key: str, value: Any) -> None:
+        self.found.setdefault(key, {})[row] = value
+
+    def columns(self, n: int | None = None) -> dict[str, list[Any]]:
+        n = self.n if n is None else n
+        out = {}
+        for key, rows in self.found.items():
+            col: list[Any] = [None] * n
+            for r, v in rows.items():
+                col[r] = v
+            out[key] = col
+        return out
+
+    @property
+    def cols(self) -> dict[str, list[Any]]:
+        return self.columns()
+
+
+# --------------------------------------------------------------------------------------------
+# frames
+# --------------------------------------------------------------------------------------------
+
+
+def work_orders_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per work order (columns of WORK_ORDER_SPEC, ``metadata.<key>``, unknown keys)."""
+    wos = list(work_orders)
+    cols: dict[str, list[Any]] = {c.name: [] for c in WORK_ORDER_SPEC}
+    direct = [(c.name, c.source) for c in WORK_ORDER_SPEC if c.source]
+    extras = _Extras()
+    for wo in wos:
+        for name, source in direct:
+            cols[name].append(wo.get(source))
+        cols["reviewed"].append(wo.get("review_date") is not None)
+        tasks = wo.get("tasks")
+        cols["n_tasks"].append(len(tasks) if isinstance(tasks, list) else None)
+        row: dict[str, Any] = {}
+        metadata = wo.get("metadata")
+        if isinstance(metadata, Mapping):
+            for key, value in metadata.items():
+                row[f"metadata.{key}"] = value
+        for key, value in wo.items():
+            if key not in _WO_CONSUMED:
+                row[key] = value
+        extras.add(row)
+    for name in ("tags", "types"):
+        cols[name] = [v if isinstance(v, list) else ([] if v is None else [v]) for v in cols[name]]
+    return _build(WORK_ORDER_SPEC, cols, extras.cols, len(wos))
+
+
+_WO_LEVEL = (
+    "work_order_id",
+    "work_order_name",
+    "reviewed",
+    "field_engineer_email",
+    "app_version_id",
+    "create_date",
+    "update_date",
+    "review_date",
+)
+_TASK_DEF_LEVEL = tuple(c.name for c in TASK_SPEC if c.source)
+
+
+def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per work order x task, with its state (columns of TASK_SPEC + unknown keys).
+
+    ``value`` is the corrected value when there is one, else the analysed one;
+    ``is_overridden`` is True when a corrected value differs from the analysed one.
+    """
+    wos = list(work_orders)
+    wo_index: list[int] = []
+    def_index: list[int] = []
+    defs: list[Mapping[str, Any]] = []
+    seen_defs: dict[Any, int] = {}
+    state_rows: list[tuple[Any, ...]] = []
+    extras = _Extras()
+    consumed = _TASK_CONSUMED
+    get_state = itemgetter(*_STATE_ORDER)
+    get_def = itemgetter("id", "name", "task_group_name")
+    no_state = (None,) * len(_STATE_ORDER)
+    n_state_keys = len(_STATE_ORDER)
+    row = 0
+    for i, wo in enumerate(wos):
+        tasks = wo.get("tasks") or ()
+        wo_index.extend([i] * len(tasks))
+        for task in tasks:
+            try:
+                key = get_def(task)
+            except KeyError:
+                key = (task.get("id"), task.get("name"), task.get("task_group_name"))
+            d = seen_defs.get(key)
+            if d is None:
+                d = seen_defs[key] = len(defs)
+                defs.append(task)
+            def_index.append(d)
+            state = task.get("state")
+            if state:
+                try:
+                    state_rows.append(get_state(state))
+                except KeyError:
+                    state_rows.append(tuple(state.get(k) for k in _STATE_ORDER))
+                if len(state) != n_state_keys or not state.keys() <= _STATE_KEYS:
+                    for k in state.keys() - _STATE_KEYS:
+                        extras.put(row, f"state.{k}", state[k])
+            else:
+                state_rows.append(no_state)
+            if not task.keys() <= consumed:
+                for k in task.keys() - consumed:
+                    extras.put(row, k, task[k])
+            row += 1
+    if state_rows:
+        analyzed_v, corrected_v, messages, conform, analysis_ids, state_dates = (
+            list(col) for col in zip(*state_rows, strict=True)
+        )
+    else:
+        analyzed_v, corrected_v, messages, conform, analysis_ids, state_dates = (
+            [] for _ in range(6)
+        )
+    n = row
+    wo_level = _build(
+        tuple(c for c in TASK_SPEC if c.name in _WO_LEVEL),
+        {
+            "work_order_id": [wo.get("id") for wo in wos],
+            "work_order_name": [wo.get("name") for wo in wos],
+            "reviewed": [wo.get("review_date") is not None for wo in wos],
+            "field_engineer_email": [wo.get("field_engineer_email") for wo in wos],
+            "app_version_id": [wo.get("app_version_id") for wo in wos],
+            "create_date": [wo.get("create_date") for wo in wos],
+            "update_date": [wo.get("update_date") for wo in wos],
+            "review_date": [wo.get("review_date") for wo in wos],
+        },
+        {},
+        len(wos),
+    )
+    def_level = _build(
+        tuple(c for c in TASK_SPEC if c.name in _TASK_DEF_LEVEL),
+        {c.name: [t.get(c.source) for t in defs] for c in TASK_SPEC if c.source},
+        {},
+        len(defs),
+    )
+    by_wo = np.asarray(wo_index, dtype=np.intp)
+    by_def = np.asarray(def_index, dtype=np.intp)
+    av = _convert(analyzed_v, "object")
+    cv = _convert(corrected_v, "object")
+    has_a = np.fromiter((v is not None for v in analyzed_v), dtype=bool, count=n)
+    has_c = np.fromiter((v is not None for v in corrected_v), dtype=bool, count=n)
+    overridden = has_c.copy()
+    for r in np.flatnonzero(has_c):
+        overridden[r] = not _json_equal(corrected_v[r], analyzed_v[r])
+    derived = {
+        "analyzed": pd.array(has_a, dtype="boolean"),
+        "analyzed_value": av,
+        "corrected_value": cv,
+        "value": np.where(has_c, cv, av),
+        "message": _convert(messages, "category"),
+        "is_conform": _convert(conform, "boolean"),
+        "is_corrected": pd.array(has_c, dtype="boolean"),
+        "is_overridden": pd.array(overridden, dtype="boolean"),
+        "analysis_id": _convert(analysis_ids, "string"),
+        "state_update_date": _convert(state_dates, "datetime"),
+    }
+    data: dict[str, Any] = {}
+    for col in TASK_SPEC:
+        if col.name in _WO_LEVEL:
+            data[col.name] = wo_level[col.name].take(by_wo).reset_index(drop=True)
+        elif col.name in _TASK_DEF_LEVEL:
+            data[col.name] = def_level[col.name].take(by_def).reset_index(drop=True)
+        else:
+            data[col.name] = derived[col.name]
+    for name, values in sorted(extras.columns(n).items()):
+        if name not in data:
+            data[name] = _extra(values)
+    return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+
+def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per event x changed task state (columns of TIMELINE_SPEC + unknown keys).
+
+    ``timelines`` maps a work order id to its events. Events without states keep one row with
+    null task columns.
+    """
+    cols: dict[str, list[Any]] = {c.name: [] for c in TIMELINE_SPEC}
+    direct = [(c.name, c.source) for c in TIMELINE_SPEC if c.source]
+    extras = _Extras()
+    state_cols = (
+        "task_id",
+        "task_name",
+        "analyzed_value",
+        "corrected_value",
+        "message",
+        "is_conform",
+    )
+    for wo_id, events in timelines.items():
+        for event in events:
+            states = event.get("states") or [None]
+            base_extra = {k: v for k, v in event.items() if k not in _EVENT_CONSUMED}
+            for state in states:
+                cols["work_order_id"].append(wo_id)
+                for name, source in direct:
+                    cols[name].append(event.get(source))
+                row = dict(base_extra)
+                if isinstance(state, Mapping):
+                    for name in state_cols:
+                        cols[name].append(state.get(name))
+                    for key, value in state.items():
+                        if key not in _EVENT_STATE_KEYS:
+                            row[f"state.{key}"] = value
+                else:
+                    for name in state_cols:
+                        cols[name].append(None)
+                extras.add(row)
+    n = len(cols["work_order_id"])
+    return _build(TIMELINE_SPEC, cols, extras.cols, n)
+
+
+def task_groups_frame(task_groups: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per task of each task group (columns of TASK_GROUP_SPEC + unknown keys)."""
+    cols: dict[str, list[Any]] = {c.name: [] for c in TASK_GROUP_SPEC}
+    direct = [(c.name, c.source) for c in TASK_GROUP_SPEC if c.source]
+    extras = _Extras()
+    for group in task_groups:
+        group_extra = {
+            f"task_group.{k}": v
+            for k, v in group.items()
+            if k not in ("id", "name", "order", "tasks")
+        }
+        for task in group.get("tasks") or ():
+            cols["task_group_id"].append(group.get("id"))
+            cols["task_group_name"].append(group.get("name"))
+            cols["order"].append(group.get("order"))
+            for name, source in direct:
+                cols[name].append(task.get(source))
+            row = dict(group_extra)
+            for key, value in task.items():
+                if key not in _TG_TASK_CONSUMED:
+                    row[key] = value
+            extras.add(row)
+    n = len(cols["task_id"])
+    return _build(TASK_GROUP_SPEC, cols, extras.cols, n)
