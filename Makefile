@@ -29,6 +29,7 @@ lint: $(STAMP)
 ## make bench: the benchmarks (JSON figures on stdout)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_load.py
 
 ## make simulate: serve the simulator on http://127.0.0.1:8765/v0.2/ (key: demo-key)
 simulate: $(STAMP)

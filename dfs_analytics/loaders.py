@@ -62,11 +62,29 @@ class ListSnapshot:
     count: int
     synced_at: float  # time.time() of the last sync with the server
     probe_etag: str | None = None
+    created: dict[str, pd.Timestamp | None] = field(default_factory=dict)
+    # changes read from the server but not merged into the frames yet (merged on demand, so a
+    # timeline refresh does not pay for rebuilding frames it does not return)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
     version: int = SNAPSHOT_VERSION
 
     @property
     def newest(self) -> pd.Timestamp | None:
         return max(self.updates.values()) if self.updates else None
+
+    def ids(self) -> list[str]:
+        """Work order ids, oldest first (``create_date``, then id)."""
+        far = pd.Timestamp.max.tz_localize("UTC")
+        return sorted(self.updates, key=lambda i: (self.created.get(i) or far, i))
+
+    def merged(self) -> ListSnapshot:
+        """This snapshot with its pending changes merged into the frames."""
+        if not self.pending and not self.removed:
+            return self
+        out = _merge(self, list(self.pending.values()), self.removed, self.synced_at)
+        out.count, out.probe_etag, out.created = self.count, self.probe_etag, self.created
+        return out
 
 
 @dataclass
@@ -289,6 +307,7 @@ def _snapshot_from(
         updates={r["id"]: _timestamp(r.get("update_date")) for r in records},
         count=count,
         synced_at=synced_at,
+        created={r["id"]: _timestamp(r.get("create_date")) for r in records},
     )
 
 
@@ -320,6 +339,31 @@ def _merge(
     )
 
 
+def _with_changes(
+    snap: ListSnapshot, changed: Mapping[str, dict[str, Any]], removed: set[str], synced_at: float
+) -> ListSnapshot:
+    """A snapshot that knows of ``changed`` and ``removed`` work orders, frames not rebuilt."""
+    updates = {k: v for k, v in snap.updates.items() if k not in removed}
+    created = {k: v for k, v in snap.created.items() if k not in removed}
+    for wo_id, record in changed.items():
+        updates[wo_id] = _timestamp(record.get("update_date"))
+        created[wo_id] = _timestamp(record.get("create_date"))
+    pending = {k: v for k, v in snap.pending.items() if k not in removed}
+    pending.update(changed)
+    return ListSnapshot(
+        snap.params,
+        snap.work_orders,
+        snap.tasks,
+        updates,
+        len(updates),
+        synced_at,
+        snap.probe_etag,
+        created,
+        pending,
+        (snap.removed | removed) - set(changed),
+    )
+
+
 def _concat_sorted(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Concatenate two frames of one spec, keeping categoricals, sorted by ``keys``."""
     if old.empty:
@@ -337,9 +381,12 @@ def _concat_sorted(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> pd.
 
 
 def sync_work_orders(
-    client: Client, *, progress: bool | None = None, **filters: Any
+    client: Client, *, progress: bool | None = None, frames: bool = True, **filters: Any
 ) -> ListSnapshot:
-    """Bring the snapshot of one work-order query up to date (see the module docstring)."""
+    """Bring the snapshot of one work-order query up to date (see the module docstring).
+
+    ``frames=False`` skips rebuilding the frames (the ids and update dates are up to date).
+    """
     params = list_params(filters)
     params.pop("ordering", None)
     params["page_size"] = client.settings.page_size
@@ -358,16 +405,15 @@ def sync_work_orders(
                 f"{len(dirty)} cached work order(s) changed through this client since they were "
                 "loaded; load online once to refresh them."
             )
-        return snap
+        return snap.merged() if frames else snap
     if snap is None:
         snap = _full_walk(client, params, progress)
-        store.put_list(key, snap)
-        return snap
-    refreshed = _refresh(client, params, snap, store)
-    if refreshed is None:
-        refreshed = _full_walk(client, params, progress)
-    store.put_list(key, refreshed)
-    return refreshed
+    else:
+        snap = _refresh(client, params, snap, store) or _full_walk(client, params, progress)
+    if frames:
+        snap = snap.merged()
+    store.put_list(key, snap)
+    return snap
 
 
 def _refresh(
@@ -380,15 +426,7 @@ def _refresh(
     headers = {"If-None-Match": snap.probe_etag} if snap.probe_etag and not dirty else None
     response = client.send("GET", "work-orders/", params=probe, headers=headers)
     if response.status_code == 304:
-        return ListSnapshot(
-            snap.params,
-            snap.work_orders,
-            snap.tasks,
-            snap.updates,
-            snap.count,
-            synced_at,
-            snap.probe_etag,
-        )
+        return _with_changes(snap, {}, set(), synced_at)
     page = client.parse(response)
     if not isinstance(page, dict) or not isinstance(page.get("count"), int):
         return None  # no count: cannot tell deletions apart, walk it all
@@ -403,16 +441,25 @@ def _refresh(
         changed, _ = client.paginate("work-orders/", {**params, "updated_after": _api_date(cursor)})
     by_id = {r["id"]: r for r in changed}
     removed: set[str] = set()
-    for wo_id in dirty - set(by_id):
-        if wo_id in snap.updates:
-            try:
-                by_id[wo_id] = client.get_work_order(wo_id, include_inputs=False)
-            except NotFoundError:
+    # work orders this client wrote to are read again even if their update_date did not move
+    missed = [i for i in dirty - set(by_id) if i in snap.updates]
+
+    def reread(wo_id: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            return wo_id, client.get_work_order(wo_id, include_inputs=False)
+        except NotFoundError:
+            return wo_id, None
+
+    with ThreadPoolExecutor(client.settings.max_workers) as pool:
+        for wo_id, record in pool.map(reread, missed):
+            if record is None:
                 removed.add(wo_id)
+            else:
+                by_id[wo_id] = record
     merged_ids = (set(snap.updates) - removed) | set(by_id)
     if page["count"] != len(merged_ids):
         return None  # something was deleted (or the query's set moved): walk it all
-    merged = _merge(snap, list(by_id.values()), removed, synced_at)
+    merged = _with_changes(snap, by_id, removed, synced_at)
     merged.count = page["count"]
     merged.probe_etag = response.headers.get("ETag")
     return merged
@@ -482,8 +529,8 @@ def load_timeline(
     """
     store = _store(client)
     if work_order_ids is None:
-        snap = sync_work_orders(client, progress=progress, **filters)
-        wanted = list(snap.work_orders["work_order_id"])
+        snap = sync_work_orders(client, progress=progress, frames=False, **filters)
+        wanted = snap.ids()
         updates = snap.updates
     else:
         wanted = list(dict.fromkeys(str(i) for i in work_order_ids))
@@ -537,7 +584,7 @@ def _updates_of(
     client: Client, ids: list[str], filters: Mapping[str, Any], progress: bool | None
 ) -> dict[str, pd.Timestamp | None]:
     """update_date of given work orders: from a synced query, else one request each."""
-    snap = sync_work_orders(client, progress=progress, **filters) if filters else None
+    snap = sync_work_orders(client, progress=progress, frames=False, **filters) if filters else None
     known = dict(snap.updates) if snap is not None else {}
     for snapshot in _store(client).list_snapshots():
         for wo_id in ids:
