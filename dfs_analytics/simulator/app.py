@@ -203,9 +203,9 @@ def parse_date(name: str, raw: str | None) -> datetime | None:
     text = raw.strip()
     try:
         d = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError:
+        return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise bad_request(name, f"Enter a valid ISO-8601 date/time, got {raw!r}.") from None
-    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
 
 
 def parse_bool(name: str, raw: str | None) -> bool | None:
@@ -281,7 +281,7 @@ def writable_fields(store: Store, body: dict[str, Any], *, partial: bool) -> dic
         name = body.get("name")
         if name is None or name == "":
             errors["name"] = ["This field is required."]
-        elif not isinstance(name, str) or not NAME_RE.match(name):
+        elif not isinstance(name, str) or not NAME_RE.fullmatch(name):
             errors["name"] = ["Use 1 to 128 letters, digits, '_' or '-'."]
         else:
             out["name"] = name
@@ -311,7 +311,7 @@ def writable_fields(store: Store, body: dict[str, Any], *, partial: bool) -> dic
             out["types"] = list(dict.fromkeys(types))
     if "field_engineer_email" in body or not partial:
         email = body.get("field_engineer_email")
-        if email is not None and (not isinstance(email, str) or not EMAIL_RE.match(email)):
+        if email is not None and (not isinstance(email, str) or not EMAIL_RE.fullmatch(email)):
             errors["field_engineer_email"] = ["Enter a valid email address."]
         else:
             out["field_engineer_email"] = email or None

@@ -22,6 +22,7 @@ from typing import Any
 
 NAMESPACE = uuid.UUID("6b3f5f0e-2f7d-4d0c-9a39-8f1d2f4c1a00")
 OUTCOME_TYPES = ("Boolean", "Text", "Number")
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def data_dir() -> Path:
@@ -81,13 +82,41 @@ def schema_matches(schema: dict[str, Any], value: object) -> bool:
         if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
             return False
     if isinstance(value, str):
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+        if "pattern" in schema and _ecma_search(schema["pattern"], value) is None:
             return False
         if "minLength" in schema and len(value) < schema["minLength"]:
             return False
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             return False
     return True
+
+
+@lru_cache(maxsize=256)
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a JSON-schema (ECMA-262) pattern: ``$`` is the very end, not before a newline."""
+    out, in_class, escaped = [], False, False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            out.append(ch)
+            escaped = True
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+        elif ch == "]":
+            in_class = False
+            out.append(ch)
+        elif ch == "$" and not in_class:
+            out.append(r"\Z")
+        else:
+            out.append(ch)
+    return re.compile("".join(out))
+
+
+def _ecma_search(pattern: str, value: str) -> re.Match[str] | None:
+    return _ecma_pattern(pattern).search(value)
 
 
 def _json_equal(a: object, b: object) -> bool:
@@ -119,10 +148,9 @@ def coerce_value(outcome_type: str, value: object) -> object:
         if is_number(value):
             number = value
         elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError400(f"A valid number is required, got {value!r}.") from None
+            if not JSON_NUMBER.fullmatch(value.strip()):
+                raise ValueError400(f"A valid number is required, got {value!r}.")
+            number = float(value.strip())
         else:
             raise ValueError400(f"A valid number is required, got {value!r}.")
         if not math.isfinite(number):
