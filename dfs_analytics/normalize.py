@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .rules import json_equal as _json_equal
+from .rules import matching_rule
+
 
 @dataclass(frozen=True)
 class Column:
@@ -84,6 +87,8 @@ TASK_SPEC: tuple[Column, ...] = (
     D("value", "object"),
     D("message", "category"),
     D("is_conform", "boolean"),
+    D("ai_message", "category"),
+    D("ai_is_conform", "boolean"),
     D("is_corrected", "boolean"),
     D("is_overridden", "boolean"),
     D("analysis_id", "string"),
@@ -226,10 +231,9 @@ def _build(
     return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
+def _rules_of(task: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    rules = task.get("outcome_validation")
+    return rules if isinstance(rules, list) else None
 
 
 class _Extras:
@@ -393,6 +397,22 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     overridden = has_c.copy()
     for r in np.flatnonzero(has_c):
         overridden[r] = not _json_equal(corrected_v[r], analyzed_v[r])
+    # the AI's own verdict: the task's rule that its analysed value matches
+    ai_message: list[Any] = [None] * n
+    ai_conform: list[Any] = [None] * n
+    memo: dict[tuple[int, str, str], tuple[Any, Any]] = {}
+    for r in np.flatnonzero(has_a):
+        value = analyzed_v[r]
+        key = (def_index[r], type(value).__name__, repr(value))
+        verdict = memo.get(key)
+        if verdict is None:
+            rule = matching_rule(_rules_of(defs[def_index[r]]), value)
+            verdict = memo[key] = (
+                (rule.get("sentence"), rule.get("is_conformity_validated"))
+                if rule
+                else (None, None)
+            )
+        ai_message[r], ai_conform[r] = verdict
     derived = {
         "analyzed": pd.array(has_a, dtype="boolean"),
         "analyzed_value": av,
@@ -400,6 +420,8 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "value": np.where(has_c, cv, av),
         "message": _convert(messages, "category"),
         "is_conform": _convert(conform, "boolean"),
+        "ai_message": _convert(ai_message, "category"),
+        "ai_is_conform": _convert(ai_conform, "boolean"),
         "is_corrected": pd.array(has_c, dtype="boolean"),
         "is_overridden": pd.array(overridden, dtype="boolean"),
         "analysis_id": _convert(analysis_ids, "string"),

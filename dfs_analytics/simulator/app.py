@@ -37,7 +37,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from .apps import TaskDef, ValueError400, coerce_value, is_number
+from ..rules import InvalidValue, coerce_value, is_number
+from .apps import TaskDef
 from .generator import ground_truth
 from .store import Query as ListQuery
 from .store import Store, WorkOrder, dumps, fmt_date, now
@@ -360,7 +361,7 @@ def ai_values(
             try:
                 values[task.name] = coerce_value(task.outcome_type, forced[task.name])
                 continue
-            except ValueError400:
+            except InvalidValue:
                 pass
         if task.name in base:
             values[task.name] = base[task.name]
@@ -1016,7 +1017,7 @@ def create_app(store: Store, config: RuntimeConfig | None = None) -> FastAPI:
                 raise bad_request("corrected_value", "This field is required.")
             try:
                 value = coerce_value(task.outcome_type, body["corrected_value"])
-            except ValueError400 as exc:
+            except InvalidValue as exc:
                 raise bad_request("corrected_value", str(exc)) from None
             if wo.states.get(task.id) is None:
                 raise bad_request(

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import re
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..rules import OUTCOME_TYPES, allows, matching_rule
+
 NAMESPACE = uuid.UUID("6b3f5f0e-2f7d-4d0c-9a39-8f1d2f4c1a00")
-OUTCOME_TYPES = ("Boolean", "Text", "Number")
-JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def data_dir() -> Path:
@@ -41,128 +39,6 @@ def available_apps() -> list[str]:
 
 def stable_id(*parts: object) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts)))
-
-
-# --------------------------------------------------------------------------------------------
-# Values and rules
-# --------------------------------------------------------------------------------------------
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def schema_matches(schema: dict[str, Any], value: object) -> bool:
-    """Whether ``value`` matches the JSON-schema subset used by verdict rules.
-
-    Supported keywords: ``type`` (boolean, integer, number, string), ``const``, ``enum``,
-    ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``,
-    ``minLength``, ``maxLength``. Unknown keywords are ignored, as JSON-schema does.
-    """
-    kind = schema.get("type")
-    if kind == "boolean" and not isinstance(value, bool):
-        return False
-    if kind == "number" and not is_number(value):
-        return False
-    if kind == "integer" and not (is_number(value) and float(value).is_integer()):
-        return False
-    if kind == "string" and not isinstance(value, str):
-        return False
-    if "const" in schema and not _json_equal(schema["const"], value):
-        return False
-    if "enum" in schema and not any(_json_equal(v, value) for v in schema["enum"]):
-        return False
-    if is_number(value):
-        if "minimum" in schema and value < schema["minimum"]:
-            return False
-        if "maximum" in schema and value > schema["maximum"]:
-            return False
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            return False
-        if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
-            return False
-    if isinstance(value, str):
-        if "pattern" in schema and _ecma_search(schema["pattern"], value) is None:
-            return False
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            return False
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            return False
-    return True
-
-
-@lru_cache(maxsize=256)
-def _ecma_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a JSON-schema (ECMA-262) pattern: ``$`` is the very end, not before a newline."""
-    out, in_class, escaped = [], False, False
-    for ch in pattern:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            out.append(ch)
-            escaped = True
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-        elif ch == "]":
-            in_class = False
-            out.append(ch)
-        elif ch == "$" and not in_class:
-            out.append(r"\Z")
-        else:
-            out.append(ch)
-    return re.compile("".join(out))
-
-
-def _ecma_search(pattern: str, value: str) -> re.Match[str] | None:
-    return _ecma_pattern(pattern).search(value)
-
-
-def _json_equal(a: object, b: object) -> bool:
-    # JSON equality: true is not 1, 1 equals 1.0
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
-
-
-class ValueError400(ValueError):
-    """A value that does not fit a task; the message is shown to API callers."""
-
-
-def coerce_value(outcome_type: str, value: object) -> object:
-    """Turn a correction value (JSON value or its string form) into the task's type.
-
-    Booleans take a JSON boolean or ``"true"``/``"false"`` in any case (never 0/1), numbers a
-    JSON number or a numeric string, text only strings. Raises :class:`ValueError400`.
-    """
-    if value is None:
-        raise ValueError400("This field may not be null.")
-    if outcome_type == "Boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError400(f"Must be a valid boolean, got {value!r}.")
-    if outcome_type == "Number":
-        if is_number(value):
-            number = value
-        elif isinstance(value, str):
-            if not JSON_NUMBER.fullmatch(value.strip()):
-                raise ValueError400(f"A valid number is required, got {value!r}.")
-            number = float(value.strip())
-        else:
-            raise ValueError400(f"A valid number is required, got {value!r}.")
-        if not math.isfinite(number):
-            raise ValueError400("A finite number is required.")
-        if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
-            return int(number)
-        return number
-    if outcome_type == "Text":
-        if isinstance(value, str):
-            return value
-        raise ValueError400(f"Not a valid string, got {value!r}.")
-    raise ValueError400(f"Unknown outcome type {outcome_type!r}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,16 +64,14 @@ class TaskDef:
 
     def verdict(self, value: object) -> tuple[str | None, bool | None]:
         """Return ``(message, is_conform)`` for an effective value: the first matching rule."""
-        for rule in self.rules or ():
-            if schema_matches(rule.get("schema") or {}, value):
-                return rule.get("sentence"), rule.get("is_conformity_validated")
-        return None, None
+        rule = matching_rule(self.rules, value)
+        if rule is None:
+            return None, None
+        return rule.get("sentence"), rule.get("is_conformity_validated")
 
     def allows(self, value: object) -> bool:
         """Whether a correction to ``value`` is accepted (any value when there are no rules)."""
-        if not self.rules:
-            return True
-        return any(schema_matches(r.get("schema") or {}, value) for r in self.rules)
+        return allows(self.rules, value)
 
     def conform(self, value: object) -> bool:
         return self.verdict(value)[1] is True
