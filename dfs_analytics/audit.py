@@ -1,0 +1,491 @@
+"""Audit of the AI's verdicts: how often humans overturn them, where, and since when.
+
+Definitions
+-----------
+- A task **counts for an audit** when it was analysed (it has an ``analyzed_value``) on a
+  reviewed work order (``review_date`` set): only then did a human look at the AI's verdict.
+- It is **overridden** when its ``corrected_value`` is set and differs from its
+  ``analyzed_value``. A correction to the same value is agreement, not an override.
+- Groups are keyed by task and task-group *names*: ids change between app versions.
+
+Every function takes a tasks frame (:func:`dfs_analytics.load_tasks`) and returns a frame, so
+notebook cells chain. Intervals are Wilson score intervals with the exact normal quantile of
+the requested ``level``. A frame without the needed columns, or an unknown ``by`` column,
+raises :class:`AuditInputError` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigurationError
+
+NOT_ANALYSED = "not analysed"
+OTHER = "other"
+TIME_KEYS = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
+
+
+class AuditInputError(ConfigurationError, KeyError):
+    """A frame lacks the columns an audit needs, or a ``by`` column does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise AuditInputError(
+            f"{what} needs a tasks DataFrame (from dfs.load_tasks), got {type(frame).__name__}."
+        )
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise AuditInputError(
+            f"{what} needs the column(s) {', '.join(missing)}, missing from this frame; "
+            "use the frame of dfs.load_tasks (or keep these columns)."
+        )
+
+
+def _as_list(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    return [by] if isinstance(by, str) else list(by)
+
+
+def _with_keys(
+    tasks: pd.DataFrame, by: list[str], what: str, date_column: str = "create_date"
+) -> pd.DataFrame:
+    """Add derived time keys (``week`` ...) and check that every ``by`` column exists."""
+    frame = tasks
+    for key in by:
+        if key in frame.columns:
+            continue
+        if key in TIME_KEYS:
+            _require(frame, [date_column], f"{what}(by={key!r})")
+            frame = frame if frame is not tasks else frame.copy()
+            frame[key] = _period_start(frame[date_column], TIME_KEYS[key])
+            continue
+        raise AuditInputError(
+            f"{what}: unknown by column {key!r}; use a column of the frame (e.g. task_name, "
+            f"task_group_name, field_engineer_email, app_version_id) or one of "
+            f"{', '.join(TIME_KEYS)} (periods of {date_column})."
+        )
+    return frame
+
+
+def _period_start(dates: pd.Series, freq: str) -> pd.Series:
+    """The start of each date's period, as a tz-aware UTC timestamp."""
+    naive = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
+
+
+def audited(tasks: pd.DataFrame, reviewed_only: bool = True) -> pd.DataFrame:
+    """The tasks that count for an audit: analysed, on a reviewed work order (unless
+    ``reviewed_only=False``)."""
+    _require(tasks, ["analyzed", "reviewed"], "audited")
+    mask = tasks["analyzed"].fillna(False).astype(bool)
+    if reviewed_only:
+        mask &= tasks["reviewed"].fillna(False).astype(bool)
+    return tasks[mask]
+
+
+def z_value(level: float) -> float:
+    """The two-sided normal quantile for a confidence ``level`` (1.959963... for 0.95)."""
+    if not 0 < level < 1:
+        raise ConfigurationError(f"level must be between 0 and 1, got {level!r}.")
+    return NormalDist().inv_cdf(1 - (1 - level) / 2)
+
+
+def wilson_interval(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval(s) for ``k`` successes out of ``n``; ``n == 0`` gives [0, 1]."""
+    z = z_value(level)
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, k / n, 0.0)
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        low = np.where(n > 0, np.clip(centre - half, 0, 1), 0.0)
+        high = np.where(n > 0, np.clip(centre + half, 0, 1), 1.0)
+    # exact edges: no overrides at all -> low is 0; all overridden -> high is 1
+    low = np.where((n > 0) & (k == 0), 0.0, low)
+    high = np.where((n > 0) & (k == n), 1.0, high)
+    return low, high
+
+
+# --------------------------------------------------------------------------------------------
+# override rates
+# --------------------------------------------------------------------------------------------
+
+
+def override_rates(
+    tasks: pd.DataFrame,
+    by: str | Sequence[str] = "task_name",
+    reviewed_only: bool = True,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """How often humans overturned the AI, per group, with Wilson intervals.
+
+    Returns one row per group of ``by`` (any column(s) of the frame, or ``"week"``,
+    ``"month"``, ``"day"``, ``"quarter"`` of ``create_date``): ``n`` (tasks that count for the
+    audit), ``n_overridden``, ``rate`` (n_overridden / n; NaN when n = 0), ``ci_low``,
+    ``ci_high`` (the ``level`` Wilson interval; [0, 1] when n = 0). Groups present in the frame
+    but with no audited task are kept with n = 0, so a task never reviewed does not vanish.
+    """
+    keys = _as_list(by)
+    if not keys:
+        raise AuditInputError("override_rates needs at least one by column.")
+    _require(tasks, ["analyzed", "reviewed", "is_overridden"], "override_rates")
+    z_value(level)
+    frame = _with_keys(tasks, keys, "override_rates")
+    counted = audited(frame, reviewed_only)
+    all_groups = frame[keys].drop_duplicates().dropna()
+    stats = (
+        counted.assign(_o=counted["is_overridden"].fillna(False).astype(int))
+        .groupby(keys, observed=True, dropna=True)["_o"]
+        .agg(n="size", n_overridden="sum")
+        .reset_index()
+    )
+    out = all_groups.merge(stats, on=keys, how="left")
+    out["n"] = out["n"].fillna(0).astype("int64")
+    out["n_overridden"] = out["n_overridden"].fillna(0).astype("int64")
+    out["rate"] = np.where(out["n"] > 0, out["n_overridden"] / out["n"].where(out["n"] > 0), np.nan)
+    out["ci_low"], out["ci_high"] = wilson_interval(out["n_overridden"], out["n"], level)
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    for key in keys:  # keep the input's dtypes (categoricals stay categoricals)
+        if isinstance(tasks[key].dtype if key in tasks else None, pd.CategoricalDtype):
+            out[key] = out[key].astype(tasks[key].dtype)
+    out.attrs["level"] = level
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# confusion and agreement
+# --------------------------------------------------------------------------------------------
+
+
+def _ai_verdict(frame: pd.DataFrame) -> pd.Series:
+    analysed = frame["analyzed"].fillna(False).astype(bool)
+    label = frame["ai_message"].astype(object).where(frame["ai_message"].notna(), OTHER)
+    return label.where(analysed, NOT_ANALYSED)
+
+
+def _final_verdict(frame: pd.DataFrame) -> pd.Series:
+    analysed = frame["analyzed"].fillna(False).astype(bool) | frame["corrected_value"].notna()
+    label = frame["message"].astype(object).where(frame["message"].notna(), OTHER)
+    return label.where(analysed, NOT_ANALYSED)
+
+
+def confusion(
+    tasks: pd.DataFrame,
+    task_name: str | Sequence[str] | None = None,
+    normalize: str | None = None,
+    reviewed_only: bool = True,
+) -> pd.DataFrame:
+    """AI verdict (rows) x final verdict after human review (columns), by verdict sentence.
+
+    Counts every task of the selected task name(s) on reviewed work orders (all of them with
+    ``reviewed_only=False``), including the ones the AI never analysed (row and column
+    ``"not analysed"``) and values that match no verdict rule (``"other"``), so nothing is
+    hidden. ``normalize``: None (counts), ``"index"`` (rows sum to 1), ``"columns"`` or
+    ``"all"``. Margins are in the ``"total"`` row and column of the counts.
+    """
+    _require(
+        tasks, ["analyzed", "reviewed", "ai_message", "message", "corrected_value"], "confusion"
+    )
+    if normalize not in (None, "index", "columns", "all"):
+        raise ConfigurationError("normalize must be None, 'index', 'columns' or 'all'.")
+    frame = tasks
+    if task_name is not None:
+        _require(tasks, ["task_name"], "confusion(task_name=...)")
+        names = _as_list(task_name)
+        unknown = sorted(set(names) - set(tasks["task_name"].astype(object).dropna()))
+        if unknown:
+            raise AuditInputError(
+                f"confusion: no task named {', '.join(map(repr, unknown))} in this frame."
+            )
+        frame = frame[frame["task_name"].isin(names)]
+    if reviewed_only:
+        frame = frame[frame["reviewed"].fillna(False).astype(bool)]
+    ai, final = _ai_verdict(frame), _final_verdict(frame)
+    labels = _label_order(pd.concat([ai, final]))
+    table = pd.crosstab(
+        pd.Categorical(ai, categories=labels),
+        pd.Categorical(final, categories=labels),
+        rownames=["ai_verdict"],
+        colnames=["final_verdict"],
+        dropna=False,
+    )
+    if normalize is None:
+        table = table.astype("int64")
+        table.loc["total"] = table.sum(axis=0)
+        table["total"] = table.sum(axis=1)
+        return table
+    total = table.to_numpy().sum()
+    if normalize == "index":
+        return table.div(table.sum(axis=1).replace(0, np.nan), axis=0)
+    if normalize == "columns":
+        return table.div(table.sum(axis=0).replace(0, np.nan), axis=1)
+    return table / total if total else table.astype(float)
+
+
+def _label_order(labels: pd.Series) -> list[str]:
+    counts = labels.value_counts()
+    named = [v for v in counts.index if v not in (OTHER, NOT_ANALYSED)]
+    return named + [v for v in (OTHER, NOT_ANALYSED) if v in counts.index]
+
+
+def _value_key(value: Any) -> Any:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return ("num", float(value))
+    return ("other", repr(value))
+
+
+def agreement(
+    tasks: pd.DataFrame, by: str | Sequence[str] = "task_name", reviewed_only: bool = True
+) -> pd.DataFrame:
+    """Cohen's kappa between the AI's value and the final value, per group.
+
+    Returns ``by`` columns, ``n`` (audited tasks), ``observed`` (share of identical values),
+    ``expected`` (agreement expected by chance from the two marginal distributions) and
+    ``kappa`` = (observed - expected) / (1 - expected); NaN when undefined (n = 0, or both
+    raters always gave one and the same value).
+    """
+    keys = _as_list(by)
+    _require(tasks, ["analyzed", "reviewed", "analyzed_value", "corrected_value"], "agreement")
+    frame = _with_keys(tasks, keys, "agreement")
+    counted = audited(frame, reviewed_only)
+    rows = []
+    groups = counted.groupby(keys, observed=True, dropna=True) if keys else [((), counted)]
+    for key, group in groups:
+        ai = [_value_key(v) for v in group["analyzed_value"]]
+        final = [
+            _value_key(c if c is not None and not (isinstance(c, float) and math.isnan(c)) else a)
+            for a, c in zip(group["analyzed_value"], group["corrected_value"], strict=True)
+        ]
+        n = len(ai)
+        observed = sum(a == f for a, f in zip(ai, final, strict=True)) / n if n else math.nan
+        pa = pd.Series(ai, dtype=object).value_counts(normalize=True)
+        pf = pd.Series(final, dtype=object).value_counts(normalize=True)
+        expected = (
+            float(sum(pa.get(v, 0.0) * pf.get(v, 0.0) for v in set(pa.index) | set(pf.index)))
+            if n
+            else math.nan
+        )
+        kappa = (observed - expected) / (1 - expected) if n and expected < 1 else math.nan
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row.update(n=n, observed=observed, expected=expected, kappa=kappa)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, "n", "observed", "expected", "kappa"])
+
+
+# --------------------------------------------------------------------------------------------
+# drift
+# --------------------------------------------------------------------------------------------
+
+
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test for k1/n1 vs k2/n2 (no scipy needed)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    total, successes = n1 + n2, k1 + k2
+
+    def logp(x: int) -> float:
+        return _lcomb(successes, x) + _lcomb(total - successes, n1 - x) - _lcomb(total, n1)
+
+    lo, hi = max(0, successes - n2), min(successes, n1)
+    observed = logp(k1)
+    probs = [logp(x) for x in range(lo, hi + 1)]
+    cutoff = observed + 1e-7
+    p = sum(math.exp(v) for v in probs if v <= cutoff)
+    return min(1.0, p)
+
+
+def _lcomb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> np.ndarray:
+    """Multiple-testing adjusted p-values: ``"holm"`` (family-wise error) or ``"bh"``
+    (Benjamini-Hochberg, false discovery rate). NaN p-values stay NaN."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    m = len(q)
+    if m == 0:
+        return out
+    order = np.argsort(q)
+    ranked = q[order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    elif method in ("bh", "fdr_bh"):
+        adj = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
+    else:
+        raise ConfigurationError("method must be 'holm' or 'bh'.")
+    result = np.empty(m)
+    result[order] = np.clip(adj, 0, 1)
+    out[ok] = result
+    return out
+
+
+def drift(
+    tasks: pd.DataFrame,
+    by: str | None = "app_version_id",
+    freq: str | None = None,
+    within: str | Sequence[str] | None = "task_name",
+    reviewed_only: bool = True,
+    level: float = 0.95,
+    alpha: float = 0.05,
+    method: str = "holm",
+    date_column: str = "create_date",
+) -> pd.DataFrame:
+    """The override rate per period, and whether it changed significantly from the previous one.
+
+    Periods are the values of ``by`` (default: app versions, ordered by their first
+    ``date_column``) or, with ``freq`` (``"W"``, ``"M"``, ``"D"``, ``"Q"``), periods of
+    ``date_column``. Rates are computed per group of ``within`` (default: per task name).
+
+    Returns ``within`` columns, ``period``, ``n``, ``n_overridden``, ``rate``, ``ci_low``,
+    ``ci_high``, ``change`` (rate minus the previous period's), ``p_value`` (Fisher's exact
+    test against the previous period), ``p_adjusted`` (``method``: Holm controls the chance of
+    any false flag over the whole table; ``"bh"`` the false discovery rate) and ``flagged``
+    (``p_adjusted < alpha``).
+    """
+    if (by is None) == (freq is None):
+        raise ConfigurationError("drift needs by=<column> or freq='W'/'M'/..., not both.")
+    groups = _as_list(within)
+    _require(tasks, ["analyzed", "reviewed", "is_overridden", date_column], "drift")
+    frame = _with_keys(tasks, groups, "drift")
+    counted = audited(frame, reviewed_only).copy()
+    if freq is not None:
+        counted["period"] = _period_start(counted[date_column], freq)
+        order = sorted(counted["period"].dropna().unique())
+    else:
+        _require(tasks, [by], "drift(by=...)")  # type: ignore[list-item]
+        counted["period"] = counted[by].astype(object)
+        first = counted.groupby("period", observed=True)[date_column].min().sort_values()
+        order = list(first.index)
+    counted["_o"] = counted["is_overridden"].fillna(False).astype(int)
+    stats = counted.groupby([*groups, "period"], observed=True)["_o"].agg(
+        n="size", n_overridden="sum"
+    )
+    stats = stats.reset_index()
+    rank = {p: i for i, p in enumerate(order)}
+    stats["_rank"] = stats["period"].map(rank)
+    stats = stats.sort_values([*groups, "_rank"], kind="stable").reset_index(drop=True)
+    stats["rate"] = stats["n_overridden"] / stats["n"]
+    stats["ci_low"], stats["ci_high"] = wilson_interval(stats["n_overridden"], stats["n"], level)
+    prev = stats.groupby(groups, observed=True, sort=False).shift(1) if groups else stats.shift(1)
+    stats["change"] = stats["rate"] - prev["rate"]
+    pvalues = []
+    for row, before in zip(
+        stats.itertuples(index=False), prev.itertuples(index=False), strict=True
+    ):
+        if pd.isna(before.n):
+            pvalues.append(np.nan)
+        else:
+            pvalues.append(
+                fisher_exact(
+                    int(row.n_overridden), int(row.n), int(before.n_overridden), int(before.n)
+                )
+            )
+    stats["p_value"] = pvalues
+    stats["p_adjusted"] = adjust_pvalues(stats["p_value"], method)
+    stats["flagged"] = (stats["p_adjusted"] < alpha).fillna(False) if len(stats) else False
+    stats["flagged"] = stats["flagged"].astype(bool)
+    stats.attrs.update(level=level, alpha=alpha, method=method)
+    return stats.drop(columns="_rank")
+
+
+# --------------------------------------------------------------------------------------------
+# samples for human review
+# --------------------------------------------------------------------------------------------
+
+
+def sample(
+    tasks: pd.DataFrame,
+    n: int = 20,
+    by: str | Sequence[str] | None = "task_name",
+    seed: int = 0,
+    reviewed_only: bool = False,
+    only_analysed: bool = True,
+) -> pd.DataFrame:
+    """A reproducible stratified sample: up to ``n`` tasks per group of ``by``.
+
+    The same frame, ``n`` and ``seed`` give the same rows whatever the frame's row order
+    (rows are ordered by work order and task before drawing). Returns the sampled rows of the
+    input, ordered by group.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ConfigurationError(f"n must be a positive integer, got {n!r}.")
+    keys = _as_list(by)
+    _require(tasks, ["work_order_id", "task_id", "analyzed", "reviewed"], "sample")
+    frame = _with_keys(tasks, keys, "sample")
+    if only_analysed:
+        frame = frame[frame["analyzed"].fillna(False).astype(bool)]
+    if reviewed_only:
+        frame = frame[frame["reviewed"].fillna(False).astype(bool)]
+    frame = frame.sort_values(["work_order_id", "task_id"], kind="stable")
+    rng = np.random.default_rng(seed)
+    picks = []
+    grouped = frame.groupby(keys, observed=True, sort=True) if keys else [((), frame)]
+    for _, group in grouped:
+        size = min(n, len(group))
+        picks.append(group.iloc[np.sort(rng.choice(len(group), size=size, replace=False))])
+    if not picks:
+        return frame.iloc[0:0]
+    return pd.concat(picks)
+
+
+def summary(tasks: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
+    """Headline figures: work orders, audited tasks, overall override rate and its interval."""
+    _require(tasks, ["work_order_id", "analyzed", "reviewed", "is_overridden"], "summary")
+    counted = audited(tasks)
+    n = len(counted)
+    k = int(counted["is_overridden"].fillna(False).sum())
+    low, high = wilson_interval(k, n, level)
+    return {
+        "work_orders": int(tasks["work_order_id"].nunique()),
+        "reviewed_work_orders": int(
+            tasks.loc[tasks["reviewed"].fillna(False).astype(bool), "work_order_id"].nunique()
+        ),
+        "tasks": len(tasks),
+        "audited_tasks": n,
+        "overridden": k,
+        "override_rate": k / n if n else math.nan,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "level": level,
+    }
+
+
+__all__ = [
+    "NOT_ANALYSED",
+    "OTHER",
+    "AuditInputError",
+    "adjust_pvalues",
+    "agreement",
+    "audited",
+    "confusion",
+    "drift",
+    "fisher_exact",
+    "override_rates",
+    "sample",
+    "summary",
+    "wilson_interval",
+    "z_value",
+]
