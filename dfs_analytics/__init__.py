@@ -5,7 +5,9 @@
 >>> tasks = dfs.load_tasks(client, reviewed=True)   # one row per work order x task
 """
 
+from . import audit
 from ._version import __version__ as __version__
+from .audit import agreement, confusion, drift, override_rates, sample
 from .client import Client, IncompleteDataWarning
 from .config import Settings, site_base_url
 from .errors import (
@@ -25,6 +27,18 @@ from .errors import (
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
 
+_LAZY = {"plots": "plots", "report": "report", "audit_report": "report"}
+
+
+def __getattr__(name: str):  # matplotlib is imported only when plots are asked for
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return module if name == _LAZY[name] else getattr(module, name)
+    raise AttributeError(f"module 'dfs_analytics' has no attribute {name!r}")
+
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -42,9 +56,18 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "ValidationError",
+    "agreement",
+    "audit",
+    "audit_report",
+    "confusion",
+    "drift",
     "load_task_groups",
     "load_tasks",
     "load_timeline",
     "load_work_orders",
+    "override_rates",
+    "plots",
+    "report",
+    "sample",
     "site_base_url",
 ]

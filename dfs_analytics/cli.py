@@ -119,6 +119,50 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_source(args: argparse.Namespace):
+    """A client from the DFS_* environment, or a started local simulator and its client."""
+    import contextlib
+    import os
+
+    from .client import Client
+
+    @contextlib.contextmanager
+    def source():
+        if os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID"):
+            client = Client.from_env()
+            yield client, client.base_url
+            return
+        from .simulator import Simulator
+
+        print(
+            f"DFS_BASE_URL / DFS_SITE_ID not set: using the local simulator "
+            f"({args.work_orders} work orders, seed {args.seed}).",
+            file=sys.stderr,
+        )
+        with Simulator(work_orders=args.work_orders, seed=args.seed, drift=args.drift) as sim:
+            yield Client(sim.base_url, api_key=sim.api_key, cache=None), "the local simulator"
+
+    return source()
+
+
+def _filters(args: argparse.Namespace) -> dict:
+    filters = {"created_after": args.created_after, "created_before": args.created_before}
+    return {k: v for k, v in filters.items() if v}
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .loaders import load_tasks
+    from .report import audit_report
+
+    with _data_source(args) as (client, label):
+        tasks = load_tasks(client, **_filters(args))
+        path = audit_report(tasks, args.out, source=label, level=args.level)
+    print(
+        f"Wrote {path} ({path.stat().st_size // 1024} KB): open it in a browser; it works offline."
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -132,6 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
+    r = sub.add_parser(
+        "report",
+        help="write a self-contained HTML audit report of the AI's verdicts",
+        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from "
+        "a local simulator) and write an HTML audit report with inlined plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("--out", default="audit.html", help="the HTML file to write")
+    r.add_argument("--created-after", help="only work orders created at or after this date")
+    r.add_argument("--created-before", help="only work orders created before this date")
+    r.add_argument("--level", type=float, default=0.95, help="confidence level of intervals")
+    r.add_argument("--work-orders", type=int, default=2000, help="(simulator) work orders")
+    r.add_argument("--seed", type=int, default=0, help="(simulator) seed")
+    r.add_argument(
+        "--drift",
+        type=float,
+        default=1.0,
+        help="(simulator) AI error multiplier after the app-version upgrade",
+    )
     d = sub.add_parser("demo", help="start the simulator and show the toolkit at work")
     d.add_argument("--work-orders", type=int, default=500)
     d.add_argument("--seed", type=int, default=0)
@@ -146,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_simulate(args)
     if args.command == "demo":
         return _cmd_demo(args)
+    if args.command == "report":
+        return _cmd_report(args)
     return 2
 
 

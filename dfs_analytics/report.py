@@ -1,0 +1,167 @@
+"""A self-contained HTML audit report: tables and PNG plots inlined, opens offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from . import audit, plots
+from ._version import __version__
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;line-height:1.45;padding:0 1rem}
+h1{margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.meta{color:#666}.cards{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}
+.card{background:#f4f7fb;border-radius:8px;padding:.8rem 1.1rem;min-width:10rem}
+.card b{display:block;font-size:1.5rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}
+th{background:#f4f7fb}td:first-child,th:first-child{text-align:left}
+tr.flag td{background:#fde8ea}img{max-width:100%;height:auto;margin:.5rem 0}
+.note{color:#555;font-size:.9rem}
+"""
+
+
+def _png(draw: Callable[[Axes], Any], size: tuple[float, float]) -> str:
+    fig = Figure(figsize=size, dpi=110)
+    ax = fig.subplots()
+    draw(ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _table(
+    frame: pd.DataFrame, percent: tuple[str, ...] = (), flag: str | None = None, digits: int = 3
+) -> str:
+    shown = frame.copy()
+    for col in shown.columns:
+        if col in percent:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+        elif pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}g}")
+        elif pd.api.types.is_datetime64_any_dtype(shown[col]):
+            shown[col] = shown[col].dt.strftime("%Y-%m-%d")
+    rows = []
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    flags = frame[flag].tolist() if flag and flag in frame else [False] * len(frame)
+    for (_, row), flagged in zip(shown.iterrows(), flags, strict=True):
+        cells = "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row)
+        rows.append(f'<tr class="flag">{cells}</tr>' if flagged else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def audit_report(
+    tasks: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "Audit of AI verdicts",
+    level: float = 0.95,
+    alpha: float = 0.05,
+    confusion_tasks: int = 3,
+    source: str | None = None,
+) -> Path:
+    """Write a self-contained HTML audit report of a tasks frame to ``path``; returns the path.
+
+    Sections: headline figures, override rates per task (plot and table), per task group, per
+    field engineer, drift across app versions and over weeks (significant changes flagged,
+    Holm-adjusted), AI vs final verdict for the ``confusion_tasks`` most overridden tasks,
+    Cohen's kappa, and the definitions used. Plots are PNG images inlined in the file.
+    """
+    path = Path(path)
+    head = audit.summary(tasks, level=level)
+    rates = audit.override_rates(tasks, level=level)
+    by_group = audit.override_rates(tasks, by="task_group_name", level=level)
+    pct = ("rate", "ci_low", "ci_high")
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by '
+        f"dfs-analytics {__version__}"
+        + (f" from {html.escape(source)}" if source else "")
+        + "</p>",
+        '<div class="cards">',
+        f'<div class="card">work orders<b>{head["work_orders"]:,}</b></div>',
+        f'<div class="card">reviewed<b>{head["reviewed_work_orders"]:,}</b></div>',
+        f'<div class="card">audited tasks<b>{head["audited_tasks"]:,}</b></div>',
+        f'<div class="card">override rate<b>{head["override_rate"]:.1%}</b>'
+        f"{level:.0%} CI {head['ci_low']:.1%} - {head['ci_high']:.1%}</div>",
+        "</div>",
+        "<h2>Override rate per task</h2>",
+        _png(lambda ax: plots.plot_override_rates(rates, ax=ax), (8, 0.32 * len(rates) + 1.6)),
+        _table(rates, pct),
+        "<h2>Per task group</h2>",
+        _table(by_group, pct),
+    ]
+    if "field_engineer_email" in tasks and tasks["field_engineer_email"].notna().any():
+        engineers = audit.override_rates(tasks, by="field_engineer_email", level=level)
+        parts += [
+            "<h2>Per field engineer</h2>",
+            _png(
+                lambda ax: plots.plot_engineers(tasks, ax=ax, level=level),
+                (8, 0.32 * len(engineers) + 1.6),
+            ),
+            _table(engineers, pct),
+        ]
+    if "app_version_id" in tasks and tasks["app_version_id"].nunique() > 1:
+        versions = audit.drift(tasks, by="app_version_id", level=level, alpha=alpha)
+        flagged = int(versions["flagged"].sum())
+        parts += [
+            "<h2>Drift across app versions</h2>",
+            f'<p class="note">{flagged} significant change(s) between consecutive app versions '
+            f"(Fisher's exact test, Holm-adjusted over the whole table, alpha {alpha}); "
+            "flagged rows are highlighted.</p>",
+            _table(versions.drop(columns=["change"]), pct, flag="flagged"),
+        ]
+    weekly = audit.drift(tasks, by=None, freq="W", within=None, level=level, alpha=alpha)
+    parts += [
+        "<h2>Override rate per week (all tasks)</h2>",
+        _png(lambda ax: plots.plot_drift(weekly, ax=ax), (9, 3.4)),
+    ]
+    top = rates[rates["n"] > 0].sort_values("rate", ascending=False).head(confusion_tasks)
+    if len(top):
+        parts.append("<h2>AI verdict vs final verdict</h2>")
+        parts.append(
+            '<p class="note">Rows: the AI\'s verdict; columns: the verdict after review. '
+            '"other" is a value no verdict rule matches; "not analysed" a task the AI '
+            "never analysed.</p>"
+        )
+        for name in top["task_name"].astype(str):
+            table = audit.confusion(tasks, task_name=name)
+            parts += [
+                f"<h3>{html.escape(name)}</h3>",
+                _png(
+                    lambda ax, n=name: plots.plot_confusion(tasks, task_name=n, ax=ax),
+                    (1.2 * len(table.columns) + 2.5, 0.6 * len(table.index) + 1.8),
+                ),
+            ]
+    parts += [
+        "<h2>Agreement (Cohen's kappa)</h2>",
+        _table(audit.agreement(tasks), ("observed", "expected")),
+        "<h2>Definitions</h2>",
+        '<p class="note">A task counts for the audit when the AI analysed it on a work order '
+        "that was reviewed in the back office. It is <i>overridden</i> when a human set a "
+        "corrected value different from the AI's; a correction to the same value is "
+        f"agreement. Intervals are {level:.0%} Wilson score intervals. Tasks are keyed by "
+        "name, which stays the same across app versions.</p>",
+    ]
+    document = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    return path
