@@ -128,8 +128,8 @@ def coerce_value(outcome_type: str, value: object) -> object:
             number = float(value.strip())
         else:
             raise InvalidValue(f"A valid number is required, got {value!r}.")
-        if not math.isfinite(number):
-            raise InvalidValue("A finite number is required.")
+        if (isinstance(number, int) and abs(number) > 2**1023) or not math.isfinite(number):
+            raise InvalidValue("A finite number within the range of a double is required.")
         if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
             return int(number)
         return number

@@ -73,6 +73,10 @@ class RuntimeConfig:
     callback_delay: float = 0.05  # seconds before an analysis callback is processed
     fault_seed: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.auth_status not in (401, 403):
+            raise ValueError(f"auth_status must be 401 or 403, got {self.auth_status!r}")
+
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data["api_keys"] = [k[:2] + "***" for k in self.api_keys]
@@ -189,10 +193,9 @@ def json_response(
 def parse_positive_int(name: str, raw: str | None, default: int) -> int:
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(name, "A valid positive integer is required.") from None
+    if not re.fullmatch(r"[0-9]{1,9}", raw.strip()):
+        raise bad_request(name, "A valid positive integer is required.")
+    value = int(raw)
     if value < 1:
         raise bad_request(name, "A valid positive integer is required.")
     return value
@@ -528,7 +531,8 @@ def deliver_callback(
                 return
         except requests.RequestException as exc:
             record["status"] = f"error: {type(exc).__name__}"
-        time.sleep(0.2 * 2**attempt)
+        if attempt < 3:
+            time.sleep(0.2 * 2**attempt)
     record["delivered"] = False
 
 
@@ -1116,15 +1120,21 @@ def create_app(store: Store, config: RuntimeConfig | None = None) -> FastAPI:
                 f"Unknown settings: {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(allowed))}.",
             )
-        for key, value in body.items():
+        checked = {}
+        for key, value in body.items():  # check everything before changing anything
             current = getattr(config, key)
             if key == "api_keys":
                 if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
                     raise bad_request(key, "Expected a list of keys.")
-            elif not is_number(value) or value < 0:
+            elif key == "auth_status":
+                if value not in (401, 403) or isinstance(value, bool):
+                    raise bad_request(key, "Expected 401 or 403.")
+            elif not is_number(value) or value < 0 or not math.isfinite(value):
                 raise bad_request(key, "Expected a non-negative number.")
             elif isinstance(current, int) and not isinstance(current, bool):
                 value = int(value)
+            checked[key] = value
+        for key, value in checked.items():
             setattr(config, key, value)
         return json_response(request, config.public())
 

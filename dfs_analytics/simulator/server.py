@@ -160,6 +160,8 @@ class Simulator(_SimulatorView):
         unknown = set(changes) - _RUNTIME
         if unknown:
             raise TypeError(f"unknown runtime settings: {', '.join(sorted(unknown))}")
+        if "auth_status" in changes and changes["auth_status"] not in (401, 403):
+            raise ValueError(f"auth_status must be 401 or 403, got {changes['auth_status']!r}")
         for key, value in changes.items():
             setattr(self.config, key, value)
 
