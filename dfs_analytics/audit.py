@@ -359,7 +359,8 @@ def drift(
     ``date_column``) or, with ``freq`` (``"W"``, ``"M"``, ``"D"``, ``"Q"``), periods of
     ``date_column``. Rates are computed per group of ``within`` (default: per task name).
 
-    Returns ``within`` columns, ``period``, ``n``, ``n_overridden``, ``rate``, ``ci_low``,
+    Returns ``within`` columns, ``period``, ``first_date`` (the earliest ``date_column`` of the
+    group in that period), ``n``, ``n_overridden``, ``rate``, ``ci_low``,
     ``ci_high``, ``change`` (rate minus the previous period's), ``p_value`` (Fisher's exact
     test against the previous period), ``p_adjusted`` (``method``: Holm controls the chance of
     any false flag over the whole table; ``"bh"`` the false discovery rate) and ``flagged``
@@ -380,8 +381,8 @@ def drift(
         first = counted.groupby("period", observed=True)[date_column].min().sort_values()
         order = list(first.index)
     counted["_o"] = counted["is_overridden"].fillna(False).astype(int)
-    stats = counted.groupby([*groups, "period"], observed=True)["_o"].agg(
-        n="size", n_overridden="sum"
+    stats = counted.groupby([*groups, "period"], observed=True).agg(
+        first_date=(date_column, "min"), n=("_o", "size"), n_overridden=("_o", "sum")
     )
     stats = stats.reset_index()
     rank = {p: i for i, p in enumerate(order)}
