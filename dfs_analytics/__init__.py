@@ -7,7 +7,9 @@
 
 from . import audit
 from ._version import __version__ as __version__
+from .actions import CallbackReceiver, InvalidCorrectionError, analyze, correct, reanalyze
 from .audit import agreement, confusion, drift, override_rates, sample
+from .campaign import Campaign, CampaignValidationError
 from .client import Client, IncompleteDataWarning
 from .config import Settings, site_base_url
 from .errors import (
@@ -42,11 +44,15 @@ def __getattr__(name: str):  # matplotlib is imported only when plots are asked 
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CallbackReceiver",
+    "Campaign",
+    "CampaignValidationError",
     "Client",
     "ConfigurationError",
     "DFSError",
     "IncompleteDataError",
     "IncompleteDataWarning",
+    "InvalidCorrectionError",
     "NotFoundError",
     "OfflineCacheMiss",
     "OutcomeUnknownError",
@@ -57,9 +63,11 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "agreement",
+    "analyze",
     "audit",
     "audit_report",
     "confusion",
+    "correct",
     "drift",
     "load_task_groups",
     "load_tasks",
@@ -67,6 +75,7 @@ __all__ = [
     "load_work_orders",
     "override_rates",
     "plots",
+    "reanalyze",
     "report",
     "sample",
     "site_base_url",

@@ -163,6 +163,50 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_correct(args: argparse.Namespace) -> int:
+    import os
+
+    import pandas as pd
+
+    from .campaign import Campaign
+    from .client import Client
+
+    if not (os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID")):
+        print(
+            "Set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY to say which "
+            "site to correct.",
+            file=sys.stderr,
+        )
+        return 2
+    campaign = Campaign(Client.from_env(), args.plan, journal=args.journal)
+    problems = campaign.validate()
+    with pd.option_context(
+        "display.max_rows", 200, "display.width", 160, "display.max_colwidth", 80
+    ):
+        if len(problems):
+            print(f"The plan has {len(problems)} problem(s); nothing was sent:")
+            print(problems.to_string(index=False))
+            return 1
+        preview = campaign.preview()
+        if not args.apply:
+            print(preview.to_string(index=False))
+            counts = preview["action"].value_counts().to_dict()
+            print(
+                f"\nDry run: {counts}. Nothing was sent; add --apply to apply "
+                f"(journal: {args.journal})."
+            )
+            return 0
+        results = campaign.apply(max_workers=args.workers)
+        print(results.to_string(index=False))
+        print(f"\n{results['status'].value_counts().to_dict()} (journal: {args.journal})")
+        mismatches = campaign.verify()
+        if len(mismatches):
+            print(f"{len(mismatches)} row(s) differ from the plan on the server:")
+            print(mismatches.to_string(index=False))
+            return 1
+    return 0 if not (results["status"] == "failed").any() else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -195,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="(simulator) AI error multiplier after the app-version upgrade",
     )
+    c = sub.add_parser(
+        "correct",
+        help="validate, preview and apply a correction campaign from a CSV plan",
+        description="A CSV plan has work_order_id, task_name (or task_id) and corrected_value. "
+        "Without --apply this is a dry run that prints the preview. The site comes from "
+        "DFS_BASE_URL or DFS_SITE_ID (+ DFS_REGION) and DFS_API_KEY. Re-running with the same "
+        "journal resumes: nothing applied is sent twice.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    c.add_argument("plan", help="the CSV plan")
+    c.add_argument("--journal", default="campaign.jsonl", help="the JSONL journal (keep it)")
+    c.add_argument("--apply", action="store_true", help="apply the plan (default: dry run)")
+    c.add_argument("--workers", type=int, default=8, help="concurrent requests")
     d = sub.add_parser("demo", help="start the simulator and show the toolkit at work")
     d.add_argument("--work-orders", type=int, default=500)
     d.add_argument("--seed", type=int, default=0)
@@ -211,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_demo(args)
     if args.command == "report":
         return _cmd_report(args)
+    if args.command == "correct":
+        return _cmd_correct(args)
     return 2
 
 
