@@ -222,7 +222,8 @@ class Campaign:
                 return wo_id, None
 
         distinct = sorted({i for i in ids if i})
-        with ThreadPoolExecutor(self.client.settings.max_workers) as pool:
+        # reads change nothing: they may use more connections than writes
+        with ThreadPoolExecutor(2 * self.client.settings.max_workers) as pool:
             work_orders.update(dict(pool.map(fetch, distinct)))
         rows = []
         for i, record in enumerate(frame.to_dict("records")):

@@ -772,7 +772,7 @@ def create_app(store: Store, config: RuntimeConfig | None = None) -> FastAPI:
     def wo_response(
         request: Request, wo: WorkOrder, status: int = 200, *, inputs: bool = True
     ) -> Response:
-        return json_response(request, wo.to_dict(inputs=inputs, task_groups=True), status)
+        return json_response(request, None, status, raw=wo.json("full" if inputs else "detail"))
 
     def write_event(wo: WorkOrder, type_: str) -> None:
         when = now()

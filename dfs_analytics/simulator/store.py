@@ -44,7 +44,7 @@ class WorkOrder:
     """One work order. ``states`` maps task id to state (None before the first analysis)."""
 
     __slots__ = (
-        "_list_json",
+        "_json",
         "app_version",
         "create_date",
         "events",
@@ -88,7 +88,7 @@ class WorkOrder:
         self.events: list[dict[str, Any]] = []
         self.truth: dict[str, Any] = {}
         self.progress_score = 0
-        self._list_json: bytes | None = None
+        self._json: dict[str, bytes] = {}  # serialised forms, dropped on every change
 
     # -- derived --------------------------------------------------------------------------
 
@@ -147,9 +147,17 @@ class WorkOrder:
 
     def list_json(self) -> bytes:
         """The work order as it appears in a list page (no inputs, no task groups), cached."""
-        if self._list_json is None:
-            self._list_json = dumps(self.to_dict(inputs=False, task_groups=False))
-        return self._list_json
+        return self.json("list")
+
+    def json(self, form: str) -> bytes:
+        """The work order serialised as a list item (``list``), or as retrieve answers it
+        without (``detail``) or with (``full``) its inputs; cached until it changes."""
+        cached = self._json.get(form)
+        if cached is None:
+            cached = self._json[form] = dumps(
+                self.to_dict(inputs=form == "full", task_groups=form != "list")
+            )
+        return cached
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,7 @@ class Store:
             self._remove_sorted(self._by_update, (wo.update_date, wo.id))
             wo.update_date = when
             bisect.insort(self._by_update, (wo.update_date, wo.id))
-            wo._list_json = None
+            wo._json = {}
             self._changed()
 
     def reindex(self, wo: WorkOrder, before: dict[str, Any]) -> None:
