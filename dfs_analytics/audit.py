@@ -150,10 +150,10 @@ def override_rates(
     z_value(level)
     frame = _with_keys(tasks, keys, "override_rates")
     counted = audited(frame, reviewed_only)
-    all_groups = frame[keys].drop_duplicates().dropna()
+    all_groups = frame[keys].drop_duplicates()
     stats = (
         counted.assign(_o=counted["is_overridden"].fillna(False).astype(int))
-        .groupby(keys, observed=True, dropna=True)["_o"]
+        .groupby(keys, observed=True, dropna=False)["_o"]
         .agg(n="size", n_overridden="sum")
         .reset_index()
     )
@@ -269,8 +269,15 @@ def agreement(
     frame = _with_keys(tasks, keys, "agreement")
     counted = audited(frame, reviewed_only)
     rows = []
-    groups = counted.groupby(keys, observed=True, dropna=True) if keys else [((), counted)]
-    for key, group in groups:
+    groups = dict(
+        list(counted.groupby(keys, observed=True, dropna=False)) if keys else [((), counted)]
+    )
+    # groups present in the frame but with nothing audited are kept, with n = 0
+    for key in frame[keys].drop_duplicates().itertuples(index=False, name=None) if keys else []:
+        k = key if len(keys) > 1 else key[0]
+        if not any(_same_key(k, g) for g in groups):
+            groups[k] = counted.iloc[0:0]
+    for key, group in groups.items():
         ai = [_value_key(v) for v in group["analyzed_value"]]
         final = [
             _value_key(c if c is not None and not (isinstance(c, float) and math.isnan(c)) else a)
@@ -289,7 +296,17 @@ def agreement(
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         row.update(n=n, observed=observed, expected=expected, kappa=kappa)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*keys, "n", "observed", "expected", "kappa"])
+    out = pd.DataFrame(rows, columns=[*keys, "n", "observed", "expected", "kappa"])
+    return out.sort_values(keys, kind="stable", ignore_index=True) if keys else out
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    a_t = a if isinstance(a, tuple) else (a,)
+    b_t = b if isinstance(b, tuple) else (b,)
+    return len(a_t) == len(b_t) and all(
+        (pd.isna(x) and pd.isna(y)) if not isinstance(x, (list, dict)) and pd.isna(x) else x == y
+        for x, y in zip(a_t, b_t, strict=True)
+    )
 
 
 # --------------------------------------------------------------------------------------------

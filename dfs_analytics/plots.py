@@ -13,10 +13,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import PercentFormatter
 
 from . import audit
 
 _BAR = "#3b6ea8"
+_PERCENT = PercentFormatter(xmax=1.0, decimals=None)  # 7.5%, not a rounded 8%
 _FLAG = "#d1495b"
 
 
@@ -72,7 +74,7 @@ def plot_override_rates(
         "override rate (share of audited tasks overturned), "
         f"{rates.attrs.get('level', level):.0%} Wilson interval"
     )
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.xaxis.set_major_formatter(_PERCENT)
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("How often humans overturn the AI")
@@ -146,6 +148,12 @@ def plot_drift(
     if task_name is not None and "task_name" in table.columns:
         table = table[table["task_name"] == task_name]
     ax = _axes(ax, (8, 3.5))
+    ax.set_title("Override rate over time" + (f": {task_name}" if task_name else ""))
+    ax.set_ylabel("override rate")
+    if table.empty:
+        ax.plot([], [], "-o", color=_BAR, ms=3, label="override rate")
+        ax.text(0.5, 0.5, "nothing audited yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
     x = table["period"]
     numeric = not pd.api.types.is_datetime64_any_dtype(x)
     xs = np.arange(len(table)) if numeric else x
@@ -165,12 +173,10 @@ def plot_drift(
         ax.set_xticks(xs, [str(v)[:12] for v in x], rotation=20, ha="right")
     else:
         ax.tick_params(axis="x", labelrotation=30)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.yaxis.set_major_formatter(_PERCENT)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel("override rate")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Override rate over time" + (f": {task_name}" if task_name else ""))
     return ax
 
 
@@ -181,8 +187,13 @@ def plot_engineers(
     min_n: int = 20,
 ) -> Axes:
     """Override rate per field engineer, with intervals and the overall rate as a line."""
-    rates = audit.override_rates(data, by="field_engineer_email", level=level)
-    overall = audit.summary(data, level=level)["override_rate"]
+    if {"rate", "n", "n_overridden"} <= set(data.columns):
+        rates = data
+        total = rates["n"].sum()
+        overall = rates["n_overridden"].sum() / total if total else np.nan
+    else:
+        rates = audit.override_rates(data, by="field_engineer_email", level=level)
+        overall = audit.summary(data, level=level)["override_rate"]
     ax = plot_override_rates(rates, ax=ax, min_n=min_n)
     if not np.isnan(overall):
         ax.axvline(overall, color="#888888", ls="--", lw=1, label=f"all engineers ({overall:.1%})")

@@ -1,0 +1,230 @@
+"""plots: each view renders headless (Agg), from a tasks frame and from the audit's own frame,
+draws on the Axes it is given and returns it, and draws what the audit computed."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from collections.abc import Iterator
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
+
+import dfs_analytics as dfs
+from dfs_analytics import normalize, plots
+
+from .test_audit import A, B, drift_work_orders, small_tasks, small_work_orders
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def tasks() -> pd.DataFrame:
+    return small_tasks()
+
+
+@pytest.fixture(scope="module")
+def sim_tasks(dfs_simulator) -> pd.DataFrame:
+    client = dfs.Client(
+        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
+    )
+    try:
+        return dfs.load_tasks(client)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def ax() -> Iterator[Axes]:
+    fig = Figure(figsize=(6, 4))
+    yield fig.subplots()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    yield
+    plt.close("all")
+
+
+def rendered(ax: Axes) -> bytes:
+    """Draw the Axes' figure to PNG bytes (proves it renders, not only that it was set up)."""
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format="png")
+    data = buf.getvalue()
+    assert data.startswith(PNG) and len(data) > 1000
+    return data
+
+
+def errorbar_of(ax: Axes) -> ErrorbarContainer:
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    return bars[0]
+
+
+def check_errorbar(ax: Axes, rates: pd.DataFrame) -> None:
+    """One dot per group (with n > 0), at its rate, whiskers from ci_low to ci_high."""
+    bar = errorbar_of(ax)
+    line, _, (whiskers,) = bar.lines
+    xs = np.asarray(line.get_xdata(), dtype=float)
+    assert len(xs) == len(rates)
+    assert sorted(xs) == pytest.approx(sorted(rates["rate"]))
+    spans = sorted((float(s[:, 0].min()), float(s[:, 0].max())) for s in whiskers.get_segments())
+    expected = sorted(zip(rates["ci_low"], rates["ci_high"], strict=True))
+    np.testing.assert_allclose(np.array(spans), np.array(expected), atol=1e-12)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == len(rates)
+    for n in rates["n"]:
+        assert any(f"(n={n})" in label for label in labels)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_backend_is_headless() -> None:
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_override_rates_from_tasks_frame(tasks, ax) -> None:
+    assert plots.plot_override_rates(tasks, ax=ax) is ax
+    rates = dfs.override_rates(tasks)
+    check_errorbar(ax, rates[rates["n"] > 0])  # "never" (n = 0) is left out
+    assert not any("never" in t.get_text() for t in ax.get_yticklabels())
+    rendered(ax)
+
+
+def test_override_rates_from_the_audit_frame(tasks, ax) -> None:
+    rates = dfs.override_rates(tasks, by="task_group_name", level=0.9)
+    assert plots.plot_override_rates(rates, ax=ax) is ax
+    check_errorbar(ax, rates)
+    assert "90%" in ax.get_xlabel()
+    assert {t.get_text().split()[0] for t in ax.get_yticklabels()} == {"grp-a", "grp-b"}
+    rendered(ax)
+
+
+def test_override_rates_without_ax_makes_its_own(tasks) -> None:
+    ax = plots.plot_override_rates(tasks)
+    assert isinstance(ax, Axes)
+    assert len(errorbar_of(ax).lines[0].get_xdata()) == 3
+    rendered(ax)
+
+
+def test_confusion_heatmap_from_tasks_frame(tasks, ax) -> None:
+    assert plots.plot_confusion(tasks, task_name="present", ax=ax) is ax
+    counts = dfs.confusion(tasks, task_name="present").drop(index="total", columns="total")
+    (image,) = ax.images
+    assert image.get_array().shape == counts.shape == (2, 2)
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == [str(v) for v in counts.to_numpy().ravel()]
+    # shading: the share of each row
+    shares = counts.to_numpy() / counts.to_numpy().sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(image.get_array()), shares)
+    assert "present" in ax.get_title()
+    rendered(ax)
+
+
+def test_confusion_heatmap_from_the_audit_frame(tasks, ax) -> None:
+    table = dfs.confusion(tasks)
+    assert plots.plot_confusion(table, ax=ax, normalize=None) is ax
+    counts = table.drop(index="total", columns="total")
+    (image,) = ax.images
+    assert image.get_array().shape == counts.shape == (7, 7)
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in counts.to_numpy().ravel()]
+    assert sum(int(t.get_text()) for t in ax.texts) == 18
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(counts.index)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(counts.columns)
+    assert {"other", "not analysed"} <= set(counts.index)
+    rendered(ax)
+
+
+def test_drift_from_tasks_frame(tasks, ax) -> None:
+    assert plots.plot_drift(tasks, ax=ax) is ax
+    weekly = dfs.drift(tasks, by=None, freq="W", within=None)
+    rate_lines = [line for line in ax.lines if line.get_label() == "override rate"]
+    assert len(rate_lines) == 1
+    assert list(rate_lines[0].get_ydata()) == pytest.approx(list(weekly["rate"]))
+    assert len(rate_lines[0].get_xdata()) == 3
+    assert len(ax.collections) >= 1  # the interval band
+    rendered(ax)
+
+
+def test_drift_from_the_audit_frame_with_a_flag(ax) -> None:
+    frame = normalize.tasks_frame(drift_work_orders())
+    result = dfs.drift(frame)
+    assert plots.plot_drift(result, task_name="present", ax=ax) is ax
+    present = result[result["task_name"] == "present"]
+    (rate_line,) = [line for line in ax.lines if line.get_label() == "override rate"]
+    assert list(rate_line.get_ydata()) == pytest.approx(list(present["rate"]))
+    # x ticks: the app versions, in order
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(present["period"])
+    flags = [c for c in ax.collections if c.get_label() == "significant change"]
+    assert len(flags) == 1 and len(flags[0].get_offsets()) == 1
+    assert "present" in ax.get_title()
+    rendered(ax)
+
+
+def test_drift_of_one_task_from_tasks_frame(tasks, ax) -> None:
+    assert plots.plot_drift(tasks, task_name="present", ax=ax) is ax
+    (rate_line,) = [line for line in ax.lines if line.get_label() == "override rate"]
+    # present per week: 1/2, 1/2 (wo-3 overridden, wo-5 kept), 0/1
+    assert list(rate_line.get_ydata()) == pytest.approx([0.5, 0.5, 0.0])
+    rendered(ax)
+
+
+def test_drift_with_nothing_audited_renders_an_empty_axes(ax) -> None:
+    # no work order reviewed yet (e.g. only last week's work orders): no period to show
+    frame = normalize.tasks_frame([dict(wo, review_date=None) for wo in small_work_orders()])
+    assert len(dfs.drift(frame, by=None, freq="W", within=None)) == 0
+    assert plots.plot_drift(frame, ax=ax) is ax
+    (rate_line,) = [line for line in ax.lines if line.get_label() == "override rate"]
+    assert len(rate_line.get_xdata()) == 0
+    rendered(ax)
+
+
+def test_engineers_from_tasks_frame(tasks, ax) -> None:
+    assert plots.plot_engineers(tasks, ax=ax, min_n=1) is ax
+    rates = dfs.override_rates(tasks, by="field_engineer_email")
+    check_errorbar(ax, rates[rates["n"] >= 1])
+    labels = " ".join(t.get_text() for t in ax.get_yticklabels())
+    assert A in labels and B in labels
+    overall = [line for line in ax.lines if line.get_label().startswith("all engineers")]
+    assert len(overall) == 1
+    assert overall[0].get_xdata()[0] == pytest.approx(4 / 12)
+    rendered(ax)
+
+
+def test_engineers_from_the_audit_frame(tasks, ax) -> None:
+    # the module's promise: a tasks frame or the frame the audit function returned
+    rates = dfs.override_rates(tasks, by="field_engineer_email")
+    assert plots.plot_engineers(rates, ax=ax, min_n=1) is ax
+    check_errorbar(ax, rates[rates["n"] >= 1])
+    rendered(ax)
+
+
+def test_every_plot_on_simulator_data(sim_tasks) -> None:
+    fig = Figure(figsize=(10, 8))
+    axes = fig.subplots(2, 2).ravel()
+    rates = dfs.override_rates(sim_tasks)
+    assert plots.plot_override_rates(rates, ax=axes[0]) is axes[0]
+    check_errorbar(axes[0], rates[rates["n"] > 0])
+    name = str(rates.sort_values("rate").iloc[-1]["task_name"])
+    assert plots.plot_confusion(sim_tasks, task_name=name, ax=axes[1]) is axes[1]
+    counts = dfs.confusion(sim_tasks, task_name=name).drop(index="total", columns="total")
+    assert axes[1].images[0].get_array().shape == counts.shape
+    assert [t.get_text() for t in axes[1].texts] == [str(v) for v in counts.to_numpy().ravel()]
+    assert plots.plot_drift(sim_tasks, ax=axes[2]) is axes[2]
+    weeks = dfs.drift(sim_tasks, by=None, freq="W", within=None)
+    (rate_line,) = [line for line in axes[2].lines if line.get_label() == "override rate"]
+    assert len(rate_line.get_xdata()) == len(weeks) > 10
+    assert plots.plot_engineers(sim_tasks, ax=axes[3]) is axes[3]
+    engineers = dfs.override_rates(sim_tasks, by="field_engineer_email")
+    check_errorbar(axes[3], engineers[engineers["n"] >= 20])
+    rendered(axes[0])

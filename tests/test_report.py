@@ -1,0 +1,250 @@
+"""report: ``dfs.audit_report`` and ``dfs-analytics report`` write ONE self-contained HTML file.
+
+Self-contained: every image is an inlined PNG (``data:image/png;base64,...`` that decodes to a
+real PNG), and nothing refers to an external resource (no http(s) URL, no script or stylesheet
+link). When chromium is installed the report is also opened headless with the network cut off,
+and a screenshot is saved under ``test-artifacts/``; the other checks run either way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+from dfs_analytics import normalize
+
+from .test_audit import small_work_orders
+
+PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+SECTIONS = (
+    "Override rate per task",
+    "Per task group",
+    "Per field engineer",
+    "Drift across app versions",
+    "Override rate per week (all tasks)",
+    "AI verdict vs final verdict",
+    "Agreement (Cohen's kappa)",
+    "Definitions",
+)
+
+
+class _Collect(HTMLParser):
+    """Tags and attributes of a document, and its headings' text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, Any]]] = []
+        self.headings: list[str] = []
+        self._in_heading = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("h1", "h2", "h3"):
+            self._in_heading = True
+            self.headings.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h1", "h2", "h3"):
+            self._in_heading = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_heading:
+            self.headings[-1] += data
+
+
+def parse(text: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
+def check_self_contained(path: Path) -> _Collect:
+    """The checks of a self-contained report; returns the parsed document."""
+    assert path.is_file()
+    text = path.read_text(encoding="utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html>")
+    doc = parse(text)
+    images = [attrs for tag, attrs in doc.tags if tag == "img"]
+    assert images, "the report has no plot"
+    for attrs in images:
+        src = attrs.get("src") or ""
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix), src[:80]
+        try:
+            data = base64.b64decode(src[len(prefix) :], validate=True)
+        except binascii.Error as exc:  # pragma: no cover - the assertion message
+            raise AssertionError(f"invalid base64 in an inlined image: {exc}") from exc
+        assert data.startswith(PNG) and len(data) > 1000
+        assert b"IEND" in data[-16:]  # complete PNG
+    # nothing to fetch: no URL at all, no script, no linked stylesheet, no CSS url()/@import
+    assert "http://" not in text and "https://" not in text
+    assert not re.search(r"(?i)<script|<link|<iframe|<object|<embed|@import|url\(", text)
+    for tag, attrs in doc.tags:
+        for name in ("src", "href", "srcset", "data", "poster"):
+            value = attrs.get(name)
+            if value is not None and name == "src" and tag == "img":
+                continue
+            assert value is None or value.startswith("#"), (tag, name, value)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def sim_tasks(dfs_simulator) -> pd.DataFrame:
+    client = dfs.Client(
+        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
+    )
+    try:
+        return dfs.load_tasks(client)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def sim_report(sim_tasks, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    path = dfs.audit_report(sim_tasks, out / "audit.html")
+    return path
+
+
+def test_report_is_one_self_contained_html_file(sim_report) -> None:
+    assert sim_report.name == "audit.html"
+    assert [p.name for p in sim_report.parent.iterdir()] == ["audit.html"]  # one file only
+    check_self_contained(sim_report)
+
+
+def test_report_has_the_sections_and_the_tasks(sim_report, sim_tasks) -> None:
+    text = sim_report.read_text(encoding="utf-8")
+    doc = parse(text)
+    headings = [h.strip() for h in doc.headings]
+    for title in SECTIONS:
+        assert title in headings, (title, headings)
+    for name in sim_tasks["task_name"].astype(str).unique():
+        assert name in text, name
+    for group in sim_tasks["task_group_name"].astype(str).unique():
+        assert group in text, group
+    # plots: per task, per engineer, per week, and one confusion per most overridden task
+    images = [a for tag, a in doc.tags if tag == "img"]
+    assert len(images) == 3 + 3
+    assert sum(1 for tag, _ in doc.tags if tag == "table") >= 5
+
+
+def test_report_figures_match_the_audit(sim_report, sim_tasks) -> None:
+    text = sim_report.read_text(encoding="utf-8")
+    head = dfs.audit.summary(sim_tasks)
+    assert f"{head['audited_tasks']:,}" in text
+    assert f"{head['override_rate']:.1%}" in text
+    flagged = int(dfs.drift(sim_tasks, by="app_version_id")["flagged"].sum())
+    assert f"{flagged} significant change(s)" in text
+
+
+def test_report_of_a_small_hand_built_frame(tmp_path) -> None:
+    # tasks never analysed, an engineer with n = 0, a work order without an engineer
+    tasks = normalize.tasks_frame(small_work_orders())
+    path = dfs.audit_report(tasks, tmp_path / "sub" / "small.html", title="Small <audit>")
+    assert path == tmp_path / "sub" / "small.html"
+    doc = check_self_contained(path)
+    text = path.read_text(encoding="utf-8")
+    assert "Small &lt;audit&gt;" in text  # the title is escaped
+    for name in ("present", "power", "serial", "never"):
+        assert name in text
+    assert "Drift across app versions" in [h.strip() for h in doc.headings]
+
+
+def test_report_when_nothing_was_audited(tmp_path) -> None:
+    # e.g. dfs-analytics report --created-after <last week>: no work order reviewed yet
+    wos = [dict(wo, review_date=None) for wo in small_work_orders()]
+    tasks = normalize.tasks_frame(wos)
+    assert dfs.audit.summary(tasks)["audited_tasks"] == 0
+    path = dfs.audit_report(tasks, tmp_path / "nothing.html")
+    doc = check_self_contained(path)
+    headings = [h.strip() for h in doc.headings]
+    assert "Override rate per task" in headings and "Definitions" in headings
+
+
+def test_cli_report_with_the_simulator(tmp_path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DFS_BASE_URL", "DFS_SITE_ID", "DFS_API_KEY", "DFS_REGION", "DFS_CACHE")
+    }
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
+    env["MPLBACKEND"] = "Agg"
+    script = Path(sys.executable).with_name("dfs-analytics")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "dfs_analytics.cli"]
+    out = tmp_path / "audit.html"
+    done = subprocess.run(
+        [*command, "report", "--out", str(out), "--work-orders", "300"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "local simulator" in done.stderr
+    assert str(out) in done.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".html"] == ["audit.html"]
+    doc = check_self_contained(out)
+    headings = [h.strip() for h in doc.headings]
+    for title in SECTIONS:
+        assert title in headings, title
+    if Path("/usr/bin/chromium").exists():
+        screenshot_offline(out, tmp_path)
+
+
+def screenshot_offline(html: Path, tmp_path: Path) -> None:
+    """Open the report in headless chromium with every network request failing, and keep a
+    screenshot in test-artifacts/ (proof that it renders offline)."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "audit_report_offline.png"
+    shot.unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--proxy-server=127.0.0.1:9",  # any fetch would fail
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--window-size=1280,2400",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data.startswith(PNG)
+    # not a blank page: the rendered report has many distinct colours
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import image
+
+    pixels = image.imread(shot)
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1200
+    flat = (pixels[..., :3] * 255).astype("uint8").reshape(-1, 3)
+    assert len({tuple(p) for p in flat[:: max(1, len(flat) // 50000)]}) > 20
+    assert (flat < 200).any()  # some dark pixels: text
