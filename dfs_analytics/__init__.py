@@ -12,6 +12,7 @@ from .audit import agreement, confusion, drift, override_rates, sample
 from .campaign import Campaign, CampaignValidationError
 from .client import Client, IncompleteDataWarning
 from .config import Settings, site_base_url
+from .connect import connect
 from .errors import (
     APIError,
     AuthenticationError,
@@ -29,10 +30,17 @@ from .errors import (
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
 
-_LAZY = {"plots": "plots", "report": "report", "audit_report": "report"}
+_LAZY = {
+    "plots": "plots",
+    "report": "report",
+    "audit_report": "report",
+    "widgets": "widgets",
+    "Explorer": "widgets",
+    "CampaignPanel": "widgets",
+}
 
 
-def __getattr__(name: str):  # matplotlib is imported only when plots are asked for
+def __getattr__(name: str):  # matplotlib and ipywidgets are imported only when asked for
     if name in _LAZY:
         import importlib
 
@@ -46,10 +54,12 @@ __all__ = [
     "AuthenticationError",
     "CallbackReceiver",
     "Campaign",
+    "CampaignPanel",
     "CampaignValidationError",
     "Client",
     "ConfigurationError",
     "DFSError",
+    "Explorer",
     "IncompleteDataError",
     "IncompleteDataWarning",
     "InvalidCorrectionError",
@@ -67,6 +77,7 @@ __all__ = [
     "audit",
     "audit_report",
     "confusion",
+    "connect",
     "correct",
     "drift",
     "load_task_groups",
@@ -79,4 +90,5 @@ __all__ = [
     "report",
     "sample",
     "site_base_url",
+    "widgets",
 ]

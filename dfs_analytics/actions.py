@@ -144,6 +144,65 @@ def effective(state: Mapping[str, Any] | None) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# one work order in detail
+# --------------------------------------------------------------------------------------------
+
+
+def describe(client: Client, work_order_id: str) -> dict[str, Any]:
+    """One work order in detail, for a detail view.
+
+    Returns ``{"work_order": dict, "tasks": DataFrame, "timeline": DataFrame, "inputs": list}``
+    where the tasks frame has, per task: ``task_group_name, task_id, task_name, outcome_type,
+    analyzed_value, corrected_value, value, message, is_conform, color`` (the colour of the
+    verdict's rule) and ``choices`` (the values its rules name, for a correction dropdown).
+    """
+    from .loaders import load_timeline
+
+    work_order = client.get_work_order(work_order_id, include_inputs=True)
+    rows = []
+    for task in work_order.get("tasks") or ():
+        state = task.get("state") or {}
+        value = effective(state) if state else None
+        rule = matching_rule(task.get("outcome_validation"), value) if state else None
+        rows.append(
+            {
+                "task_group_name": task.get("task_group_name"),
+                "task_id": task.get("id"),
+                "task_name": task.get("name"),
+                "outcome_type": task.get("outcome_type"),
+                "analyzed_value": state.get("analyzed_value"),
+                "corrected_value": state.get("corrected_value"),
+                "value": value,
+                "message": state.get("message"),
+                "is_conform": state.get("is_conform"),
+                "color": (rule or {}).get("color"),
+                "choices": allowed_values(task),
+            }
+        )
+    return {
+        "work_order": work_order,
+        "tasks": pd.DataFrame(
+            rows,
+            columns=[
+                "task_group_name",
+                "task_id",
+                "task_name",
+                "outcome_type",
+                "analyzed_value",
+                "corrected_value",
+                "value",
+                "message",
+                "is_conform",
+                "color",
+                "choices",
+            ],
+        ),
+        "timeline": load_timeline(client, [work_order_id], progress=False),
+        "inputs": list(work_order.get("inputs") or []),
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # correct
 # --------------------------------------------------------------------------------------------
 

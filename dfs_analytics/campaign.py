@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -358,14 +358,19 @@ class Campaign:
                 status[key] = record.get("event", "")
         return status
 
-    def apply(self, max_workers: int = 8, progress: bool | None = None) -> pd.DataFrame:
+    def apply(
+        self,
+        max_workers: int = 8,
+        progress: bool | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> pd.DataFrame:
         """Apply the plan; returns one row per plan row with its ``status``.
 
         Statuses: ``applied`` (this run), ``applied earlier`` (found in the journal),
         ``confirmed`` (in doubt, found applied on the server: not re-sent), ``skipped`` (the
         server already had that value, or a duplicate row), ``failed`` (refused for good;
-        ``detail`` says why). Raises CampaignValidationError, sending nothing, if
-        :meth:`validate` finds problems.
+        ``detail`` says why). ``on_progress(done, total)`` is called as rows complete. Raises
+        CampaignValidationError, sending nothing, if :meth:`validate` finds problems.
         """
         problems = self.validate()
         if len(problems):
@@ -409,10 +414,14 @@ class Campaign:
                     leave=False,
                 ) as bar,
             ):
-                for outcome in pool.map(lambda item: self._apply_one(journal, *item), todo):
+                for n, outcome in enumerate(
+                    pool.map(lambda item: self._apply_one(journal, *item), todo), 1
+                ):
                     with lock:
                         results.append(outcome)
                     bar.update(1)
+                    if on_progress is not None:
+                        on_progress(n, len(todo))
         finally:
             journal.close()
         self._rows = None  # the server changed: re-check on the next preview

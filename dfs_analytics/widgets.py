@@ -1,0 +1,558 @@
+"""Jupyter apps (ipywidgets 8): browse work orders and tasks, see why a verdict was given,
+re-run the AI, correct a task, and run a correction campaign with an explicit confirmation.
+
+They are built on :mod:`~dfs_analytics.loaders`, :mod:`~dfs_analytics.actions` and
+:mod:`~dfs_analytics.campaign` (never on raw HTTP). Every control is an attribute, so an app
+can be driven from code or tests (``explorer.task.value = "cables_ranges"``,
+``explorer.load_button.click()``). Errors are shown inside the app, in ``status``, and kept in
+``last_error``; nothing is lost in a callback.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+from . import actions
+from .campaign import Campaign
+from .client import Client
+from .loaders import load_tasks
+
+_ANY = "(any)"
+_TABLE_CSS = (
+    "<style>.dfs-t{border-collapse:collapse;font-size:12px}.dfs-t td,.dfs-t th{border:1px solid "
+    "#ddd;padding:2px 6px;text-align:left}.dfs-t th{background:#f4f7fb}</style>"
+)
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a widget callback, showing any error in the app's status line instead of losing it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self.last_error = None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # shown to the user, never swallowed silently
+            self.last_error = exc
+            self._say(f"{type(exc).__name__}: {exc}", error=True)
+            return None
+        finally:
+            self._busy(False)
+
+    return wrapper
+
+
+class _App(W.VBox):
+    def __init__(self, **kwargs: Any):
+        self.status = W.HTML()
+        self.progress = W.IntProgress(
+            min=0, max=1, layout=W.Layout(width="300px", visibility="hidden")
+        )
+        self.last_error: Exception | None = None
+        super().__init__(**kwargs)
+
+    def _say(self, message: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#333"
+        self.status.value = f'<span style="color:{color}">{html.escape(message)}</span>'
+
+    def _busy(self, on: bool, total: int = 0) -> None:
+        self.progress.layout.visibility = "visible" if on else "hidden"
+        if on:
+            self.progress.max = max(total, 1)
+            self.progress.value = 0
+
+
+def _table(frame: pd.DataFrame, colors: pd.Series | None = None) -> str:
+    if frame.empty:
+        return "<i>nothing to show</i>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cells = []
+        for col, value in row.items():
+            text = (
+                "" if value is None or (isinstance(value, float) and value != value) else str(value)
+            )
+            style = ""
+            if colors is not None and col == "message" and isinstance(colors.iloc[i], str):
+                color = html.escape(colors.iloc[i])
+                style = f' style="background:{color}33;border-left:4px solid {color}"'
+            cells.append(f"<td{style}>{html.escape(text)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f"{_TABLE_CSS}<table class='dfs-t'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+class Explorer(_App):
+    """Browse work orders and tasks with filters, open one work order, re-run the AI on it, and
+    correct its tasks.
+
+    Filters: creation dates and review (sent to the server by :meth:`load`), then task group,
+    task, verdict, overridden and field engineer (applied to the loaded rows). The table pages
+    through tasks or work orders; choosing a work order (``work_order``) shows its task states
+    with their verdicts in their rule colours, and its timeline. ``correct_task`` and
+    ``correct_value`` (the values the task's rules allow) with ``correct_button`` correct a
+    task; ``reanalyze_button`` re-runs the AI on stored inputs of ``analyze_groups``;
+    ``upload`` + ``analyze_button`` runs it on a new photo. The detail view is read again from
+    the server after every action.
+    """
+
+    def __init__(self, client: Client, page_size: int = 15, load: bool = True):
+        super().__init__()
+        self.client = client
+        self.page_size = page_size
+        self.tasks = pd.DataFrame()
+        self.filtered = pd.DataFrame()
+        self.page = 0
+        self.detail: dict[str, Any] | None = None
+        self.created_after = W.DatePicker(description="Created from")
+        self.created_before = W.DatePicker(description="before")
+        self.reviewed = W.Dropdown(
+            options=[(_ANY, None), ("yes", True), ("no", False)], description="Reviewed"
+        )
+        self.load_button = W.Button(description="Load", button_style="primary", icon="download")
+        self.task_group = W.Dropdown(options=[_ANY], description="Task group")
+        self.task = W.Dropdown(options=[_ANY], description="Task")
+        self.verdict = W.Dropdown(options=[_ANY], description="Verdict")
+        self.overridden = W.Dropdown(
+            options=[(_ANY, None), ("yes", True), ("no", False)], description="Overridden"
+        )
+        self.engineer = W.Dropdown(options=[_ANY], description="Engineer")
+        self.view = W.ToggleButtons(options=["tasks", "work orders"], value="tasks")
+        self.table = W.HTML()
+        self.prev_button = W.Button(
+            description="", icon="chevron-left", layout=W.Layout(width="40px")
+        )
+        self.next_button = W.Button(
+            description="", icon="chevron-right", layout=W.Layout(width="40px")
+        )
+        self.page_label = W.Label()
+        self.work_order = W.Dropdown(
+            options=[], description="Work order", layout=W.Layout(width="480px")
+        )
+        self.detail_html = W.HTML()
+        self.timeline_html = W.HTML()
+        self.analyze_groups = W.SelectMultiple(options=[], description="Groups", rows=4)
+        self.reanalyze_button = W.Button(description="Re-run AI on stored inputs", icon="refresh")
+        self.upload = W.FileUpload(accept="image/*,.pdf", multiple=False, description="Photo")
+        self.upload_group = W.Dropdown(options=[], description="For group")
+        self.analyze_button = W.Button(description="Analyze photo", icon="camera")
+        self.correct_task = W.Dropdown(
+            options=[], description="Task", layout=W.Layout(width="420px")
+        )
+        self.correct_value = W.Dropdown(options=[], description="Value")
+        self.correct_text = W.Text(description="or type", placeholder="a value of the task's type")
+        self.correct_button = W.Button(description="Correct", button_style="warning", icon="check")
+
+        self.load_button.on_click(lambda _: self.load())
+        for control in (
+            self.task_group,
+            self.task,
+            self.verdict,
+            self.overridden,
+            self.engineer,
+            self.view,
+        ):
+            control.observe(lambda _: self._refilter(), names="value")
+        self.prev_button.on_click(lambda _: self._turn(-1))
+        self.next_button.on_click(lambda _: self._turn(+1))
+        self.work_order.observe(
+            lambda change: self.open(change["new"]) if change["new"] else None, names="value"
+        )
+        self.correct_task.observe(lambda _: self._fill_values(), names="value")
+        self.correct_button.on_click(lambda _: self.correct())
+        self.reanalyze_button.on_click(lambda _: self.reanalyze())
+        self.analyze_button.on_click(lambda _: self.analyze_upload())
+
+        filters = W.VBox(
+            [
+                W.HBox([self.created_after, self.created_before, self.reviewed, self.load_button]),
+                W.HBox([self.task_group, self.task, self.verdict]),
+                W.HBox([self.overridden, self.engineer, self.view]),
+            ]
+        )
+        pager = W.HBox([self.prev_button, self.page_label, self.next_button])
+        actions_box = W.Accordion(
+            children=[
+                W.VBox(
+                    [
+                        W.HBox([self.correct_task, self.correct_value, self.correct_text]),
+                        self.correct_button,
+                    ]
+                ),
+                W.VBox(
+                    [
+                        W.HBox([self.analyze_groups, self.reanalyze_button]),
+                        W.HBox([self.upload, self.upload_group, self.analyze_button]),
+                    ]
+                ),
+            ]
+        )
+        actions_box.set_title(0, "Correct a task")
+        actions_box.set_title(1, "Re-run the AI")
+        self.children = [
+            filters,
+            W.HBox([self.progress, self.status]),
+            self.table,
+            pager,
+            W.HTML("<b>Work order</b>"),
+            self.work_order,
+            self.detail_html,
+            actions_box,
+            W.HTML("<b>Timeline</b>"),
+            self.timeline_html,
+        ]
+        if load:
+            self.load()
+
+    # -- loading and filtering ----------------------------------------------------------------
+
+    def _server_filters(self) -> dict[str, Any]:
+        filters: dict[str, Any] = {}
+        if isinstance(self.created_after.value, date):
+            filters["created_after"] = self.created_after.value
+        if isinstance(self.created_before.value, date):
+            filters["created_before"] = self.created_before.value
+        if self.reviewed.value is not None:
+            filters["reviewed"] = self.reviewed.value
+        return filters
+
+    @_guarded
+    def load(self) -> None:
+        """Load (or refresh) the tasks matching the date and review filters."""
+        self._busy(True)
+        self._say("Loading…")
+        self.tasks = load_tasks(self.client, progress=False, **self._server_filters())
+        self._options()
+        self._refilter()
+        self._say(
+            f"{self.tasks['work_order_id'].nunique() if len(self.tasks) else 0} work orders, "
+            f"{len(self.tasks)} tasks loaded."
+        )
+
+    def _options(self) -> None:
+        def choices(col: str) -> list[str]:
+            if col not in self.tasks or self.tasks.empty:
+                return [_ANY]
+            return [_ANY, *sorted(str(v) for v in self.tasks[col].dropna().unique())]
+
+        for control, col in (
+            (self.task_group, "task_group_name"),
+            (self.task, "task_name"),
+            (self.verdict, "message"),
+            (self.engineer, "field_engineer_email"),
+        ):
+            keep = control.value
+            control.options = choices(col)
+            control.value = keep if keep in control.options else _ANY
+
+    def _refilter(self) -> None:
+        frame = self.tasks
+        if not frame.empty:
+            for control, col in (
+                (self.task_group, "task_group_name"),
+                (self.task, "task_name"),
+                (self.verdict, "message"),
+                (self.engineer, "field_engineer_email"),
+            ):
+                if control.value not in (None, _ANY):
+                    frame = frame[frame[col].astype(object) == control.value]
+            if self.overridden.value is not None:
+                frame = frame[
+                    frame["is_overridden"].fillna(False).astype(bool) == self.overridden.value
+                ]
+        self.filtered = frame
+        self.page = 0
+        self._render()
+
+    def rows(self) -> pd.DataFrame:
+        """What the table shows (all pages): tasks, or one row per work order."""
+        frame = self.filtered
+        if frame.empty:
+            return frame
+        if self.view.value == "tasks":
+            cols = [
+                "work_order_name",
+                "work_order_id",
+                "task_group_name",
+                "task_name",
+                "analyzed_value",
+                "corrected_value",
+                "message",
+                "reviewed",
+                "field_engineer_email",
+                "create_date",
+            ]
+            return frame[cols]
+        grouped = frame.groupby("work_order_id", observed=True, sort=False)
+        return pd.DataFrame(
+            {
+                "work_order_name": grouped["work_order_name"].first(),
+                "field_engineer_email": grouped["field_engineer_email"].first(),
+                "create_date": grouped["create_date"].first(),
+                "reviewed": grouped["reviewed"].first(),
+                "tasks": grouped.size(),
+                "overridden": grouped["is_overridden"].sum(),
+            }
+        ).reset_index()
+
+    def _render(self) -> None:
+        rows = self.rows()
+        pages = max(1, -(-len(rows) // self.page_size))
+        self.page = min(max(self.page, 0), pages - 1)
+        shown = rows.iloc[self.page * self.page_size : (self.page + 1) * self.page_size]
+        self.table.value = _table(shown)
+        self.page_label.value = f"page {self.page + 1} of {pages} ({len(rows)} rows)"
+        ids = list(dict.fromkeys(shown["work_order_id"])) if len(shown) else []
+        names = dict(
+            zip(
+                self.filtered.get("work_order_id", []),
+                self.filtered.get("work_order_name", []),
+                strict=False,
+            )
+        )
+        keep = self.work_order.value
+        self.work_order.options = [(f"{names.get(i, '')}  {i}", i) for i in ids] + (
+            [(keep, keep)] if keep and keep not in ids else []
+        )
+        if keep:
+            self.work_order.value = keep
+
+    def _turn(self, step: int) -> None:
+        self.page += step
+        self._render()
+
+    # -- one work order -----------------------------------------------------------------------
+
+    @_guarded
+    def open(self, work_order_id: str) -> None:
+        """Show one work order: its task states (verdicts in rule colours) and timeline."""
+        self._busy(True)
+        detail = actions.describe(self.client, work_order_id)
+        self.detail = detail
+        if self.work_order.value != work_order_id:
+            self.work_order.options = (
+                [*self.work_order.options, (work_order_id, work_order_id)]
+                if work_order_id not in [v for _, v in self.work_order.options]
+                else self.work_order.options
+            )
+            self.work_order.value = work_order_id
+        tasks = detail["tasks"]
+        shown = tasks[
+            [
+                "task_group_name",
+                "task_name",
+                "analyzed_value",
+                "corrected_value",
+                "message",
+                "is_conform",
+            ]
+        ]
+        wo = detail["work_order"]
+        facts = {
+            "engineer": wo.get("field_engineer_email"),
+            "created": wo.get("create_date"),
+            "reviewed": wo.get("review_date"),
+            "progress": f"{wo.get('progress_score')}%",
+        }
+        self.detail_html.value = (
+            f"<p><b>{html.escape(str(wo.get('name')))}</b> — "
+            + ", ".join(f"{k} {html.escape(str(v))}" for k, v in facts.items())
+            + "</p>"
+            + _table(shown, tasks["color"])
+        )
+        timeline = detail["timeline"]
+        cols = [
+            c
+            for c in (
+                "date",
+                "type",
+                "user",
+                "task_group_name",
+                "task_name",
+                "analyzed_value",
+                "corrected_value",
+                "message",
+            )
+            if c in timeline
+        ]
+        self.timeline_html.value = _table(timeline[cols])
+        analysed = tasks[tasks["analyzed_value"].notna()]
+        self.correct_task.options = [
+            (f"{r.task_name} ({r.task_group_name})", r.task_id) for r in analysed.itertuples()
+        ]
+        groups = sorted(
+            {str(i.get("task_group_name")) for i in detail["inputs"] if i.get("task_group_name")}
+        )
+        self.analyze_groups.options = groups
+        self.upload_group.options = sorted({str(g) for g in tasks["task_group_name"].dropna()})
+        self._fill_values()
+        self._say(f"Work order {work_order_id}: {len(tasks)} tasks, {len(timeline)} timeline rows.")
+
+    def _fill_values(self) -> None:
+        if not self.detail or not self.correct_task.value:
+            self.correct_value.options = []
+            return
+        row = self.detail["tasks"][self.detail["tasks"]["task_id"] == self.correct_task.value]
+        choices = row["choices"].iloc[0] if len(row) else []
+        self.correct_value.options = [
+            (f"{sentence} ({value!r})" if sentence else repr(value), value)
+            for value, sentence in choices
+        ]
+
+    @_guarded
+    def correct(self) -> dict[str, Any] | None:
+        """Correct the chosen task to the chosen (or typed) value; refreshes from the server."""
+        if not self.detail or not self.correct_task.value:
+            raise ValueError("open a work order and choose a task first")
+        value = self.correct_text.value.strip() or self.correct_value.value
+        if value is None or value == "":
+            raise ValueError("choose or type a value")
+        self._busy(True)
+        wo_id = self.detail["work_order"]["id"]
+        result = actions.correct(self.client, wo_id, self.correct_task.value, value)
+        self.correct_text.value = ""
+        task = self.correct_task.value
+        self.open(wo_id)
+        self.correct_task.value = task
+        self._say(
+            f"Corrected {result['task_name']} to {result['value']!r} "
+            f"({(result['after'] or {}).get('message')})."
+        )
+        return result
+
+    @_guarded
+    def reanalyze(self) -> pd.DataFrame | None:
+        """Re-run the AI on the stored inputs of the chosen groups; refreshes from the server."""
+        if not self.detail:
+            raise ValueError("open a work order first")
+        groups = list(self.analyze_groups.value) or None
+        self._busy(True)
+        wo_id = self.detail["work_order"]["id"]
+        result = actions.reanalyze(self.client, [wo_id], groups, progress=False)
+        self.open(wo_id)
+        changed = int(result["changed"].fillna(False).sum()) if "changed" in result else 0
+        self._say(f"Re-ran the AI: {changed} task state(s) changed.")
+        return result
+
+    @_guarded
+    def analyze_upload(self) -> pd.DataFrame | None:
+        """Run the AI on the uploaded photo for the chosen group; refreshes from the server."""
+        if not self.detail:
+            raise ValueError("open a work order first")
+        if not self.upload.value:
+            raise ValueError("upload a photo first")
+        if not self.upload_group.value:
+            raise ValueError("choose the task group the photo is for")
+        item = self.upload.value[0]
+        self._busy(True)
+        wo_id = self.detail["work_order"]["id"]
+        result = actions.analyze(
+            self.client, wo_id, self.upload_group.value, bytes(item["content"])
+        )
+        self.open(wo_id)
+        self._say(
+            f"Analysed {item.get('name')}: {int(result['changed'].sum())} task state(s) changed."
+        )
+        return result
+
+
+class CampaignPanel(_App):
+    """A correction campaign in a notebook: problems, preview (dry run), an explicit
+    confirmation, then apply with a progress bar, per-row results and the journal's path.
+
+    ``apply_button`` stays disabled until the plan has no problems, the preview was shown
+    (``preview_button``) and ``confirm`` is ticked; it unticks itself after each run.
+    """
+
+    def __init__(self, campaign: Campaign):
+        super().__init__()
+        self.campaign = campaign
+        self.results: pd.DataFrame | None = None
+        self.problems_html = W.HTML()
+        self.preview_html = W.HTML()
+        self.results_html = W.HTML()
+        self.journal = W.HTML(
+            f"Journal: <code>{html.escape(str(campaign.journal_path.resolve()))}</code>"
+        )
+        self.preview_button = W.Button(description="Preview (dry run)", icon="eye")
+        self.confirm = W.Checkbox(
+            value=False, description="I checked the preview: apply it", indent=False, disabled=True
+        )
+        self.apply_button = W.Button(
+            description="Apply", button_style="danger", icon="play", disabled=True
+        )
+        self.preview_button.on_click(lambda _: self.preview())
+        self.confirm.observe(lambda _: self._arm(), names="value")
+        self.apply_button.on_click(lambda _: self.apply())
+        self.children = [
+            W.HTML("<b>Correction campaign</b>"),
+            self.journal,
+            self.problems_html,
+            W.HBox([self.preview_button, self.confirm, self.apply_button]),
+            W.HBox([self.progress, self.status]),
+            self.preview_html,
+            self.results_html,
+        ]
+        self.validate()
+
+    @_guarded
+    def validate(self) -> pd.DataFrame:
+        problems = self.campaign.validate()
+        self.problems = problems
+        if len(problems):
+            self.problems_html.value = (
+                f"<b style='color:#b00020'>{len(problems)} problem(s): nothing "
+                "can be applied until the plan is fixed.</b>" + _table(problems)
+            )
+            self.preview_button.disabled = True
+        else:
+            self.problems_html.value = f"The plan's {len(self.campaign.plan)} row(s) are valid."
+        return problems
+
+    @_guarded
+    def preview(self) -> pd.DataFrame:
+        """Show what would be sent; nothing is sent."""
+        preview = self.campaign.preview()
+        self.preview_html.value = _table(preview)
+        counts = preview["action"].str.split(":").str[0].value_counts().to_dict()
+        to_apply = int(counts.get("apply", 0))
+        self.confirm.description = f"I checked the preview: apply {to_apply} correction(s)"
+        self.confirm.disabled = len(self.problems) > 0
+        self._say(f"Dry run: {counts}. Nothing was sent.")
+        return preview
+
+    def _arm(self) -> None:
+        self.apply_button.disabled = not (self.confirm.value and not self.confirm.disabled)
+
+    @_guarded
+    def apply(self) -> pd.DataFrame | None:
+        """Apply the plan (only when confirmed); shows per-row results."""
+        if not self.confirm.value or self.confirm.disabled:
+            raise ValueError("preview the plan and tick the confirmation first")
+        self.apply_button.disabled = True
+        self._busy(True, total=len(self.campaign.plan))
+
+        def progress(done: int, total: int) -> None:
+            self.progress.max = max(total, 1)
+            self.progress.value = done
+
+        try:
+            self.results = self.campaign.apply(progress=False, on_progress=progress)
+        finally:
+            self.confirm.value = False
+        self.results_html.value = _table(self.results)
+        self._say(
+            f"Done: {self.results['status'].value_counts().to_dict()}. "
+            f"Journal: {self.campaign.journal_path}"
+        )
+        return self.results
