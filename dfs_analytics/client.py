@@ -40,6 +40,7 @@ from .errors import (
     APIError,
     ConfigurationError,
     IncompleteDataError,
+    NotFoundError,
     OfflineCacheMiss,
     OutcomeUnknownError,
     ThrottledError,
@@ -251,7 +252,9 @@ class Client:
                 ignored_parameters=("Authorization",),
                 match_headers=False,
                 only_if_cached=s.offline,
-                stale_if_error=False,
+                # online, entries are stored already stale (always revalidated); offline
+                # serves them as they are
+                stale_if_error=s.offline,
             )
         else:
             self._cached = requests.Session()
@@ -306,6 +309,15 @@ class Client:
         """Absolute URL of an API path such as ``work-orders/<id>/``."""
         return self.settings.base_url + path.lstrip("/")
 
+    def _absolute(self, path_or_url: str) -> str:
+        """An absolute URL: kept as is, root-relative (``/v0.2/...``) against the host, else
+        relative to the base URL."""
+        if "://" in path_or_url:
+            return path_or_url
+        if path_or_url.startswith("/"):
+            return urllib.parse.urljoin(self.settings.base_url, path_or_url)
+        return self.url(path_or_url)
+
     def _same_origin(self, url: str) -> str:
         """Keep the key on our host: a ``next`` link to another host is re-aimed at ours."""
         parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.settings.base_url, url))
@@ -333,7 +345,7 @@ class Client:
         offline. Most callers want :meth:`request`, which also maps statuses to errors.
         """
         method = method.upper()
-        url = self._same_origin(path_or_url if "://" in path_or_url else self.url(path_or_url))
+        url = self._same_origin(self._absolute(path_or_url))
         if self.settings.offline and not (cached and method == "GET"):
             raise OfflineCacheMiss(
                 f"{method} {self._path_of(url)}: this client is offline (offline=True) and this "
@@ -387,11 +399,7 @@ class Client:
                     method=method,
                     path=path,
                 ) from None
-        if (
-            self.settings.offline
-            and response.status_code == 504
-            and not getattr(response, "from_cache", False)
-        ):
+        if self.settings.offline and response.status_code == 504:  # requests-cache's miss
             raise OfflineCacheMiss(
                 f"GET {self._path_of(url)} is not in the cache (offline=True). Load it once "
                 "online first, or create the client with offline=False."
@@ -511,12 +519,16 @@ class Client:
         count = count if isinstance(count, int) else None
         if on_page:
             on_page(len(items), count)
-        nxt = first.get("next")
+        here = self._absolute(path)
+        nxt = _resolve(here, first.get("next"))
         urls = _page_urls(nxt, count, len(items))
         if urls:
 
             def fetch(url: str) -> dict[str, Any]:
-                page = self.request("GET", url)
+                try:
+                    page = self.request("GET", url)
+                except NotFoundError:  # fewer pages than count announced: checked below
+                    return {"results": [], "next": None}
                 if on_page:
                     on_page(len(page.get("results") or []), count)
                 return page
@@ -525,7 +537,7 @@ class Client:
                 pages = list(pool.map(fetch, urls))
             for page in pages:
                 items.extend(page.get("results") or [])
-            nxt = pages[-1].get("next") if pages else None
+            nxt = _resolve(urls[-1], pages[-1].get("next")) if pages else None
         seen_next: set[str] = set()
         while nxt:
             if nxt in seen_next:
@@ -541,7 +553,7 @@ class Client:
             items.extend(batch)
             if on_page:
                 on_page(len(batch), count)
-            nxt = page.get("next")
+            nxt = _resolve(nxt, page.get("next"))
         return items, count
 
     # -- endpoints ----------------------------------------------------------------------------
@@ -756,6 +768,13 @@ class Client:
 
 def _quote(segment: str) -> str:
     return urllib.parse.quote(str(segment), safe="")
+
+
+def _resolve(page_url: str, link: Any) -> str | None:
+    """A ``next`` link made absolute against the page it came from (relative links happen)."""
+    if not isinstance(link, str) or not link:
+        return None
+    return urllib.parse.urljoin(page_url, link)
 
 
 def _dedupe(items: list[Any]) -> list[Any]:

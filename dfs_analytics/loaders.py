@@ -114,7 +114,9 @@ class _Store:
             if self.timelines is not None:
                 self.timelines.pop(work_order_id, None)
             if self.folder is not None:
-                with open(self.folder / "writes.log", "a", encoding="utf-8") as fh:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                fd = os.open(self.folder / "writes.log", flags, 0o600)
+                with os.fdopen(fd, "a", encoding="utf-8") as fh:
                     fh.write(f"{when:.6f} {work_order_id}\n")
 
     def _load_writes(self) -> None:
@@ -325,10 +327,16 @@ def _merge(
     changed = _sorted(changed)
     if changed:
         work_orders = _concat_sorted(
-            keep_wo, normalize.work_orders_frame(changed), ["create_date", "work_order_id"]
+            keep_wo,
+            normalize.work_orders_frame(changed),
+            ["create_date", "work_order_id"],
+            normalize.WORK_ORDER_SPEC,
         )
         tasks = _concat_sorted(
-            keep_tasks, normalize.tasks_frame(changed), ["create_date", "work_order_id"]
+            keep_tasks,
+            normalize.tasks_frame(changed),
+            ["create_date", "work_order_id"],
+            normalize.TASK_SPEC,
         )
     else:
         work_orders, tasks = keep_wo.reset_index(drop=True), keep_tasks.reset_index(drop=True)
@@ -364,20 +372,43 @@ def _with_changes(
     )
 
 
-def _concat_sorted(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Concatenate two frames of one spec, keeping categoricals, sorted by ``keys``."""
+def _concat_sorted(
+    old: pd.DataFrame, new: pd.DataFrame, keys: list[str], spec: tuple[normalize.Column, ...]
+) -> pd.DataFrame:
+    """Concatenate two frames of one spec as if normalised together: categoricals keep sorted
+    categories, extra columns are rebuilt (None where a side lacks them) and come after the
+    spec's columns in name order; rows are sorted by ``keys``."""
     if old.empty:
         return new.reset_index(drop=True)
-    old, new = old.copy(deep=False), new.copy(deep=False)
-    for col in old.columns.intersection(new.columns):
-        a, b = old[col].dtype, new[col].dtype
+    names = [c.name for c in spec]
+    old_part, new_part = old[names].copy(deep=False), new[names].copy(deep=False)
+    for col in names:
+        a, b = old_part[col].dtype, new_part[col].dtype
         if isinstance(a, pd.CategoricalDtype) and isinstance(b, pd.CategoricalDtype) and a != b:
-            extra = b.categories.difference(a.categories)
-            cats = a.categories.append(extra) if len(extra) else a.categories
-            old[col] = old[col].cat.set_categories(cats)
-            new[col] = new[col].cat.set_categories(cats)
-    frame = pd.concat([old, new], ignore_index=True)
+            if not len(b.categories) or not len(a.categories):  # keep the categories' dtype
+                cats = a.categories if len(a.categories) else b.categories
+            else:
+                cats = a.categories.union(b.categories)
+            old_part[col] = old_part[col].cat.set_categories(cats)
+            new_part[col] = new_part[col].cat.set_categories(cats)
+    frame = pd.concat([old_part, new_part], ignore_index=True)
+    extras = sorted((set(old.columns) | set(new.columns)) - set(names))
+    for col in extras:
+        values = [
+            *(_plain(v) for v in (old[col] if col in old else [None] * len(old))),
+            *(_plain(v) for v in (new[col] if col in new else [None] * len(new))),
+        ]
+        frame[col] = normalize.extra_column(values)
     return frame.sort_values(keys, kind="stable", ignore_index=True) if keys else frame
+
+
+def _plain(value: Any) -> Any:
+    """Missing markers (NaN, NA, NaT) back to None, as the API sent them."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def sync_work_orders(
@@ -435,10 +466,19 @@ def _refresh(
     if any(d is None for d in dates) or any(a < b for a, b in itertools.pairwise(dates)):
         return None  # the server ignored the ordering
     cursor = snap.newest
-    changed = [r for r, d in zip(rows, dates, strict=True) if cursor is None or d >= cursor]
-    if len(changed) == len(rows) and page.get("next"):
+    # new or moved since the snapshot (the newest ones at the cursor itself are unchanged)
+    changed = [
+        r
+        for r, d in zip(rows, dates, strict=True)
+        if cursor is None or (d >= cursor and snap.updates.get(r["id"]) != d)
+    ]
+    in_window = [d for d in dates if cursor is None or d >= cursor]
+    if len(in_window) == len(rows) and page.get("next"):
         # many changed: read them all with updated_after (pages fetched concurrently)
-        changed, _ = client.paginate("work-orders/", {**params, "updated_after": _api_date(cursor)})
+        window, _ = client.paginate("work-orders/", {**params, "updated_after": _api_date(cursor)})
+        changed = [
+            r for r in window if snap.updates.get(r["id"]) != _timestamp(r.get("update_date"))
+        ]
     by_id = {r["id"]: r for r in changed}
     removed: set[str] = set()
     # work orders this client wrote to are read again even if their update_date did not move
@@ -570,7 +610,7 @@ def _timeline_frame(
             {i: timelines[i].events for i in wanted if i not in reusable}
         )
         position = {wo_id: n for n, wo_id in enumerate(wanted)}
-        frame = _concat_sorted(kept, fresh, [])
+        frame = _concat_sorted(kept, fresh, [], normalize.TIMELINE_SPEC)
         order = frame["work_order_id"].map(position).to_numpy()
         frame = frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
     else:

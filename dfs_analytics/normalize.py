@@ -205,10 +205,11 @@ def _convert(values: Sequence[Any], kind: str) -> Any:
             return pd.array([None if v is None else str(v) for v in values], dtype="string")
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
-    return arr
+    # a Series, so pandas keeps Python objects (it would infer "str" from an object array)
+    return pd.Series(arr, dtype=object)
 
 
-def _extra(values: list[Any]) -> pd.Series:
+def extra_column(values: list[Any]) -> pd.Series:
     """An unknown key's column: inferred dtype when uniform, else Python objects."""
     s = pd.Series(values, dtype=object)
     if all(isinstance(v, (dict, list)) for v in values if v is not None):
@@ -227,7 +228,7 @@ def _build(
         data[col.name] = _convert(cols.get(col.name, [None] * n), col.kind)
     for name in sorted(extras):
         if name not in data:
-            data[name] = _extra(extras[name])
+            data[name] = extra_column(extras[name])
     return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 
@@ -417,7 +418,7 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "analyzed": pd.array(has_a, dtype="boolean"),
         "analyzed_value": av,
         "corrected_value": cv,
-        "value": np.where(has_c, cv, av),
+        "value": pd.Series(np.where(has_c, cv.to_numpy(), av.to_numpy()), dtype=object),
         "message": _convert(messages, "category"),
         "is_conform": _convert(conform, "boolean"),
         "ai_message": _convert(ai_message, "category"),
@@ -437,7 +438,7 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             data[col.name] = derived[col.name]
     for name, values in sorted(extras.columns(n).items()):
         if name not in data:
-            data[name] = _extra(values)
+            data[name] = extra_column(values)
     return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 

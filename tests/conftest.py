@@ -1,0 +1,158 @@
+"""Shared fixtures and helpers of the client and loader tests.
+
+Every test talks to a real simulator over HTTP (``dfs_simulator`` for read-only tests,
+``dfs_simulator_factory`` or a module simulator for tests that write or count requests) and
+gets its own cache folder under ``tmp_path``; nothing touches the user's real cache folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+from dfs_analytics.simulator import Simulator
+
+LIST = "GET /v0.2/work-orders/"
+RETRIEVE = "GET /v0.2/work-orders/{wo_id}/"
+TIMELINE = "GET /v0.2/work-orders/{wo_id}/timeline/"
+CREATE = "POST /v0.2/work-orders/"
+
+# fiber-connection (the simulator's default app): task groups and a few tasks by type
+GROUPS = ("pb-ferme-avant", "pb-ouvert-apres", "pm-ouvert-apres", "releve-optique")
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``DFS_*`` variables, and the user's cache folder under tmp_path (in case a test
+    builds a client with the default cache). Modules use it with ``pytestmark``."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    for name in ("DFS_BASE_URL", "DFS_SITE_ID", "DFS_REGION", "DFS_API_KEY", "DFS_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def new_cache(tmp_path: Path) -> Callable[[], Path]:
+    """A factory of fresh, empty cache folders under this test's tmp_path."""
+    counter = itertools.count(1)
+    return lambda: tmp_path / f"cache-{next(counter)}"
+
+
+@pytest.fixture
+def client_for(tmp_path: Path) -> Iterator[Callable[..., dfs.Client]]:
+    """``client_for(sim, **kw)``: a Client of ``sim`` caching under this test's tmp_path.
+
+    ``sim`` is anything with ``base_url`` and ``api_key`` (a simulator, a variant server).
+    Keyword arguments override the defaults (``cache=None`` disables the cache).
+    """
+    made: list[dfs.Client] = []
+
+    def make(sim: Any, **kw: Any) -> dfs.Client:
+        kw.setdefault("api_key", sim.api_key)
+        kw.setdefault("cache", tmp_path / "cache")
+        kw.setdefault("progress", False)
+        client = dfs.Client(sim.base_url, **kw)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def write_sim() -> Iterator[Simulator]:
+    """A simulator of this module only, that tests may write to (they create their own WOs)."""
+    with Simulator(work_orders=40, seed=11) as sim:
+        yield sim
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def counts(sim: Simulator) -> dict[str, int]:
+    return dict(sim.request_counts())
+
+
+def delta(sim: Simulator, before: dict[str, int]) -> dict[str, int]:
+    """Requests received since ``before`` (a snapshot of ``sim.request_counts()``)."""
+    now = sim.request_counts()
+    out = {k: v - before.get(k, 0) for k, v in now.items()}
+    return {k: v for k, v in out.items() if v}
+
+
+def store_work_orders(sim: Simulator) -> dict[str, dict[str, Any]]:
+    """The simulator's work orders as the list endpoint shows them, by id."""
+    with sim.store.lock:
+        return {
+            wo_id: wo.to_dict(inputs=False, task_groups=False)
+            for wo_id, wo in sim.store.work_orders.items()
+        }
+
+
+def store_events(sim: Simulator, wo_id: str) -> list[dict[str, Any]]:
+    with sim.store.lock:
+        return [dict(e) for e in sim.store.work_orders[wo_id].events]
+
+
+def timeline_pages(sim: Simulator, ids: list[str], page_size: int) -> int:
+    """How many timeline requests a complete walk of these work orders' timelines takes."""
+    with sim.store.lock:
+        return sum(max(1, math.ceil(len(sim.store.work_orders[i].events) / page_size)) for i in ids)
+
+
+def image_url(**forced: Any) -> str:
+    """A fresh image URL whose ``dfs-sim:`` directives force the AI's value of some tasks."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    query = ";".join(f"dfs-sim:{k}={text(v)}" for k, v in forced.items())
+    return f"https://img.example.com/{uuid.uuid4()}.jpg" + (f"?{query}" if query else "")
+
+
+def task_of(wo: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [t for t in wo["tasks"] if t["name"] == name]
+    assert len(found) == 1, f"task {name!r} is not (once) on work order {wo['id']}"
+    return found[0]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then closed: connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def by_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The frame sorted by ``keys`` (as text, so category order does not matter) with a fresh
+    RangeIndex, for order-free comparisons."""
+    return frame.sort_values(keys, kind="stable", key=lambda s: s.astype(str)).reset_index(
+        drop=True
+    )
+
+
+def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> None:
+    """Same rows (in ``keys`` order), same columns in the same order, same dtypes, same values."""
+    pd.testing.assert_frame_equal(by_keys(a, keys), by_keys(b, keys))
+
+
+WO_KEYS = ["work_order_id"]
+TASK_KEYS = ["work_order_id", "task_id"]
+TIMELINE_KEYS = ["work_order_id", "date", "event_id", "task_id"]
+
+
+def assert_no_secret(text: str, key: str) -> None:
+    assert key not in text, f"the API key leaked into: {text[:300]!r}"

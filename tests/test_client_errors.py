@@ -1,0 +1,337 @@
+"""Typed errors: each says the method, the path, the status and the server's detail, and never
+contains the key; argument errors are raised before any request is sent."""
+
+from __future__ import annotations
+
+import base64
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+
+from .conftest import assert_no_secret, closed_port, delta, image_url, task_of
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+WRONG_KEY = "wrong-key-Zq81xV0c3"
+
+
+def full_text(exc: BaseException) -> str:
+    """Everything a user could see of an exception: message, repr, traceback, chained ones."""
+    return "\n".join([str(exc), repr(exc), *map(str, exc.args), *traceback.format_exception(exc)])
+
+
+@pytest.fixture
+def client(write_sim, client_for) -> dfs.Client:
+    return client_for(write_sim)
+
+
+@pytest.fixture
+def wo(client) -> dict[str, Any]:
+    return client.create_work_order("err-" + uuid.uuid4().hex[:10])
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def test_wrong_key_is_an_authentication_error(write_sim, client_for) -> None:
+    client = client_for(write_sim, api_key=WRONG_KEY)
+    with pytest.raises(dfs.AuthenticationError) as info:
+        client.list_work_orders()
+    err = info.value
+    assert isinstance(err, dfs.APIError)
+    assert err.status == 401
+    assert err.method == "GET"
+    assert err.path.startswith("/v0.2/work-orders/")
+    assert err.detail == "Invalid token."
+    text = str(err)
+    assert "GET" in text and "/v0.2/work-orders/" in text and "401" in text
+    assert "Invalid token." in text
+    assert "API key" in text  # says what to do
+    assert_no_secret(full_text(err), WRONG_KEY)
+    assert_no_secret(full_text(err), write_sim.api_key)
+
+
+def test_wrong_key_on_reads_and_writes(write_sim, client_for) -> None:
+    wo_id = next(iter(write_sim.store.work_orders))
+    client = client_for(write_sim, api_key=WRONG_KEY)
+    calls: list[Callable[[], Any]] = [
+        lambda: client.get_work_order(wo_id),
+        lambda: client.get_timeline(wo_id),
+        lambda: client.list_task_groups(),
+        lambda: client.create_work_order("x"),
+        lambda: client.patch_metadata(wo_id, {"a": 1}),
+        lambda: dfs.load_tasks(client),
+        lambda: dfs.load_task_groups(client),
+    ]
+    for call in calls:
+        with pytest.raises(dfs.AuthenticationError) as info:
+            call()
+        assert info.value.status == 401
+        assert_no_secret(full_text(info.value), WRONG_KEY)
+
+
+def test_auth_status_403_is_an_authentication_error_too(dfs_simulator_factory, client_for):
+    sim = dfs_simulator_factory(work_orders=5, seed=1, auth_status=403)
+    client = client_for(sim, api_key=WRONG_KEY)
+    with pytest.raises(dfs.AuthenticationError) as info:
+        client.get_work_order(str(uuid.uuid4()))
+    err = info.value
+    assert err.status == 403
+    assert "403" in str(err) and "GET" in str(err) and "/v0.2/work-orders/" in str(err)
+    assert_no_secret(full_text(err), WRONG_KEY)
+    with pytest.raises(dfs.AuthenticationError):
+        dfs.load_work_orders(client)
+    # the right key works on that server
+    assert len(dfs.load_work_orders(client_for(sim, cache=None))) == 5
+
+
+def test_no_key_at_all_is_refused_before_any_request(write_sim, client_for) -> None:
+    client = client_for(write_sim, api_key=None)
+    before = write_sim.request_counts()
+    with pytest.raises(dfs.ConfigurationError, match=r"API key|api_key"):
+        client.list_work_orders()
+    with pytest.raises(dfs.ConfigurationError):
+        dfs.load_tasks(client)
+    assert delta(write_sim, before) == {}
+
+
+# -- not found, validation, payload -----------------------------------------------------------
+
+
+def test_unknown_work_order_is_not_found(client) -> None:
+    missing = str(uuid.uuid4())
+    for call in (
+        lambda: client.get_work_order(missing),
+        lambda: client.get_timeline(missing),
+        lambda: client.patch_metadata(missing, {"a": 1}),
+        lambda: client.update_work_order(missing, name="x"),
+        lambda: client.delete_work_order(missing),
+    ):
+        with pytest.raises(dfs.NotFoundError) as info:
+            call()
+        err = info.value
+        assert err.status == 404
+        assert missing in err.path
+        assert missing in str(err) and "404" in str(err) and "Not found." in str(err)
+        assert err.method in str(err)
+        assert_no_secret(full_text(err), client.settings.api_key)
+
+
+def test_unknown_task_is_not_found(client, wo) -> None:
+    with pytest.raises(dfs.NotFoundError) as info:
+        client.correct(wo["id"], str(uuid.uuid4()), True)
+    assert info.value.method == "PATCH"
+    assert "/correction/" in info.value.path
+
+
+def test_bad_correction_value_is_a_validation_error_with_field_messages(client, wo) -> None:
+    analysed = client.analyze(
+        wo["id"],
+        "pm-ouvert-apres",
+        image_url(pm_ouvert_apres_quality=True, jarretiere_connectee=True),
+    )
+    task = task_of(analysed, "jarretiere_connectee")
+    with pytest.raises(dfs.ValidationError) as info:
+        client.correct(wo["id"], task["id"], "maybe")
+    err = info.value
+    assert err.status == 400
+    assert err.method == "PATCH"
+    assert err.path == f"/v0.2/work-orders/{wo['id']}/tasks/{task['id']}/correction/"
+    assert set(err.errors) == {"corrected_value"}
+    assert err.errors["corrected_value"] and all(
+        isinstance(m, str) and m for m in err.errors["corrected_value"]
+    )
+    text = str(err)
+    assert "PATCH" in text and err.path in text and "400" in text
+    assert "corrected_value" in text and err.errors["corrected_value"][0] in text
+    assert_no_secret(full_text(err), client.settings.api_key)
+    # nothing changed
+    read = client.get_work_order(wo["id"])
+    assert task_of(read, "jarretiere_connectee")["state"]["corrected_value"] is None
+
+
+def test_correction_of_a_never_analysed_task_is_a_validation_error(client, wo) -> None:
+    task = task_of(wo, "mesure_puissance")
+    with pytest.raises(dfs.ValidationError) as info:
+        client.correct(wo["id"], task["id"], -12)
+    assert "detail" in info.value.errors
+    assert "never been analysed" in str(info.value)
+
+
+def test_bad_work_order_fields_are_validation_errors(client) -> None:
+    with pytest.raises(dfs.ValidationError) as info:
+        client.create_work_order("not a valid name!", field_engineer_email="not-an-email")
+    assert set(info.value.errors) == {"name", "field_engineer_email"}
+    assert info.value.method == "POST"
+    with pytest.raises(dfs.ValidationError) as info:
+        client.create_work_order("ok", types=["no-such-type"])
+    assert "types" in info.value.errors
+
+
+def test_six_megabyte_image_is_payload_too_large(write_sim, client, wo) -> None:
+    payload = base64.b64encode(b"\xff" * (6 * 1024 * 1024)).decode()
+    before = write_sim.request_counts()
+    with pytest.raises(dfs.PayloadTooLargeError) as info:
+        client.analyze(wo["id"], "releve-optique", "data:image/jpeg;base64," + payload)
+    err = info.value
+    assert err.status == 413
+    assert err.method == "POST"
+    assert err.path == f"/v0.2/work-orders/{wo['id']}/analyze/"
+    assert "413" in str(err) and "5 MB" in str(err)
+    assert delta(write_sim, before) == {"POST /v0.2/work-orders/{wo_id}/analyze/": 1}
+    assert client.get_timeline(wo["id"])[-1]["type"] == "created"  # nothing was analysed
+
+
+def test_throttled_after_retries_is_a_throttled_error(dfs_simulator_factory, client_for):
+    sim = dfs_simulator_factory(work_orders=5, seed=1, throttle_rate=1.0, retry_after=0)
+    client = client_for(sim, retries=2, backoff_factor=0.01)
+    before = sim.request_counts()
+    with pytest.raises(dfs.ThrottledError) as info:
+        client.list_task_groups()
+    assert info.value.status == 429
+    assert info.value.retry_after == 0
+    assert "429" in str(info.value) and "throttled" in str(info.value)
+    assert delta(sim, before) == {"GET /v0.2/task-groups/": 3}  # 1 + 2 retries
+
+
+# -- transport --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_unreachable_host_is_a_transport_error(client_for, tmp_path, retries: int) -> None:
+    port = closed_port()
+
+    class Nowhere:
+        base_url = f"http://127.0.0.1:{port}/v0.2/"
+        api_key = "sk-unreachable-Key-42"
+
+    client = client_for(Nowhere, retries=retries, backoff_factor=0.01, timeout=5)
+    wo_id = str(uuid.uuid4())
+    with pytest.raises(dfs.TransportError) as info:
+        client.get_work_order(wo_id)
+    err = info.value
+    assert not isinstance(err, dfs.OutcomeUnknownError)
+    assert err.method == "GET"
+    assert wo_id in err.path
+    assert "GET" in str(err) and wo_id in str(err) and f"127.0.0.1:{port}" in str(err)
+    assert_no_secret(full_text(err), Nowhere.api_key)
+    # a write that never left is a plain TransportError, not an unknown outcome
+    with pytest.raises(dfs.TransportError) as info:
+        client.create_work_order("x")
+    assert not isinstance(info.value, dfs.OutcomeUnknownError)
+    assert info.value.method == "POST"
+    with pytest.raises(dfs.TransportError):
+        dfs.load_work_orders(client)
+
+
+# -- argument errors before any request --------------------------------------------------------
+
+
+BAD_FILTERS: list[tuple[str, dict[str, Any], str]] = [
+    ("created_after", {"created_after": "yesterday"}, "created_after"),
+    ("created_before", {"created_before": "31/12/2026"}, "created_before"),
+    ("updated_after", {"updated_after": "2026-13-45"}, "updated_after"),
+    ("updated_before", {"updated_before": 20260101}, "updated_before"),
+    ("unknown", {"colour": "red"}, "colour"),
+    ("typo", {"create_after": "2026-01-01"}, "create_after"),
+    ("reviewed", {"reviewed": "yes"}, "reviewed"),
+    ("tag", {"tag": ["ok", ""]}, "tag"),
+    ("ordering", {"ordering": "sideways"}, "ordering"),
+    ("name", {"name": 12}, "name"),
+]
+
+
+@pytest.mark.parametrize(("_id", "filters", "named"), BAD_FILTERS, ids=[b[0] for b in BAD_FILTERS])
+def test_bad_filters_raise_before_any_request(
+    write_sim, client_for, _id: str, filters: dict[str, Any], named: str
+) -> None:
+    client = client_for(write_sim)
+    wo_id = next(iter(write_sim.store.work_orders))
+    before = write_sim.request_counts()
+    for call in (
+        lambda: client.list_work_orders(**filters),
+        lambda: dfs.load_work_orders(client, **filters),
+        lambda: dfs.load_tasks(client, **filters),
+        lambda: dfs.load_timeline(client, **filters),
+        lambda: dfs.load_timeline(client, work_order_ids=[wo_id], **filters),
+    ):
+        with pytest.raises(dfs.ConfigurationError, match=named):
+            call()
+    assert delta(write_sim, before) == {}
+
+
+def test_good_date_filters_of_every_kind_are_accepted(write_sim, client_for) -> None:
+    client = client_for(write_sim, cache=None)
+    for value in (
+        "2026-03-01",
+        "2026-03-01T08:00:00Z",
+        "2026-03-01T09:00:00+01:00",
+        date(2026, 3, 1),
+        pd.Timestamp("2026-03-01T08:00:00", tz="UTC"),
+        pd.Timestamp("2026-03-01"),
+    ):
+        assert isinstance(client.list_work_orders(created_after=value), list)
+
+
+# -- offline ----------------------------------------------------------------------------------
+
+
+def test_offline_get_work_order_miss_on_an_empty_cache(write_sim, client_for) -> None:
+    client = client_for(write_sim, offline=True)
+    wo_id = next(iter(write_sim.store.work_orders))
+    before = write_sim.request_counts()
+    with pytest.raises(dfs.OfflineCacheMiss) as info:
+        client.get_work_order(wo_id)
+    assert wo_id in str(info.value) and "offline" in str(info.value)
+    assert_no_secret(full_text(info.value), write_sim.api_key)
+    with pytest.raises(dfs.OfflineCacheMiss):
+        client.get_task_group("releve-optique")
+    assert delta(write_sim, before) == {}
+
+
+def test_offline_loaders_and_writes_miss_on_an_empty_cache(write_sim, client_for) -> None:
+    client = client_for(write_sim, offline=True)
+    wo_id = next(iter(write_sim.store.work_orders))
+    before = write_sim.request_counts()
+    for call in (
+        lambda: dfs.load_tasks(client),
+        lambda: dfs.load_work_orders(client),
+        lambda: dfs.load_timeline(client),
+        lambda: dfs.load_task_groups(client),
+        lambda: client.get_timeline(wo_id),
+        lambda: client.create_work_order("x"),
+        lambda: client.patch_metadata(wo_id, {"a": 1}),
+    ):
+        with pytest.raises(dfs.OfflineCacheMiss) as info:
+            call()
+        assert "offline" in str(info.value)
+        assert_no_secret(full_text(info.value), write_sim.api_key)
+    assert delta(write_sim, before) == {}
+
+
+def test_offline_timeline_of_given_ids_misses_on_an_empty_cache(write_sim, client_for) -> None:
+    client = client_for(write_sim, offline=True)
+    wo_id = next(iter(write_sim.store.work_orders))
+    before = write_sim.request_counts()
+    with pytest.raises(dfs.OfflineCacheMiss):
+        dfs.load_timeline(client, work_order_ids=[wo_id])
+    assert delta(write_sim, before) == {}
+
+
+def test_offline_serves_a_work_order_read_online(write_sim, client_for) -> None:
+    wo_id = next(iter(write_sim.store.work_orders))
+    online = client_for(write_sim)
+    expected = online.get_work_order(wo_id)
+    group = online.get_task_group("releve-optique")
+    offline = client_for(write_sim, offline=True)
+    before = write_sim.request_counts()
+    assert offline.get_work_order(wo_id) == expected
+    assert offline.get_task_group("releve-optique") == group
+    assert delta(write_sim, before) == {}
