@@ -22,6 +22,7 @@ are retried; permanent failures (the server refusing the value) are reported, ne
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import threading
@@ -79,7 +80,14 @@ class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = (
+            self.path.exists()
+            and self.path.stat().st_size > 0
+            and not _ends_with_newline(self.path)
+        )
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        if torn:  # a crash cut the last line: start a new one so no record is glued to it
+            self._fh.write("\n")
         self._cond = threading.Condition()
         self._written = 0
         self._durable = 0
@@ -133,6 +141,12 @@ class Journal:
         return records
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
 def _key(work_order_id: str, task_id: str, value: Any) -> str:
     return f"{work_order_id}/{task_id}/{json.dumps(value, sort_keys=True)}"
 
@@ -172,13 +186,13 @@ class Campaign:
     def _read_plan(self, plan: pd.DataFrame | str | Path) -> pd.DataFrame:
         if isinstance(plan, (str, Path)):
             try:
-                frame = pd.read_csv(plan, dtype=str, keep_default_na=False, skipinitialspace=True)
+                frame = _read_csv_strictly(Path(plan))
             except FileNotFoundError:
                 self._structural.append(
                     {"row": None, "problem": f"plan file {str(plan)!r} not found"}
                 )
                 return pd.DataFrame(columns=list(PLAN_COLUMNS))
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            except (ValueError, csv.Error, UnicodeDecodeError) as exc:
                 self._structural.append({"row": None, "problem": f"malformed CSV: {exc}".strip()})
                 return pd.DataFrame(columns=list(PLAN_COLUMNS))
         elif isinstance(plan, pd.DataFrame):
@@ -376,6 +390,15 @@ class Campaign:
         if len(problems):
             raise CampaignValidationError(problems)
         preview = self.preview()
+        others = {
+            r.get("base_url") for r in Journal.read(self.journal_path) if r.get("base_url")
+        } - {self.client.base_url}
+        if others:
+            raise ConfigurationError(
+                f"the journal {str(self.journal_path)!r} belongs to a campaign on "
+                f"{', '.join(sorted(others))}, not {self.client.base_url}: use another journal "
+                "file."
+            )
         done = self.journal_status()
         journal = Journal(self.journal_path)
         results: list[dict[str, Any]] = []
@@ -466,13 +489,15 @@ class Campaign:
     ) -> dict[str, Any]:
         ids = {
             "key": key,
+            "base_url": self.client.base_url,
             "row": row["row"],
             "work_order_id": row["work_order_id"],
             "task_id": row["task_id"],
             "task_name": row["task_name"],
             "value": row["value"],
         }
-        in_doubt = last in ("attempt", "in doubt")
+        # anything sent before is checked on the server before it is sent again
+        in_doubt = last is not None
         attempts = 0
         detail = None
         while attempts < MAX_ATTEMPTS:
@@ -528,6 +553,15 @@ class Campaign:
             if applied:
                 journal.append({**ids, "event": "confirmed"})
                 return {**base, "attempts": attempts, "status": "confirmed"}
+            if applied is None:  # still unknown: the next run checks before sending
+                journal.append({**ids, "event": "in doubt", "attempt": attempts, "detail": detail})
+                return {
+                    **base,
+                    "attempts": attempts,
+                    "status": "in doubt",
+                    "detail": f"outcome unknown after {attempts} attempts: {detail}; "
+                    "run apply() again to check and resume",
+                }
         journal.append(
             {**ids, "event": "failed", "attempt": attempts, "detail": f"gave up: {detail}"}
         )
@@ -581,6 +615,23 @@ class Campaign:
                 "problem",
             ],
         )
+
+
+def _read_csv_strictly(path: Path) -> pd.DataFrame:
+    """A CSV plan as strings; any row whose field count differs from the header's is an error
+    (a shifted row must never become a valid-looking correction)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh, skipinitialspace=True))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise ValueError("the file is empty")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
+    if bad:
+        raise ValueError(
+            f"line(s) {', '.join(map(str, bad[:10]))} do not have the header's {len(header)} fields"
+        )
+    return pd.DataFrame(body, columns=header, dtype=str)
 
 
 def _cell(value: Any) -> Any:

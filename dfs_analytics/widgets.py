@@ -166,7 +166,8 @@ class Explorer(_App):
         self.prev_button.on_click(lambda _: self._turn(-1))
         self.next_button.on_click(lambda _: self._turn(+1))
         self.work_order.observe(
-            lambda change: self.open(change["new"]) if change["new"] else None, names="value"
+            lambda change: self.show_work_order(change["new"]) if change["new"] else None,
+            names="value",
         )
         self.correct_task.observe(lambda _: self._fill_values(), names="value")
         self.correct_button.on_click(lambda _: self.correct())
@@ -334,7 +335,7 @@ class Explorer(_App):
     # -- one work order -----------------------------------------------------------------------
 
     @_guarded
-    def open(self, work_order_id: str) -> None:
+    def show_work_order(self, work_order_id: str) -> None:
         """Show one work order: its task states (verdicts in rule colours) and timeline."""
         self._busy(True)
         detail = actions.describe(self.client, work_order_id)
@@ -422,7 +423,7 @@ class Explorer(_App):
         result = actions.correct(self.client, wo_id, self.correct_task.value, value)
         self.correct_text.value = ""
         task = self.correct_task.value
-        self.open(wo_id)
+        self.show_work_order(wo_id)
         self.correct_task.value = task
         self._say(
             f"Corrected {result['task_name']} to {result['value']!r} "
@@ -439,7 +440,7 @@ class Explorer(_App):
         self._busy(True)
         wo_id = self.detail["work_order"]["id"]
         result = actions.reanalyze(self.client, [wo_id], groups, progress=False)
-        self.open(wo_id)
+        self.show_work_order(wo_id)
         changed = int(result["changed"].fillna(False).sum()) if "changed" in result else 0
         self._say(f"Re-ran the AI: {changed} task state(s) changed.")
         return result
@@ -459,7 +460,7 @@ class Explorer(_App):
         result = actions.analyze(
             self.client, wo_id, self.upload_group.value, bytes(item["content"])
         )
-        self.open(wo_id)
+        self.show_work_order(wo_id)
         self._say(
             f"Analysed {item.get('name')}: {int(result['changed'].sum())} task state(s) changed."
         )

@@ -138,7 +138,7 @@ NOTEBOOKS = {
             "other = tasks[(tasks['task_name'] == 'jarretiere_connectee') & tasks['analyzed']\n"
             "              & ~tasks['work_order_id'].isin(done) & ~tasks['is_corrected']].iloc[0]\n"
             "explorer = dfs.Explorer(client)\n"
-            "explorer.open(other['work_order_id'])\n"
+            "explorer.show_work_order(other['work_order_id'])\n"
             "explorer.correct_task.value = other['task_id']\n"
             "print('work order', other['work_order_id'], 'task', other['task_name'], other['task_id'])\n"
             "explorer"

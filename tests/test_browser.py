@@ -1,0 +1,143 @@
+"""A real browser: the correction notebook served by Voila, opened in Debian's Chromium driven by
+Playwright; a correction clicked in the Explorer widget must reach the simulator exactly once.
+
+Needs /usr/bin/chromium (Debian's package; CI installs it). Without it the test is skipped,
+unless DFS_REQUIRE_BROWSER=1 (set by CI), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+if not CHROMIUM.exists() and os.environ.get("DFS_REQUIRE_BROWSER") != "1":
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def voila(tmp_path: Path, dfs_simulator_factory):
+    sim = dfs_simulator_factory(work_orders=400, seed=5)
+    notebook = tmp_path / "03_correction_campaign.ipynb"
+    shutil.copy(ROOT / "notebooks" / notebook.name, notebook)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+    env.update(
+        DFS_BASE_URL=sim.base_url, DFS_API_KEY=sim.api_key, DFS_CACHE="none", MPLBACKEND="Agg"
+    )
+    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            notebook.name,
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.tornado_settings={'xsrf_cookies': False}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp_path / "voila.log").read_text()[-3000:])
+        try:
+            requests.get(url + "api", timeout=2)
+            break
+        except requests.RequestException:
+            time.sleep(0.3)
+    yield sim, url, tmp_path
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_a_correction_clicked_in_the_browser_reaches_the_server_once(voila) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sim, url, folder = voila
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url, timeout=120_000)
+        try:
+            # Voila runs the notebook, then shows the Explorer; its correction form is folded
+            section = page.get_by_text("Correct a task", exact=True)
+            section.wait_for(timeout=240_000)
+            text = page.inner_text("body")
+            found = re.search(r"work order (\S+) task jarretiere_connectee (\S+)", text)
+            assert found, text[-2000:]
+            wo_id, task_id = found.groups()
+            before = sim.correction_counts()
+            assert (wo_id, task_id) not in before  # the campaign did not touch this task
+
+            section.click()
+            correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
+            correct.wait_for(timeout=30_000)
+            value = page.locator(".widget-dropdown", has_text="Value").locator("select")
+            value.select_option(label="Non conforme (False)")
+            correct.click()
+            page.get_by_text("Corrected jarretiere_connectee").wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "browser_failure.png"), full_page=True)
+            raise
+        page.screenshot(path=str(ARTIFACTS / "browser_correction.png"), full_page=True)
+        browser.close()
+
+    after = sim.correction_counts()
+    assert after[(wo_id, task_id)] == 1
+    assert {k: v for k, v in after.items() if k != (wo_id, task_id)} == before
+    state = next(
+        t["state"]
+        for t in requests.get(
+            f"{sim.base_url}work-orders/{wo_id}/",
+            headers={"Authorization": f"Token {sim.api_key}"},
+            timeout=30,
+        ).json()["tasks"]
+        if t["id"] == task_id
+    )
+    assert state["corrected_value"] is False
+    assert state["message"] == "Non conforme"
+    assert (folder / "campaign.jsonl").exists()

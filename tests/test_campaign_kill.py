@@ -1,0 +1,222 @@
+"""A campaign process killed with SIGKILL at random moments, then resumed, applies every planned
+correction exactly once.
+
+The simulator runs in this process (latency 0.02 s per request); a child process (a script in
+tmp_path, run with ``sys.executable``) builds a ``dfs.Campaign`` of 150 corrections with its
+journal in tmp_path and calls ``apply(max_workers=8)``. The parent kills it (SIGKILL) several
+times, at seeded random moments, restarts it, and finally lets it finish. The simulator's
+per-task correction counts then say whether a correction was lost (0) or sent twice (2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+from dfs_analytics.campaign import Journal
+from dfs_analytics.simulator import Simulator
+
+PLANNED = 150
+CHOICES: dict[str, list[Any]] = {
+    "pb_etiquette_presente": [True, False],
+    "cables_ranges": [True, False],
+    "jarretiere_connectee": [True, False],
+    "photo_environnement": [True, False],
+    "nombre_connecteurs": [2, 13, 7],
+    "couleur_fibre": ["vert", "rouge", "bleu"],
+    "mesure_puissance": [-15.25, -26.5],
+    "numero_serie": ["ZX81ZX81", "AB12CD34EF"],
+}
+
+CHILD = """\
+import json
+import os
+import sys
+
+import dfs_analytics as dfs
+
+plan, journal, cache = sys.argv[1:4]
+client = dfs.Client(
+    os.environ["DFS_BASE_URL"], api_key=os.environ["DFS_API_KEY"], cache=cache, progress=False
+)
+campaign = dfs.Campaign(client, plan, journal=journal)
+print("ready", flush=True)
+result = campaign.apply(max_workers=8)
+print("done " + json.dumps(result["status"].value_counts().to_dict()), flush=True)
+ok = result["status"].isin(["applied", "applied earlier", "confirmed", "skipped"]).all()
+sys.exit(0 if ok else 3)
+"""
+
+# name: (seed, kills, how each kill after the first is timed). The first kill of every
+# schedule waits for the journal to grow by a random number of lines (so at least one kill
+# lands in the middle of the corrections); the next ones wait a random delay after the child
+# says it is ready, or for more journal lines.
+SCHEDULES = {
+    "short-delays": (101, 5, ("delay", 0.1, 0.6)),
+    "long-delays": (202, 4, ("delay", 0.1, 1.5)),
+    "journal-lines": (303, 5, ("lines", 1, 80)),
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(work_orders=120, seed=7, latency=0.02) as s:
+        yield s
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+def _plan(client: dfs.Client) -> pd.DataFrame:
+    """PLANNED corrections (two per work order), each to a value the task does not have."""
+    rows = []
+    for wo in client.list_work_orders():
+        picked = 0
+        for task in wo["tasks"]:
+            state = task["state"]
+            if picked == 2 or task["name"] not in CHOICES or not state:
+                continue
+            if state["analyzed_value"] is None:
+                continue
+            current = (
+                state["corrected_value"]
+                if state["corrected_value"] is not None
+                else state["analyzed_value"]
+            )
+            value = next(v for v in CHOICES[task["name"]] if not _same(v, current))
+            rows.append(
+                {
+                    "work_order_id": wo["id"],
+                    "task_name": task["name"],
+                    "task_id": task["id"],
+                    "corrected_value": json.dumps(value) if not isinstance(value, str) else value,
+                }
+            )
+            picked += 1
+    assert len(rows) >= PLANNED
+    return pd.DataFrame(rows[:PLANNED])
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _outcomes(path: Path) -> dict[tuple[str, str], str]:
+    """The last journaled event per (work order, task)."""
+    last: dict[tuple[str, str], str] = {}
+    for record in Journal.read(path):
+        if "task_id" in record:
+            last[(record["work_order_id"], record["task_id"])] = record["event"]
+    return last
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_killed_and_resumed_campaign_applies_each_correction_once(
+    sim: Simulator, tmp_path: Path, schedule: str
+) -> None:
+    seed, kills, (mode, low, high) = SCHEDULES[schedule]
+    rng = random.Random(seed)
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as parent:
+        plan = _plan(parent)
+    plan_path = tmp_path / "plan.csv"
+    plan.to_csv(plan_path, index=False)
+    planned = set(zip(plan["work_order_id"], plan["task_id"], strict=True))
+    assert len(planned) == PLANNED
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    journal = tmp_path / "campaign.jsonl"
+    env = {
+        **os.environ,
+        "DFS_BASE_URL": sim.base_url,
+        "DFS_API_KEY": sim.api_key,
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+    }
+    env.pop("DFS_CACHE", None)
+    argv = [sys.executable, str(script), str(plan_path), str(journal), str(tmp_path / "cache")]
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            argv,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            _, err = proc.communicate()
+            raise AssertionError(f"the child did not start: {line!r} {err[-3000:]}")
+        return proc
+
+    log = []
+    interrupted = 0
+    for round_ in range(kills):
+        proc = start()
+        if round_ == 0 or mode == "lines":
+            first = (5, 120) if round_ == 0 else (int(low), int(high))
+            target = _lines(journal) + rng.randint(*first)
+            while proc.poll() is None and _lines(journal) < target:
+                time.sleep(0.002)
+            how = f"after {target} journal lines"
+        else:
+            delay = rng.uniform(low, high)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=delay)
+            how = f"after {delay:.2f} s"
+        running = proc.poll() is None
+        if running:
+            os.kill(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        outcomes = _outcomes(journal)
+        done = sum(1 for k in planned if outcomes.get(k) in ("applied", "confirmed"))
+        log.append(f"round {round_}: {how}, killed={running}, {done}/{PLANNED} done")
+        if running:
+            assert proc.returncode == -signal.SIGKILL
+            interrupted += done < PLANNED
+        else:
+            assert proc.returncode == 0, (log, out, err[-3000:])
+
+    # the last run, to completion
+    proc = start()
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, (log, out, err[-3000:])
+    assert out.startswith("done"), out
+    assert interrupted >= 1, log  # at least one kill hit the campaign in its middle
+
+    counts = sim.correction_counts()
+    lost = sorted(k for k in planned if counts.get(k, 0) == 0)
+    twice = sorted((k, counts[k]) for k in planned if counts.get(k, 0) > 1)
+    assert not lost and not twice, (log, lost, twice)
+    assert set(counts) == planned  # nothing else was corrected
+    outcomes = _outcomes(journal)
+    assert {k: outcomes.get(k) in ("applied", "confirmed") for k in planned} == dict.fromkeys(
+        planned, True
+    ), log
+
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as parent:
+        campaign = dfs.Campaign(parent, plan_path, journal=journal)
+        assert campaign.verify().empty, log
+        again = campaign.apply()
+        assert (again["status"] == "applied earlier").all()
+    assert sim.correction_counts() == counts

@@ -1,0 +1,224 @@
+"""``dfs-analytics correct plan.csv --journal j.jsonl [--apply]``, run as a subprocess against a
+simulator running in the test process (``DFS_BASE_URL`` / ``DFS_API_KEY``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+
+CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
+CHOICES: dict[str, list[Any]] = {
+    "cables_ranges": [True, False],
+    "jarretiere_connectee": [True, False],
+    "nombre_connecteurs": [2, 13, 7],
+    "couleur_fibre": ["vert", "rouge"],
+    "mesure_puissance": [-15.25, -26.5],
+}
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).parent / "dfs-analytics"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "dfs_analytics.cli"]
+
+
+def run(
+    args: list[str], tmp_path: Path, sim: Any = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
+    if sim is not None:
+        env["DFS_BASE_URL"] = sim.base_url
+        env["DFS_API_KEY"] = sim.api_key
+        env["DFS_CACHE"] = str(tmp_path / "cache")
+    env.update(extra)
+    return subprocess.run(
+        [*command(), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def sim(dfs_simulator_factory):
+    return dfs_simulator_factory(work_orders=100, seed=17)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def make_plan(sim, path: Path, n: int = 8) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A CSV plan of ``n`` corrections to new values, plus one row already at its value
+    (returned apart)."""
+    rows = []
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as client:
+        for wo in client.list_work_orders():
+            for task in wo["tasks"]:
+                state = task["state"]
+                if task["name"] not in CHOICES or not state or state["analyzed_value"] is None:
+                    continue
+                current = (
+                    state["corrected_value"]
+                    if state["corrected_value"] is not None
+                    else state["analyzed_value"]
+                )
+                value = next(v for v in CHOICES[task["name"]] if not _same(v, current))
+                rows.append(
+                    {
+                        "work_order_id": wo["id"],
+                        "task_name": task["name"],
+                        "task_id": task["id"],
+                        "current": current,
+                        "value": value,
+                    }
+                )
+                break
+            if len(rows) == n + 1:
+                break
+    changes, same = rows[:n], rows[n]
+    plan = [(r["work_order_id"], r["task_name"], _text(r["value"])) for r in changes]
+    plan.append((same["work_order_id"], same["task_name"], _text(same["current"])))
+    pd.DataFrame(plan, columns=["work_order_id", "task_name", "corrected_value"]).to_csv(
+        path, index=False
+    )
+    return changes, same
+
+
+def patches(sim) -> int:
+    return sim.request_counts().get(CORRECTION, 0)
+
+
+def test_dry_run_prints_the_preview_and_sends_nothing(sim, tmp_path: Path) -> None:
+    changes, same = make_plan(sim, tmp_path / "plan.csv")
+    journal = tmp_path / "j.jsonl"
+
+    done = run(["correct", "plan.csv", "--journal", str(journal)], tmp_path, sim)
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for row in [*changes, same]:
+        assert row["work_order_id"] in out
+        assert row["task_name"] in out
+    assert out.count(" apply") >= len(changes)
+    assert "skip: already that value" in out
+    assert "Dry run" in out and "Nothing was sent" in out and "--apply" in out
+    assert patches(sim) == 0
+    assert sim.correction_counts() == {}
+    assert not journal.exists() or "attempt" not in journal.read_text()
+
+
+def test_apply_then_apply_again_sends_nothing_new(sim, tmp_path: Path) -> None:
+    changes, _ = make_plan(sim, tmp_path / "plan.csv")
+    planned = {(r["work_order_id"], r["task_id"]): 1 for r in changes}
+    # a notebook's client sharing the command's cache folder, loaded before the command runs
+    notebook = dfs.Client(
+        sim.base_url, api_key=sim.api_key, cache=tmp_path / "cache", progress=False
+    )
+    loaded = dfs.load_tasks(notebook)
+
+    done = run(
+        ["correct", "plan.csv", "--journal", "j.jsonl", "--apply", "--workers", "3"],
+        tmp_path,
+        sim,
+    )
+
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "applied" in done.stdout
+    assert "j.jsonl" in done.stdout
+    assert sim.correction_counts() == planned
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as client:
+        for row in changes:
+            wo = client.get_work_order(row["work_order_id"])
+            state = next(t for t in wo["tasks"] if t["id"] == row["task_id"])["state"]
+            assert _same(state["corrected_value"], row["value"])
+    # its next load shows what the command wrote
+    tasks = dfs.load_tasks(notebook).set_index(["work_order_id", "task_id"])
+    assert len(tasks) == len(loaded)
+    for row in changes:
+        assert _same(tasks.loc[(row["work_order_id"], row["task_id"]), "value"], row["value"])
+    notebook.close()
+    records = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "applied" for r in records) == len(changes)
+    sent = patches(sim)
+
+    again = run(["correct", "plan.csv", "--journal", "j.jsonl", "--apply"], tmp_path, sim)
+
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert "applied earlier" in again.stdout
+    assert patches(sim) == sent
+    assert sim.correction_counts() == planned
+
+    dry = run(["correct", "plan.csv", "--journal", "j.jsonl"], tmp_path, sim)
+    assert dry.returncode == 0
+    assert f"{{'skip: already that value': {len(changes) + 1}}}" in dry.stdout
+    assert patches(sim) == sent
+
+
+@pytest.mark.parametrize("apply", [False, True])
+def test_a_bad_plan_exits_1_with_its_problems(sim, tmp_path: Path, apply: bool) -> None:
+    changes, _ = make_plan(sim, tmp_path / "plan.csv", n=2)
+    unknown = str(uuid.uuid4())
+    with open(tmp_path / "plan.csv", "a") as fh:
+        fh.write(f"{unknown},cables_ranges,true\n")
+        fh.write(f"{changes[0]['work_order_id']},no_such_task,true\n")
+        fh.write(f"{changes[1]['work_order_id']},cables_ranges,peut-etre\n")
+    args = ["correct", "plan.csv", "--journal", "j.jsonl"] + (["--apply"] if apply else [])
+
+    done = run(args, tmp_path, sim)
+
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "3 problem(s)" in done.stdout
+    assert "nothing was sent" in done.stdout
+    assert unknown in done.stdout
+    assert "no_such_task" in done.stdout
+    assert "peut-etre" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert patches(sim) == 0
+    assert sim.correction_counts() == {}
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b'work_order_id,task_name,corrected_value\n"abc,cables_ranges,true\n', "malformed"),
+        (b"work_order_id,corrected_value\nabc,true\n", "missing column"),
+        (b"", "malformed"),
+    ],
+)
+def test_a_malformed_plan_exits_1(sim, tmp_path: Path, content: bytes, match: str) -> None:
+    (tmp_path / "plan.csv").write_bytes(content)
+    done = run(["correct", "plan.csv", "--journal", "j.jsonl", "--apply"], tmp_path, sim)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert match in done.stdout
+    assert "Traceback" not in done.stderr
+    assert patches(sim) == 0
+
+
+def test_without_a_site_it_exits_2_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "plan.csv").write_text("work_order_id,task_name,corrected_value\nx,y,true\n")
+    done = run(["correct", "plan.csv", "--journal", "j.jsonl", "--apply"], tmp_path)
+    assert done.returncode == 2
+    assert "DFS_BASE_URL" in done.stderr and "DFS_API_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "j.jsonl").exists()
