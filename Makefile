@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench simulate clean
+.PHONY: demo test lint bench simulate notebooks clean
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev,notebook]'
 	touch $(STAMP)
 
 ## make demo: set up, start the simulator, load and summarise its data, stop it
@@ -30,6 +30,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_campaign.py
+	$(BIN)/python benchmarks/audit_coverage.py
+
+## make notebooks: open the example notebooks in JupyterLab (they start a simulator themselves)
+notebooks: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 ## make simulate: serve the simulator on http://127.0.0.1:8765/v0.2/ (key: demo-key)
 simulate: $(STAMP)

@@ -1,4 +1,4 @@
-"""``make demo``: start the local simulator, load its data with the toolkit, summarise, stop."""
+"""``make demo``: start the local simulator, load its data, audit it, write the HTML report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def run_demo(work_orders: int = 500, seed: int = 0, out: str = "demo-output") -> int:
-    """Run the demo end to end; returns the process exit status (0 on success)."""
+    """Run the demo end to end and stop the simulator; returns the exit status (0: success)."""
     import dfs_analytics as dfs
     from dfs_analytics.simulator import Simulator
 
@@ -20,8 +20,8 @@ def run_demo(work_orders: int = 500, seed: int = 0, out: str = "demo-output") ->
         tempfile.TemporaryDirectory() as cache,
     ):
         print(
-            f"Simulator: {work_orders} work orders (seed {seed}) at {sim.base_url} "
-            f"(ready in {time.perf_counter() - t0:.1f} s, 20 ms latency per request)"
+            f"Simulator: {work_orders} work orders (seed {seed}) at {sim.base_url}, 20 ms "
+            f"latency per request (ready in {time.perf_counter() - t0:.1f} s)"
         )
         client = dfs.Client(sim.base_url, api_key=sim.api_key, cache=cache, max_workers=16)
 
@@ -32,30 +32,39 @@ def run_demo(work_orders: int = 500, seed: int = 0, out: str = "demo-output") ->
         t = time.perf_counter()
         dfs.load_timeline(client)
         refresh = time.perf_counter() - t
-        work_orders_frame = dfs.load_work_orders(client)
-
-        reviewed = work_orders_frame["reviewed"].mean()
         print(
-            f"Loaded {len(work_orders_frame)} work orders, {len(tasks)} task rows and "
-            f"{len(timeline)} timeline rows in {cold:.2f} s; a refresh took {refresh:.3f} s."
+            f"Loaded {tasks['work_order_id'].nunique()} work orders, {len(tasks)} task rows "
+            f"and {len(timeline)} timeline rows in {cold:.2f} s; a refresh took {refresh:.3f} s."
         )
-        print(f"{reviewed:.0%} of work orders were reviewed in the back office.")
 
-        audited = tasks[tasks["reviewed"] & tasks["analyzed"]]
-        rates = (
-            audited.groupby("task_name", observed=True)["is_overridden"]
-            .agg(n="size", overridden="sum")
-            .assign(rate=lambda f: f["overridden"] / f["n"])
-            .sort_values("rate", ascending=False)
+        head = dfs.audit.summary(tasks)
+        print(
+            f"\n{head['reviewed_work_orders']} of {head['work_orders']} work orders were "
+            f"reviewed; reviewers overturned the AI on {head['overridden']} of "
+            f"{head['audited_tasks']} audited tasks: {head['override_rate']:.1%} "
+            f"(95% CI {head['ci_low']:.1%} - {head['ci_high']:.1%})."
         )
-        print("\nHow often reviewers overturned the AI, per task (reviewed, analysed tasks):")
-        print(rates.head(8).to_string(float_format=lambda x: f"{x:.1%}"))
+        rates = dfs.override_rates(tasks).sort_values("rate", ascending=False).head(6)
+        print("\nMost overturned tasks:")
+        for row in rates.itertuples(index=False):
+            print(
+                f"  {row.task_name:<26} {row.rate:6.1%}  [{row.ci_low:.1%}, {row.ci_high:.1%}]"
+                f"  n={row.n}"
+            )
+        flagged = dfs.drift(tasks, by="app_version_id")
+        flagged = flagged[flagged["flagged"]]
+        print(
+            f"\nSignificant changes at the app-version upgrade: {len(flagged)}"
+            + "".join(f"\n  {r.task_name}: {r.change:+.1%}" for r in flagged.itertuples())
+        )
 
+        report = dfs.audit_report(tasks, folder / "audit.html", source="the local simulator")
         tasks.to_csv(folder / "tasks.csv", index=False)
-        timeline.to_csv(folder / "timeline.csv", index=False)
-    print(f"\nWrote {folder / 'tasks.csv'} and {folder / 'timeline.csv'}. Simulator stopped.")
+    print("\nSimulator stopped.")
+    print(f"Open the audit report in a browser (it works offline): {report.resolve()}")
     print(
-        "Next: `make simulate` serves the simulator on http://127.0.0.1:8765/v0.2/ "
-        "(key: demo-key) for your own notebooks."
+        "Notebooks: `make notebooks` opens notebooks/ in JupyterLab (01_quickstart, "
+        "02_audit_ai_verdicts, 03_correction_campaign); they start their own simulator."
     )
+    print("Your own data: set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY.")
     return 0

@@ -114,7 +114,9 @@ class Explorer(_App):
         self.filtered = pd.DataFrame()
         self.page = 0
         self.detail: dict[str, Any] | None = None
-        self.created_after = W.DatePicker(description="Created from")
+        self.created_after = W.DatePicker(
+            description="Created from", style={"description_width": "initial"}
+        )
         self.created_before = W.DatePicker(description="before")
         self.reviewed = W.Dropdown(
             options=[(_ANY, None), ("yes", True), ("no", False)], description="Reviewed"

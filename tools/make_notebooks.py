@@ -25,8 +25,12 @@ NOTEBOOKS = {
             "site; without them this notebook starts a local simulator."
         ),
         new_code_cell(CONNECT),
-        new_markdown_cell("## Work orders\nOne row per work order; metadata keys become `metadata.<key>` columns."),
-        new_code_cell("work_orders = dfs.load_work_orders(client)\nprint(len(work_orders), 'work orders')\nwork_orders.head()"),
+        new_markdown_cell(
+            "## Work orders\nOne row per work order; metadata keys become `metadata.<key>` columns."
+        ),
+        new_code_cell(
+            "work_orders = dfs.load_work_orders(client)\nprint(len(work_orders), 'work orders')\nwork_orders.head()"
+        ),
         new_markdown_cell(
             "## Tasks and their states\nOne row per work order x task. `value` is the corrected "
             "value when a human corrected it, else the AI's; `is_overridden` means a human "
@@ -70,7 +74,9 @@ NOTEBOOKS = {
         ),
         new_code_cell(CONNECT + "\ntasks = dfs.load_tasks(client)\ndfs.audit.summary(tasks)"),
         new_markdown_cell("## Override rate per task"),
-        new_code_cell("rates = dfs.override_rates(tasks)\nrates.sort_values('rate', ascending=False)"),
+        new_code_cell(
+            "rates = dfs.override_rates(tasks)\nrates.sort_values('rate', ascending=False)"
+        ),
         new_code_cell("dfs.plots.plot_override_rates(rates);"),
         new_markdown_cell("## Per task group and per field engineer"),
         new_code_cell("dfs.override_rates(tasks, by='task_group_name')"),
@@ -95,8 +101,12 @@ NOTEBOOKS = {
         ),
         new_code_cell("dfs.plots.plot_drift(tasks, freq='W');"),
         new_markdown_cell("## A sample for human review, and the report"),
-        new_code_cell("dfs.sample(tasks, n=3, seed=0)[['work_order_id', 'task_name', 'value', 'message']]"),
-        new_code_cell("path = dfs.audit_report(tasks, 'audit.html')\nprint('wrote', path.resolve())"),
+        new_code_cell(
+            "dfs.sample(tasks, n=3, seed=0)[['work_order_id', 'task_name', 'value', 'message']]"
+        ),
+        new_code_cell(
+            "path = dfs.audit_report(tasks, 'audit.html')\nprint('wrote', path.resolve())"
+        ),
     ],
     "03_correction_campaign.ipynb": [
         new_markdown_cell(
@@ -107,7 +117,9 @@ NOTEBOOKS = {
             "correction. Then it corrects one task by hand in the Explorer."
         ),
         new_code_cell(CONNECT + "\ntasks = dfs.load_tasks(client)"),
-        new_markdown_cell("## The plan\nNot-yet-reviewed work orders where the AI said the cables were not arranged."),
+        new_markdown_cell(
+            "## The plan\nNot-yet-reviewed work orders where the AI said the cables were not arranged."
+        ),
         new_code_cell(
             "suspect = tasks[(tasks['task_name'] == 'cables_ranges') & tasks['analyzed'] & ~tasks['reviewed']\n"
             "                & (tasks['value'] == False)].head(8)  # noqa: E712\n"
@@ -151,7 +163,11 @@ def main() -> None:
     HERE.mkdir(exist_ok=True)
     for name, cells in NOTEBOOKS.items():
         nb = new_notebook(cells=cells)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         nb.metadata["language_info"] = {"name": "python"}
         nbformat.write(nb, HERE / name)
         print("wrote", HERE / name)
