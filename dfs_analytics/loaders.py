@@ -47,7 +47,7 @@ from . import normalize
 from .client import Client, list_params
 from .errors import NotFoundError, OfflineCacheMiss
 
-PROBE_SIZE = 20
+PROBE_SIZE = 10
 SNAPSHOT_VERSION = 1
 
 
@@ -205,29 +205,61 @@ def _store(client: Client) -> _Store:
 
 
 class _WriteBehind:
-    """Writes snapshots to disk on a background thread, so loads do not wait for the disk.
+    """Writes snapshots to disk on a background thread, once the loads have gone quiet for a
+    moment, so a load neither waits for the disk nor shares the CPU with pickling.
 
-    Reads of the same folder wait for pending writes; pending writes are flushed at exit.
+    Only the latest object per file is written. Reads of snapshots, and exit, flush first.
     """
 
+    QUIET = 0.3  # seconds without a new snapshot before writing
+
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="dfs-snapshots")
-        self.pending: list[Any] = []
-        self.lock = threading.Lock()
+        self.pending: dict[Path, Any] = {}
+        self.cond = threading.Condition()
+        self.last = 0.0
+        self.writing = 0
+        self.thread: threading.Thread | None = None
         atexit.register(self.flush)
 
     def submit(self, path: Path, obj: Any) -> None:
-        with self.lock:
-            self.pending = [f for f in self.pending if not f.done()]
-            self.pending.append(self.pool.submit(_write_pickle, path, obj))
+        with self.cond:
+            self.pending[path] = obj
+            self.last = time.monotonic()
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True, name="dfs-snapshots")
+                self.thread.start()
+            self.cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while self.pending and time.monotonic() - self.last < self.QUIET:
+                    self.cond.wait(self.QUIET)
+                if not self.pending:
+                    return
+                batch, self.pending = self.pending, {}
+                self.writing += 1
+            try:
+                self._write(batch)
+            finally:
+                with self.cond:
+                    self.writing -= 1
+                    self.cond.notify_all()
+
+    @staticmethod
+    def _write(batch: dict[Path, Any]) -> None:
+        for path, obj in batch.items():
+            try:
+                _write_pickle(path, obj)
+            except OSError as exc:  # the cache is an optimisation: never fail a load over it
+                warnings.warn(f"could not save a snapshot to the cache: {exc}", stacklevel=2)
 
     def flush(self) -> None:
-        with self.lock:
-            pending, self.pending = self.pending, []
-        for future in pending:
-            exc = future.exception()
-            if exc is not None:  # the cache is an optimisation: never fail a load over it
-                warnings.warn(f"could not save a snapshot to the cache: {exc}", stacklevel=2)
+        with self.cond:
+            batch, self.pending = self.pending, {}
+            while self.writing:
+                self.cond.wait()
+        self._write(batch)
 
 
 _WRITER = _WriteBehind()
