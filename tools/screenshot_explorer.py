@@ -80,7 +80,9 @@ def main() -> None:
                 page.get_by_text("Correct a task", exact=True).click()
                 time.sleep(1)
                 page.evaluate("window.scrollTo(0, 0)")
-                page.evaluate("document.querySelector('.jp-Cell-inputWrapper, .jp-InputArea')?.remove()")
+                page.evaluate(
+                    "document.querySelector('.jp-Cell-inputWrapper, .jp-InputArea')?.remove()"
+                )
                 out = ROOT / "docs" / "explorer.png"
                 page.screenshot(path=str(out), full_page=False)
                 browser.close()
