@@ -40,6 +40,17 @@ from dfs_analytics import normalize
 from dfs_analytics.loaders import flush_snapshots
 from dfs_analytics.simulator import SeedSettings, SimulatorProcess, generate
 
+# the work-order keys a user copies onto each task row
+WORK_ORDER_META = [
+    "id",
+    "name",
+    "create_date",
+    "update_date",
+    "review_date",
+    "field_engineer_email",
+    "app_version_id",
+]
+
 
 def naive_load(base_url: str, api_key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a user writes first: a loop of requests and ``pd.json_normalize``."""
@@ -54,15 +65,7 @@ def naive_load(base_url: str, api_key: str) -> tuple[pd.DataFrame, pd.DataFrame]
     tasks = pd.json_normalize(
         records,
         record_path="tasks",
-        meta=[
-            "id",
-            "name",
-            "create_date",
-            "update_date",
-            "review_date",
-            "field_engineer_email",
-            "app_version_id",
-        ],
+        meta=WORK_ORDER_META,
         meta_prefix="work_order.",
     )
     events: list[dict[str, Any]] = []
@@ -187,15 +190,7 @@ def main() -> None:
             lambda: pd.json_normalize(
                 records,
                 record_path="tasks",
-                meta=[
-                    "id",
-                    "name",
-                    "create_date",
-                    "update_date",
-                    "review_date",
-                    "field_engineer_email",
-                    "app_version_id",
-                ],
+                meta=WORK_ORDER_META,
                 meta_prefix="work_order.",
             )
         )[0]

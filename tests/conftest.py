@@ -40,6 +40,22 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def client(sim: Any, tmp_path: Path) -> Iterator[dfs.Client]:
+    """A client of the module's ``sim`` fixture, caching under this test's tmp_path."""
+    with dfs.Client(
+        sim.base_url, api_key=sim.api_key, cache=tmp_path / "cache", progress=False
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def reader(sim: Any) -> Iterator[dfs.Client]:
+    """Another client of ``sim``, without a cache: what the server holds, or another user."""
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as c:
+        yield c
+
+
+@pytest.fixture
 def new_cache(tmp_path: Path) -> Callable[[], Path]:
     """A factory of fresh, empty cache folders under this test's tmp_path."""
     counter = itertools.count(1)

@@ -10,7 +10,6 @@ set says "Non-conforme"), with every task group and no state yet.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,31 +52,12 @@ BAD_PB = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for name in ("DFS_BASE_URL", "DFS_SITE_ID", "DFS_REGION", "DFS_API_KEY", "DFS_CACHE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture
 def sim(dfs_simulator_factory):
     return dfs_simulator_factory(work_orders=120, seed=21)
-
-
-@pytest.fixture
-def client(sim, tmp_path: Path) -> Iterator[dfs.Client]:
-    with dfs.Client(
-        sim.base_url, api_key=sim.api_key, cache=tmp_path / "cache", progress=False
-    ) as c:
-        yield c
-
-
-@pytest.fixture
-def reader(sim) -> Iterator[dfs.Client]:
-    """A second client without a cache, to read what the server holds."""
-    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as c:
-        yield c
 
 
 # --------------------------------------------------------------------------------------------

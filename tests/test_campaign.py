@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,31 +65,12 @@ CHOICES: dict[str, list[Any]] = {
 BOOLEANS = ("pb_etiquette_presente", "cables_ranges", "jarretiere_connectee")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for name in ("DFS_BASE_URL", "DFS_SITE_ID", "DFS_REGION", "DFS_API_KEY", "DFS_CACHE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture
 def sim(dfs_simulator_factory):
     return dfs_simulator_factory(work_orders=150, seed=31)
-
-
-@pytest.fixture
-def client(sim, tmp_path: Path) -> Iterator[dfs.Client]:
-    with dfs.Client(
-        sim.base_url, api_key=sim.api_key, cache=tmp_path / "cache", progress=False
-    ) as c:
-        yield c
-
-
-@pytest.fixture
-def reader(sim) -> Iterator[dfs.Client]:
-    """Another client, without a cache: what the server holds, or another user's writes."""
-    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as c:
-        yield c
 
 
 # --------------------------------------------------------------------------------------------

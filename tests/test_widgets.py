@@ -17,11 +17,6 @@ def sim(dfs_simulator_factory):
     return dfs_simulator_factory(work_orders=120, seed=11)
 
 
-@pytest.fixture
-def client(sim, tmp_path: Path) -> dfs.Client:
-    return dfs.Client(sim.base_url, api_key=sim.api_key, cache=tmp_path / "cache", progress=False)
-
-
 def _task_option(explorer: widgets.Explorer, name: str) -> str:
     return next(v for label, v in explorer.correct_task.options if label.startswith(name + " "))
 
