@@ -41,6 +41,7 @@ from .client import Client
 from .errors import (
     APIError,
     ConfigurationError,
+    DFSError,
     NotFoundError,
     OutcomeUnknownError,
     ServerError,
@@ -109,15 +110,17 @@ class Journal:
                     continue
                 self._syncing = True
                 target = self._written
-                self._fh.flush()
-                self._cond.release()
                 try:
-                    os.fsync(self._fh.fileno())
-                finally:
-                    self._cond.acquire()
+                    self._fh.flush()
+                    self._cond.release()
+                    try:
+                        os.fsync(self._fh.fileno())
+                    finally:
+                        self._cond.acquire()
+                    self._durable = max(self._durable, target)
+                finally:  # a disk error fails this append, and never leaves others waiting
                     self._syncing = False
-                self._durable = max(self._durable, target)
-                self._cond.notify_all()
+                    self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -402,7 +405,6 @@ class Campaign:
         done = self.journal_status()
         journal = Journal(self.journal_path)
         results: list[dict[str, Any]] = []
-        lock = threading.Lock()
         show = self.client.settings.progress if progress is None else progress
         todo = []
         for row, view in zip(self._check(), preview.itertuples(index=False), strict=True):
@@ -438,10 +440,9 @@ class Campaign:
                 ) as bar,
             ):
                 for n, outcome in enumerate(
-                    pool.map(lambda item: self._apply_one(journal, *item), todo), 1
+                    pool.map(lambda item: self._apply_one_safely(journal, *item), todo), 1
                 ):
-                    with lock:
-                        results.append(outcome)
+                    results.append(outcome)
                     bar.update(1)
                     if on_progress is not None:
                         on_progress(n, len(todo))
@@ -478,6 +479,39 @@ class Campaign:
             except (ServerError, ThrottledError, TransportError):
                 time.sleep(min(8.0, 0.5 * 2**attempt))
         return None
+
+    def _apply_one_safely(
+        self,
+        journal: Journal,
+        row: dict[str, Any],
+        key: str,
+        base: dict[str, Any],
+        last: str | None,
+    ) -> dict[str, Any]:
+        """:meth:`_apply_one`, with any other error (the work order deleted meanwhile, the key
+        revoked...) reported on the row instead of aborting the campaign. Such a row is
+        journaled "in doubt", so a later run checks the server before sending anything."""
+        try:
+            return self._apply_one(journal, row, key, base, last)
+        except DFSError as exc:
+            journal.append(
+                {
+                    "key": key,
+                    "base_url": self.client.base_url,
+                    "row": row["row"],
+                    "work_order_id": row["work_order_id"],
+                    "task_id": row["task_id"],
+                    "task_name": row["task_name"],
+                    "value": row["value"],
+                    "event": "in doubt",
+                    "detail": str(exc),
+                }
+            )
+            return {
+                **base,
+                "status": "failed",
+                "detail": f"{exc} (a later run checks the server before sending it again)",
+            }
 
     def _apply_one(
         self,

@@ -359,6 +359,8 @@ class Client:
         if body is not None:
             data = json.dumps(body, default=str).encode()
             hdrs["Content-Type"] = "application/json"
+        # urllib3 retries connections, statuses and lost answers before the body; a body cut
+        # half-way surfaces later, when requests reads it: only that is retried here
         attempts = self.settings.retries + 1 if method in IDEMPOTENT else 1
         for attempt in range(attempts):
             try:
@@ -378,7 +380,14 @@ class Client:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
-                if attempt + 1 < attempts:
+                body_cut = isinstance(
+                    exc,
+                    (
+                        requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError,
+                    ),
+                )
+                if body_cut and attempt + 1 < attempts:
                     time.sleep(self.settings.backoff_factor * 2**attempt)
                     continue
                 path = self._path_of(url)
@@ -393,9 +402,10 @@ class Client:
                         method=method,
                         path=path,
                     ) from None
+                tries = self.settings.retries + 1 if method in IDEMPOTENT or not sent else 1
                 raise TransportError(
                     f"{method} {path}: no answer from {self._base.netloc} ({reason}) after "
-                    f"{attempt + 1} attempt(s). Check the base URL / site id and the network.",
+                    f"{tries} attempt(s). Check the base URL / site id and the network.",
                     method=method,
                     path=path,
                 ) from None
@@ -610,18 +620,11 @@ class Client:
             )
         if replace and "name" not in fields:
             raise ConfigurationError("a full update (replace=True) needs name=...")
-        result = self.request(
-            "PUT" if replace else "PATCH", self._wo_path(work_order_id), body=fields
-        )
-        self.invalidate(work_order_id)
-        return result
+        return self._write(work_order_id, "PUT" if replace else "PATCH", "", body=fields)
 
     def delete_work_order(self, work_order_id: str) -> None:
         """Delete a work order. Deleting one that is already gone raises NotFoundError."""
-        try:
-            self.request("DELETE", self._wo_path(work_order_id), expected=(200, 202, 204))
-        finally:
-            self.invalidate(work_order_id)
+        self._write(work_order_id, "DELETE", "", expected=(200, 202, 204))
 
     def get_timeline(self, work_order_id: str) -> list[dict[str, Any]]:
         """Every timeline event of one work order, oldest first."""
@@ -630,17 +633,11 @@ class Client:
 
     def patch_metadata(self, work_order_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``values`` into the metadata (a None value removes the key); returns it all."""
-        result = self.request(
-            "PATCH", self._wo_path(work_order_id) + "metadata/", body=dict(values)
-        )
-        self.invalidate(work_order_id)
-        return result
+        return self._write(work_order_id, "PATCH", "metadata/", body=dict(values))
 
     def put_metadata(self, work_order_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the metadata with ``values``; returns it."""
-        result = self.request("PUT", self._wo_path(work_order_id) + "metadata/", body=dict(values))
-        self.invalidate(work_order_id)
-        return result
+        return self._write(work_order_id, "PUT", "metadata/", body=dict(values))
 
     def list_task_groups(self) -> list[dict[str, Any]]:
         """The task groups (with their tasks) of the site's current app version(s)."""
@@ -663,10 +660,7 @@ class Client:
         """Analyse one input (an image URL or a ``data:`` URI) for one task group,
         synchronously; returns the work order with its new states. Not retried if lost."""
         body = self._analyze_body(task_group, image, metadata, input_type)
-        try:
-            return self.request("POST", self._wo_path(work_order_id) + "analyze/", body=body)
-        finally:
-            self.invalidate(work_order_id)
+        return self._write(work_order_id, "POST", "analyze/", body=body)
 
     def analyze_with_callback(
         self,
@@ -682,15 +676,9 @@ class Client:
         ``analysis_id`` the callback will carry."""
         body = self._analyze_body(task_group, image, metadata, input_type)
         body["callback_url"] = callback_url
-        try:
-            answer = self.request(
-                "POST",
-                self._wo_path(work_order_id) + "analyze/callback/",
-                body=body,
-                expected=(200, 201, 202),
-            )
-        finally:
-            self.invalidate(work_order_id)
+        answer = self._write(
+            work_order_id, "POST", "analyze/callback/", body=body, expected=(200, 201, 202)
+        )
         analysis_id = (answer or {}).get("analysis_id") if isinstance(answer, dict) else None
         if not analysis_id:
             raise APIError(
@@ -707,12 +695,27 @@ class Client:
         Not retried if its answer is lost (:class:`OutcomeUnknownError`): every accepted call
         is recorded on the platform, so check the state before sending again.
         """
+        return self._write(
+            work_order_id,
+            "PATCH",
+            f"tasks/{_quote(task_id)}/correction/",
+            body={"corrected_value": value},
+        )
+
+    def _write(
+        self,
+        work_order_id: str,
+        method: str,
+        sub_path: str,
+        *,
+        body: Any = None,
+        expected: Iterable[int] = (200, 201, 202, 204),
+    ) -> Any:
+        """A write to one work order; its cached reads are forgotten whatever the outcome (a
+        lost answer may still have been applied)."""
+        path = self._wo_path(work_order_id) + sub_path
         try:
-            return self.request(
-                "PATCH",
-                self._wo_path(work_order_id) + f"tasks/{_quote(task_id)}/correction/",
-                body={"corrected_value": value},
-            )
+            return self.request(method, path, body=body, expected=expected)
         finally:
             self.invalidate(work_order_id)
 

@@ -19,7 +19,7 @@ import ipaddress
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ class Settings:
     """
 
     base_url: str
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None  # masked by __repr__
     cache: Path | None = None
     offline: bool = False
     max_workers: int = 8
@@ -137,7 +137,7 @@ class Settings:
             f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "api_key"
         )
         key = "'***'" if self.api_key else "None"
-        return f"Settings({shown.replace('base_url=', 'base_url=', 1)}, api_key={key})"
+        return f"Settings({shown}, api_key={key})"
 
     @property
     def cache_dir(self) -> Path | None:

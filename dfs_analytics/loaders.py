@@ -44,7 +44,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import normalize
-from .client import Client, list_params
+from .client import Client, list_params, to_api_date
 from .errors import NotFoundError, OfflineCacheMiss
 
 PROBE_SIZE = 10
@@ -102,7 +102,8 @@ class _Store:
     kept: dict[str, Any] = field(default_factory=dict)
     timelines: dict[str, TimelineEntry] | None = None
     writes: dict[str, float] = field(default_factory=dict)  # work order id -> time of last write
-    timeline_frame: tuple[list[str], pd.DataFrame] | None = None  # last built, in memory only
+    # the last timeline frame built, with the entries it was built from (in memory only)
+    timeline_frame: tuple[dict[str, TimelineEntry], pd.DataFrame] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- writes made through this client (or another process sharing the cache) --------------
@@ -184,7 +185,6 @@ class _Store:
                 _WRITER.submit(self.folder / "timelines.pkl", dict(self.timelines))
 
 
-_STORES: dict[int, _Store] = {}
 _STORES_LOCK = threading.Lock()
 
 
@@ -225,7 +225,7 @@ class _WriteBehind:
         with self.cond:
             self.pending[path] = obj
             self.last = time.monotonic()
-            if self.thread is None or not self.thread.is_alive():
+            if self.thread is None:
                 self.thread = threading.Thread(target=self._run, daemon=True, name="dfs-snapshots")
                 self.thread.start()
             self.cond.notify_all()
@@ -236,6 +236,7 @@ class _WriteBehind:
                 while self.pending and time.monotonic() - self.last < self.QUIET:
                     self.cond.wait(self.QUIET)
                 if not self.pending:
+                    self.thread = None  # under the lock: a new submit starts a new writer
                     return
                 batch, self.pending = self.pending, {}
                 self.writing += 1
@@ -256,10 +257,10 @@ class _WriteBehind:
 
     def flush(self) -> None:
         with self.cond:
-            batch, self.pending = self.pending, {}
-            while self.writing:
+            while self.writing:  # an older batch being written lands first
                 self.cond.wait()
-        self._write(batch)
+            batch, self.pending = self.pending, {}
+            self._write(batch)  # holding the lock: no newer write can start meanwhile
 
 
 _WRITER = _WriteBehind()
@@ -309,12 +310,15 @@ def _bar(client: Client, progress: bool | None, total: int | None, desc: str, un
 def _full_walk(client: Client, params: dict[str, Any], progress: bool | None) -> ListSnapshot:
     synced_at = time.time()
     with _bar(client, progress, None, "work orders", "wo") as bar:
+        lock = threading.Lock()  # pages arrive on several threads
 
         def on_page(n: int, count: int | None) -> None:
-            if count is not None and bar.total != count:
-                bar.total = count
-                bar.refresh()
-            bar.update(n)
+            with lock:
+                if count is not None and bar.total != count:
+                    bar.total = count
+                    bar.refresh()
+                # a second walk (after a count mismatch) must not push the bar past the total
+                bar.update(min(n, bar.total - bar.n) if bar.total is not None else n)
 
         records, count = client.paginate("work-orders/", params, on_page=on_page)
     return _snapshot_from(params, records, count if count is not None else len(records), synced_at)
@@ -469,13 +473,15 @@ def sync_work_orders(
                 "loaded; load online once to refresh them."
             )
         return snap.merged() if frames else snap
+    previous = snap
     if snap is None:
         snap = _full_walk(client, params, progress)
     else:
         snap = _refresh(client, params, snap, store) or _full_walk(client, params, progress)
     if frames:
         snap = snap.merged()
-    store.put_list(key, snap)
+    if snap is not previous:  # an unchanged snapshot is not written to disk again
+        store.put_list(key, snap)
     return snap
 
 
@@ -488,8 +494,9 @@ def _refresh(
     probe = {**params, "ordering": "-update_date", "page_size": PROBE_SIZE}
     headers = {"If-None-Match": snap.probe_etag} if snap.probe_etag and not dirty else None
     response = client.send("GET", "work-orders/", params=probe, headers=headers)
-    if response.status_code == 304:
-        return _with_changes(snap, {}, set(), synced_at)
+    if response.status_code == 304:  # nothing changed: the same snapshot, just checked again
+        snap.synced_at = synced_at
+        return snap
     page = client.parse(response)
     if not isinstance(page, dict) or not isinstance(page.get("count"), int):
         return None  # no count: cannot tell deletions apart, walk it all
@@ -540,8 +547,6 @@ def _refresh(
 def _api_date(ts: pd.Timestamp | None) -> str | None:
     if ts is None:
         return None
-    from .client import to_api_date
-
     return to_api_date(ts.to_pydatetime())
 
 
@@ -629,46 +634,57 @@ def load_timeline(
 def _timeline_frame(
     store: _Store, wanted: list[str], refetched: set[str], timelines: Mapping[str, TimelineEntry]
 ) -> pd.DataFrame:
-    """The timeline frame of ``wanted``, reusing the rows of the previous one where possible."""
+    """The timeline frame of ``wanted``, reusing the rows of the previous one where they were
+    built from the very timeline entries still kept (so concurrent loads cannot mix)."""
     with store.lock:
         previous = store.timeline_frame
+    entries = {i: timelines[i] for i in wanted}
     if previous is not None:
-        prev_ids, prev_frame = previous
-        if not refetched and prev_ids == wanted:
+        prev_entries, prev_frame = previous
+        reusable = {
+            i for i, e in entries.items() if prev_entries.get(i) is e and i not in refetched
+        }
+        if len(reusable) == len(entries) and list(prev_entries) == wanted:
             return prev_frame
-        reusable = (set(prev_ids) & set(wanted)) - refetched
         kept = prev_frame[prev_frame["work_order_id"].isin(reusable)]
         fresh = normalize.timeline_frame(
-            {i: timelines[i].events for i in wanted if i not in reusable}
+            {i: e.events for i, e in entries.items() if i not in reusable}
         )
         position = {wo_id: n for n, wo_id in enumerate(wanted)}
         frame = _concat_sorted(kept, fresh, [], normalize.TIMELINE_SPEC)
         order = frame["work_order_id"].map(position).to_numpy()
         frame = frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
     else:
-        frame = normalize.timeline_frame({i: timelines[i].events for i in wanted})
+        frame = normalize.timeline_frame({i: e.events for i, e in entries.items()})
     with store.lock:
-        store.timeline_frame = (list(wanted), frame)
+        store.timeline_frame = (entries, frame)
     return frame
 
 
 def _updates_of(
     client: Client, ids: list[str], filters: Mapping[str, Any], progress: bool | None
 ) -> dict[str, pd.Timestamp | None]:
-    """update_date of given work orders: from a synced query, else one request each."""
-    snap = sync_work_orders(client, progress=progress, frames=False, **filters) if filters else None
-    known = dict(snap.updates) if snap is not None else {}
-    for snapshot in _store(client).list_snapshots():
-        for wo_id in ids:
-            known.setdefault(wo_id, snapshot.updates.get(wo_id))  # type: ignore[arg-type]
-    missing = [i for i in ids if known.get(i) is None]
+    """The current ``update_date`` of given work orders, asked of the server: from the synced
+    query when filters are given, else one (revalidated) read per work order. Offline, the
+    snapshots' values."""
+    known: dict[str, pd.Timestamp | None] = {}
+    if filters:
+        snap = sync_work_orders(client, progress=progress, frames=False, **filters)
+        known.update({i: snap.updates[i] for i in ids if i in snap.updates})
+    if client.settings.offline:
+        for snapshot in _store(client).list_snapshots():
+            for wo_id in ids:
+                if known.get(wo_id) is None and snapshot.updates.get(wo_id) is not None:
+                    known[wo_id] = snapshot.updates[wo_id]
+        return known
+    missing = [i for i in ids if i not in known]
 
     def one(wo_id: str) -> tuple[str, pd.Timestamp | None]:
         return wo_id, _timestamp(
             client.get_work_order(wo_id, include_inputs=False).get("update_date")
         )
 
-    if missing and not client.settings.offline:
+    if missing:
         with ThreadPoolExecutor(client.settings.max_workers) as pool:
             known.update(dict(pool.map(one, missing)))
     return known

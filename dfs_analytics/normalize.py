@@ -132,14 +132,15 @@ TIMELINE_SPEC: tuple[Column, ...] = (
     D("is_conform", "boolean"),
 )
 _EVENT_CONSUMED = {c.source for c in TIMELINE_SPEC if c.source} | {"states"}
-_EVENT_STATE_KEYS = {
+_EVENT_STATE_ORDER = (
     "task_id",
     "task_name",
     "analyzed_value",
     "corrected_value",
     "message",
     "is_conform",
-}
+)
+_EVENT_STATE_KEYS = set(_EVENT_STATE_ORDER)
 
 TASK_GROUP_SPEC: tuple[Column, ...] = (
     D("task_group_id", "category"),
@@ -263,10 +264,6 @@ class _Extras:
             out[key] = col
         return out
 
-    @property
-    def cols(self) -> dict[str, list[Any]]:
-        return self.columns()
-
 
 # --------------------------------------------------------------------------------------------
 # frames
@@ -296,7 +293,7 @@ def work_orders_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         extras.add(row)
     for name in ("tags", "types"):
         cols[name] = [v if isinstance(v, list) else ([] if v is None else [v]) for v in cols[name]]
-    return _build(WORK_ORDER_SPEC, cols, extras.cols, len(wos))
+    return _build(WORK_ORDER_SPEC, cols, extras.columns(), len(wos))
 
 
 _WO_LEVEL = (
@@ -451,14 +448,7 @@ def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.D
     cols: dict[str, list[Any]] = {c.name: [] for c in TIMELINE_SPEC}
     direct = [(c.name, c.source) for c in TIMELINE_SPEC if c.source]
     extras = _Extras()
-    state_cols = (
-        "task_id",
-        "task_name",
-        "analyzed_value",
-        "corrected_value",
-        "message",
-        "is_conform",
-    )
+    state_cols = _EVENT_STATE_ORDER
     for wo_id, events in timelines.items():
         for event in events:
             states = event.get("states") or [None]
@@ -479,7 +469,7 @@ def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.D
                         cols[name].append(None)
                 extras.add(row)
     n = len(cols["work_order_id"])
-    return _build(TIMELINE_SPEC, cols, extras.cols, n)
+    return _build(TIMELINE_SPEC, cols, extras.columns(), n)
 
 
 def task_groups_frame(task_groups: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -505,4 +495,4 @@ def task_groups_frame(task_groups: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                     row[key] = value
             extras.add(row)
     n = len(cols["task_id"])
-    return _build(TASK_GROUP_SPEC, cols, extras.cols, n)
+    return _build(TASK_GROUP_SPEC, cols, extras.columns(), n)

@@ -7,7 +7,7 @@ import base64
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -269,15 +269,34 @@ def test_bad_filters_raise_before_any_request(
 
 def test_good_date_filters_of_every_kind_are_accepted(write_sim, client_for) -> None:
     client = client_for(write_sim, cache=None)
-    for value in (
-        "2026-03-01",
-        "2026-03-01T08:00:00Z",
-        "2026-03-01T09:00:00+01:00",
-        date(2026, 3, 1),
-        pd.Timestamp("2026-03-01T08:00:00", tz="UTC"),
-        pd.Timestamp("2026-03-01"),
-    ):
-        assert isinstance(client.list_work_orders(created_after=value), list)
+
+    def ids(value) -> list[str]:
+        return [wo["id"] for wo in client.list_work_orders(created_after=value)]
+
+    everything = ids(None)
+    # the same instant written four ways selects the same work orders
+    eight = [
+        ids(v)
+        for v in (
+            "2026-03-01T08:00:00Z",
+            "2026-03-01T09:00:00+01:00",
+            pd.Timestamp("2026-03-01T08:00:00", tz="UTC"),
+            datetime(2026, 3, 1, 8),
+        )
+    ]
+    assert all(found == eight[0] for found in eight)
+    # and midnight, four ways too
+    midnight = [
+        ids(v)
+        for v in (
+            "2026-03-01",
+            date(2026, 3, 1),
+            pd.Timestamp("2026-03-01"),
+            "2026-03-01T00:00:00Z",
+        )
+    ]
+    assert all(found == midnight[0] for found in midnight)
+    assert 0 < len(eight[0]) <= len(midnight[0]) < len(everything)
 
 
 # -- offline ----------------------------------------------------------------------------------

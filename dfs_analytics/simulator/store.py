@@ -250,7 +250,7 @@ class Store:
             del self.work_orders[wo.id]
             self._changed()
 
-    def touch(self, wo: WorkOrder, when: datetime, *, reindex: bool = False) -> None:
+    def touch(self, wo: WorkOrder, when: datetime) -> None:
         """Record that ``wo`` changed at ``when``: moves it in the update index, drops caches."""
         with self.lock:
             when = max(when, wo.update_date)
