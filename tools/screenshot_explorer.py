@@ -35,7 +35,7 @@ def main() -> None:
                     "explorer.task.value = 'cables_ranges'\n"
                     "explorer.overridden.value = True\n"
                     "explorer.show_work_order(explorer.work_order.options[0][1])\n"
-            "explorer.correct_task.value = explorer.correct_task.options[4][1]\n"
+                    "explorer.correct_task.value = explorer.correct_task.options[4][1]\n"
                     "explorer"
                 )
             ]
