@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _simulate_parser(sub: argparse._SubParsersAction) -> None:
@@ -150,6 +151,52 @@ def _filters(args: argparse.Namespace) -> dict:
     return {k: v for k, v in filters.items() if v}
 
 
+EXPORTS = ("work-orders", "tasks", "timeline", "task-groups")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import loaders
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".json", ".jsonl", ".parquet"):
+        print(
+            f"--out must end with .csv, .json, .jsonl or .parquet, got {out.name!r}.",
+            file=sys.stderr,
+        )
+        return 2
+    with _data_source(args) as (client, _label):
+        filters = _filters(args)
+        if args.what == "work-orders":
+            frame = loaders.load_work_orders(client, **filters)
+        elif args.what == "tasks":
+            frame = loaders.load_tasks(client, **filters)
+        elif args.what == "timeline":
+            frame = loaders.load_timeline(client, **filters)
+        else:
+            frame = loaders.load_task_groups(client)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".parquet":
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as exc:
+            print(f"Parquet needs pyarrow (pip install pyarrow): {exc}", file=sys.stderr)
+            return 2
+    else:
+        frame.to_json(
+            out,
+            orient="records",
+            lines=suffix == ".jsonl",
+            date_format="iso",
+            date_unit="us",
+            default_handler=str,
+        )
+    print(f"Wrote {len(frame)} {args.what} rows to {out}.")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .loaders import load_tasks
     from .report import audit_report
@@ -239,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="(simulator) AI error multiplier after the app-version upgrade",
     )
+    e = sub.add_parser(
+        "export",
+        help="write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
+        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from a "
+        "local simulator) and write it to a file; the format follows --out's extension.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    e.add_argument("what", choices=EXPORTS, help="which frame")
+    e.add_argument("--out", required=True, help="file to write (.csv, .json, .jsonl, .parquet)")
+    e.add_argument("--created-after", help="only work orders created at or after this date")
+    e.add_argument("--created-before", help="only work orders created before this date")
+    e.add_argument("--work-orders", type=int, default=500, help="(simulator) work orders")
+    e.add_argument("--seed", type=int, default=0, help="(simulator) seed")
+    e.add_argument("--drift", type=float, default=1.0, help="(simulator) drift multiplier")
     c = sub.add_parser(
         "correct",
         help="validate, preview and apply a correction campaign from a CSV plan",
@@ -270,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_report(args)
     if args.command == "correct":
         return _cmd_correct(args)
+    if args.command == "export":
+        return _cmd_export(args)
     return 2
 
 
