@@ -480,6 +480,18 @@ class Campaign:
                 time.sleep(min(8.0, 0.5 * 2**attempt))
         return None
 
+    def _ids(self, row: dict[str, Any], key: str) -> dict[str, Any]:
+        """What every journal record of a row carries."""
+        return {
+            "key": key,
+            "base_url": self.client.base_url,
+            "row": row["row"],
+            "work_order_id": row["work_order_id"],
+            "task_id": row["task_id"],
+            "task_name": row["task_name"],
+            "value": row["value"],
+        }
+
     def _apply_one_safely(
         self,
         journal: Journal,
@@ -494,19 +506,7 @@ class Campaign:
         try:
             return self._apply_one(journal, row, key, base, last)
         except DFSError as exc:
-            journal.append(
-                {
-                    "key": key,
-                    "base_url": self.client.base_url,
-                    "row": row["row"],
-                    "work_order_id": row["work_order_id"],
-                    "task_id": row["task_id"],
-                    "task_name": row["task_name"],
-                    "value": row["value"],
-                    "event": "in doubt",
-                    "detail": str(exc),
-                }
-            )
+            journal.append({**self._ids(row, key), "event": "in doubt", "detail": str(exc)})
             return {
                 **base,
                 "status": "failed",
@@ -521,15 +521,7 @@ class Campaign:
         base: dict[str, Any],
         last: str | None,
     ) -> dict[str, Any]:
-        ids = {
-            "key": key,
-            "base_url": self.client.base_url,
-            "row": row["row"],
-            "work_order_id": row["work_order_id"],
-            "task_id": row["task_id"],
-            "task_name": row["task_name"],
-            "value": row["value"],
-        }
+        ids = self._ids(row, key)
         # anything sent before is checked on the server before it is sent again
         in_doubt = last is not None
         attempts = 0

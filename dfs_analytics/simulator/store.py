@@ -217,13 +217,12 @@ class Store:
         if wo.review_date is not None:
             self._reviewed.add(wo.id)
 
-    def _unindex_attrs(self, wo: WorkOrder) -> None:
-        self._by_name.get(wo.name, set()).discard(wo.id)
-        for tag in set(wo.tags):
-            self._by_tag.get(tag, set()).discard(wo.id)
-        if wo.field_engineer_email:
-            self._by_engineer.get(wo.field_engineer_email, set()).discard(wo.id)
-        self._reviewed.discard(wo.id)
+    def _unindex_attrs(self, wo_id: str, name: str, tags: list[str], email: str | None) -> None:
+        self._by_name.get(name, set()).discard(wo_id)
+        for tag in set(tags):
+            self._by_tag.get(tag, set()).discard(wo_id)
+        if email:
+            self._by_engineer.get(email, set()).discard(wo_id)
 
     @staticmethod
     def _remove_sorted(seq: list[tuple[datetime, str]], key: tuple[datetime, str]) -> None:
@@ -244,7 +243,8 @@ class Store:
 
     def remove(self, wo: WorkOrder) -> None:
         with self.lock:
-            self._unindex_attrs(wo)
+            self._unindex_attrs(wo.id, wo.name, wo.tags, wo.field_engineer_email)
+            self._reviewed.discard(wo.id)
             self._remove_sorted(self._by_create, (wo.create_date, wo.id))
             self._remove_sorted(self._by_update, (wo.update_date, wo.id))
             del self.work_orders[wo.id]
@@ -263,11 +263,9 @@ class Store:
     def reindex(self, wo: WorkOrder, before: dict[str, Any]) -> None:
         """Refresh the attribute indexes after name, tags or engineer changed (``before``)."""
         with self.lock:
-            self._by_name.get(before["name"], set()).discard(wo.id)
-            for tag in set(before["tags"]):
-                self._by_tag.get(tag, set()).discard(wo.id)
-            if before["field_engineer_email"]:
-                self._by_engineer.get(before["field_engineer_email"], set()).discard(wo.id)
+            self._unindex_attrs(
+                wo.id, before["name"], before["tags"], before["field_engineer_email"]
+            )
             self._index_attrs(wo)
             self._changed()
 
