@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev,notebook]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev,notebook,dask]'
 	touch $(STAMP)
 
 ## make demo: set up, start the simulator, load and summarise its data, stop it
