@@ -12,12 +12,24 @@ Every function takes a tasks frame (:func:`dfs_analytics.load_tasks`) and return
 notebook cells chain. Intervals are Wilson score intervals with the exact normal quantile of
 the requested ``level``. A frame without the needed columns, or an unknown ``by`` column,
 raises :class:`AuditInputError` naming what is missing.
+
+Dask
+----
+:func:`override_rates`, :func:`confusion` and :func:`drift` also take a Dask DataFrame (e.g.
+``dataset.to_dask("tasks")``) and return a pandas frame, exactly the one they return for the
+same rows computed into pandas. Only the needed columns are read, each partition is reduced
+to counts per group, the counts are summed in a tree, and the statistics (Wilson intervals,
+Fisher tests, labels, ordering) run on that small result in pandas. The pandas path goes
+through the very same counts, so there is one implementation of each figure. Dask stays
+optional: nothing here imports it (a Dask frame is recognised by its type's module).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from statistics import NormalDist
 from typing import Any
 
@@ -43,8 +55,13 @@ class AuditInputError(ConfigurationError, KeyError):
 # --------------------------------------------------------------------------------------------
 
 
+def _is_dask_frame(obj: Any) -> bool:
+    """Whether ``obj`` is a Dask DataFrame, without importing dask (it is optional)."""
+    return type(obj).__module__.startswith("dask") and hasattr(obj, "reduction")
+
+
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
+    if not isinstance(frame, pd.DataFrame) and not _is_dask_frame(frame):
         raise AuditInputError(
             f"{what} needs a tasks DataFrame (from dfs.load_tasks), got {type(frame).__name__}."
         )
@@ -62,25 +79,55 @@ def _as_list(by: str | Sequence[str] | None) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
+def _key_sources(
+    frame: pd.DataFrame, by: list[str], what: str, date_column: str = "create_date"
+) -> list[str]:
+    """The columns the ``by`` keys are read from (a time key reads ``date_column``); raises
+    :class:`AuditInputError` for a key that is neither a column nor a time key."""
+    sources: list[str] = []
+    for key in by:
+        if key in frame.columns:
+            sources.append(key)
+        elif key in TIME_KEYS:
+            _require(frame, [date_column], f"{what}(by={key!r})")
+            sources.append(date_column)
+        else:
+            raise AuditInputError(
+                f"{what}: unknown by column {key!r}; use a column of the frame (e.g. task_name, "
+                f"task_group_name, field_engineer_email, app_version_id) or one of "
+                f"{', '.join(TIME_KEYS)} (periods of {date_column})."
+            )
+    return sources
+
+
 def _with_keys(
     tasks: pd.DataFrame, by: list[str], what: str, date_column: str = "create_date"
 ) -> pd.DataFrame:
     """Add derived time keys (``week`` ...) and check that every ``by`` column exists."""
+    _key_sources(tasks, by, what, date_column)
     frame = tasks
     for key in by:
-        if key in frame.columns:
-            continue
-        if key in TIME_KEYS:
-            _require(frame, [date_column], f"{what}(by={key!r})")
+        if key not in frame.columns:
             frame = frame if frame is not tasks else frame.copy()
             frame[key] = _period_start(frame[date_column], TIME_KEYS[key])
-            continue
-        raise AuditInputError(
-            f"{what}: unknown by column {key!r}; use a column of the frame (e.g. task_name, "
-            f"task_group_name, field_engineer_email, app_version_id) or one of "
-            f"{', '.join(TIME_KEYS)} (periods of {date_column})."
-        )
     return frame
+
+
+def _reduce(
+    tasks: Any,
+    columns: Sequence[str],
+    chunk: Callable[[pd.DataFrame], pd.DataFrame],
+    aggregate: Callable[[pd.DataFrame], pd.DataFrame],
+) -> pd.DataFrame:
+    """``aggregate(chunk(tasks))`` for a pandas frame. For a Dask frame: only ``columns`` are
+    read, ``chunk`` turns each partition into counts, ``aggregate`` sums concatenated counts
+    (in a tree), and the small pandas result is computed. ``aggregate`` must be idempotent on
+    its own output, so that both paths give the same frame."""
+    if isinstance(tasks, pd.DataFrame):
+        return aggregate(chunk(tasks))
+    frame = tasks[list(dict.fromkeys(columns))]
+    meta = aggregate(chunk(frame._meta))
+    return frame.reduction(chunk, aggregate=aggregate, meta=meta).compute()
 
 
 def _period_start(dates: pd.Series, freq: str) -> pd.Series:
@@ -91,12 +138,21 @@ def _period_start(dates: pd.Series, freq: str) -> pd.Series:
 
 def audited(tasks: pd.DataFrame, reviewed_only: bool = True) -> pd.DataFrame:
     """The tasks that count for an audit: analysed, on a reviewed work order (unless
-    ``reviewed_only=False``)."""
+    ``reviewed_only=False``). Returns those rows of the input."""
     _require(tasks, ["analyzed", "reviewed"], "audited")
-    mask = tasks["analyzed"].fillna(False).astype(bool)
+    return tasks[_audited_mask(tasks, reviewed_only)]
+
+
+def _flag(column: pd.Series) -> pd.Series:
+    """A nullable flag as plain booleans (missing = False)."""
+    return column.fillna(False).astype(bool)
+
+
+def _audited_mask(tasks: pd.DataFrame, reviewed_only: bool) -> pd.Series:
+    mask = _flag(tasks["analyzed"])
     if reviewed_only:
-        mask &= tasks["reviewed"].fillna(False).astype(bool)
-    return tasks[mask]
+        mask &= _flag(tasks["reviewed"])
+    return mask
 
 
 def z_value(level: float) -> float:
@@ -131,43 +187,59 @@ def wilson_interval(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np
 
 def override_rates(
     tasks: pd.DataFrame,
-    by: str | Sequence[str] = "task_name",
+    by: str | Sequence[str] | None = "task_name",
     reviewed_only: bool = True,
     level: float = 0.95,
 ) -> pd.DataFrame:
     """How often humans overturned the AI, per group, with Wilson intervals.
 
+    ``tasks`` is a pandas or a Dask tasks frame; the result is a pandas frame either way.
     Returns one row per group of ``by`` (any column(s) of the frame, or ``"week"``,
-    ``"month"``, ``"day"``, ``"quarter"`` of ``create_date``): ``n`` (tasks that count for the
-    audit), ``n_overridden``, ``rate`` (n_overridden / n; NaN when n = 0), ``ci_low``,
-    ``ci_high`` (the ``level`` Wilson interval; [0, 1] when n = 0). Groups present in the frame
-    but with no audited task are kept with n = 0, so a task never reviewed does not vanish.
+    ``"month"``, ``"day"``, ``"quarter"`` of ``create_date``; ``None`` for one overall row):
+    ``n`` (tasks that count for the audit), ``n_overridden``, ``rate`` (n_overridden / n; NaN
+    when n = 0), ``ci_low``, ``ci_high`` (the ``level`` Wilson interval; [0, 1] when n = 0).
+    Groups present in the frame but with no audited task are kept with n = 0, so a task never
+    reviewed does not vanish. Rows are ordered by the ``by`` columns (categoricals in their
+    categories' order), which keep their dtypes.
     """
     keys = _as_list(by)
-    if not keys:
-        raise AuditInputError("override_rates needs at least one by column.")
     _require(tasks, ["analyzed", "reviewed", "is_overridden"], "override_rates")
     z_value(level)
-    frame = _with_keys(tasks, keys, "override_rates")
-    counted = audited(frame, reviewed_only)
-    all_groups = frame[keys].drop_duplicates()
-    stats = (
-        counted.assign(_o=counted["is_overridden"].fillna(False).astype(int))
-        .groupby(keys, observed=True, dropna=False)["_o"]
-        .agg(n="size", n_overridden="sum")
-        .reset_index()
+    sources = _key_sources(tasks, keys, "override_rates")
+    counts = _reduce(
+        tasks,
+        [*sources, "analyzed", "reviewed", "is_overridden"],
+        partial(_override_counts, keys=keys, reviewed_only=reviewed_only),
+        partial(_sum_counts, keys=keys),
     )
-    out = all_groups.merge(stats, on=keys, how="left")
-    out["n"] = out["n"].fillna(0).astype("int64")
-    out["n_overridden"] = out["n_overridden"].fillna(0).astype("int64")
+    out = counts.astype({"n": "int64", "n_overridden": "int64"})
     out["rate"] = np.where(out["n"] > 0, out["n_overridden"] / out["n"].where(out["n"] > 0), np.nan)
     out["ci_low"], out["ci_high"] = wilson_interval(out["n_overridden"], out["n"], level)
-    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
-    for key in keys:  # keep the input's dtypes (categoricals stay categoricals)
-        if isinstance(tasks[key].dtype if key in tasks else None, pd.CategoricalDtype):
-            out[key] = out[key].astype(tasks[key].dtype)
+    if keys:
+        out = out.sort_values(keys, kind="stable")
+    out = out.reset_index(drop=True)
     out.attrs["level"] = level
     return out
+
+
+def _override_counts(part: pd.DataFrame, keys: list[str], reviewed_only: bool) -> pd.DataFrame:
+    """Per group of ``keys`` present in ``part`` (missing keys included): ``n`` audited tasks
+    and ``n_overridden``, in int64; one row when there are no keys."""
+    frame = _with_keys(part, keys, "override_rates")
+    mask = _audited_mask(frame, reviewed_only)
+    counts = frame[keys].assign(
+        n=mask.astype("int64"), n_overridden=(mask & _flag(frame["is_overridden"])).astype("int64")
+    )
+    return _sum_counts(counts, keys)
+
+
+def _sum_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Counts summed per group of ``keys`` (missing keys are a group), keys as columns."""
+    values = [c for c in counts.columns if c not in keys]
+    if not keys:
+        return counts[values].sum().to_frame().T.astype("int64")
+    summed = counts.groupby(keys, observed=True, dropna=False)[values].sum()
+    return summed.reset_index()
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,40 +267,47 @@ def confusion(
 ) -> pd.DataFrame:
     """AI verdict (rows) x final verdict after human review (columns), by verdict sentence.
 
+    ``tasks`` is a pandas or a Dask tasks frame; the result is a pandas frame either way.
     Counts every task of the selected task name(s) on reviewed work orders (all of them with
     ``reviewed_only=False``), including the ones the AI never analysed (row and column
     ``"not analysed"``) and values that match no verdict rule (``"other"``), so nothing is
-    hidden. ``normalize``: None (counts), ``"index"`` (rows sum to 1), ``"columns"`` or
-    ``"all"``. Margins are in the ``"total"`` row and column of the counts.
+    hidden. Verdicts are ordered by how often they occur (rows plus columns, ties by name),
+    ``"other"`` and ``"not analysed"`` last. ``normalize``: None (int64 counts, margins in the
+    ``"total"`` row and column), ``"index"`` (rows sum to 1), ``"columns"`` or ``"all"``
+    (shares, no margins; NaN where a row or column is empty).
     """
     _require(
         tasks, ["analyzed", "reviewed", "ai_message", "message", "corrected_value"], "confusion"
     )
     if normalize not in (None, "index", "columns", "all"):
         raise ConfigurationError("normalize must be None, 'index', 'columns' or 'all'.")
-    frame = tasks
-    if task_name is not None:
+    names = None if task_name is None else _as_list(task_name)
+    keys = ["reviewed", "ai_verdict", "final_verdict"]
+    if names is not None:
         _require(tasks, ["task_name"], "confusion(task_name=...)")
-        names = _as_list(task_name)
-        unknown = sorted(set(names) - set(tasks["task_name"].astype(object).dropna()))
+        keys.insert(0, "task_name")
+    counts = _reduce(
+        tasks,
+        [*keys[:-2], "analyzed", "ai_message", "message", "corrected_value"],
+        partial(_confusion_counts, names=names),
+        partial(_sum_counts, keys=keys),
+    )
+    if names is not None:
+        unknown = sorted(set(names) - set(counts["task_name"].dropna()))
         if unknown:
             raise AuditInputError(
                 f"confusion: no task named {', '.join(map(repr, unknown))} in this frame."
             )
-        frame = frame[frame["task_name"].isin(names)]
     if reviewed_only:
-        frame = frame[frame["reviewed"].fillna(False).astype(bool)]
-    ai, final = _ai_verdict(frame), _final_verdict(frame)
-    labels = _label_order(pd.concat([ai, final]))
-    table = pd.crosstab(
-        pd.Categorical(ai, categories=labels),
-        pd.Categorical(final, categories=labels),
-        rownames=["ai_verdict"],
-        colnames=["final_verdict"],
-        dropna=False,
-    )
+        counts = counts[counts["reviewed"]]
+    pairs = counts.groupby(["ai_verdict", "final_verdict"])["count"].sum()
+    totals = pairs.groupby(level=0).sum().add(pairs.groupby(level=1).sum(), fill_value=0)
+    labels = _label_order(totals)
+    table = pairs.unstack(fill_value=0) if len(pairs) else pd.DataFrame()
+    table = table.reindex(index=labels, columns=labels, fill_value=0).astype("int64")
+    table.index = pd.CategoricalIndex(labels, categories=labels, name="ai_verdict")
+    table.columns = pd.CategoricalIndex(labels, categories=labels, name="final_verdict")
     if normalize is None:
-        table = table.astype("int64")
         table.loc["total"] = table.sum(axis=0)
         table["total"] = table.sum(axis=1)
         return table
@@ -240,10 +319,32 @@ def confusion(
     return table / total if total else table.astype(float)
 
 
-def _label_order(labels: pd.Series) -> list[str]:
-    counts = labels.value_counts()
-    named = [v for v in counts.index if v not in (OTHER, NOT_ANALYSED)]
-    return named + [v for v in (OTHER, NOT_ANALYSED) if v in counts.index]
+def _confusion_counts(part: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
+    """Tasks per (task name if ``names``), reviewed flag, AI verdict and final verdict."""
+    frame = part if names is None else part[part["task_name"].isin(names)]
+    counts = pd.DataFrame(
+        {
+            "reviewed": _flag(frame["reviewed"]),
+            "ai_verdict": _ai_verdict(frame),
+            "final_verdict": _final_verdict(frame),
+            "count": np.ones(len(frame), dtype="int64"),
+        },
+        index=frame.index,
+    )
+    keys = ["reviewed", "ai_verdict", "final_verdict"]
+    if names is not None:
+        counts.insert(0, "task_name", frame["task_name"].astype(object))
+        keys.insert(0, "task_name")
+    return _sum_counts(counts, keys)
+
+
+def _label_order(totals: pd.Series) -> list[str]:
+    """Verdict labels by decreasing count (ties by name), ``other`` and ``not analysed`` last."""
+    present = [v for v, count in totals.items() if count > 0]
+    named = sorted(
+        (v for v in present if v not in (OTHER, NOT_ANALYSED)), key=lambda v: (-totals[v], v)
+    )
+    return named + [v for v in (OTHER, NOT_ANALYSED) if v in present]
 
 
 def _value_key(value: Any) -> Any:
@@ -387,21 +488,32 @@ def drift(
         raise ConfigurationError("drift needs by=<column> or freq='W'/'M'/..., not both.")
     groups = _as_list(within)
     _require(tasks, ["analyzed", "reviewed", "is_overridden", date_column], "drift")
-    frame = _with_keys(tasks, groups, "drift")
-    counted = audited(frame, reviewed_only).copy()
-    if freq is not None:
-        counted["period"] = _period_start(counted[date_column], freq)
-        order = sorted(counted["period"].dropna().unique())
-    else:
+    sources = _key_sources(tasks, groups, "drift")
+    if freq is None:
         _require(tasks, [by], "drift(by=...)")  # type: ignore[list-item]
-        counted["period"] = counted[by].astype(object)
-        first = counted.groupby("period", observed=True)[date_column].min().sort_values()
-        order = list(first.index)
-    counted["_o"] = counted["is_overridden"].fillna(False).astype(int)
-    stats = counted.groupby([*groups, "period"], observed=True).agg(
-        first_date=(date_column, "min"), n=("_o", "size"), n_overridden=("_o", "sum")
+    else:
+        _period_start(pd.Series([], dtype="datetime64[ns, UTC]"), freq)  # a bad freq fails here
+    needed = [*sources, date_column, "analyzed", "reviewed", "is_overridden"]
+    counts = _reduce(
+        tasks,
+        needed if freq is not None else [*needed, by],
+        partial(
+            _drift_counts,
+            groups=groups,
+            by=by,
+            freq=freq,
+            reviewed_only=reviewed_only,
+            date_column=date_column,
+        ),
+        partial(_drift_sum, keys=[*groups, "period"]),
     )
-    stats = stats.reset_index()
+    if freq is not None:
+        order = sorted(counts["period"].dropna().unique())
+    else:
+        first = counts.groupby("period")["first_date"].min().sort_values(kind="stable")
+        order = list(first.index)
+    # rows with a missing group or period count for the period order only
+    stats = counts[counts[[*groups, "period"]].notna().all(axis=1)].reset_index(drop=True)
     rank = {p: i for i, p in enumerate(order)}
     stats["_rank"] = stats["period"].map(rank)
     stats = stats.sort_values([*groups, "_rank"], kind="stable").reset_index(drop=True)
@@ -427,6 +539,39 @@ def drift(
     stats["flagged"] = stats["flagged"].astype(bool)
     stats.attrs.update(level=level, alpha=alpha, method=method)
     return stats.drop(columns="_rank")
+
+
+def _drift_counts(
+    part: pd.DataFrame,
+    groups: list[str],
+    by: str | None,
+    freq: str | None,
+    reviewed_only: bool,
+    date_column: str,
+) -> pd.DataFrame:
+    """Per group of ``groups`` and period (missing ones included) of the audited tasks of
+    ``part``: ``first_date`` (earliest ``date_column``), ``n`` and ``n_overridden``."""
+    frame = _with_keys(part, groups, "drift")
+    counted = frame[_audited_mask(frame, reviewed_only)]
+    if freq is not None:
+        period = _period_start(counted[date_column], freq)
+    else:
+        period = counted[by].astype(object)
+    counts = counted[groups].assign(
+        period=period,
+        first_date=counted[date_column],
+        n=np.ones(len(counted), dtype="int64"),
+        n_overridden=_flag(counted["is_overridden"]).astype("int64"),
+    )
+    return _drift_sum(counts, [*groups, "period"])
+
+
+def _drift_sum(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Drift counts summed per group of ``keys`` (missing keys are a group), keys as columns."""
+    summed = counts.groupby(keys, observed=True, dropna=False).agg(
+        first_date=("first_date", "min"), n=("n", "sum"), n_overridden=("n_overridden", "sum")
+    )
+    return summed.reset_index()
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,8 +614,31 @@ def sample(
     return pd.concat(picks)
 
 
+PROVENANCE_ATTR = "dfs_provenance"
+
+
+def provenance(frame: Any) -> dict[str, Any] | None:
+    """Where a loaded frame's rows come from: a copy of ``frame.attrs["dfs_provenance"]``.
+
+    Returns a dict such as ``{"dataset": "/path", "version": 12, "table": "tasks", "filters":
+    {"created_after": "2026-01-01T00:00:00Z"}, "as_of": None}``, or None when the frame carries
+    no provenance (built by hand, or attrs lost by a pandas operation). Read it from the frame
+    the loader returned: some pandas operations drop ``attrs``.
+    """
+    attrs = getattr(frame, "attrs", None)
+    found = attrs.get(PROVENANCE_ATTR) if isinstance(attrs, Mapping) else None
+    return copy.deepcopy(dict(found)) if isinstance(found, Mapping) else None
+
+
 def summary(tasks: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
-    """Headline figures: work orders, audited tasks, overall override rate and its interval."""
+    """Headline figures: work orders, audited tasks, overall override rate and its interval.
+
+    Returns a dict: ``work_orders``, ``reviewed_work_orders``, ``tasks``, ``audited_tasks``,
+    ``overridden``, ``override_rate`` (a share; NaN without audited tasks), ``ci_low``,
+    ``ci_high``, ``level``, and ``provenance`` (:func:`provenance` of ``tasks``: dataset path,
+    version, table, filters and as_of the frame was loaded with, or None when unrecorded).
+    """
+    source = provenance(tasks)  # before anything else: attrs do not survive every operation
     _require(tasks, ["work_order_id", "analyzed", "reviewed", "is_overridden"], "summary")
     counted = audited(tasks)
     n = len(counted)
@@ -488,12 +656,14 @@ def summary(tasks: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
         "ci_low": float(low),
         "ci_high": float(high),
         "level": level,
+        "provenance": source,
     }
 
 
 __all__ = [
     "NOT_ANALYSED",
     "OTHER",
+    "PROVENANCE_ATTR",
     "AuditInputError",
     "adjust_pvalues",
     "agreement",
@@ -502,6 +672,7 @@ __all__ = [
     "drift",
     "fisher_exact",
     "override_rates",
+    "provenance",
     "sample",
     "summary",
     "wilson_interval",

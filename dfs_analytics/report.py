@@ -63,6 +63,32 @@ def _table(
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _data_line(source: dict[str, Any] | None) -> str:
+    """The report's "Data" line: what to reopen to recompute every figure (HTML)."""
+    if source is None:
+        return (
+            '<p class="meta">Data: this frame has no recorded provenance (no dataset, version '
+            "or filters), so these figures cannot be traced back to a dataset version.</p>"
+        )
+
+    def show(value: Any) -> str:
+        return html.escape("unknown" if value is None else str(value))
+
+    filters = source.get("filters") or {}
+    if isinstance(filters, dict):
+        shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None)
+    else:
+        shown = str(filters)
+    line = (
+        f"Data: dataset <code>{show(source.get('dataset'))}</code>, table "
+        f"{show(source.get('table') or 'tasks')}, version {show(source.get('version'))}; "
+        f"filters: {html.escape(shown) if shown else 'none'}"
+    )
+    if source.get("as_of") is not None:
+        line += f"; as of {show(source['as_of'])}"
+    return f'<p class="meta">{line}.</p>'
+
+
 def audit_report(
     tasks: pd.DataFrame,
     path: str | Path,
@@ -78,10 +104,13 @@ def audit_report(
     Sections: headline figures, override rates per task (plot and table), per task group, per
     field engineer, drift across app versions and over weeks (significant changes flagged,
     Holm-adjusted), AI vs final verdict for the ``confusion_tasks`` most overridden tasks,
-    Cohen's kappa, and the definitions used. Plots are PNG images inlined in the file.
+    Cohen's kappa, and the definitions used. Plots are PNG images inlined in the file. Near
+    the top, a "Data" line states the dataset path, version and filters (and ``as_of``) the
+    frame was loaded with (``tasks.attrs["dfs_provenance"]``), so the figures can be
+    recomputed, or says that the frame has no recorded provenance.
     """
     path = Path(path)
-    head = audit.summary(tasks, level=level)
+    head = audit.summary(tasks, level=level)  # reads the provenance before any transformation
     rates = audit.override_rates(tasks, level=level)
     by_group = audit.override_rates(tasks, by="task_group_name", level=level)
     pct = ("rate", "ci_low", "ci_high")
@@ -91,6 +120,7 @@ def audit_report(
         f"dfs-analytics {__version__}"
         + (f" from {html.escape(source)}" if source else "")
         + "</p>",
+        _data_line(head["provenance"]),
         '<div class="cards">',
         f'<div class="card">work orders<b>{head["work_orders"]:,}</b></div>',
         f'<div class="card">reviewed<b>{head["reviewed_work_orders"]:,}</b></div>',

@@ -499,6 +499,31 @@ def test_summary_headline_figures(tasks) -> None:
     assert (head["ci_low"], head["ci_high"]) == pytest.approx(wilson(4, 12), abs=1e-12)
 
 
+def test_override_rates_overall_with_by_none(tasks) -> None:
+    overall = dfs.override_rates(tasks, by=None)
+    assert list(overall.columns) == ["n", "n_overridden", "rate", "ci_low", "ci_high"]
+    assert len(overall) == 1
+    row = overall.iloc[0]
+    assert row["n"] == 12 and row["n_overridden"] == 4  # as summary: 12 audited, 4 overridden
+    assert overall["n"].dtype == "int64" and overall["n_overridden"].dtype == "int64"
+    assert row["rate"] == pytest.approx(4 / 12, abs=1e-15)
+    low, high = wilson(4, 12)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), abs=1e-12)
+    # the same as the sum of the per-task rows
+    per_task = dfs.override_rates(tasks)
+    assert per_task["n"].sum() == row["n"] and per_task["n_overridden"].sum() == 4
+    assert dfs.override_rates(tasks, by=[]).equals(overall)
+    not_reviewed = dfs.override_rates(tasks, by=None, reviewed_only=False).iloc[0]
+    assert not_reviewed["n"] == 12 + 2  # wo-4 (not reviewed): present and power analysed
+
+
+def test_override_rates_overall_of_an_empty_frame(tasks) -> None:
+    overall = dfs.override_rates(tasks.iloc[0:0], by=None)
+    assert overall[["n", "n_overridden"]].iloc[0].tolist() == [0, 0]
+    assert math.isnan(overall["rate"].iloc[0])
+    assert (overall["ci_low"].iloc[0], overall["ci_high"].iloc[0]) == (0.0, 1.0)
+
+
 @pytest.mark.parametrize("level", [0, 1, 1.5, -0.1])
 def test_override_rates_bad_level(tasks, level) -> None:
     with pytest.raises(ConfigurationError, match="level"):
@@ -545,6 +570,26 @@ def test_confusion_counts_with_not_analysed_and_other_buckets(tasks) -> None:
             v for (_, final), v in ALL_COUNTS.items() if final == label
         )
     assert (table.dtypes == "int64").all()
+
+
+def test_confusion_labels_by_count_ties_by_name_whatever_the_row_order(tasks) -> None:
+    # rows + columns (ALL_COUNTS): OK 3+3, Readable 3+3, In range 1+3, Missing 2+1,
+    # Too weak 2+1; then the explicit buckets
+    table = dfs.confusion(tasks)
+    expected = ["OK", "Readable", "In range", "Missing", "Too weak", "other", "not analysed"]
+    assert list(table.index) == [*expected, "total"]
+    assert list(table.columns) == [*expected, "total"]
+    shuffled = tasks.sample(frac=1.0, random_state=3)
+    pd.testing.assert_frame_equal(dfs.confusion(shuffled), table)
+    pd.testing.assert_frame_equal(
+        dfs.confusion(shuffled, normalize="index"), dfs.confusion(tasks, normalize="index")
+    )
+
+
+def test_confusion_of_an_empty_frame(tasks) -> None:
+    table = dfs.confusion(tasks.iloc[0:0])
+    assert list(table.index) == ["total"] and list(table.columns) == ["total"]
+    assert table.loc["total", "total"] == 0
 
 
 def test_confusion_of_one_task_across_app_versions(tasks) -> None:
@@ -867,6 +912,11 @@ def test_drift_monthly_flags_a_clear_change(drift_tasks) -> None:
     assert result["p_value"].iloc[1] == pytest.approx(float(fisher_two_sided(15, 30, 1, 30)))
 
 
+def test_drift_bad_freq_fails_before_reading(tasks) -> None:
+    with pytest.raises(ValueError, match="XX"):
+        dfs.drift(tasks, by=None, freq="XX")
+
+
 def test_drift_needs_by_or_freq(tasks) -> None:
     with pytest.raises(ConfigurationError):
         dfs.drift(tasks, by=None, freq=None)
@@ -938,6 +988,40 @@ def test_sample_only_analysed_and_reviewed(tasks) -> None:
     assert len(with_unanalysed) == len(tasks)
     with pytest.raises(ConfigurationError):
         dfs.sample(tasks, n=0)
+
+
+# --------------------------------------------------------------------------------------------
+# provenance
+# --------------------------------------------------------------------------------------------
+
+PROVENANCE = {
+    "dataset": "/data/dfs/site-1",
+    "version": 12,
+    "table": "tasks",
+    "filters": {"created_after": "2026-01-01T00:00:00Z"},
+    "as_of": None,
+}
+
+
+def test_summary_carries_the_frame_provenance(tasks) -> None:
+    tasks.attrs["dfs_provenance"] = PROVENANCE
+    head = audit.summary(tasks)
+    assert head["provenance"] == PROVENANCE
+    # a copy: changing the summary does not change the frame's record
+    head["provenance"]["filters"]["created_after"] = "2020-01-01"
+    assert tasks.attrs["dfs_provenance"]["filters"] == {"created_after": "2026-01-01T00:00:00Z"}
+    assert audit.provenance(tasks) == PROVENANCE
+    # the other figures do not depend on it
+    assert head["audited_tasks"] == 12 and head["overridden"] == 4
+
+
+def test_summary_without_provenance_says_none(tasks) -> None:
+    assert tasks.attrs.get("dfs_provenance") is None
+    assert audit.summary(tasks)["provenance"] is None
+    assert audit.provenance(tasks) is None
+    tasks.attrs["dfs_provenance"] = "not a record"
+    assert audit.provenance(tasks) is None
+    assert audit.provenance([1, 2]) is None  # no attrs at all
 
 
 # --------------------------------------------------------------------------------------------

@@ -176,6 +176,57 @@ def test_report_when_nothing_was_audited(tmp_path) -> None:
     assert "Override rate per task" in headings and "Definitions" in headings
 
 
+def data_line(text: str) -> str:
+    """The report's "Data" line, checked to come before the first section."""
+    match = re.search(r'<p class="meta">(Data: .*?)</p>', text)
+    assert match, "the report has no Data line"
+    assert match.start() < text.index("<h2>")
+    return match.group(1)
+
+
+def test_report_states_dataset_version_and_filters(tmp_path) -> None:
+    tasks = normalize.tasks_frame(small_work_orders())
+    tasks.attrs["dfs_provenance"] = {
+        "dataset": "/data/dfs/site <1>",
+        "version": 12,
+        "table": "tasks",
+        "filters": {"created_after": "2026-01-01T00:00:00Z", "reviewed": True},
+        "as_of": None,
+    }
+    path = dfs.audit_report(tasks, tmp_path / "with-provenance.html")
+    check_self_contained(path)
+    line = data_line(path.read_text(encoding="utf-8"))
+    assert line == (
+        "Data: dataset <code>/data/dfs/site &lt;1&gt;</code>, table tasks, version 12; "
+        "filters: created_after=2026-01-01T00:00:00Z, reviewed=True."
+    )
+    assert "as of" not in line
+
+
+def test_report_states_as_of_and_no_filters(tmp_path) -> None:
+    tasks = normalize.tasks_frame(small_work_orders())
+    tasks.attrs["dfs_provenance"] = {
+        "dataset": "s3://bucket/dfs",
+        "version": 3,
+        "table": "tasks",
+        "filters": {},
+        "as_of": 3,
+    }
+    path = dfs.audit_report(tasks, tmp_path / "as-of.html")
+    line = data_line(path.read_text(encoding="utf-8"))
+    assert "<code>s3://bucket/dfs</code>" in line and "version 3" in line
+    assert "filters: none" in line and line.endswith("; as of 3.")
+
+
+def test_report_says_when_the_frame_has_no_provenance(tmp_path) -> None:
+    tasks = normalize.tasks_frame(small_work_orders())
+    assert "dfs_provenance" not in tasks.attrs
+    path = dfs.audit_report(tasks, tmp_path / "no-provenance.html")
+    line = data_line(path.read_text(encoding="utf-8"))
+    assert "no recorded provenance" in line
+    assert "version" in line and "dataset" in line  # says what is missing
+
+
 def test_cli_report_with_the_simulator(tmp_path) -> None:
     env = {
         k: v
