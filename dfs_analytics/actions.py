@@ -412,8 +412,11 @@ def reanalyze(
     """Re-submit work orders' stored inputs to the AI (the latest input of each task group).
 
     ``task_groups=None`` re-runs every group that has a stored input. Work orders are processed
-    concurrently; a failure on one (``error`` column) does not stop the others. Returns one row
-    per task of each re-run group: the value and verdict before and after, and ``changed``.
+    concurrently. Returns one row per task of each re-run group: the value and verdict before
+    and after, and ``changed``; ``error`` is null on those rows. A failure is reported on a row
+    of its own with its ``error``: per work order when it could not be read (or has no stored
+    input), per ``task_group_name`` when that group's analysis failed. A failure never drops
+    the results of other groups or work orders.
     """
     ids = list(dict.fromkeys(str(i) for i in work_order_ids))
     wanted = None if task_groups is None else set(task_groups)
@@ -421,27 +424,35 @@ def reanalyze(
     def one(wo_id: str) -> pd.DataFrame:
         try:
             work_order = client.get_work_order(wo_id, include_inputs=True)
-            latest: dict[str, Mapping[str, Any]] = {}
-            for item in work_order.get("inputs") or ():
-                group = item.get("task_group_name")
-                data = item.get("data") or {}
-                if group and data.get("value") and (wanted is None or group in wanted):
-                    latest[group] = item
-            if not latest:
-                return pd.DataFrame(
-                    [{"work_order_id": wo_id, "error": "no stored input for these task groups"}]
-                )
-            frames = []
-            for group, item in latest.items():
-                before = _group_states(work_order, group)
-                data = item["data"]
+        except DFSError as exc:
+            return pd.DataFrame([{"work_order_id": wo_id, "error": str(exc)}])
+        latest: dict[str, Mapping[str, Any]] = {}
+        for item in work_order.get("inputs") or ():
+            group = item.get("task_group_name")
+            data = item.get("data") or {}
+            if group and data.get("value") and (wanted is None or group in wanted):
+                latest[group] = item
+        if not latest:
+            return pd.DataFrame(
+                [{"work_order_id": wo_id, "error": "no stored input for these task groups"}]
+            )
+        frames = []
+        for group, item in latest.items():
+            before = _group_states(work_order, group)
+            data = item["data"]
+            try:
                 work_order = client.analyze(
                     wo_id, group, data["value"], input_type=data.get("type", "image")
                 )
-                frames.append(_changes(wo_id, before, _group_states(work_order, group)))
-            return pd.concat(frames, ignore_index=True)
-        except DFSError as exc:
-            return pd.DataFrame([{"work_order_id": wo_id, "error": str(exc)}])
+            except DFSError as exc:  # this group only: the others' results stand
+                frames.append(
+                    pd.DataFrame(
+                        [{"work_order_id": wo_id, "task_group_name": group, "error": str(exc)}]
+                    )
+                )
+                continue
+            frames.append(_changes(wo_id, before, _group_states(work_order, group)))
+        return pd.concat(frames, ignore_index=True)
 
     show = client.settings.progress if progress is None else progress
     with (

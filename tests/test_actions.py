@@ -456,6 +456,40 @@ def test_reanalyze_only_the_given_task_groups(sim, client, reader) -> None:
     assert dfs.reanalyze(client, []).empty
 
 
+def test_reanalyze_keeps_the_groups_done_and_reports_each_failed_group(sim, client, reader) -> None:
+    """A work order whose pb-ouvert-apres input the server no longer takes (its types changed):
+    the other group's re-analysis is kept, whether it ran before or after the failure."""
+    good_values = {"releve_optique_quality": True, "mesure_puissance": -6.0}
+    ids = []
+    for order in (("releve-optique", "pb-ouvert-apres"), ("pb-ouvert-apres", "releve-optique")):
+        wo_id = client.create_work_order(f"reanalyze-{order[0]}", types=["raccordement"])["id"]
+        for group in order:
+            values = good_values if group == "releve-optique" else forced(BAD_PB)
+            dfs.analyze(client, wo_id, group, forced_url(**values))
+        dfs.correct(client, wo_id, "mesure_puissance", -10)
+        client.update_work_order(wo_id, types=["maintenance"])  # no pb-ouvert-apres any more
+        ids.append(wo_id)
+    before = sim.request_counts()
+
+    out = dfs.reanalyze(client, ids)
+
+    assert sent(sim, before, ANALYZE) == 4  # every group of every work order was tried
+    for wo_id in ids:
+        rows = out[out["work_order_id"] == wo_id]
+        failed = rows[rows["error"].notna()]
+        assert list(failed["task_group_name"]) == ["pb-ouvert-apres"], failed
+        assert "pb-ouvert-apres" in failed["error"].iloc[0]
+        done = rows[rows["error"].isna()].set_index("task_name")
+        assert set(done["task_group_name"]) == {"releve-optique"}
+        server = reader.get_work_order(wo_id)
+        assert set(done.index) == {
+            t["name"] for t in server["tasks"] if t["task_group_name"] == "releve-optique"
+        }
+        assert done.loc["mesure_puissance", "analyzed_value"] == -6.0
+        assert done.loc["mesure_puissance", "before_value"] == -10
+        assert done.loc["mesure_puissance", "value"] == -10
+
+
 # --------------------------------------------------------------------------------------------
 # correct
 # --------------------------------------------------------------------------------------------
