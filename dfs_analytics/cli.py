@@ -1,11 +1,155 @@
-"""The ``dfs-analytics`` command: ``simulate`` (serve the local API simulator) and ``demo``."""
+"""The ``dfs-analytics`` command: ``simulate``, ``demo``, ``report``, ``export`` and ``correct``.
+
+Every argument is checked before anything is loaded or served. A failure prints one line,
+``dfs-analytics: error: ...``, on stderr and exits non-zero (2: bad arguments or settings,
+1: the work failed, 130: interrupted); ``--debug`` prints the traceback as well.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import ConfigurationError, DFSError
+from .simulator.generator import DEFAULT_WORK_ORDERS
+
+PROG = "dfs-analytics"
+MAX_WORK_ORDERS = 1_000_000
+EXPORTS = ("work-orders", "tasks", "timeline", "task-groups")
+EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+REPORT_SUFFIXES = (".html", ".htm")
+
+
+class UsageError(ConfigurationError):
+    """A command-line argument is wrong; nothing was loaded, served or sent."""
+
+
+# --------------------------------------------------------------------------------------------
+# Argument types: each one checks a value and says what was expected
+# --------------------------------------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def rate(text: str) -> float:
+    """A share between 0 and 1 (``--fault-rate 0.05``)."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A non-negative, finite number (seconds, requests per second, a multiplier)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A number of work orders: a whole number from 0 to ``MAX_WORK_ORDERS``."""
+    value = _integer(text)
+    if not 0 <= value <= MAX_WORK_ORDERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_WORK_ORDERS:,}, got {text!r}"
+        )
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    """A whole number >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def level(text: str) -> float:
+    """A confidence level strictly between 0 and 1 (``0.95``)."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a confidence level between 0 and 1 such as 0.95, got {text!r}"
+        )
+    return value
+
+
+def date(text: str) -> str:
+    """An ISO-8601 date or date-time (``2026-03-01``, ``2026-03-01T08:00:00Z``), kept as given."""
+    _parse_date(text)
+    return text.strip()
+
+
+def _parse_date(text: str) -> datetime:
+    value = text.strip()
+    try:
+        d = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 date such as 2026-03-01 or 2026-03-01T08:00:00Z, got {text!r}"
+        ) from None
+    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), raised as UsageError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _debug_option(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an error, print the traceback as well as the one-line message",
+    )
 
 
 def _simulate_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,62 +159,260 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Serve a local simulator of the Deepomatic Field Services API v0.2 with seeded, "
             "realistic data. The API is at http://HOST:PORT/v0.2/ (send 'Authorization: Token "
-            "KEY'); the simulator's own view (ground truth, request counts, runtime settings, "
-            "OpenAPI schema) is under http://HOST:PORT/_sim/. Stop with Ctrl-C."
+            "KEY'); the simulator's own view (ground truth, request counts, runtime settings) is "
+            "under http://HOST:PORT/_sim/ and needs the same header (only /_sim/docs and "
+            "/_sim/openapi.json are open). --no-validators and --next-scheme http make it "
+            "answer like a plain Django REST Framework server behind a TLS-terminating proxy. "
+            "Stop with Ctrl-C."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _debug_option(p, argparse.SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
-    p.add_argument("--work-orders", type=int, default=2000, help="number of generated work orders")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data")
+    p.add_argument("--port", type=port, default=8765, help="port to listen on (0: any free port)")
+    p.add_argument(
+        "--work-orders",
+        type=count,
+        default=DEFAULT_WORK_ORDERS,
+        help="number of generated work orders",
+    )
+    p.add_argument("--seed", type=_integer, default=0, help="random seed: same seed, same data")
     p.add_argument("--app", default=None, help="app definition to serve (data/apps/*.json)")
     p.add_argument("--api-key", default="demo-key", help="the API key clients must send")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
+    p.add_argument("--latency", type=seconds, default=0.0, help="seconds added to every request")
     p.add_argument(
-        "--jitter", type=float, default=0.0, help="plus a random 0..JITTER seconds per request"
+        "--jitter", type=seconds, default=0.0, help="plus a random 0..JITTER seconds per request"
     )
     p.add_argument(
         "--fault-rate",
-        type=float,
+        type=rate,
         default=0.0,
-        help="share of API requests that fail: a 500/502/503/504 before any work, "
+        help="share (0 to 1) of API requests that fail: a 500/502/503/504 before any work, "
         "or a connection dropped before or after the work is done",
     )
     p.add_argument(
         "--throttle-rate",
-        type=float,
+        type=rate,
         default=0.0,
-        help="share of API requests answered 429 with Retry-After",
+        help="share (0 to 1) of API requests answered 429 with Retry-After",
     )
     p.add_argument(
         "--throttle-rps",
-        type=float,
+        type=seconds,
         default=0.0,
         help="answer 429 beyond this many requests per second (0: no limit)",
     )
-    p.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
+    p.add_argument(
+        "--retry-after", type=non_negative, default=1, help="Retry-After seconds sent with 429"
+    )
     p.add_argument(
         "--auth-status",
-        type=int,
+        type=_integer,
         choices=(401, 403),
         default=401,
         help="status of an authentication failure (real servers may send 403)",
     )
     p.add_argument(
+        "--validators",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send an ETag with GET answers and 304 to a matching If-None-Match; "
+        "--no-validators: no ETag or Last-Modified and never 304, as plain Django REST Framework",
+    )
+    p.add_argument(
+        "--next-scheme",
+        choices=("http", "https"),
+        default=None,
+        help="scheme of the absolute next/previous links (default: the request's own); 'http' "
+        "is what Django REST Framework writes behind a TLS-terminating proxy",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve over https with a throw-away self-signed certificate (needs openssl)",
+    )
+    p.add_argument("--certfile", default=None, help="serve over https with this certificate")
+    p.add_argument("--keyfile", default=None, help="the private key of --certfile")
+    p.add_argument(
         "--drift",
-        type=float,
+        type=seconds,
         default=1.0,
         help="multiply the AI error rates by this after the app-version upgrade",
     )
     p.add_argument(
         "--review-rate",
-        type=float,
+        type=rate,
         default=None,
-        help="share of work orders reviewed in the back office",
+        help="share (0 to 1) of work orders reviewed in the back office",
     )
-    p.add_argument("--start", default=None, help="first creation date (ISO-8601)")
-    p.add_argument("--end", default=None, help="last creation date (ISO-8601)")
+    p.add_argument("--start", type=date, default=None, help="first creation date (ISO-8601)")
+    p.add_argument("--end", type=date, default=None, help="last creation date (ISO-8601)")
+
+
+def _simulator_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--work-orders",
+        type=positive,
+        default=DEFAULT_WORK_ORDERS,
+        help="(simulator) work orders",
+    )
+    p.add_argument("--seed", type=_integer, default=0, help="(simulator) seed")
+    p.add_argument(
+        "--drift",
+        type=seconds,
+        default=1.0,
+        help="(simulator) AI error multiplier after the app-version upgrade",
+    )
+
+
+def _date_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--created-after", type=date, help="only work orders created at or after this date"
+    )
+    p.add_argument("--created-before", type=date, help="only work orders created before this date")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Deepomatic Field Services data in pandas: load, audit, correct.",
+    )
+    _debug_option(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _simulate_parser(sub)
+    r = sub.add_parser(
+        "report",
+        help="write a self-contained HTML audit report of the AI's verdicts",
+        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from "
+        "a local simulator) and write an HTML audit report with inlined plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _debug_option(r, argparse.SUPPRESS)
+    r.add_argument("--out", default="audit.html", help="the HTML file to write (.html)")
+    _date_filters(r)
+    r.add_argument(
+        "--level", type=level, default=0.95, help="confidence level of intervals (0 to 1)"
+    )
+    _simulator_options(r)
+    e = sub.add_parser(
+        "export",
+        help="write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
+        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from a "
+        "local simulator) and write it to a file; the format follows --out's extension.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _debug_option(e, argparse.SUPPRESS)
+    e.add_argument("what", choices=EXPORTS, help="which frame")
+    e.add_argument("--out", required=True, help="file to write (.csv, .json, .jsonl, .parquet)")
+    _date_filters(e)
+    _simulator_options(e)
+    c = sub.add_parser(
+        "correct",
+        help="validate, preview and apply a correction campaign from a CSV plan",
+        description="A CSV plan has work_order_id, task_name (or task_id) and corrected_value. "
+        "Without --apply this is a dry run that prints the preview. The site comes from "
+        "DFS_BASE_URL or DFS_SITE_ID (+ DFS_REGION) and DFS_API_KEY. Re-running with the same "
+        "journal resumes: nothing applied is sent twice.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _debug_option(c, argparse.SUPPRESS)
+    c.add_argument("plan", help="the CSV plan")
+    c.add_argument("--journal", default="campaign.jsonl", help="the JSONL journal (keep it)")
+    c.add_argument("--apply", action="store_true", help="apply the plan (default: dry run)")
+    c.add_argument("--workers", type=positive, default=8, help="concurrent requests")
+    d = sub.add_parser(
+        "demo",
+        help="start the simulator and show the toolkit at work",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _debug_option(d, argparse.SUPPRESS)
+    d.add_argument("--work-orders", type=positive, default=DEFAULT_WORK_ORDERS)
+    d.add_argument("--seed", type=_integer, default=0)
+    d.add_argument("--out", default="demo-output", help="folder for the demo's files")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that need more than one argument, or the file system: all before any work
+# --------------------------------------------------------------------------------------------
+
+
+def _check_output_file(option: str, out: Path, suffixes: Sequence[str]) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{option} must end with {', '.join(suffixes[:-1])} or {suffixes[-1]}, "
+            f"got {out.name!r}."
+        )
+    if out.is_dir():
+        raise UsageError(f"{option} {str(out)!r} is a folder; give a file name.")
+    _check_writable_folder(option, out.parent)
+
+
+def _check_writable_folder(option: str, folder: Path) -> None:
+    """The folder exists and is writable, or can be created (its nearest ancestor can)."""
+    probe = folder if str(folder) else Path(".")
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{option}: {str(probe)!r} is a file, not a folder.")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write in {str(probe)!r} (permission denied).")
+
+
+def _check_dates(after: str | None, before: str | None, names: tuple[str, str]) -> None:
+    if after and before and _parse_date(after) >= _parse_date(before):
+        raise UsageError(f"{names[0]} ({after}) must be earlier than {names[1]} ({before}).")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Checks across arguments and against the file system; UsageError before any work."""
+    if args.command in ("report", "export"):
+        _check_dates(
+            args.created_after, args.created_before, ("--created-after", "--created-before")
+        )
+    if args.command == "report":
+        _check_output_file("--out", Path(args.out), REPORT_SUFFIXES)
+    elif args.command == "export":
+        _check_output_file("--out", Path(args.out), EXPORT_SUFFIXES)
+    elif args.command == "demo":
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {str(out)!r} is a file; the demo writes into a folder.")
+        _check_writable_folder("--out", out)
+    elif args.command == "correct":
+        plan = Path(args.plan)
+        if not plan.exists():
+            raise UsageError(f"the plan file {str(plan)!r} does not exist.")
+        if plan.is_dir():
+            raise UsageError(f"the plan {str(plan)!r} is a folder; give a CSV file.")
+        journal = Path(args.journal)
+        if journal.is_dir():
+            raise UsageError(f"--journal {str(journal)!r} is a folder; give a file name.")
+        _check_writable_folder("--journal", journal.parent)
+    elif args.command == "simulate":
+        _check_dates(args.start, args.end, ("--start", "--end"))
+        if args.app is not None:
+            from .simulator.apps import available_apps
+
+            apps = available_apps()
+            if args.app not in apps:
+                raise UsageError(f"--app {args.app!r} is unknown; available: {', '.join(apps)}.")
+        if args.keyfile and not args.certfile:
+            raise UsageError("--keyfile needs --certfile.")
+        if args.tls and args.certfile:
+            raise UsageError("give --tls (a throw-away certificate) or --certfile, not both.")
+        for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+            if path and not Path(path).is_file():
+                raise UsageError(f"{option} {path!r} is not a file.")
+        if not args.api_key.strip() or any(ch.isspace() for ch in args.api_key):
+            raise UsageError("--api-key must be a non-empty key without spaces.")
+
+
+# --------------------------------------------------------------------------------------------
+# The commands
+# --------------------------------------------------------------------------------------------
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -78,11 +420,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         from .simulator import Simulator
         from .simulator.server import serve
     except ImportError as exc:  # the 'sim' extra is missing
-        print(
-            f"The simulator needs FastAPI and uvicorn: pip install 'dfs-analytics[sim]' ({exc})",
-            file=sys.stderr,
-        )
-        return 2
+        raise ConfigurationError(
+            f"the simulator needs FastAPI and uvicorn: pip install 'dfs-analytics[sim]' ({exc})"
+        ) from exc
     sim = Simulator(
         api_key=args.api_key,
         host=args.host,
@@ -97,19 +437,32 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         throttle_rps=args.throttle_rps,
         retry_after=args.retry_after,
         auth_status=args.auth_status,
+        validators=args.validators,
+        next_scheme=args.next_scheme,
+        tls=args.tls,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
         drift=args.drift,
         review_rate=args.review_rate,
         start=args.start,
         end=args.end,
     )
     print(f"Generating {args.work_orders} work orders (seed {args.seed}) ...", flush=True)
-    sim.start()
+    try:
+        sim.start()
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from exc
+    auth = f"curl -H 'Authorization: Token {args.api_key}'"
+    tls = f"  trust    : {sim.ca_file}   (curl --cacert, REQUESTS_CA_BUNDLE)\n" if sim.tls else ""
     print(
         f"Field Services API simulator serving {sim.seed_settings.app}\n"
         f"  base URL : {sim.base_url}\n"
-        f"  try      : curl -H 'Authorization: Token {args.api_key}' "
-        f"'{sim.base_url}work-orders/?page_size=2'\n"
-        f"  truth    : {sim.url}/_sim/truth   (also /_sim/requests, /_sim/config, /_sim/docs)\n"
+        f"  try      : {auth} '{sim.base_url}work-orders/?page_size=2'\n"
+        f"  truth    : {auth} '{sim.url}/_sim/truth'   "
+        "(also /_sim/requests, /_sim/config; /_sim/docs needs no key)\n"
+        f"{tls}"
         "Press Ctrl-C to stop.",
         flush=True,
     )
@@ -120,50 +473,35 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_source(args: argparse.Namespace):
+@contextlib.contextmanager
+def _data_source(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
     """A client from the DFS_* environment, or a started local simulator and its client."""
-    import contextlib
-    import os
-
     from .client import Client
 
-    @contextlib.contextmanager
-    def source():
-        if os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID"):
-            client = Client.from_env()
-            yield client, client.base_url
-            return
-        from .simulator import Simulator
+    if os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID"):
+        client = Client.from_env()
+        yield client, client.base_url
+        return
+    from .simulator import Simulator
 
-        print(
-            f"DFS_BASE_URL / DFS_SITE_ID not set: using the local simulator "
-            f"({args.work_orders} work orders, seed {args.seed}).",
-            file=sys.stderr,
-        )
-        with Simulator(work_orders=args.work_orders, seed=args.seed, drift=args.drift) as sim:
-            yield Client(sim.base_url, api_key=sim.api_key, cache=None), "the local simulator"
-
-    return source()
+    print(
+        f"DFS_BASE_URL / DFS_SITE_ID not set: using the local simulator "
+        f"({args.work_orders} work orders, seed {args.seed}).",
+        file=sys.stderr,
+    )
+    with Simulator(work_orders=args.work_orders, seed=args.seed, drift=args.drift) as sim:
+        yield Client(sim.base_url, api_key=sim.api_key, cache=None), "the local simulator"
 
 
-def _filters(args: argparse.Namespace) -> dict:
+def _filters(args: argparse.Namespace) -> dict[str, str]:
     filters = {"created_after": args.created_after, "created_before": args.created_before}
     return {k: v for k, v in filters.items() if v}
-
-
-EXPORTS = ("work-orders", "tasks", "timeline", "task-groups")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from . import loaders
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".csv", ".json", ".jsonl", ".parquet"):
-        print(
-            f"--out must end with .csv, .json, .jsonl or .parquet, got {out.name!r}.",
-            file=sys.stderr,
-        )
-        return 2
     with _data_source(args) as (client, _label):
         filters = _filters(args)
         if args.what == "work-orders":
@@ -182,8 +520,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         try:
             frame.to_parquet(out, index=False)
         except ImportError as exc:
-            print(f"Parquet needs pyarrow (pip install pyarrow): {exc}", file=sys.stderr)
-            return 2
+            raise ConfigurationError(f"Parquet needs pyarrow (pip install pyarrow): {exc}") from exc
     else:
         frame.to_json(
             out,
@@ -203,6 +540,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     with _data_source(args) as (client, label):
         tasks = load_tasks(client, **_filters(args))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         path = audit_report(tasks, args.out, source=label, level=args.level)
     print(
         f"Wrote {path} ({path.stat().st_size // 1024} KB): open it in a browser; it works offline."
@@ -211,20 +549,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_correct(args: argparse.Namespace) -> int:
-    import os
-
     import pandas as pd
 
     from .campaign import Campaign
     from .client import Client
 
     if not (os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID")):
-        print(
-            "Set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY to say which "
-            "site to correct.",
-            file=sys.stderr,
+        raise ConfigurationError(
+            "set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY to say which "
+            "site to correct."
         )
-        return 2
     campaign = Campaign(Client.from_env(), args.plan, journal=args.journal)
     problems = campaign.validate()
     with pd.option_context(
@@ -260,80 +594,72 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(work_orders=args.work_orders, seed=args.seed, out=args.out)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dfs-analytics",
-        description="Deepomatic Field Services data in pandas: load, audit, correct.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    _simulate_parser(sub)
-    r = sub.add_parser(
-        "report",
-        help="write a self-contained HTML audit report of the AI's verdicts",
-        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from "
-        "a local simulator) and write an HTML audit report with inlined plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    r.add_argument("--out", default="audit.html", help="the HTML file to write")
-    r.add_argument("--created-after", help="only work orders created at or after this date")
-    r.add_argument("--created-before", help="only work orders created before this date")
-    r.add_argument("--level", type=float, default=0.95, help="confidence level of intervals")
-    r.add_argument("--work-orders", type=int, default=2000, help="(simulator) work orders")
-    r.add_argument("--seed", type=int, default=0, help="(simulator) seed")
-    r.add_argument(
-        "--drift",
-        type=float,
-        default=1.0,
-        help="(simulator) AI error multiplier after the app-version upgrade",
-    )
-    e = sub.add_parser(
-        "export",
-        help="write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
-        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from a "
-        "local simulator) and write it to a file; the format follows --out's extension.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    e.add_argument("what", choices=EXPORTS, help="which frame")
-    e.add_argument("--out", required=True, help="file to write (.csv, .json, .jsonl, .parquet)")
-    e.add_argument("--created-after", help="only work orders created at or after this date")
-    e.add_argument("--created-before", help="only work orders created before this date")
-    e.add_argument("--work-orders", type=int, default=500, help="(simulator) work orders")
-    e.add_argument("--seed", type=int, default=0, help="(simulator) seed")
-    e.add_argument("--drift", type=float, default=1.0, help="(simulator) drift multiplier")
-    c = sub.add_parser(
-        "correct",
-        help="validate, preview and apply a correction campaign from a CSV plan",
-        description="A CSV plan has work_order_id, task_name (or task_id) and corrected_value. "
-        "Without --apply this is a dry run that prints the preview. The site comes from "
-        "DFS_BASE_URL or DFS_SITE_ID (+ DFS_REGION) and DFS_API_KEY. Re-running with the same "
-        "journal resumes: nothing applied is sent twice.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    c.add_argument("plan", help="the CSV plan")
-    c.add_argument("--journal", default="campaign.jsonl", help="the JSONL journal (keep it)")
-    c.add_argument("--apply", action="store_true", help="apply the plan (default: dry run)")
-    c.add_argument("--workers", type=int, default=8, help="concurrent requests")
-    d = sub.add_parser("demo", help="start the simulator and show the toolkit at work")
-    d.add_argument("--work-orders", type=int, default=500)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", default="demo-output", help="folder for the demo's files")
-    return parser
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "simulate": _cmd_simulate,
+    "demo": _cmd_demo,
+    "report": _cmd_report,
+    "correct": _cmd_correct,
+    "export": _cmd_export,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: one line, not a traceback
+# --------------------------------------------------------------------------------------------
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong, for the end of ``dfs-analytics: error: ``."""
+    if isinstance(exc, OSError) and not isinstance(exc, DFSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{where}"
+    elif isinstance(exc, (DFSError, ValueError)):
+        text = str(exc) or type(exc).__name__
+    elif isinstance(exc, ImportError):
+        text = f"a needed package is missing: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
+
+
+def _exit_status(exc: BaseException) -> int:
+    return 2 if isinstance(exc, ConfigurationError) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dfs-analytics`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if args.command == "simulate":
-        return _cmd_simulate(args)
-    if args.command == "demo":
-        return _cmd_demo(args)
-    if args.command == "report":
-        return _cmd_report(args)
-    if args.command == "correct":
-        return _cmd_correct(args)
-    if args.command == "export":
-        return _cmd_export(args)
-    return 2
+    """Entry point of the ``dfs-analytics`` command; returns the exit status.
+
+    Errors print one line on stderr (add ``--debug`` for the traceback): 2 for bad arguments
+    or settings (nothing was loaded or sent), 1 when the work failed, 130 when interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        debug = bool(getattr(args, "debug", False))
+        check_args(args)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: interrupted.", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        message = str(exc)
+        if not message.startswith(PROG):
+            message = f"{PROG}: error: {message}"
+        print(" ".join(message.split()), file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+            hint = ""
+        else:
+            hint = "" if isinstance(exc, DFSError) else " (--debug shows the traceback)"
+        print(f"{PROG}: error: {describe(exc)}{hint}", file=sys.stderr)
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":

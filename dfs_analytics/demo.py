@@ -6,9 +6,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from .simulator.generator import DEFAULT_WORK_ORDERS
 
-def run_demo(work_orders: int = 500, seed: int = 0, out: str = "demo-output") -> int:
-    """Run the demo end to end and stop the simulator; returns the exit status (0: success)."""
+
+def run_demo(
+    work_orders: int = DEFAULT_WORK_ORDERS, seed: int = 0, out: str | Path = "demo-output"
+) -> int:
+    """Run the demo end to end and stop the simulator; returns the exit status (0: success).
+
+    ``work_orders`` defaults to the simulator's :data:`DEFAULT_WORK_ORDERS`, so the demo shows
+    the same data as ``dfs-analytics simulate --seed SEED``.
+    """
     import dfs_analytics as dfs
     from dfs_analytics.simulator import Simulator
 

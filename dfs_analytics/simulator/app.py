@@ -3,8 +3,20 @@
 Everything under ``/v0.2/`` behaves like the contract says, including the points it marks
 *assumed* (pagination envelope, list filters, timeline, metadata sub-resource, callbacks).
 Everything under ``/_sim/`` is the simulator's own: ground truth, request and correction
-counts, runtime settings (latency, faults, throttling) and the OpenAPI schema. It never
-needs an API key and is never mixed with the API.
+counts, runtime settings (latency, faults, throttling, validators, link scheme) and the OpenAPI
+schema. It is never mixed with the API and never faulty, but it needs the same
+``Authorization: Token <key>`` header as the API (any key the API accepts), so whoever can
+reach the port cannot read the ground truth or change the keys. Only ``/_sim/openapi.json`` and
+``/_sim/docs`` are open: a browser cannot send the header, and the schema holds no data.
+
+Two runtime settings make the simulator answer like a plain Django REST Framework server:
+
+- ``validators`` (default ``True``): GET answers carry a weak ``ETag`` and a matching
+  ``If-None-Match`` gets 304. ``False``: no ``ETag`` and no ``Last-Modified`` anywhere, and
+  never a 304, as DRF without conditional-request middleware.
+- ``next_scheme`` (default ``None``: the scheme the request came in on): ``"http"`` writes
+  ``http://`` absolute ``next``/``previous`` links whatever the scheme the simulator is served
+  on, as DRF does behind a TLS-terminating proxy that does not forward the scheme.
 
 Choices where the contract is silent are listed in ``docs/simulator.md``.
 """
@@ -26,7 +38,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -58,9 +70,20 @@ log = logging.getLogger("dfs_analytics.simulator")
 # --------------------------------------------------------------------------------------------
 
 
+NEXT_SCHEMES = ("http", "https")
+_RATES = ("fault_rate", "throttle_rate")
+# paths under /_sim/ that answer without a key: a browser opening the docs cannot send one
+OPEN_SIM_PATHS = frozenset({"/_sim/openapi.json", "/_sim/docs", "/_sim/docs/"})
+
+
 @dataclass
 class RuntimeConfig:
-    """Knobs that can change while the server runs (``PATCH /_sim/config``)."""
+    """Knobs that can change while the server runs (``PATCH /_sim/config``).
+
+    ``validators=False`` and ``next_scheme="http"`` make the simulator answer like a plain
+    Django REST Framework server (see the module docstring). Every value is checked by
+    :func:`check_setting`; a bad one raises ValueError naming the setting.
+    """
 
     api_keys: list[str] = field(default_factory=lambda: ["demo-key"])
     auth_status: int = 401
@@ -72,15 +95,68 @@ class RuntimeConfig:
     retry_after: int = 1  # Retry-After seconds sent with a 429
     callback_delay: float = 0.05  # seconds before an analysis callback is processed
     fault_seed: int | None = None
+    validators: bool = True  # ETag on GET answers and 304 on a matching If-None-Match
+    next_scheme: str | None = None  # scheme of next/previous links (None: the request's)
 
     def __post_init__(self) -> None:
-        if self.auth_status not in (401, 403):
-            raise ValueError(f"auth_status must be 401 or 403, got {self.auth_status!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            try:
+                setattr(self, f.name, check_setting(f.name, value))
+            except ValueError as exc:
+                raise ValueError(f"{f.name}={value!r}: {exc}") from None
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data["api_keys"] = [k[:2] + "***" for k in self.api_keys]
         return data
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """``value`` as runtime setting ``name`` stores it; ValueError says what is expected.
+
+    Numbers keep their kind by setting, not by the value they replace: ``fault_rate`` is
+    always a float (``0`` then ``0.1`` stays ``0.1``), ``retry_after`` and ``auth_status``
+    are integers. Rates are shares between 0 and 1.
+    """
+    if name == "api_keys":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(k, str) and k and not any(c.isspace() for c in k) for k in value)
+        ):
+            raise ValueError(
+                "Expected a non-empty list of keys (strings without spaces); an empty list "
+                "would lock every client out."
+            )
+        return list(value)
+    if name == "auth_status":
+        if isinstance(value, bool) or value not in (401, 403):
+            raise ValueError("Expected 401 or 403.")
+        return int(value)
+    if name == "validators":
+        if not isinstance(value, bool):
+            raise ValueError("Expected true or false.")
+        return value
+    if name == "next_scheme":
+        if value is not None and value not in NEXT_SCHEMES:
+            raise ValueError("Expected 'http', 'https' or null (the scheme of the request).")
+        return value
+    if name == "fault_seed":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError("Expected an integer or null.")
+        return value
+    if name not in RuntimeConfig.__dataclass_fields__:
+        raise ValueError(f"Unknown setting {name!r}.")
+    if not is_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError("Expected a non-negative number.")
+    if name == "retry_after":
+        if value != int(value):
+            raise ValueError("Expected a whole number of seconds.")
+        return int(value)
+    if name in _RATES and value > 1:
+        raise ValueError("Expected a share between 0 and 1.")
+    return float(value)
 
 
 class Faults:
@@ -173,10 +249,11 @@ def not_found() -> ApiError:
 def json_response(
     request: Request, obj: Any, status: int = 200, raw: bytes | None = None
 ) -> Response:
-    """JSON answer; a GET 200 carries a weak ETag and honours ``If-None-Match`` with 304."""
+    """JSON answer; a GET 200 carries a weak ETag and honours ``If-None-Match`` with 304,
+    unless the ``validators`` setting is off (a plain DRF server: no ETag, never 304)."""
     body = raw if raw is not None else dumps(obj)
     headers = {}
-    if request.method == "GET" and status == 200:
+    if request.method == "GET" and status == 200 and request.app.state.sim.config.validators:
         etag = 'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         headers["ETag"] = etag
         inm = request.headers.get("if-none-match")
@@ -233,9 +310,13 @@ def page_of(
         raise ApiError(404, {"detail": "Invalid page."})
     start = (page - 1) * page_size
     end = min(start + page_size, total)
+    url = request.url
+    scheme = request.app.state.sim.config.next_scheme
+    if scheme and scheme != url.scheme:
+        url = url.replace(scheme=scheme)
     links = {
-        "next": str(request.url.include_query_params(page=page + 1)) if page < pages else None,
-        "previous": str(request.url.include_query_params(page=page - 1)) if page > 1 else None,
+        "next": str(url.include_query_params(page=page + 1)) if page < pages else None,
+        "previous": str(url.include_query_params(page=page - 1)) if page > 1 else None,
     }
     return start, end, links
 
@@ -596,9 +677,37 @@ class SimulatorMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": body})
 
+    def _authorized(self, scope: dict[str, Any]) -> bool:
+        auth = self._auth_words(scope)
+        return len(auth) == 2 and auth[0].lower() == "token" and auth[1] in self.sim.config.api_keys
+
+    @staticmethod
+    def _auth_words(scope: dict[str, Any]) -> list[str]:
+        headers = dict(scope.get("headers") or [])
+        return headers.get(b"authorization", b"").decode("latin-1").split()
+
+    async def _deny(self, scope: dict[str, Any], send: Any) -> None:
+        cfg = self.sim.config
+        detail = (
+            "Authentication credentials were not provided."
+            if not self._auth_words(scope)
+            else "Invalid token."
+        )
+        extra = {"WWW-Authenticate": "Token"} if cfg.auth_status == 401 else {}
+        await self._send_plain(
+            send, cfg.auth_status, dumps({"detail": detail}), "application/json", extra
+        )
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/_sim" or scope["path"].startswith("/_sim/"):
+            # the simulator's own view: never faulty or slow, but only for key holders
+            if scope["path"] in OPEN_SIM_PATHS or self._authorized(scope):
+                await self.app(scope, receive, send)
+            else:
+                await self._deny(scope, send)
             return
         if not scope["path"].endswith("/"):
             scope = dict(
@@ -611,16 +720,8 @@ class SimulatorMiddleware:
         if cfg.latency or cfg.jitter:
             await asyncio.sleep(max(0.0, cfg.latency + sim.faults.random() * cfg.jitter))
         # authentication comes before everything, even for unknown paths
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin-1").split()
-        if len(auth) != 2 or auth[0].lower() != "token" or auth[1] not in cfg.api_keys:
-            detail = (
-                "Authentication credentials were not provided." if not auth else "Invalid token."
-            )
-            extra = {"WWW-Authenticate": "Token"} if cfg.auth_status == 401 else {}
-            await self._send_plain(
-                send, cfg.auth_status, dumps({"detail": detail}), "application/json", extra
-            )
+        if not self._authorized(scope):
+            await self._deny(scope, send)
             return
         # throttling
         wait = sim.faults.take_token(cfg.throttle_rps) if cfg.throttle_rps > 0 else 0.0
@@ -1121,19 +1222,14 @@ def create_app(store: Store, config: RuntimeConfig | None = None) -> FastAPI:
                 f"known: {', '.join(sorted(allowed))}.",
             )
         checked = {}
+        errors: dict[str, list[str]] = {}
         for key, value in body.items():  # check everything before changing anything
-            current = getattr(config, key)
-            if key == "api_keys":
-                if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
-                    raise bad_request(key, "Expected a list of keys.")
-            elif key == "auth_status":
-                if value not in (401, 403) or isinstance(value, bool):
-                    raise bad_request(key, "Expected 401 or 403.")
-            elif not is_number(value) or value < 0 or not math.isfinite(value):
-                raise bad_request(key, "Expected a non-negative number.")
-            elif isinstance(current, int) and not isinstance(current, bool):
-                value = int(value)
-            checked[key] = value
+            try:
+                checked[key] = check_setting(key, value)
+            except ValueError as exc:
+                errors[key] = [str(exc)]
+        if errors:
+            raise ApiError(400, errors)
         for key, value in checked.items():
             setattr(config, key, value)
         return json_response(request, config.public())

@@ -35,6 +35,12 @@ from typing import Any
 from .apps import App, AppVersion, TaskDef, data_dir, load_app, stable_id
 from .store import UTC, Store, WorkOrder
 
+DEFAULT_WORK_ORDERS = 2000
+"""How many work orders are generated unless told otherwise, by every entry point:
+``Simulator()``, ``SimulatorProcess()``, ``SeedSettings.defaults()`` (``data/seed.json`` says
+the same), ``dfs-analytics simulate | demo | report | export`` and ``dfs_simulator_factory()``.
+One seed therefore gives the same data whichever way the simulator is started."""
+
 
 @dataclass
 class Engineer:
@@ -64,7 +70,7 @@ class SeedSettings:
     """What to generate. Defaults come from ``data/seed.json``; any field can be overridden."""
 
     app: str = "fiber-connection"
-    work_orders: int = 2000
+    work_orders: int = DEFAULT_WORK_ORDERS
     seed: int = 0
     start: str = "2026-01-05T00:00:00Z"
     end: str = "2026-10-31T00:00:00Z"

@@ -2,10 +2,16 @@
 
 Installed as a pytest plugin with the package, so any project's tests can use them:
 
-- ``dfs_simulator`` (session scope): 300 work orders, seed 0, no latency or faults; shared, so
-  tests must not rely on counters or on data other tests may change.
+- ``dfs_simulator`` (session scope): :data:`SHARED_WORK_ORDERS` (300) work orders, seed 0, no
+  latency or faults; shared, so tests must not rely on counters or on data other tests may
+  change. It is deliberately smaller than :data:`DEFAULT_WORK_ORDERS` so that the many tests
+  loading all of it stay fast; tests may rely on its size.
 - ``dfs_simulator_factory``: a function taking :class:`Simulator` keyword arguments that starts a
-  fresh simulator and stops it at the end of the test.
+  fresh simulator (:data:`DEFAULT_WORK_ORDERS` work orders unless ``work_orders=`` says
+  otherwise, as every other entry point) and stops it at the end of the test.
+
+Both serve ``/_sim/`` to the simulator's key only: use ``sim.view("truth")``,
+``sim.request_counts()`` ... or send ``headers=sim.auth_headers``.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ from typing import Any
 
 import pytest
 
+from .generator import DEFAULT_WORK_ORDERS
 from .server import Simulator
+
+SHARED_WORK_ORDERS = 300
+"""The size of the shared ``dfs_simulator`` (the one fixed exception to ``DEFAULT_WORK_ORDERS``)."""
+
+__all__ = ["DEFAULT_WORK_ORDERS", "SHARED_WORK_ORDERS", "dfs_simulator", "dfs_simulator_factory"]
 
 
 @pytest.fixture(scope="session")
 def dfs_simulator() -> Iterator[Simulator]:
-    with Simulator(work_orders=300, seed=0) as sim:
+    with Simulator(work_orders=SHARED_WORK_ORDERS, seed=0) as sim:
         yield sim
 
 

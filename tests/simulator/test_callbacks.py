@@ -163,7 +163,9 @@ def callback_record(sim: Simulator, analysis_id: str, timeout: float = 20) -> di
     """The delivery record of one callback, once the simulator is done with it."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = requests.get(sim.url + "/_sim/callbacks", timeout=30).json()["results"]
+        rows = requests.get(
+            sim.url + "/_sim/callbacks", headers=sim.auth_headers, timeout=30
+        ).json()["results"]
         row = next((r for r in rows if r["analysis_id"] == analysis_id), None)
         if row is not None and "delivered" in row:
             return row
@@ -283,7 +285,9 @@ def test_several_callbacks_are_all_recorded(sim, receiver_factory):
         record = callback_record(sim, analysis_id)
         assert record["delivered"] is True
         assert record["attempts"] == 1
-    rows = requests.get(sim.url + "/_sim/callbacks", timeout=30).json()["results"]
+    rows = requests.get(sim.url + "/_sim/callbacks", headers=sim.auth_headers, timeout=30).json()[
+        "results"
+    ]
     assert {r["analysis_id"] for r in rows} == set(ids)
 
 
@@ -310,7 +314,12 @@ def test_bad_callback_urls_are_rejected(sim, callback_url, field):
     )
     assert r.status_code == 400
     assert field in r.json()
-    assert requests.get(sim.url + "/_sim/callbacks", timeout=30).json()["results"] == []
+    assert (
+        requests.get(sim.url + "/_sim/callbacks", headers=sim.auth_headers, timeout=30).json()[
+            "results"
+        ]
+        == []
+    )
     r = requests.get(sim.base_url + f"work-orders/{wo['id']}/", headers=AUTH, timeout=30)
     assert r.json()["latest_analysis_id"] is None
 
@@ -327,4 +336,9 @@ def test_callback_analysis_of_an_unknown_work_order_is_404(sim, receiver_factory
     )
     assert r.status_code == 404
     assert r.json() == {"detail": "Not found."}
-    assert requests.get(sim.url + "/_sim/callbacks", timeout=30).json()["results"] == []
+    assert (
+        requests.get(sim.url + "/_sim/callbacks", headers=sim.auth_headers, timeout=30).json()[
+            "results"
+        ]
+        == []
+    )

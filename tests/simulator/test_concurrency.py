@@ -243,7 +243,9 @@ def test_parallel_clients_walk_create_analyse_and_correct(busy_sim):
     # the request counter saw every request, per route
     routes = sum((log.routes for log in logs), Counter())
     assert sim.request_counts() == dict(routes)
-    total = requests.get(sim.url + "/_sim/requests", timeout=30).json()["total"]
+    total = requests.get(sim.url + "/_sim/requests", headers=sim.auth_headers, timeout=30).json()[
+        "total"
+    ]
     assert total == sum(routes.values())
 
     # no server errors, and in fact no error at all
@@ -289,7 +291,9 @@ def test_parallel_clients_walk_create_analyse_and_correct(busy_sim):
     expected[hot] += THREADS * HOT_CORRECTIONS_PER_THREAD
     counts = sim.correction_counts()
     assert counts == dict(expected)
-    summary = requests.get(sim.url + "/_sim/corrections", timeout=30).json()
+    summary = requests.get(
+        sim.url + "/_sim/corrections", headers=sim.auth_headers, timeout=30
+    ).json()
     assert summary["total_accepted"] == summary["total_calls"] == sum(expected.values())
 
     # the task every client corrected: one event per call, the state is the last event's

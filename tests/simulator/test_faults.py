@@ -81,13 +81,13 @@ def api_get(sim: Simulator, path: str, **params) -> requests.Response:
 
 
 def sim_config(sim: Simulator) -> dict:
-    r = requests.get(sim.url + "/_sim/config", timeout=30)
+    r = requests.get(sim.url + "/_sim/config", headers=AUTH, timeout=30)
     assert r.status_code == 200
     return r.json()
 
 
 def patch_config(sim: Simulator, body: object) -> requests.Response:
-    return requests.patch(sim.url + "/_sim/config", json=body, timeout=30)
+    return requests.patch(sim.url + "/_sim/config", headers=AUTH, json=body, timeout=30)
 
 
 def some_work_order(sim: Simulator) -> dict:

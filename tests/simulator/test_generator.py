@@ -46,7 +46,7 @@ def walk(sim: Simulator, path: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def sim_get(sim: Simulator, path: str) -> Any:
-    r = requests.get(sim.url + "/_sim/" + path, timeout=60)
+    r = requests.get(sim.url + "/_sim/" + path, headers=sim.auth_headers, timeout=60)
     assert r.status_code == 200, (path, r.status_code)
     return r.json()
 

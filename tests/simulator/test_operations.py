@@ -30,7 +30,7 @@ def get(sim: Simulator, path: str, **kwargs: Any) -> requests.Response:
 
 
 def sim_view(sim: Simulator, path: str) -> Any:
-    r = requests.get(sim.url + "/_sim/" + path, timeout=30)
+    r = requests.get(sim.url + "/_sim/" + path, headers=sim.auth_headers, timeout=30)
     assert r.status_code == 200
     return r.json()
 
@@ -90,7 +90,7 @@ def test_request_counts_per_route_and_reset(dfs_simulator_factory):
     assert sim.request_counts()["GET /v0.2/task-groups/"] == 5
     assert sim_view(sim, "requests")["total"] == 13
 
-    r = requests.delete(sim.url + "/_sim/requests", timeout=30)
+    r = requests.delete(sim.url + "/_sim/requests", headers=AUTH, timeout=30)
     assert r.status_code == 204
     assert sim_view(sim, "requests") == {"total": 0, "routes": {}}
     assert get(sim, "task-groups/").status_code == 200
@@ -350,7 +350,12 @@ def test_simulate_command_serves_on_a_free_port_and_stops_on_interrupt():
         served = r.json()
         assert served["count"] == 25
         assert requests.get(base_url + "work-orders/", timeout=30).status_code == 403
-        config = requests.get(f"http://127.0.0.1:{port}/_sim/config", timeout=30).json()
+        sim_url = f"http://127.0.0.1:{port}/_sim/config"
+        # the simulator's own view needs the key too
+        assert requests.get(sim_url, timeout=30).status_code == 403
+        config = requests.get(
+            sim_url, headers={"Authorization": "Token cli-key"}, timeout=30
+        ).json()
         assert config["latency"] == 0.01
         assert config["auth_status"] == 403
         # the same seed gives the same data in another process
