@@ -37,7 +37,6 @@ import requests
 
 import dfs_analytics as dfs
 from dfs_analytics import normalize
-from dfs_analytics.loaders import flush_snapshots
 from dfs_analytics.simulator import SeedSettings, SimulatorProcess, generate
 
 # the work-order keys a user copies onto each task row
@@ -120,7 +119,6 @@ def measure(
         sim.reset_request_counts()
         changed_times.append(clock(load, c)[0])
     changed_requests = sim.request_counts()
-    flush_snapshots()
     offline_first_s, _ = clock(load, client(offline=True))  # a new client: snapshots from disk
     offline = client(offline=True)
     load(offline)
@@ -179,7 +177,6 @@ def main() -> None:
         for n, (name, load) in enumerate(workloads.items()):
             with tempfile.TemporaryDirectory() as cache:
                 out[name] = measure(sim, other, cache, load, naive_s, args, round_base=100 * n)
-                flush_snapshots()
     # normalisation alone, on 100,000+ task rows
     store = generate(SeedSettings.defaults(work_orders=9000, seed=1))
     records = [json.loads(w.list_json()) for w in store.work_orders.values()]

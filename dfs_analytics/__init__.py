@@ -13,22 +13,30 @@ from .campaign import Campaign, CampaignValidationError
 from .client import Client, IncompleteDataWarning
 from .config import Settings, site_base_url
 from .connect import connect
+from .dataset import Dataset, open_dataset
 from .errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    DatasetCorruptError,
+    DatasetError,
     DFSError,
     IncompleteDataError,
+    NotADatasetError,
     NotFoundError,
     OfflineCacheMiss,
     OutcomeUnknownError,
     PayloadTooLargeError,
+    ReadOnlyDatasetError,
     ServerError,
+    SiteMismatchError,
     ThrottledError,
     TransportError,
     ValidationError,
+    VersionNotFoundError,
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
+from .sync import SyncResult, sync
 
 _LAZY = {
     "plots": "plots",
@@ -59,19 +67,27 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DFSError",
+    "Dataset",
+    "DatasetCorruptError",
+    "DatasetError",
     "Explorer",
     "IncompleteDataError",
     "IncompleteDataWarning",
     "InvalidCorrectionError",
+    "NotADatasetError",
     "NotFoundError",
     "OfflineCacheMiss",
     "OutcomeUnknownError",
     "PayloadTooLargeError",
+    "ReadOnlyDatasetError",
     "ServerError",
     "Settings",
+    "SiteMismatchError",
+    "SyncResult",
     "ThrottledError",
     "TransportError",
     "ValidationError",
+    "VersionNotFoundError",
     "agreement",
     "analyze",
     "audit",
@@ -84,11 +100,13 @@ __all__ = [
     "load_tasks",
     "load_timeline",
     "load_work_orders",
+    "open_dataset",
     "override_rates",
     "plots",
     "reanalyze",
     "report",
     "sample",
     "site_base_url",
+    "sync",
     "widgets",
 ]

@@ -17,15 +17,18 @@ Retry policy:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import re
+import tempfile
 import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -62,6 +65,7 @@ LIST_FILTERS = (
 )
 ORDERINGS = ("create_date", "-create_date", "update_date", "-update_date")
 MAX_RETRY_AFTER = 120.0
+_TEMP_LOCK = threading.Lock()
 
 
 class IncompleteDataWarning(UserWarning):
@@ -185,6 +189,9 @@ class Client:
         page_size: list page size asked for (the API caps it at 1000).
         progress: show progress bars on bulk loads.
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
+        dataset: where the loaders keep their Delta Lake dataset: a folder or an object-store
+            URI (a shared one, say); default ``dataset/`` inside the cache folder, or a
+            temporary folder removed at exit when there is no cache.
 
     Every method returns parsed JSON (dicts and lists) as the server sent it.
     """
@@ -205,6 +212,7 @@ class Client:
         page_size: int = 1000,
         progress: bool = True,
         allow_insecure_http: bool = False,
+        dataset: str | os.PathLike[str] | None = None,
     ):
         self.settings = Settings.resolve(
             base_url,
@@ -220,6 +228,7 @@ class Client:
             page_size=page_size,
             progress=progress,
             allow_insecure_http=allow_insecure_http,
+            dataset=None if dataset is None else os.fspath(dataset),
         )
         self._init_sessions()
 
@@ -251,6 +260,7 @@ class Client:
                 allowable_codes=(200,),
                 ignored_parameters=("Authorization",),
                 match_headers=False,
+                serializer="json",  # never pickle: nothing read back from disk runs code
                 only_if_cached=s.offline,
                 # online, entries are stored already stale (always revalidated); offline
                 # serves them as they are
@@ -287,6 +297,35 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.settings!r})"
+
+    @property
+    def requests_sent(self) -> int:
+        """How many requests this client has sent (retries done by urllib3 not counted)."""
+        return getattr(self, "_requests_sent", 0)
+
+    def _count_request(self) -> None:
+        with _TEMP_LOCK:
+            self._requests_sent = getattr(self, "_requests_sent", 0) + 1
+
+    @property
+    def dataset_location(self) -> str:
+        """Where this client's dataset lives: ``Client(dataset=...)`` / ``DFS_DATASET``, else
+        ``dataset/`` in the cache folder, else a temporary folder removed at exit."""
+        if self.settings.dataset is not None:
+            return self.settings.dataset
+        if self.cache_dir is not None:
+            return str(self.cache_dir / "dataset")
+        with _TEMP_LOCK:
+            temp = getattr(self, "_temp_dataset", None)
+            if temp is None:
+                temp = tempfile.TemporaryDirectory(prefix="dfs-dataset-")
+                self._temp_dataset = temp
+            return os.path.join(temp.name, "dataset")
+
+    @property
+    def dataset_is_private(self) -> bool:
+        """Whether the dataset is this user's own (kept 0700/0600), not a shared path."""
+        return self.settings.dataset is None
 
     def close(self) -> None:
         """Close the HTTP sessions and the cache file."""
@@ -363,6 +402,7 @@ class Client:
         # half-way surfaces later, when requests reads it: only that is retried here
         attempts = self.settings.retries + 1 if method in IDEMPOTENT else 1
         for attempt in range(attempts):
+            self._count_request()
             try:
                 response = session.request(
                     method,
@@ -504,6 +544,73 @@ class Client:
             raise IncompleteDataError(message)
         warnings.warn(message, IncompleteDataWarning, stacklevel=2)
         return unique, count
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, window: int | None = None
+    ) -> Iterator[tuple[list[Any], int | None]]:
+        """Yield ``(items, count)`` page by page, as pages arrive, holding at most ``window``
+        pages (default: ``max_workers``) in memory at once.
+
+        Page-numbered links are fetched concurrently (pages then arrive in any order);
+        other ``next`` styles are followed one by one. No deduplication or ``count`` check:
+        the caller does it (see :meth:`paginate` for the checked, in-memory form).
+        """
+        params = dict(params or {})
+        params.setdefault("page_size", self.settings.page_size)
+        first = self.request("GET", path, params=params)
+        if isinstance(first, list):
+            yield first, len(first)
+            return
+        if not isinstance(first, dict) or "results" not in first:
+            raise APIError(
+                method="GET",
+                path=path,
+                status=200,
+                detail="expected a page with 'results' or a JSON array",
+                hint="Check that the base URL points at the Field Services API.",
+            )
+        items = list(first.get("results") or [])
+        count = first.get("count") if isinstance(first.get("count"), int) else None
+        yield items, count
+        nxt = _resolve(self._absolute(path), first.get("next"))
+        urls = _page_urls(nxt, count, len(items))
+        if urls:
+            size = max(1, window or self.settings.max_workers)
+
+            def fetch(url: str) -> tuple[str, Any]:
+                try:
+                    return url, self.request("GET", url)
+                except NotFoundError:  # fewer pages than count announced: the caller checks
+                    return url, {"results": [], "next": None}
+
+            last_page: Any = None
+            with ThreadPoolExecutor(size) as pool:
+                pending = iter(urls)
+                running = {pool.submit(fetch, u) for u in itertools.islice(pending, size)}
+                while running:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        url, page = future.result()
+                        if url == urls[-1]:
+                            last_page = page
+                        yield (page.get("results") or []) if isinstance(page, dict) else [], count
+                        more = next(pending, None)
+                        if more is not None:
+                            running.add(pool.submit(fetch, more))
+            nxt = _resolve(urls[-1], last_page.get("next")) if isinstance(last_page, dict) else None
+        seen_next: set[str] = set()
+        while nxt:
+            if nxt in seen_next:
+                raise APIError(
+                    method="GET", path=path, status=200, detail=f"the 'next' link loops ({nxt})"
+                )
+            seen_next.add(nxt)
+            page = self.request("GET", nxt)
+            if isinstance(page, list):
+                yield page, count
+                break
+            yield list(page.get("results") or []), count
+            nxt = _resolve(nxt, page.get("next"))
 
     def _walk(
         self,

@@ -8,6 +8,8 @@ Settings come from arguments or from the environment (:meth:`Settings.from_env`)
 ``DFS_REGION``     ``eu`` (default) or ``us``
 ``DFS_API_KEY``    the API key (never written to disk, logs or reprs)
 ``DFS_CACHE``      the cache folder; ``none`` disables the cache
+``DFS_DATASET``    where the loaders' dataset lives: a folder or an object-store URI
+                   (default: ``dataset/`` inside the client's cache folder)
 =================  ========================================================================
 """
 
@@ -101,6 +103,7 @@ class Settings:
     page_size: int = 1000
     progress: bool = True
     allow_insecure_http: bool = False
+    dataset: str | None = None  # folder or URI of the dataset; None: inside the cache folder
 
     def __post_init__(self) -> None:
         self.base_url = normalize_base_url(self.base_url)
@@ -131,6 +134,11 @@ class Settings:
                 f"retries must be a non-negative integer, got {self.retries!r}."
             )
         self.page_size = min(self.page_size, 1000)
+        if self.dataset is not None:
+            text = str(self.dataset).strip()
+            if not text:
+                raise ConfigurationError("dataset must be a folder path or a URI, got ''.")
+            self.dataset = text if "://" in text else str(Path(text).expanduser())
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -191,6 +199,8 @@ class Settings:
             kwargs["api_key"] = env["DFS_API_KEY"]
         if "DFS_CACHE" in env:
             kwargs["cache"] = env["DFS_CACHE"]
+        if env.get("DFS_DATASET"):
+            kwargs["dataset"] = env["DFS_DATASET"]
         kwargs.update(overrides)
         return cls.resolve(**kwargs)
 

@@ -19,7 +19,13 @@
     │   ├── ThrottledError           429: still throttled after retrying; ``.retry_after``
     │   └── ServerError              5xx: still failing after retrying
     ├── OfflineCacheMiss             ``offline=True`` and the answer is not in the cache
-    └── IncompleteDataError          a listing did not add up (rows collected != ``count``)
+    ├── IncompleteDataError          a listing did not add up (rows collected != ``count``)
+    └── DatasetError                 the on-disk dataset cannot be used as asked
+        ├── NotADatasetError         the path holds no dfs-analytics dataset
+        ├── DatasetCorruptError      a file of the dataset is damaged or missing
+        ├── SiteMismatchError        the dataset belongs to another site (base URL)
+        ├── VersionNotFoundError     ``as_of`` names a version or time the dataset lacks
+        └── ReadOnlyDatasetError     a sync into a dataset this process cannot write
 
 Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
 and what to do next. No exception ever contains the API key.
@@ -57,6 +63,33 @@ class OfflineCacheMiss(DFSError):
 
 class IncompleteDataError(DFSError):
     """A listing did not add up: the rows collected differ from the server's ``count``."""
+
+
+class DatasetError(DFSError):
+    """The on-disk dataset (``dfs.open_dataset``) cannot be used as asked."""
+
+
+class NotADatasetError(DatasetError):
+    """The path holds no dfs-analytics dataset."""
+
+
+class DatasetCorruptError(DatasetError):
+    """A file of the dataset is damaged, truncated or missing."""
+
+
+class SiteMismatchError(DatasetError):
+    """The dataset was made from another site (base URL) than the client's."""
+
+
+class VersionNotFoundError(DatasetError, KeyError):
+    """``as_of`` names a version, or a time before the first version, that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyDatasetError(DatasetError):
+    """A sync was asked of a dataset this process cannot write (read-only path)."""
 
 
 _HINTS = {

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-from dfs_analytics.loaders import flush_snapshots
 
 from .conftest import (
     LIST,
@@ -293,9 +292,22 @@ def test_offline_on_the_same_cache_gives_the_same_frames_without_any_request(
     pd.testing.assert_frame_equal(off_tasks, tasks)
     pd.testing.assert_frame_equal(off_timeline, timeline)
     pd.testing.assert_frame_equal(off_groups, groups)
-    # a query never loaded online is a clear miss, still without a request
-    with pytest.raises(dfs.OfflineCacheMiss):
-        dfs.load_tasks(offline, tag="urgent")
+    # everything was loaded, so a narrower query is answered from the dataset, offline
+    urgent = dfs.load_tasks(offline, tag="urgent")
+    assert delta(sim, before) == {}
+    pd.testing.assert_frame_equal(urgent, dfs.load_tasks(client, tag="urgent"))
+
+
+def test_offline_query_never_loaded_is_a_clear_miss(sim, client_for, new_cache) -> None:
+    cache = new_cache()
+    dfs.load_tasks(client_for(sim, cache=cache, page_size=PAGE), reviewed=True)
+    offline = client_for(sim, cache=cache, page_size=PAGE, offline=True)
+    before = sim.request_counts()
+    assert len(dfs.load_tasks(offline, reviewed=True))
+    with pytest.raises(dfs.OfflineCacheMiss, match="never loaded"):
+        dfs.load_tasks(offline, reviewed=False)
+    with pytest.raises(dfs.OfflineCacheMiss, match="timelines"):
+        dfs.load_timeline(offline, reviewed=True)
     assert delta(sim, before) == {}
 
 
@@ -329,7 +341,6 @@ def _use_the_cache(sim, client_for, cache: Path) -> dfs.Client:
     load_all(client)
     offline = client_for(sim, cache=cache, page_size=PAGE, offline=True)
     load_all(offline)
-    flush_snapshots()
     return client
 
 
@@ -339,7 +350,8 @@ def test_the_key_is_in_no_cache_file(secret_sim, client_for, tmp_path) -> None:
     key = secret_sim.api_key.encode()
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".sqlite") for p in files)
-    assert any(p.suffix == ".pkl" for p in files)
+    assert any(p.suffix == ".parquet" for p in files)
+    assert not any(p.suffix == ".pkl" for p in files)
     for path in files:
         data = path.read_bytes()
         assert key not in data, f"the API key is stored in {path}"

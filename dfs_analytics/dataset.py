@@ -1,0 +1,1149 @@
+"""The on-disk dataset: Delta Lake tables of one site, versioned, shared, read out of core.
+
+Layout (one folder or object-store prefix per site)::
+
+    <root>/work_orders/   Delta table, one row per work order      key work_order_id
+    <root>/tasks/         one row per work order x task            key (work_order_id, task_id)
+    <root>/timeline/      one row per event x changed task state   key (work_order_id, event_id,
+                                                                        task_id)
+    <root>/task_groups/   one row per task of each task group      key (task_group_id, task_id)
+    <root>/syncs/         one row per dataset version: when, what the sync did, and the
+                          version of each table above at that moment
+
+The first four tables are partitioned by the work order's creation month (``create_month``,
+``YYYY-MM``), which never changes. The dataset's version is the ``syncs`` table's last row:
+reading a version reads every table at the version that row names, so the frames of one
+version are always consistent (never tasks of one sync with a timeline of another). A table
+commit that a crash left without its ``syncs`` row is invisible until a later commit names it.
+
+Columns are stored as Arrow types: strings (categoricals are decoded on read), UTC
+timestamps, nullable booleans and integers. Values whose type varies by task (``value``,
+``analyzed_value``, lists such as ``tags``) are stored as JSON text, and keys the spec does
+not know (``metadata.<key>``, ...) as one JSON object per row (``_extra``). Nothing is ever
+pickled: reading the dataset never runs code.
+
+``Dataset`` reads; :class:`Writer` (used by :mod:`dfs_analytics.sync`) writes. This module
+knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from . import normalize
+from .errors import (
+    ConfigurationError,
+    DatasetCorruptError,
+    NotADatasetError,
+    ReadOnlyDatasetError,
+    SiteMismatchError,
+    VersionNotFoundError,
+)
+
+SCHEMA_VERSION = 1
+FORMAT = "dfs-analytics"
+TABLES = ("work_orders", "tasks", "timeline", "task_groups")
+SPECS: dict[str, tuple[normalize.Column, ...]] = {
+    "work_orders": normalize.WORK_ORDER_SPEC,
+    "tasks": normalize.TASK_SPEC,
+    "timeline": normalize.TIMELINE_SPEC,
+    "task_groups": normalize.TASK_GROUP_SPEC,
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "work_orders": ("work_order_id",),
+    "tasks": ("work_order_id", "task_id"),
+    "timeline": ("work_order_id", "event_id", "task_id"),
+    "task_groups": ("task_group_id", "task_id"),
+}
+PARTITION = "create_month"
+NO_MONTH = "none"  # partition of rows whose work order has no creation date
+# stored columns that are not frame columns
+POS, EXTRA = "_pos", "_extra"
+SYNCED_AT, TIMELINE_AT = "_synced_at", "_timeline_update_date"
+_INTERNAL = {PARTITION, POS, EXTRA, SYNCED_AT, TIMELINE_AT}
+
+_ARROW = {
+    "string": pa.string(),
+    "category": pa.string(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+    "boolean": pa.bool_(),
+    "Int64": pa.int64(),
+    "float": pa.float64(),
+    "object": pa.string(),  # JSON text
+}
+_SYNCS_SCHEMA = pa.schema(
+    [
+        ("version", pa.int64()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("schema_version", pa.int64()),
+        ("filters", pa.string()),
+        ("listed", pa.int64()),
+        ("fetched", pa.int64()),
+        ("updated", pa.int64()),
+        ("deleted", pa.int64()),
+        ("timelines", pa.int64()),
+        ("requests", pa.int64()),
+        ("seconds", pa.float64()),
+        ("complete", pa.bool_()),
+        ("with_timelines", pa.bool_()),
+        *((f"{t}_version", pa.int64()) for t in TABLES),
+    ]
+)
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The stored schema of one table."""
+    fields = [pa.field(c.name, _ARROW[c.kind]) for c in SPECS[table]]
+    fields.append(pa.field(POS, pa.int64()))
+    fields.append(pa.field(EXTRA, pa.string()))
+    if table == "work_orders":
+        fields.append(pa.field(SYNCED_AT, pa.timestamp("us", tz="UTC")))
+        fields.append(pa.field(TIMELINE_AT, pa.timestamp("us", tz="UTC")))
+    fields.append(pa.field(PARTITION, pa.string()))
+    return pa.schema(fields)
+
+
+# --------------------------------------------------------------------------------------------
+# frames <-> Arrow
+# --------------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str | None:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def month_of(dates: pd.Series) -> np.ndarray:
+    """``YYYY-MM`` of each UTC date (``none`` where missing): the partition value."""
+    out = dates.dt.strftime("%Y-%m").astype(object).to_numpy().copy()
+    out[pd.isna(dates).to_numpy()] = NO_MONTH
+    return out
+
+
+def to_arrow(table: str, frame: pd.DataFrame, months: Sequence[str] | np.ndarray) -> pa.Table:
+    """One frame of ``table`` (as ``normalize`` builds it, plus the internal columns that are
+    present) as an Arrow table of the stored schema. ``months`` is each row's partition."""
+    schema = arrow_schema(table)
+    spec_names = {c.name for c in SPECS[table]}
+    arrays: list[pa.Array] = []
+    n = len(frame)
+    for col in SPECS[table]:
+        series = frame[col.name] if col.name in frame else pd.Series([None] * n, dtype=object)
+        if col.kind == "object":
+            arrays.append(pa.array([_json(v) for v in series], type=pa.string()))
+        elif col.kind == "category":
+            arrays.append(pa.array(series.astype(object).where(series.notna(), None), pa.string()))
+        else:
+            arrays.append(pa.Array.from_pandas(series).cast(_ARROW[col.kind], safe=False))
+    pos = frame[POS] if POS in frame else pd.Series(np.arange(n))
+    arrays.append(pa.array(pos.to_numpy(dtype=np.int64), pa.int64()))
+    extras = [c for c in frame.columns if c not in spec_names and c not in _INTERNAL]
+    if extras:
+        rows: list[str | None] = []
+        columns = [frame[c].to_numpy(dtype=object) for c in extras]
+        for values in zip(*columns, strict=True):
+            found = {
+                k: v
+                for k, v in zip(extras, values, strict=True)
+                if not (v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v))
+            }
+            rows.append(_json(found) if found else None)
+        arrays.append(pa.array(rows, pa.string()))
+    else:
+        arrays.append(pa.nulls(n, pa.string()))
+    if table == "work_orders":
+        for name in (SYNCED_AT, TIMELINE_AT):
+            values = frame[name] if name in frame else pd.Series([pd.NaT] * n)
+            arrays.append(
+                pa.Array.from_pandas(pd.to_datetime(values, utc=True)).cast(
+                    schema.field(name).type, safe=False
+                )
+            )
+    arrays.append(pa.array(np.asarray(months, dtype=object), pa.string()))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _decode_json(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
+    """JSON text -> Python objects, parsing each distinct text once."""
+    values = arr.to_pandas() if hasattr(arr, "to_pandas") else pd.Series(arr)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    parsed = np.empty(len(uniques) + 1, dtype=object)
+    parsed[:-1] = [json.loads(u) for u in uniques]
+    parsed[-1] = None
+    out = np.empty(len(codes), dtype=object)
+    out[:] = parsed[np.where(codes < 0, len(uniques), codes)]
+    return pd.Series(out, dtype=object)
+
+
+def _column(arr: pa.ChunkedArray, kind: str) -> Any:
+    if kind == "object":
+        return _decode_json(arr)
+    if kind == "category":
+        return pd.Categorical(arr.to_pandas())
+    if kind == "string":
+        return arr.to_pandas().astype("string")
+    if kind == "datetime":
+        return arr.to_pandas().astype("datetime64[us, UTC]")
+    if kind == "boolean":
+        return arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get).astype("boolean")
+    if kind == "Int64":
+        return arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).astype("Int64")
+    if kind == "float":
+        return arr.to_pandas(types_mapper={pa.float64(): pd.Float64Dtype()}.get).astype("Float64")
+    raise ValueError(kind)
+
+
+def from_arrow(table: str, data: pa.Table, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stored rows of ``table`` as the loaders' frame: the spec's columns with their dtypes,
+    then extra keys in name order (or only ``columns``, in that order)."""
+    spec = SPECS[table]
+    n = data.num_rows
+    out: dict[str, Any] = {}
+    for col in spec:
+        if columns is not None and col.name not in columns:
+            continue
+        if col.name in data.column_names:
+            out[col.name] = _column(data.column(col.name), col.kind)
+        else:  # written by an older spec: the column is missing, so it is null
+            out[col.name] = normalize._convert([None] * n, col.kind)
+    if EXTRA in data.column_names:
+        raw = data.column(EXTRA)
+        if raw.null_count < n:
+            found: dict[str, dict[int, Any]] = {}
+            for row, text in enumerate(raw.to_pylist()):
+                if text is not None:
+                    for key, value in json.loads(text).items():
+                        found.setdefault(key, {})[row] = value
+            for key in sorted(found):
+                if key in out or (columns is not None and key not in columns):
+                    continue
+                values: list[Any] = [None] * n
+                for row, value in found[key].items():
+                    values[row] = value
+                out[key] = normalize.extra_column(values)
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    if columns is not None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            known = [c.name for c in spec]
+            raise ConfigurationError(
+                f"unknown column(s) {', '.join(map(repr, missing))} in {table}; "
+                f"known: {', '.join(known)}, and any extra key the server sent."
+            )
+        frame = frame[list(columns)]
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# locations
+# --------------------------------------------------------------------------------------------
+
+
+def _is_uri(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _local(location: str) -> Path | None:
+    if location.startswith("file://"):
+        return Path(urllib.parse.urlsplit(location).path)
+    return None if _is_uri(location) else Path(location)
+
+
+def _private_tree(path: Path) -> None:
+    """0700 folders, 0600 files, whatever the umask (the user's own dataset)."""
+    for root, dirs, files in os.walk(path):
+        os.chmod(root, 0o700)
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o600)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a dataset is of: its site (base URL, no credentials) and its schema version."""
+
+    site: str
+    schema_version: int
+
+    def description(self) -> str:
+        return json.dumps(
+            {"format": FORMAT, "site": self.site, "schema_version": self.schema_version},
+            sort_keys=True,
+        )
+
+
+def site_of(base_url: str) -> str:
+    """A base URL without credentials (what a dataset is bound to)."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+_FILTERS = (
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+    "reviewed",
+    "name",
+    "tag",
+    "field_engineer_email",
+)
+
+
+def _ts(value: Any, name: str) -> pd.Timestamp:
+    from .client import to_api_date  # the one parser of user dates
+
+    return pd.Timestamp(to_api_date(value, name))
+
+
+class Dataset:
+    """A dfs-analytics dataset: the frames of one site, every version kept.
+
+    Open one with :func:`open_dataset`. Every reader takes ``as_of=`` (a version number or a
+    timestamp: the last version at or before it), ``columns=`` (only these columns are read)
+    and the loaders' filters (``created_after``, ``reviewed``, ...), evaluated on the stored
+    work orders. No reader sends a request or needs an API key.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.location = str(location)
+        self.storage_options = dict(storage_options) if storage_options else None
+        if not self._exists("syncs"):
+            raise NotADatasetError(
+                f"{self.location} is not a dfs-analytics dataset (no 'syncs' table): check the "
+                "path, or create one by syncing: dfs.sync(client) with "
+                "Client(dataset=...) pointing there."
+            )
+        self._identity = self._read_identity()
+
+    # -- where and what -----------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The dataset's folder or URI."""
+        return self.location
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.location!r}, site={self.site!r}, version={self.version})"
+
+    @property
+    def site(self) -> str:
+        """The base URL of the site the dataset was made from."""
+        return self._identity.site
+
+    @property
+    def schema_version(self) -> int:
+        return self._identity.schema_version
+
+    def _uri(self, table: str) -> str:
+        if _is_uri(self.location):
+            return self.location.rstrip("/") + "/" + table
+        local = _local(self.location)
+        assert local is not None
+        return str(local / table)
+
+    def _exists(self, table: str) -> bool:
+        try:
+            return DeltaTable.is_deltatable(self._uri(table), self.storage_options)
+        except (DeltaError, OSError, ValueError):
+            return False
+
+    def _table(self, table: str, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(
+                self._uri(table), version=version, storage_options=self.storage_options
+            )
+        except TableNotFoundError as exc:
+            raise DatasetCorruptError(
+                f"{self._uri(table)}: the table is missing or its log is damaged ({exc}). "
+                "Restore it, or sync into a new dataset path."
+            ) from None
+        except (DeltaError, OSError, ValueError) as exc:
+            raise DatasetCorruptError(
+                f"{self._uri(table)}: cannot read this Delta table ({_short(exc)}). A file is "
+                "damaged or missing: restore it, or sync into a new dataset path."
+            ) from None
+
+    def _read_identity(self) -> Identity:
+        try:
+            text = self._table("syncs").metadata().description or ""
+            meta = json.loads(text)
+            if meta.get("format") != FORMAT:
+                raise ValueError("not ours")
+            return Identity(str(meta["site"]), int(meta["schema_version"]))
+        except (ValueError, KeyError, TypeError):
+            raise NotADatasetError(
+                f"{self.location} holds Delta tables but no dfs-analytics dataset description; "
+                "point at the folder that dfs.sync() wrote."
+            ) from None
+
+    # -- versions -----------------------------------------------------------------------------
+
+    def _syncs(self) -> pd.DataFrame:
+        dt = self._table("syncs")
+        try:
+            frame = dt.to_pyarrow_table().to_pandas()
+        except (OSError, pa.ArrowException, DeltaError) as exc:
+            raise DatasetCorruptError(
+                f"{self._uri('syncs')}: cannot read the version table ({_short(exc)})."
+            ) from None
+        return frame.sort_values("version", ignore_index=True)
+
+    @property
+    def version(self) -> int | None:
+        """The latest version (None: nothing synced yet)."""
+        syncs = self._syncs()
+        return int(syncs["version"].iloc[-1]) if len(syncs) else None
+
+    def history(self) -> pd.DataFrame:
+        """One row per version, oldest first: ``version, time, filters, listed, fetched,
+        updated, deleted, timelines, requests, seconds, complete`` (``complete``: the sync's
+        last commit) and each table's own Delta version."""
+        syncs = self._syncs()
+        syncs["filters"] = [json.loads(f) if f else {} for f in syncs["filters"]]
+        return syncs
+
+    def _row(self, as_of: Any = None) -> pd.Series | None:
+        syncs = self._syncs()
+        if not len(syncs):
+            if as_of is None:
+                return None
+            raise VersionNotFoundError(f"as_of={as_of!r}: the dataset has no version yet.")
+        if as_of is None:
+            return syncs.iloc[-1]
+        if isinstance(as_of, (int, np.integer)) and not isinstance(as_of, bool):
+            hit = syncs[syncs["version"] == int(as_of)]
+            if not len(hit):
+                raise VersionNotFoundError(
+                    f"as_of={as_of}: no such version; versions go from "
+                    f"{int(syncs['version'].iloc[0])} to {int(syncs['version'].iloc[-1])} "
+                    "(see Dataset.history())."
+                )
+            return hit.iloc[-1]
+        try:
+            moment = _ts(as_of, "as_of")
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"as_of={as_of!r} is neither a version number nor a date/time."
+            ) from None
+        earlier = syncs[syncs["time"] <= moment]
+        if not len(earlier):
+            raise VersionNotFoundError(
+                f"as_of={as_of!r} is before the dataset's first version "
+                f"({syncs['time'].iloc[0]:%Y-%m-%d %H:%M:%S} UTC)."
+            )
+        return earlier.iloc[-1]
+
+    def table_versions(self, as_of: Any = None) -> dict[str, int | None]:
+        """Each table's Delta version in the dataset version ``as_of`` (None: empty)."""
+        row = self._row(as_of)
+        out: dict[str, int | None] = {}
+        for t in TABLES:
+            v = None if row is None else row[f"{t}_version"]
+            out[t] = None if v is None or pd.isna(v) or int(v) < 0 else int(v)
+        return out
+
+    def resolve(self, as_of: Any = None) -> int | None:
+        """The dataset version that ``as_of`` designates (None: nothing synced yet)."""
+        row = self._row(as_of)
+        return None if row is None else int(row["version"])
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def arrow_dataset(self, table: str, as_of: Any = None) -> pads.Dataset | None:
+        """The table's files at ``as_of`` as a ``pyarrow.dataset.Dataset`` (None: empty)."""
+        _check_table(table)
+        version = self.table_versions(as_of)[table]
+        if version is None:
+            return None
+        dt = self._table(table, version)
+        try:
+            return dt.to_pyarrow_dataset()
+        except (DeltaError, OSError, ValueError, pa.ArrowException) as exc:
+            raise DatasetCorruptError(
+                f"{self._uri(table)}: cannot list its files ({_short(exc)})."
+            ) from None
+
+    def _scan(
+        self,
+        table: str,
+        as_of: Any,
+        columns: Sequence[str] | None,
+        expr: pc.Expression | None,
+    ) -> pa.Table:
+        data = self.arrow_dataset(table, as_of)
+        schema = arrow_schema(table)
+        if data is None:
+            return schema.empty_table()
+        present = set(data.schema.names)
+        wanted = [c for c in (columns or schema.names) if c in present]
+        try:
+            return data.to_table(columns=wanted, filter=expr)
+        except (OSError, pa.ArrowException) as exc:
+            raise DatasetCorruptError(
+                f"{self._uri(table)}: a data file is damaged or missing ({_short(exc)}). "
+                "Restore it, or sync into a new dataset path."
+            ) from None
+
+    def index(self, as_of: Any = None, **filters: Any) -> pd.DataFrame:
+        """Work-order ids with what a sync needs to know of them: ``work_order_id,
+        create_date, update_date, create_month, _synced_at, _timeline_update_date``, for the
+        work orders that ``filters`` select."""
+        cols = ["work_order_id", "create_date", "update_date", PARTITION, SYNCED_AT, TIMELINE_AT]
+        return self._selected(as_of, filters, extra=cols)
+
+    def _selected(self, as_of: Any, filters: Mapping[str, Any], extra: Sequence[str]) -> Any:
+        """The stored work orders that ``filters`` select (with the ``extra`` columns)."""
+        unknown = [k for k in filters if k not in _FILTERS]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown filter(s) {', '.join(map(repr, unknown))}; known filters: "
+                f"{', '.join(_FILTERS)}."
+            )
+        filters = {k: v for k, v in filters.items() if v is not None}
+        expr = _pushdown(filters)
+        need = set(extra) | {"work_order_id"}
+        if "reviewed" in filters:
+            need.add("review_date")
+        if "tag" in filters:
+            need.add("tags")
+        raw = self._scan("work_orders", as_of, sorted(need), expr)
+        frame = raw.to_pandas()
+        if "create_date" in frame:
+            frame["create_date"] = frame["create_date"].astype("datetime64[us, UTC]")
+        if "reviewed" in filters:
+            want = filters["reviewed"]
+            if not isinstance(want, bool):
+                raise ConfigurationError(f"reviewed must be True or False, got {want!r}.")
+            frame = frame[frame["review_date"].notna() == want]
+        if "tag" in filters:
+            tags = filters["tag"]
+            tags = {tags} if isinstance(tags, str) else set(tags)
+            keep = [
+                tags <= set(json.loads(t) if t else [])
+                for t in frame["tags"].to_numpy(dtype=object)
+            ]
+            frame = frame[np.asarray(keep, dtype=bool)]
+        return frame[[c for c in extra if c in frame.columns]].reset_index(drop=True)
+
+    def _read(
+        self,
+        table: str,
+        as_of: Any,
+        columns: Sequence[str] | None,
+        filters: Mapping[str, Any],
+        ids: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        _check_table(table)
+        version = self.resolve(as_of) if as_of is not None else None
+        expr = None
+        order_of: dict[str, int] | None = None
+        if table == "work_orders":
+            expr = _pushdown({k: v for k, v in filters.items() if v is not None})
+        if table == "timeline" or (
+            table != "task_groups"
+            and (ids is not None or any(v is not None for v in filters.values()))
+        ):
+            months: list[str] | None = None
+            if ids is None:
+                sel = self._selected(
+                    as_of, filters, ["work_order_id", "create_date", PARTITION]
+                ).sort_values(["create_date", "work_order_id"], kind="stable")
+                wanted = sel["work_order_id"].tolist()
+                months = sorted(set(sel[PARTITION]))
+            else:
+                wanted = list(dict.fromkeys(ids))
+            order_of = {w: n for n, w in enumerate(wanted)}
+            if table != "timeline" or ids is not None or filters:
+                id_expr = pc.field("work_order_id").isin(pa.array(wanted, pa.string()))
+                if months is not None:
+                    id_expr = id_expr & pc.field(PARTITION).isin(pa.array(months, pa.string()))
+                expr = id_expr if expr is None else expr & id_expr
+        if columns is None:  # every column: the extras too
+            read: list[str] | None = None
+        else:
+            known = {c.name for c in SPECS[table]}
+            read = [c for c in columns if c in known]
+            if any(c not in known for c in columns):
+                read.append(EXTRA)
+            read = list(dict.fromkeys([*read, *_sort_keys(table), POS]))
+        raw = self._scan(table, as_of, read, expr)
+        raw = _sorted(table, raw, order_of)
+        frame = from_arrow(table, raw, columns)
+        frame.attrs["dfs_provenance"] = {
+            "dataset": self.location,
+            "version": version if version is not None else self.version,
+            "table": table,
+            "filters": {k: _plain_filter(v) for k, v in filters.items() if v is not None},
+            "as_of": None if as_of is None else _plain_filter(as_of),
+        }
+        return frame
+
+    def work_orders(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None, **filters: Any
+    ) -> pd.DataFrame:
+        """Work orders, one row each, oldest first (the frame of ``dfs.load_work_orders``)."""
+        return self._read("work_orders", as_of, columns, filters)
+
+    def tasks(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None, **filters: Any
+    ) -> pd.DataFrame:
+        """Tasks with their states, one row per work order x task (``dfs.load_tasks``)."""
+        return self._read("tasks", as_of, columns, filters)
+
+    def timeline(
+        self,
+        *,
+        as_of: Any = None,
+        columns: Sequence[str] | None = None,
+        work_order_ids: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> pd.DataFrame:
+        """Timeline rows, one per event x changed task state (``dfs.load_timeline``)."""
+        if work_order_ids is not None:
+            return self._read("timeline", as_of, columns, filters, ids=work_order_ids)
+        return self._read("timeline", as_of, columns, filters)
+
+    def task_groups(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The site's task groups, one row per task (``dfs.load_task_groups``)."""
+        return self._read("task_groups", as_of, columns, {})
+
+    # -- out of core --------------------------------------------------------------------------
+
+    def duckdb(self, as_of: Any = None, connection: Any = None) -> Any:
+        """A DuckDB connection with views ``work_orders``, ``tasks``, ``timeline`` and
+        ``task_groups`` over the dataset's files at ``as_of`` (latest by default).
+
+        The views read the Parquet files through Arrow, so no DuckDB extension is needed.
+        Categorical columns are plain strings there, and value columns JSON text.
+        """
+        import duckdb
+
+        con = connection if connection is not None else duckdb.connect()
+        for table in TABLES:
+            data = self.arrow_dataset(table, as_of)
+            if data is None:
+                data = pads.dataset(arrow_schema(table).empty_table())
+            con.register(f"_dfs_{table}", data)
+            con.execute(f'CREATE OR REPLACE VIEW {table} AS SELECT * FROM "_dfs_{table}"')
+        return con
+
+    def files(self, table: str, as_of: Any = None) -> list[str]:
+        """The table's data files at ``as_of`` (absolute paths or URIs)."""
+        _check_table(table)
+        version = self.table_versions(as_of)[table]
+        if version is None:
+            return []
+        return list(self._table(table, version).file_uris())
+
+    def to_dask(self, name: str, as_of: Any = None, columns: Sequence[str] | None = None) -> Any:
+        """A Dask DataFrame over the table's current files (one partition per file), with
+        the dtypes of the pandas frames (value columns decoded from JSON)."""
+        import dask.dataframe as dd
+
+        _check_table(name)
+        files = self.files(name, as_of)
+        meta = from_arrow(name, arrow_schema(name).empty_table(), columns)
+        if not files:
+            return dd.from_pandas(meta, npartitions=1)
+        read_cols = None if columns is None else [*columns, POS, EXTRA]
+        known = set(arrow_schema(name).names)
+        if read_cols is not None:
+            read_cols = [c for c in dict.fromkeys(read_cols) if c in known]
+        parts = [_dask_part(name, f, read_cols, columns, self.storage_options) for f in files]
+        return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def _dask_part(
+    table: str,
+    uri: str,
+    read_cols: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    storage_options: Mapping[str, str] | None,
+) -> Any:
+    from dask import delayed
+
+    return delayed(_read_file)(table, uri, read_cols, columns)
+
+
+def _read_file(
+    table: str, uri: str, read_cols: Sequence[str] | None, columns: Sequence[str] | None
+) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(uri, columns=list(read_cols) if read_cols else None)
+    frame = from_arrow(table, data, columns)
+    return frame
+
+
+def _sort_keys(table: str) -> list[str]:
+    if table == "work_orders":
+        return ["create_date", "work_order_id"]
+    if table == "tasks":
+        return ["create_date", "work_order_id"]
+    if table == "timeline":
+        return ["work_order_id"]
+    return []
+
+
+def _sorted(table: str, data: pa.Table, order_of: Mapping[str, int] | None) -> pa.Table:
+    """Rows in the loaders' order: work orders oldest first, then the server's order within."""
+    if data.num_rows == 0:
+        return data
+    if table == "timeline" and order_of is not None:
+        rank = pc.index_in(data.column("work_order_id"), pa.array(list(order_of), pa.string()))
+        data = data.append_column("_rank", rank)
+        data = data.sort_by([("_rank", "ascending"), (POS, "ascending")])
+        return data.drop_columns(["_rank"])
+    if table == "timeline":
+        return data.sort_by([("work_order_id", "ascending"), (POS, "ascending")])
+    if table == "task_groups":
+        return data.sort_by([(POS, "ascending")])
+    return data.sort_by(
+        [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
+    )
+
+
+def _plain_filter(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, set)):
+        return sorted(str(v) for v in value)
+    return str(value)
+
+
+def _pushdown(filters: Mapping[str, Any]) -> pc.Expression | None:
+    """Filters that Arrow evaluates while reading (and prunes partitions with)."""
+    parts: list[pc.Expression] = []
+    for key, value in filters.items():
+        if key == "created_after":
+            ts = _ts(value, key)
+            parts.append(pc.field("create_date") >= pa.scalar(ts, pa.timestamp("us", "UTC")))
+            parts.append(pc.field(PARTITION) >= pa.scalar(f"{ts:%Y-%m}"))
+        elif key == "created_before":
+            ts = _ts(value, key)
+            parts.append(pc.field("create_date") < pa.scalar(ts, pa.timestamp("us", "UTC")))
+            parts.append(pc.field(PARTITION) <= pa.scalar(f"{ts:%Y-%m}"))
+        elif key == "updated_after":
+            ts = _ts(value, key)
+            parts.append(pc.field("update_date") >= pa.scalar(ts, pa.timestamp("us", "UTC")))
+        elif key == "updated_before":
+            ts = _ts(value, key)
+            parts.append(pc.field("update_date") < pa.scalar(ts, pa.timestamp("us", "UTC")))
+        elif key in ("name", "field_engineer_email"):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}.")
+            parts.append(pc.field(key) == pa.scalar(value))
+    if not parts:
+        return None
+    expr = parts[0]
+    for p in parts[1:]:
+        expr = expr & p
+    return expr
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:
+        raise ConfigurationError(f"unknown table {table!r}; tables: {', '.join(TABLES)}.")
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _commit_lock(location: str) -> Iterator[None]:
+    """One committer at a time per dataset: a thread lock, and on local paths a file lock
+    shared with other processes (object stores rely on Delta's own commit protocol)."""
+    with _PROCESS_LOCKS_GUARD:
+        lock = _PROCESS_LOCKS.setdefault(location, threading.Lock())
+    with lock:
+        local = _local(location)
+        if local is None:
+            yield
+            return
+        import fcntl
+
+        path = local / "_dfs.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+class Writer:
+    """Commits batches to a dataset; each :meth:`commit` is one dataset version.
+
+    ``site`` binds a new dataset to a site; an existing dataset of another site is refused.
+    ``private`` keeps folders 0700 and files 0600 (the user's own dataset).
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        site: str,
+        *,
+        private: bool = False,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.location = str(location)
+        self.site = site_of(site)
+        self.private = private
+        self.storage_options = dict(storage_options) if storage_options else None
+        self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
+        local = _local(self.location)
+        if local is not None:
+            try:
+                local.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+            except OSError as exc:
+                raise ReadOnlyDatasetError(
+                    f"cannot create the dataset folder {local} ({exc.strerror}); choose a "
+                    "writable path with Client(dataset=...) or DFS_DATASET."
+                ) from None
+            if not os.access(local, os.W_OK):
+                raise ReadOnlyDatasetError(
+                    f"the dataset at {local} is read-only for this user: read it with "
+                    "dfs.open_dataset(path), or sync into a writable path "
+                    "(Client(dataset=...) or DFS_DATASET)."
+                )
+        self.dataset = self._open_or_create()
+
+    def _open_or_create(self) -> Dataset:
+        probe = Dataset.__new__(Dataset)
+        probe.location, probe.storage_options = self.location, self.storage_options
+        if not probe._exists("syncs"):
+            if any(probe._exists(t) for t in TABLES):
+                raise NotADatasetError(
+                    f"{self.location} holds Delta tables but no dfs-analytics 'syncs' table; "
+                    "sync into an empty folder instead."
+                )
+            local = _local(self.location)
+            if (
+                local is not None
+                and local.exists()
+                and any(p.name not in ("_dfs.lock",) for p in local.iterdir())
+            ):
+                raise NotADatasetError(
+                    f"{self.location} is not empty and holds no dfs-analytics dataset; sync "
+                    "into an empty or new folder."
+                )
+            identity = Identity(self.site, SCHEMA_VERSION)
+            with _commit_lock(self.location):
+                if not probe._exists("syncs"):
+                    self._write(
+                        "syncs",
+                        _SYNCS_SCHEMA.empty_table(),
+                        mode="append",
+                        description=identity.description(),
+                    )
+        ds = Dataset(self.location, storage_options=self.storage_options)
+        if ds.site != self.site:
+            raise SiteMismatchError(
+                f"the dataset at {self.location} holds {ds.site}, not {self.site}: a dataset "
+                "belongs to one site. Use another path for this site (Client(dataset=...))."
+            )
+        if ds.schema_version != SCHEMA_VERSION:
+            # written by another release: its rows are re-read from the server into tables
+            # overwritten with the current schema (older versions stay readable with as_of)
+            self.reset = set(TABLES)
+        return ds
+
+    def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
+        description = kw.pop("description", None)
+        try:
+            write_deltalake(
+                self.dataset._uri(table)
+                if hasattr(self, "dataset")
+                else _join(self.location, table),
+                data,
+                storage_options=self.storage_options,
+                description=description,
+                writer_properties=_WRITER_PROPS,
+                **kw,
+            )
+        except PermissionError as exc:
+            raise ReadOnlyDatasetError(
+                f"cannot write the dataset at {self.location} ({exc}); sync into a writable "
+                "path (Client(dataset=...) or DFS_DATASET)."
+            ) from None
+        except OSError as exc:
+            if getattr(exc, "errno", None) in (13, 30):  # EACCES, EROFS
+                raise ReadOnlyDatasetError(
+                    f"cannot write the dataset at {self.location} ({exc.strerror})."
+                ) from None
+            raise
+
+    def commit(
+        self,
+        changes: Mapping[str, tuple[pa.Table | None, Sequence[str]]],
+        stats: Mapping[str, Any],
+    ) -> int:
+        """Write one batch and record it as a new dataset version; returns that version.
+
+        ``changes`` maps a table to (rows, work order ids): the stored rows of those work
+        orders are replaced by ``rows`` (None or empty: deleted). ``task_groups`` is replaced
+        whole. Conflicting concurrent commits are retried.
+        """
+        with _commit_lock(self.location):
+            for attempt in range(5):
+                try:
+                    return self._commit(changes, stats)
+                except CommitFailedError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _commit(
+        self,
+        changes: Mapping[str, tuple[pa.Table | None, Sequence[str]]],
+        stats: Mapping[str, Any],
+    ) -> int:
+        ds = self.dataset
+        for table, (rows, ids) in changes.items():
+            self._replace(table, rows, ids)
+        versions = {}
+        for t in TABLES:
+            versions[f"{t}_version"] = (
+                DeltaTable(ds._uri(t), storage_options=self.storage_options).version()
+                if ds._exists(t)
+                else -1
+            )
+        syncs = DeltaTable(ds._uri("syncs"), storage_options=self.storage_options)
+        current = syncs.to_pyarrow_table(columns=["version"]).column("version")
+        version = (pc.max(current).as_py() if len(current) else -1) + 1
+        row = {
+            "version": version,
+            "time": pd.Timestamp.now(tz="UTC"),
+            "schema_version": SCHEMA_VERSION,
+            "filters": json.dumps(stats.get("filters") or {}, sort_keys=True, default=str),
+            **{k: int(stats.get(k, 0)) for k in ("listed", "fetched", "updated", "deleted")},
+            "timelines": int(stats.get("timelines", 0)),
+            "requests": int(stats.get("requests", 0)),
+            "seconds": float(stats.get("seconds", 0.0)),
+            "complete": bool(stats.get("complete", False)),
+            "with_timelines": bool(stats.get("with_timelines", False)),
+            **versions,
+        }
+        data = pa.Table.from_pylist([row], schema=_SYNCS_SCHEMA)
+        if ds.schema_version != SCHEMA_VERSION and not self.reset:
+            self._write(
+                "syncs",
+                data,
+                mode="append",
+                description=Identity(self.site, SCHEMA_VERSION).description(),
+                schema_mode="merge",
+            )
+            ds._identity = Identity(self.site, SCHEMA_VERSION)
+        else:
+            self._write("syncs", data, mode="append")
+        if self.private:
+            local = _local(self.location)
+            if local is not None:
+                _private_tree(local)
+        return version
+
+    def _replace(self, table: str, rows: pa.Table | None, ids: Sequence[str]) -> None:
+        ds = self.dataset
+        exists = ds._exists(table)
+        empty = rows is None or rows.num_rows == 0
+        if table in self.reset:
+            self.reset.discard(table)
+            if not empty:
+                self._write(
+                    table,
+                    rows,
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    partition_by=_part(table),
+                )
+            elif exists:
+                self._write(
+                    table,
+                    arrow_schema(table).empty_table(),
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    partition_by=_part(table),
+                )
+            return
+        if not exists:
+            if not empty:
+                self._write(table, rows, mode="append", partition_by=_part(table))
+            return
+        if table == "task_groups":
+            self._write(
+                table,
+                rows if not empty else arrow_schema(table).empty_table(),
+                mode="overwrite",
+                partition_by=_part(table),
+            )
+            return
+        stored = self._stored_ids(table, ids)
+        if not stored:
+            if not empty:
+                self._write(table, rows, mode="append", partition_by=_part(table))
+            return
+        predicate = _in_predicate("work_order_id", sorted(stored))
+        if empty:
+            dt = DeltaTable(ds._uri(table), storage_options=self.storage_options)
+            dt.delete(predicate, writer_properties=_WRITER_PROPS)
+            return
+        predicate = _in_predicate("work_order_id", sorted(set(ids)))
+        self._write(table, rows, mode="overwrite", predicate=predicate, partition_by=_part(table))
+
+    def stored_table(self, table: str) -> pa.Table | None:
+        """The whole table at its latest version, in a stable row order (None: no table)."""
+        if not self.dataset._exists(table):
+            return None
+        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
+        data = dt.to_pyarrow_table()
+        data = data.select(arrow_schema(table).names).cast(arrow_schema(table))
+        return data.sort_by([(POS, "ascending")])
+
+    def stored_rows(self, table: str, ids: Sequence[str]) -> pa.Table:
+        """The stored rows (every stored column) of these work orders, at the latest
+        table version."""
+        if not self.dataset._exists(table):
+            return arrow_schema(table).empty_table()
+        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
+        data = dt.to_pyarrow_dataset().to_table(
+            filter=pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
+        )
+        return data.select(arrow_schema(table).names).cast(arrow_schema(table))
+
+    def _stored_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
+        found = dt.to_pyarrow_dataset().to_table(
+            columns=["work_order_id"],
+            filter=pc.field("work_order_id").isin(pa.array(list(ids), pa.string())),
+        )
+        return set(found.column("work_order_id").to_pylist())
+
+    def optimize(self) -> None:
+        """Compact the small files that batch commits leave (not a new dataset version: the
+        data are unchanged)."""
+        with _commit_lock(self.location):
+            for table in TABLES:
+                if self.dataset._exists(table):
+                    dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
+                    with contextlib.suppress(CommitFailedError):
+                        dt.optimize.compact(writer_properties=_WRITER_PROPS)
+            if self.private and (local := _local(self.location)) is not None:
+                _private_tree(local)
+
+    def small_files(self) -> int:
+        """How many data files the tables have (to decide when to compact)."""
+        n = 0
+        for table in TABLES:
+            if self.dataset._exists(table):
+                n += len(
+                    DeltaTable(
+                        self.dataset._uri(table), storage_options=self.storage_options
+                    ).file_uris()
+                )
+        return n
+
+
+_WRITER_PROPS = WriterProperties(compression="ZSTD")
+
+
+def _part(table: str) -> list[str]:
+    return [PARTITION]
+
+
+def _join(location: str, table: str) -> str:
+    if _is_uri(location):
+        return location.rstrip("/") + "/" + table
+    local = _local(location)
+    assert local is not None
+    return str(local / table)
+
+
+def _in_predicate(column: str, values: Sequence[str]) -> str:
+    quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def open_dataset(
+    source: Any = None, *, storage_options: Mapping[str, str] | None = None
+) -> Dataset:
+    """Open a dataset for reading: a :class:`~dfs_analytics.Client` (its dataset) or a path /
+    object-store URI (a colleague's shared dataset: no API key needed, nothing written).
+
+    Raises NotADatasetError when the path holds no dataset, DatasetCorruptError when its
+    files are damaged.
+    """
+    from .client import Client
+
+    if isinstance(source, Client):
+        location = source.dataset_location
+        if _local(location) is not None and not DeltaTable.is_deltatable(_join(location, "syncs")):
+            # nothing synced yet: an empty dataset of this client's site
+            Writer(location, source.base_url, private=source.dataset_is_private)
+        return Dataset(location, storage_options=storage_options)
+    if source is None:
+        raise ConfigurationError("open_dataset(client_or_path): give a Client or a path.")
+    if isinstance(source, (os.PathLike, str)):
+        return Dataset(os.fspath(source), storage_options=storage_options)
+    raise ConfigurationError(
+        f"open_dataset needs a Client, a path or a URI, got {type(source).__name__}."
+    )
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "Dataset",
+    "Writer",
+    "open_dataset",
+]

@@ -1,0 +1,642 @@
+"""``sync()``: bring the dataset up to date with the server, in resumable, bounded batches.
+
+What a sync does for a query (the loaders' filters):
+
+1. It reads from the dataset the stored work orders the filters select (ids and dates only).
+2. Nothing stored: it walks the list, page by page as pages arrive, and commits every
+   ``BATCH`` work orders or ``BATCH_SECONDS`` seconds, whichever comes first. Each commit is
+   a dataset version, so an interrupted sync keeps everything it committed, and the next one
+   skips work orders whose stored ``update_date`` equals the listed one.
+3. Something stored: one small request asks what changed (the query ordered by
+   ``-update_date``, revalidated with its ``ETag`` when the server sends one). Work orders
+   updated since the newest stored one are read and committed. When the server's ``count``
+   differs from what the dataset then holds (a deletion, a work order that left the query),
+   the list is walked again, and stored work orders it no longer lists are read one by one:
+   404 means deleted.
+4. Work orders this client wrote to (corrections, analyses, updates) are always read again.
+5. With ``timelines=True``, it fetches the timelines of the selected work orders whose
+   stored timeline was read at another ``update_date`` (or never), in batches as well.
+
+Memory stays bounded by a batch and the pages in flight, never by the site's size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from . import dataset as store
+from . import normalize
+from .client import Client, list_params, to_api_date
+from .errors import ConfigurationError, IncompleteDataError, NotFoundError, OfflineCacheMiss
+
+BATCH = 1000  # work orders per commit, at most
+BATCH_SECONDS = 2.0  # seconds of work per commit, at most
+SYNC_PAGE = 250  # list page size of a sync: small pages keep memory bounded
+PROBE_SIZE = 10
+COMPACT_FILES = 64  # compact once the tables hold more data files than this
+
+
+@dataclass
+class SyncResult:
+    """What one :func:`sync` did.
+
+    ``version`` is the dataset version after its last commit (the previous version when
+    nothing changed); ``listed`` the work orders the server listed for the filters;
+    ``fetched`` new ones written, ``updated`` changed ones rewritten, ``deleted`` removed;
+    ``timelines`` timelines fetched; ``requests`` HTTP requests sent; ``commits`` dataset
+    versions written; ``seconds`` wall time.
+    """
+
+    version: int | None
+    dataset: str
+    filters: dict[str, Any]
+    listed: int = 0
+    fetched: int = 0
+    updated: int = 0
+    deleted: int = 0
+    timelines: int = 0
+    requests: int = 0
+    commits: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return self.commits > 0
+
+
+# --------------------------------------------------------------------------------------------
+# per-client state: writes made through the client, probe ETags
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    writes: dict[str, float] = field(default_factory=dict)  # work order id -> time of write
+    etags: dict[str, str] = field(default_factory=dict)  # query key -> probe ETag
+    log: Path | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_write(self, work_order_id: str) -> None:
+        when = time.time()
+        with self.lock:
+            self.writes[work_order_id] = when
+            self.etags.clear()
+            if self.log is not None:
+                import os
+
+                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                    fh.write(f"{when:.6f} {work_order_id}\n")
+
+    def written(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.writes)
+
+
+_STATES: weakref.WeakKeyDictionary[Client, _State] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(client: Client) -> _State:
+    with _STATES_LOCK:
+        state = _STATES.get(client)
+        if state is None:
+            state = _State()
+            if client.cache_dir is not None:
+                state.log = client.cache_dir / "writes.log"
+                if state.log.exists():
+                    for line in state.log.read_text(
+                        encoding="utf-8", errors="replace"
+                    ).splitlines():
+                        when, _, wo_id = line.partition(" ")
+                        try:
+                            state.writes[wo_id] = max(state.writes.get(wo_id, 0.0), float(when))
+                        except ValueError:
+                            continue
+            client.on_write(state.on_write)
+            _STATES[client] = state
+        return state
+
+
+def writer(client: Client) -> store.Writer:
+    """The client's dataset, opened for writing (created when new)."""
+    return store.Writer(client.dataset_location, client.base_url, private=client.dataset_is_private)
+
+
+def dataset(client: Client) -> store.Dataset:
+    """The client's dataset, for reading (created empty when new and writable)."""
+    return store.open_dataset(client)
+
+
+# --------------------------------------------------------------------------------------------
+# batches
+# --------------------------------------------------------------------------------------------
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if ts is pd.NaT:
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _positions(ids: pd.Series) -> np.ndarray:
+    return ids.groupby(ids, sort=False).cumcount().to_numpy(dtype=np.int64)
+
+
+def work_order_tables(
+    records: list[dict[str, Any]],
+    synced_at: float,
+    timeline_at: Mapping[str, pd.Timestamp | None],
+) -> tuple[pa.Table, pa.Table]:
+    """Stored rows of the ``work_orders`` and ``tasks`` tables for listed work orders."""
+    wo = normalize.work_orders_frame(records)
+    wo[store.SYNCED_AT] = pd.Timestamp(synced_at, unit="s", tz="UTC")
+    wo[store.TIMELINE_AT] = pd.Series(
+        [timeline_at.get(i) for i in wo["work_order_id"]], dtype="datetime64[us, UTC]"
+    )
+    wo_table = store.to_arrow("work_orders", wo, store.month_of(wo["create_date"]))
+    tasks = normalize.tasks_frame(records)
+    tasks[store.POS] = _positions(tasks["work_order_id"].astype(object))
+    tasks_table = store.to_arrow("tasks", tasks, store.month_of(tasks["create_date"]))
+    return wo_table, tasks_table
+
+
+class _Committer:
+    """Collects changed work orders and commits them in batches (each a dataset version)."""
+
+    def __init__(self, w: store.Writer, result: SyncResult, client: Client, stats: dict) -> None:
+        self.w, self.result, self.client, self.stats = w, result, client, stats
+        self.records: list[dict[str, Any]] = []
+        self.timeline_at: dict[str, pd.Timestamp | None] = {}
+        self.new = 0
+        self.changed = 0
+        self.deleted: list[str] = []
+        self.started = time.monotonic()
+        self.synced_at = time.time()
+        self.requests0 = client.requests_sent
+
+    def add(self, record: dict[str, Any], is_new: bool, timeline_at: pd.Timestamp | None) -> None:
+        self.records.append(record)
+        self.timeline_at[record["id"]] = timeline_at
+        if is_new:
+            self.new += 1
+        else:
+            self.changed += 1
+        self.maybe_commit()
+
+    def delete(self, wo_id: str) -> None:
+        self.deleted.append(wo_id)
+        self.maybe_commit()
+
+    def maybe_commit(self) -> None:
+        size = len(self.records) + len(self.deleted)
+        if size >= BATCH or (size and time.monotonic() - self.started >= BATCH_SECONDS):
+            self.commit()
+
+    def commit(self, complete: bool = False) -> None:
+        """Write what was collected as one dataset version (nothing collected: nothing)."""
+        if not self.records and not self.deleted:
+            return
+        ids = [r["id"] for r in self.records]
+        gone = list(self.deleted)
+        changes: dict[str, tuple[pa.Table | None, list[str]]] = {}
+        if self.records:
+            wo, tasks = work_order_tables(self.records, self.synced_at, self.timeline_at)
+            changes["work_orders"] = (wo, ids + gone)
+            changes["tasks"] = (tasks, ids + gone)
+        else:
+            changes["work_orders"] = (None, gone)
+            changes["tasks"] = (None, gone)
+        if gone:
+            changes["timeline"] = (None, gone)
+        self._write(changes, complete=complete)
+        self.result.fetched += self.new
+        self.result.updated += self.changed
+        self.result.deleted += len(gone)
+        self.records, self.timeline_at, self.deleted = [], {}, []
+        self.new = self.changed = 0
+        self.started = time.monotonic()
+
+    def _write(
+        self, changes: Mapping[str, tuple[pa.Table | None, list[str]]], complete: bool
+    ) -> None:
+        stats = {
+            **self.stats,
+            "fetched": self.new,
+            "updated": self.changed,
+            "deleted": len(self.deleted),
+            "requests": self.client.requests_sent - self.requests0,
+            "seconds": time.monotonic() - self.started,
+            "complete": complete,
+        }
+        self.result.version = self.w.commit(changes, stats)
+        self.result.commits += 1
+        self.requests0 = self.client.requests_sent
+
+
+# --------------------------------------------------------------------------------------------
+# sync
+# --------------------------------------------------------------------------------------------
+
+
+def _bar(client: Client, progress: bool | None, total: int | None, desc: str) -> tqdm:
+    show = client.settings.progress if progress is None else progress
+    return tqdm(total=total, desc=desc, unit="wo", disable=not show, delay=0.3, leave=False)
+
+
+def _query(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(query parameters, the filters as the dataset evaluates them)."""
+    params = list_params(filters)
+    params.pop("ordering", None)
+    local = {k: v for k, v in filters.items() if v is not None and k != "ordering"}
+    return params, local
+
+
+def sync(
+    client: Client,
+    *,
+    timelines: bool = False,
+    progress: bool | None = None,
+    **filters: Any,
+) -> SyncResult:
+    """Bring the client's dataset up to date with the server for ``filters`` (the loaders'
+    filters: ``created_after``, ``reviewed``, ``tag``, ...); with ``timelines=True`` their
+    timelines too. Network only: returns a :class:`SyncResult`, no frame.
+
+    Commits in batches (each a dataset version): an interrupted sync keeps what it
+    committed, and the next call fetches only what is missing or changed. A sync that
+    changes nothing commits nothing. Raises SiteMismatchError when the dataset belongs to
+    another site, ReadOnlyDatasetError when it cannot be written, OfflineCacheMiss offline.
+    """
+    if client.settings.offline:
+        raise OfflineCacheMiss(
+            "sync() needs the server, and this client is offline (offline=True); the loaders "
+            "read the dataset as it is offline."
+        )
+    started = time.monotonic()
+    requests0 = client.requests_sent
+    params, local = _query(filters)
+    state = _state(client)
+    w = writer(client)
+    ds = w.dataset
+    result = SyncResult(version=ds.version, dataset=ds.path, filters=_plain(local))
+    stats = {"filters": result.filters, "with_timelines": timelines}
+    committer = _Committer(w, result, client, stats)
+    index = ds.index(**local)
+    stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
+    synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
+    marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
+    writes = state.written()
+    dirty = {
+        i
+        for i, when in writes.items()
+        if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
+    }
+
+    def mark(wo_id: str) -> pd.Timestamp | None:
+        if wo_id in dirty:
+            return None
+        m = marks.get(wo_id)
+        return None if m is None or pd.isna(m) else m
+
+    def consider(record: dict[str, Any]) -> None:
+        wo_id = record.get("id")
+        if not isinstance(wo_id, str):
+            return
+        listed_date = _ts(record.get("update_date"))
+        if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
+            return
+        committer.add(record, wo_id not in stored, mark(wo_id))
+        stored[wo_id] = listed_date
+
+    walk = not stored
+    listed = 0
+    if not walk:
+        listed, walk = _refresh(client, params, stored, dirty, state, committer, consider)
+    if walk:
+        listed = _full_walk(client, params, index, stored, dirty, committer, consider, progress)
+    result.listed = listed
+    committer.commit()
+    if timelines:
+        _sync_timelines(client, w, local, committer, dirty, progress)
+    _finish(w, committer)
+    result.requests = client.requests_sent - requests0
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _finish(w: store.Writer, committer: _Committer) -> None:
+    """After a sync that changed something: compact small files when there are many, and
+    commit the version that marks the sync complete (naming the compacted tables)."""
+    if not committer.result.commits:
+        return
+    if w.small_files() > COMPACT_FILES:
+        w.optimize()
+    committer._write({}, complete=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or (not isinstance(a, str) and pd.isna(a)):
+        return b is None
+    return b is not None and pd.Timestamp(a) == b
+
+
+def _plain(filters: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in filters.items():
+        if k.endswith(("_after", "_before")):
+            out[k] = to_api_date(v, k)
+        elif k == "tag":
+            out[k] = sorted({v} if isinstance(v, str) else set(v))
+        else:
+            out[k] = v
+    return out
+
+
+def _refresh(
+    client: Client,
+    params: dict[str, Any],
+    stored: dict[str, Any],
+    dirty: set[str],
+    state: _State,
+    committer: _Committer,
+    consider: Any,
+) -> tuple[int, bool]:
+    """Incremental refresh. Returns (listed count, whether a full walk is still needed)."""
+    key = json.dumps(params, sort_keys=True)
+    probe = {**params, "ordering": "-update_date", "page_size": PROBE_SIZE}
+    etag = state.etags.get(key)
+    headers = {"If-None-Match": etag} if etag and not dirty else None
+    response = client.send("GET", "work-orders/", params=probe, headers=headers)
+    if response.status_code == 304:
+        _reread(client, dirty, stored, committer, consider)
+        return len(stored), False
+    page = client.parse(response)
+    if not isinstance(page, dict) or not isinstance(page.get("count"), int):
+        return 0, True
+    rows = [r for r in page.get("results") or [] if isinstance(r, dict)]
+    dates = [_ts(r.get("update_date")) for r in rows]
+    if any(d is None for d in dates) or any(a < b for a, b in itertools.pairwise(dates)):
+        return 0, True  # the server ignored the ordering
+    known = [pd.Timestamp(v) for v in stored.values() if v is not None and not pd.isna(v)]
+    cursor = max(known) if known else None
+    in_window = [d for d in dates if cursor is None or d >= cursor]
+    if len(in_window) == len(rows) and page.get("next"):
+        since = (
+            {**params, "updated_after": to_api_date(cursor.to_pydatetime())} if cursor else params
+        )
+        for items, _ in client.iter_pages("work-orders/", {**since, "page_size": _page(client)}):
+            for record in items:
+                if isinstance(record, dict):
+                    consider(record)
+    else:
+        for record, d in zip(rows, dates, strict=True):
+            if cursor is None or d >= cursor:
+                consider(record)
+    _reread(client, dirty, stored, committer, consider)
+    if page["count"] != len(stored):
+        return page["count"], True
+    if not dirty and response.headers.get("ETag"):
+        state.etags[key] = response.headers["ETag"]
+    return page["count"], False
+
+
+def _reread(
+    client: Client, ids: Iterable[str], stored: dict[str, Any], committer: _Committer, consider: Any
+) -> None:
+    """Read work orders one by one (written by this client, or no longer listed): 404 means
+    deleted."""
+    todo = [i for i in ids if i in stored and not any(r["id"] == i for r in committer.records)]
+    if not todo:
+        return
+
+    def one(wo_id: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            return wo_id, client.get_work_order(wo_id, include_inputs=False)
+        except NotFoundError:
+            return wo_id, None
+
+    with ThreadPoolExecutor(client.settings.max_workers) as pool:
+        for wo_id, record in pool.map(one, todo):
+            if record is None:
+                stored.pop(wo_id, None)
+                committer.delete(wo_id)
+            else:
+                stored[wo_id] = None  # force the rewrite
+                consider(record)
+
+
+def _page(client: Client) -> int:
+    return min(client.settings.page_size, SYNC_PAGE)
+
+
+def _full_walk(
+    client: Client,
+    params: dict[str, Any],
+    index: pd.DataFrame,
+    stored: dict[str, Any],
+    dirty: set[str],
+    committer: _Committer,
+    consider: Any,
+    progress: bool | None,
+) -> int:
+    """Walk the whole list; stored work orders it no longer lists are read one by one."""
+    before = set(index["work_order_id"])
+    for attempt in range(2):
+        listed: set[str] = set()
+        count: int | None = None
+        committer.synced_at = time.time()
+        with _bar(client, progress, None, "work orders") as bar:
+            for items, n in client.iter_pages(
+                "work-orders/", {**params, "page_size": _page(client)}
+            ):
+                if n is not None and bar.total != n:
+                    bar.total = n
+                    bar.refresh()
+                count = n
+                for record in items:
+                    if isinstance(record, dict) and isinstance(record.get("id"), str):
+                        listed.add(record["id"])
+                        consider(record)
+                bar.update(len(items))
+        if count is None or len(listed) == count:
+            break
+        if attempt == 1:
+            committer.commit()
+            raise IncompleteDataError(
+                f"GET work-orders/: collected {len(listed)} distinct work orders but the server "
+                f"announced {count}, twice. The data probably changed during the walk; narrow "
+                "the query (e.g. created_before) or retry."
+            )
+    gone = (before | {i for i in stored if stored.get(i) is not None}) - listed
+    _reread(client, sorted(gone & set(stored)), stored, committer, consider)
+    # dirty work orders that were listed were rewritten; dirty ones no longer listed reread
+    return len(listed)
+
+
+def _sync_timelines(
+    client: Client,
+    w: store.Writer,
+    local: Mapping[str, Any],
+    committer: _Committer,
+    dirty: set[str],
+    progress: bool | None,
+    ids: list[str] | None = None,
+) -> None:
+    """Fetch the timelines that are missing or older than their work order, in batches."""
+    ds = w.dataset
+    index = ds.index(**local)
+    if ids is not None:
+        index = index[index["work_order_id"].isin(set(ids))]
+    marks = index[store.TIMELINE_AT]
+    stale = index[marks.isna() | (marks != index["update_date"])]
+    todo = stale["work_order_id"].tolist()
+    if not todo:
+        return
+    months = dict(zip(stale["work_order_id"], stale[store.PARTITION], strict=True))
+    updates = dict(zip(stale["work_order_id"], stale["update_date"], strict=True))
+
+    def one(wo_id: str) -> tuple[str, list[dict[str, Any]] | None]:
+        try:
+            return wo_id, client.get_timeline(wo_id)
+        except NotFoundError:
+            return wo_id, None
+
+    with (
+        _bar(client, progress, len(todo), "timelines") as bar,
+        ThreadPoolExecutor(client.settings.max_workers) as pool,
+    ):
+        batch: dict[str, list[dict[str, Any]]] = {}
+        started = time.monotonic()
+        for chunk in _chunks(todo, BATCH):
+            for wo_id, events in pool.map(one, chunk):
+                bar.update(1)
+                if events is None:
+                    committer.delete(wo_id)
+                    continue
+                batch[wo_id] = events
+                if len(batch) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
+                    _commit_timelines(w, committer, batch, months, updates)
+                    batch, started = {}, time.monotonic()
+        _commit_timelines(w, committer, batch, months, updates)
+    committer.commit()
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _commit_timelines(
+    w: store.Writer,
+    committer: _Committer,
+    batch: Mapping[str, list[dict[str, Any]]],
+    months: Mapping[str, str],
+    updates: Mapping[str, Any],
+) -> None:
+    if not batch:
+        return
+    ids = list(batch)
+    frame = normalize.timeline_frame(batch)
+    frame[store.POS] = _positions(frame["work_order_id"].astype(object))
+    rows = store.to_arrow(
+        "timeline", frame, [months[i] for i in frame["work_order_id"].astype(object)]
+    )
+    wo_rows = w.stored_rows("work_orders", ids)
+    marks = [updates.get(i) for i in wo_rows.column("work_order_id").to_pylist()]
+    col = wo_rows.schema.get_field_index(store.TIMELINE_AT)
+    wo_rows = wo_rows.set_column(
+        col,
+        store.TIMELINE_AT,
+        pa.array(pd.Series(marks, dtype="datetime64[us, UTC]"), pa.timestamp("us", tz="UTC")),
+    )
+    stats = {**committer.stats, "timelines": len(ids), "complete": False}
+    stats["requests"] = committer.client.requests_sent - committer.requests0
+    committer.result.version = w.commit(
+        {"timeline": (rows, ids), "work_orders": (wo_rows, ids)}, stats
+    )
+    committer.requests0 = committer.client.requests_sent
+    committer.result.commits += 1
+    committer.result.timelines += len(ids)
+
+
+def sync_ids(
+    client: Client, ids: list[str], *, timelines: bool = True, progress: bool | None = None
+) -> SyncResult:
+    """Sync given work orders (read one by one, revalidated) and, with ``timelines``, their
+    timelines. Raises NotFoundError naming an id the server does not know."""
+    started = time.monotonic()
+    requests0 = client.requests_sent
+    state = _state(client)
+    w = writer(client)
+    ds = w.dataset
+    result = SyncResult(version=ds.version, dataset=ds.path, filters={"work_order_ids": len(ids)})
+    stats = {"filters": result.filters, "with_timelines": timelines}
+    committer = _Committer(w, result, client, stats)
+    index = ds.index()
+    index = index[index["work_order_id"].isin(set(ids))]
+    stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
+    marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
+    synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
+    writes = state.written()
+    dirty = {
+        i
+        for i, t in writes.items()
+        if i in synced and (pd.isna(synced[i]) or t >= synced[i].timestamp())
+    }
+
+    def one(wo_id: str) -> dict[str, Any]:
+        return client.get_work_order(wo_id, include_inputs=False)
+
+    with ThreadPoolExecutor(client.settings.max_workers) as pool:
+        records = list(pool.map(one, ids))
+    for wo_id, record in zip(ids, records, strict=True):
+        if not isinstance(record, dict):
+            continue
+        listed_date = _ts(record.get("update_date"))
+        if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
+            continue
+        mark = None if wo_id in dirty else marks.get(wo_id)
+        committer.add(record, wo_id not in stored, None if mark is None or pd.isna(mark) else mark)
+    committer.commit()
+    result.listed = len(ids)
+    if timelines:
+        _sync_timelines(client, w, {}, committer, dirty, progress, ids=ids)
+    _finish(w, committer)
+    result.requests = client.requests_sent - requests0
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _check_ids(ids: Any) -> list[str]:
+    if isinstance(ids, (str, bytes)):
+        raise ConfigurationError(
+            f"work_order_ids must be a list of ids, got the single string {ids!r}: "
+            f"write work_order_ids=[{ids!r}]."
+        )
+    out = []
+    for i in ids:
+        if not isinstance(i, str) or not i.strip():
+            raise ConfigurationError(f"work order ids must be non-empty strings, got {i!r}.")
+        out.append(i.strip())
+    return list(dict.fromkeys(out))
