@@ -31,12 +31,18 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # Dask is optional: never imported at run time
+    import dask.dataframe as dd
+
+TasksFrame: TypeAlias = "pd.DataFrame | dd.DataFrame"
+"""A pandas tasks frame, or a Dask DataFrame with the same columns."""
 
 NOT_ANALYSED = "not analysed"
 OTHER = "other"
@@ -57,7 +63,10 @@ class AuditInputError(ConfigurationError, KeyError):
 
 def _is_dask_frame(obj: Any) -> bool:
     """Whether ``obj`` is a Dask DataFrame, without importing dask (it is optional)."""
-    return type(obj).__module__.startswith("dask") and hasattr(obj, "reduction")
+    kind = type(obj)
+    return kind.__module__.startswith("dask") and any(
+        base.__name__ == "DataFrame" for base in kind.__mro__
+    )
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -114,7 +123,7 @@ def _with_keys(
 
 
 def _reduce(
-    tasks: Any,
+    tasks: TasksFrame,
     columns: Sequence[str],
     chunk: Callable[[pd.DataFrame], pd.DataFrame],
     aggregate: Callable[[pd.DataFrame], pd.DataFrame],
@@ -186,7 +195,7 @@ def wilson_interval(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np
 
 
 def override_rates(
-    tasks: pd.DataFrame,
+    tasks: TasksFrame,
     by: str | Sequence[str] | None = "task_name",
     reviewed_only: bool = True,
     level: float = 0.95,
@@ -260,7 +269,7 @@ def _final_verdict(frame: pd.DataFrame) -> pd.Series:
 
 
 def confusion(
-    tasks: pd.DataFrame,
+    tasks: TasksFrame,
     task_name: str | Sequence[str] | None = None,
     normalize: str | None = None,
     reviewed_only: bool = True,
@@ -299,7 +308,7 @@ def confusion(
                 f"confusion: no task named {', '.join(map(repr, unknown))} in this frame."
             )
     if reviewed_only:
-        counts = counts[counts["reviewed"]]
+        counts = counts[counts["reviewed"].astype(bool)]
     pairs = counts.groupby(["ai_verdict", "final_verdict"])["count"].sum()
     totals = pairs.groupby(level=0).sum().add(pairs.groupby(level=1).sum(), fill_value=0)
     labels = _label_order(totals)
@@ -461,7 +470,7 @@ def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> np.ndarray
 
 
 def drift(
-    tasks: pd.DataFrame,
+    tasks: TasksFrame,
     by: str | None = "app_version_id",
     freq: str | None = None,
     within: str | Sequence[str] | None = "task_name",
