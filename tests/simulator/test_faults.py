@@ -456,3 +456,61 @@ def test_patch_config_accepts_only_401_or_403_as_auth_status(dfs_simulator_facto
     r = patch_config(sim, {"auth_status": 500})
     assert r.status_code == 400
     assert requests.get(sim.base_url + "task-groups/", timeout=30).status_code == 401
+
+
+def test_patch_config_keeps_fractions_after_a_whole_number(dfs_simulator_factory):
+    """``fault_rate: 0`` once made every later rate an integer (0.1, 0.5 and 0.3 became 0)."""
+    sim = dfs_simulator_factory(work_orders=10, seed=14, fault_seed=3)
+    assert patch_config(sim, {"fault_rate": 0, "latency": 0, "throttle_rps": 0}).status_code == 200
+    for value in (0.1, 0.5, 0.3):
+        r = patch_config(sim, {"fault_rate": value})
+        assert r.status_code == 200
+        assert r.json()["fault_rate"] == value
+        assert sim_config(sim)["fault_rate"] == value
+        assert sim.config.fault_rate == value
+    assert patch_config(sim, {"latency": 0.002, "throttle_rps": 2.5}).status_code == 200
+    assert sim_config(sim)["latency"] == 0.002
+    assert sim_config(sim)["throttle_rps"] == 2.5
+    assert patch_config(sim, {"throttle_rps": 0}).status_code == 200
+    # and the rate is really applied: at 0.5, some of 40 requests fail (P(none) ~ 1e-12)
+    assert patch_config(sim, {"fault_rate": 0.5}).status_code == 200
+    session = requests.Session()
+    kinds = Counter(call(session, "GET", sim.base_url + "task-groups/").kind for _ in range(40))
+    assert kinds["ok"] and sum(kinds.values()) > kinds["ok"], kinds
+    # whole-number settings stay whole numbers
+    assert patch_config(sim, {"retry_after": 2.0}).json()["retry_after"] == 2
+    assert patch_config(sim, {"retry_after": 1.5}).status_code == 400
+    assert sim.config.retry_after == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fault_rate": 2},
+        {"throttle_rate": 1.01},
+        {"fault_rate": -0.1},
+        {"retry_after": -1},
+        {"validators": "false"},
+        {"next_scheme": "ftp"},
+    ],
+)
+def test_patch_config_refuses_rates_over_one_and_other_nonsense(dfs_simulator_factory, body):
+    sim = dfs_simulator_factory(work_orders=5, seed=15)
+    before = sim_config(sim)
+    r = patch_config(sim, body)
+    assert r.status_code == 400
+    assert set(r.json()) == set(body)
+    assert sim_config(sim) == before
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"fault_rate": 2}, {"latency": -1}, {"throttle_rate": float("nan")}, {"auth_status": 500}],
+)
+def test_bad_runtime_settings_fail_before_starting_and_in_configure(settings):
+    with pytest.raises(ValueError, match=next(iter(settings))):
+        Simulator(work_orders=5, **settings)
+    sim = Simulator(work_orders=5)
+    with pytest.raises(ValueError, match=next(iter(settings))):
+        sim.configure(**settings)
+    assert sim.config.fault_rate == 0.0
