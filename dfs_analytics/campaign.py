@@ -23,6 +23,7 @@ are retried; permanent failures (the server refusing the value) are reported, ne
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import threading
@@ -75,18 +76,65 @@ class CampaignValidationError(ConfigurationError):
 # --------------------------------------------------------------------------------------------
 
 
+class JournalError(ConfigurationError):
+    """The journal file holds something that is not a campaign journal record: a line that is
+    valid JSON but not an object, text that is not JSON, or bytes that are not UTF-8. Nothing
+    was sent. ``path`` is the file and ``line`` the 1-based line number."""
+
+    def __init__(self, path: str | Path, line: int, problem: str):
+        self.path = Path(path)
+        self.line = line
+        super().__init__(
+            f"journal {str(path)!r}, line {line}: {problem}. This is not a campaign journal, or "
+            "it was damaged: give another journal file, or repair this one (nothing was sent)."
+        )
+
+
+# every record starts like this (``time`` is its first key); a torn write is a prefix of one
+_RECORD_START = '{"time": "'
+
+
+def _torn(text: str) -> bool:
+    """Whether a line that is not JSON is what a crash leaves: the start of a record (after
+    any zero bytes a lost write can leave), cut short."""
+    text = text.lstrip("\x00").strip()
+    return not text or text.startswith(_RECORD_START) or _RECORD_START.startswith(text)
+
+
 class Journal:
-    """An append-only JSONL file whose appends return once durable (group-committed fsync)."""
+    """An append-only JSONL file whose appends return once durable (group-committed fsync).
+
+    A new journal file is created owner-only (0600, whatever the umask) and its folder is
+    fsync'ed, so the file itself survives a crash, not only its content."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        missing = []
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = (
-            self.path.exists()
-            and self.path.stat().st_size > 0
-            and not _ends_with_newline(self.path)
-        )
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
+        except FileExistsError:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            created = False
+        try:
+            if created:
+                if hasattr(os, "fchmod"):  # the umask may have taken bits away, never added
+                    os.fchmod(fd, 0o600)
+                # the new entries must be durable too: the file's, and any new folder's
+                for entry in (self.path, *missing):
+                    _fsync_folder(entry.parent)
+            torn = (
+                not created and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
+            )
+            self._fh = os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
         if torn:  # a crash cut the last line: start a new one so no record is glued to it
             self._fh.write("\n")
         self._cond = threading.Condition()
@@ -95,6 +143,7 @@ class Journal:
         self._syncing = False
 
     def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record; returns once it is on disk (flushed and fsync'ed)."""
         line = json.dumps(
             {"time": datetime.now(timezone.utc).isoformat(), **record},
             default=str,
@@ -128,26 +177,73 @@ class Journal:
 
     @staticmethod
     def read(path: str | Path) -> list[dict[str, Any]]:
-        """Every complete record of a journal (a torn last line, from a crash, is ignored)."""
-        records = []
+        """Every complete record of a journal, in order (an empty list if there is no file).
+
+        What a crash leaves is skipped: a torn last line, or a torn line that a later run
+        closed. Anything else that is not a record raises :class:`JournalError` naming the
+        file and the line.
+        """
+        records: list[dict[str, Any]] = []
         p = Path(path)
         if not p.exists():
             return records
-        with open(p, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
+        with open(p, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if not raw.endswith(b"\n"):
                     break  # torn write
                 try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
+                    text = raw[:-1].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    cut = exc.reason == "unexpected end of data"  # cut inside a character
+                    if cut and _torn(raw[: exc.start].decode("utf-8", "replace")):
+                        continue
+                    raise JournalError(
+                        p, number, f"bytes that are not UTF-8 (byte {exc.start + 1} of the line)"
+                    ) from None
+                try:
+                    record = json.loads(text)
+                except (ValueError, RecursionError):
+                    if _torn(text):
+                        continue
+                    raise JournalError(p, number, f"not a JSON record: {text[:60]!r}") from None
+                if not isinstance(record, dict):
+                    raise JournalError(
+                        p, number, f"a JSON {type(record).__name__}, not a record (an object)"
+                    )
+                records.append(record)
         return records
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a folder's entries durable, where the platform can (not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # folders cannot be opened here (Windows): nothing more can be done
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) == b"\n"
+
+
+def _last_events(records: list[dict[str, Any]]) -> dict[str, str]:
+    """The last journaled event per correction key."""
+    status: dict[str, str] = {}
+    for record in records:
+        key = record.get("key")
+        if isinstance(key, str) and key:
+            event = record.get("event")
+            status[key] = event if isinstance(event, str) else ""
+    return status
 
 
 def _key(work_order_id: str, task_id: str, value: Any) -> str:
@@ -283,21 +379,7 @@ class Campaign:
                 except InvalidCorrectionError as exc:
                     row["problem"] = str(exc)
             rows.append(row)
-        # the same task planned twice: identical rows are one correction, different ones conflict
-        by_task: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in rows:
-            if row["problem"] is None:
-                by_task.setdefault((row["work_order_id"], row["task_id"]), []).append(row)
-        for same in by_task.values():
-            if len(same) < 2:
-                continue
-            if all(json_equal(r["value"], same[0]["value"]) for r in same):
-                for r in same[1:]:
-                    r["duplicate_of"] = same[0]["row"]
-            else:
-                listed = ", ".join(f"row {r['row']}: {r['value']!r}" for r in same)
-                for r in same:
-                    r["problem"] = f"conflicting rows for task {r['task_name']!r} ({listed})"
+        _mark_duplicates_and_conflicts(rows)
         self._rows = rows
         return rows
 
@@ -367,13 +449,9 @@ class Campaign:
     # -- applying ---------------------------------------------------------------------------
 
     def journal_status(self) -> dict[str, str]:
-        """The last journaled event per correction key (``work_order/task/value``)."""
-        status: dict[str, str] = {}
-        for record in Journal.read(self.journal_path):
-            key = record.get("key")
-            if key:
-                status[key] = record.get("event", "")
-        return status
+        """The last journaled event per correction key (``work_order/task/value``); raises
+        :class:`JournalError` if the journal holds something that is not a record."""
+        return _last_events(Journal.read(self.journal_path))
 
     def apply(
         self,
@@ -383,31 +461,35 @@ class Campaign:
     ) -> pd.DataFrame:
         """Apply the plan; returns one row per plan row with its ``status``.
 
+        Each row is decided when it is applied, from the task's state read from the server
+        right before sending: what the preview showed may have changed since.
+
         Statuses: ``applied`` (this run), ``applied earlier`` (found in the journal),
         ``confirmed`` (in doubt, found applied on the server: not re-sent), ``skipped`` (the
-        server already had that value, or a duplicate row), ``failed`` (refused for good;
-        ``detail`` says why). ``on_progress(done, total)`` is called as rows complete. Raises
-        CampaignValidationError, sending nothing, if :meth:`validate` finds problems.
+        server already had that value, or a duplicate row), ``failed`` (refused for good, or
+        the task could not be read; ``detail`` says why), ``in doubt`` (sent, and the server
+        could not be asked whether it applied it: run again). ``on_progress(done, total)`` is
+        called as rows complete. Raises CampaignValidationError, sending nothing, if
+        :meth:`validate` finds problems, and JournalError if the journal is not one.
         """
-        problems = self.validate()
-        if len(problems):
-            raise CampaignValidationError(problems)
-        preview = self.preview()
-        others = {
-            r.get("base_url") for r in Journal.read(self.journal_path) if r.get("base_url")
-        } - {self.client.base_url}
+        records = Journal.read(self.journal_path)
+        others = {r.get("base_url") for r in records if isinstance(r.get("base_url"), str)} - {
+            self.client.base_url
+        }
         if others:
             raise ConfigurationError(
                 f"the journal {str(self.journal_path)!r} belongs to a campaign on "
                 f"{', '.join(sorted(others))}, not {self.client.base_url}: use another journal "
                 "file."
             )
-        done = self.journal_status()
-        journal = Journal(self.journal_path)
+        problems = self.validate()
+        if len(problems):
+            raise CampaignValidationError(problems)
+        done = _last_events(records)
         results: list[dict[str, Any]] = []
         show = self.client.settings.progress if progress is None else progress
         todo = []
-        for row, view in zip(self._check(), preview.itertuples(index=False), strict=True):
+        for row in self._check():
             key = _key(row["work_order_id"], row["task_id"], row["value"])
             base = {
                 "row": row["row"],
@@ -421,12 +503,17 @@ class Campaign:
             last = done.get(key)
             if last in ("applied", "confirmed"):
                 results.append({**base, "status": "applied earlier"})
-            elif last in ("attempt", "in doubt", "failed") or view.action == "apply":
-                todo.append((row, key, base, last))
-            else:
+            elif "duplicate_of" in row:
                 results.append(
-                    {**base, "status": "skipped", "detail": view.action.removeprefix("skip: ")}
+                    {
+                        **base,
+                        "status": "skipped",
+                        "detail": f"duplicate of row {row['duplicate_of']}",
+                    }
                 )
+            else:  # decided from the server's state when its turn comes
+                todo.append((row, key, base, last))
+        journal = Journal(self.journal_path)
         try:
             with (
                 ThreadPoolExecutor(max_workers) as pool,
@@ -463,22 +550,27 @@ class Campaign:
             ]
         ]
 
-    def _server_value(self, work_order_id: str, task_id: str) -> tuple[bool, Any]:
-        """Whether the server's task has a corrected value, and that value (fresh read)."""
-        work_order = self.client.get_work_order(work_order_id, include_inputs=False)
-        task = find_task(work_order, task_id)
-        state = task.get("state") or {}
-        return state.get("corrected_value") is not None, state.get("corrected_value")
+    def _read_state(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The task's state on the server now (``{}`` if it has none), read fresh, retried
+        while the server fails or throttles; None if it could not be read. Refusals (the work
+        order or the task gone, the key revoked) raise."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                work_order = self.client.get_work_order(row["work_order_id"], include_inputs=False)
+                return dict(find_task(work_order, row["task_id"]).get("state") or {})
+            except (ServerError, ThrottledError, TransportError):
+                if attempt < MAX_ATTEMPTS - 1:
+                    time.sleep(min(8.0, 0.5 * 2**attempt))
+        return None
 
     def _applied_on_server(self, row: dict[str, Any]) -> bool | None:
         """True/False when the server could be asked, None if it could not."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                corrected, value = self._server_value(row["work_order_id"], row["task_id"])
-                return corrected and json_equal(value, row["value"])
-            except (ServerError, ThrottledError, TransportError):
-                time.sleep(min(8.0, 0.5 * 2**attempt))
-        return None
+        state = self._read_state(row)
+        if state is None:
+            return None
+        return state.get("corrected_value") is not None and json_equal(
+            state.get("corrected_value"), row["value"]
+        )
 
     def _ids(self, row: dict[str, Any], key: str) -> dict[str, Any]:
         """What every journal record of a row carries."""
@@ -500,9 +592,9 @@ class Campaign:
         base: dict[str, Any],
         last: str | None,
     ) -> dict[str, Any]:
-        """:meth:`_apply_one`, with any other error (the work order deleted meanwhile, the key
-        revoked...) reported on the row instead of aborting the campaign. Such a row is
-        journaled "in doubt", so a later run checks the server before sending anything."""
+        """:meth:`_apply_one`, with any other error (the key revoked...) reported on the row
+        instead of aborting the campaign. Such a row is journaled "in doubt", so a later run
+        checks the server before sending anything."""
         try:
             return self._apply_one(journal, row, key, base, last)
         except DFSError as exc:
@@ -524,12 +616,21 @@ class Campaign:
         ids = self._ids(row, key)
         # anything sent before is checked on the server before it is sent again
         in_doubt = last is not None
+        # and nothing is sent before the task's current state says it is still needed
+        decided = False
         attempts = 0
         detail = None
         while attempts < MAX_ATTEMPTS:
-            if in_doubt:
-                applied = self._applied_on_server(row)
-                if applied is None:
+            if in_doubt or not decided:
+                try:
+                    state = self._read_state(row)
+                except (APIError, InvalidCorrectionError) as exc:
+                    if isinstance(exc, APIError) and exc.status >= 500:
+                        raise
+                    # the work order or the task is gone, or reads are refused: for good
+                    journal.append({**ids, "event": "failed", "detail": str(exc)})
+                    return {**base, "attempts": attempts, "status": "failed", "detail": str(exc)}
+                if state is None and in_doubt:
                     journal.append(
                         {**ids, "event": "in doubt", "detail": "server unreachable for checking"}
                     )
@@ -540,10 +641,26 @@ class Campaign:
                         "detail": "sent, but the server could not be asked whether it applied; "
                         "run apply() again later",
                     }
-                if applied:
+                if state is None:
+                    return {
+                        **base,
+                        "attempts": attempts,
+                        "status": "failed",
+                        "detail": "the task's current state could not be read; nothing was sent "
+                        "(run apply() again later)",
+                    }
+                corrected = state.get("corrected_value")
+                if in_doubt and corrected is not None and json_equal(corrected, row["value"]):
                     journal.append({**ids, "event": "confirmed"})
                     return {**base, "attempts": attempts, "status": "confirmed"}
-                in_doubt = False
+                if json_equal(effective(state), row["value"]):
+                    return {
+                        **base,
+                        "attempts": attempts,
+                        "status": "skipped",
+                        "detail": "already that value",
+                    }
+                in_doubt, decided = False, True
             attempts += 1
             journal.append({**ids, "event": "attempt", "attempt": attempts})
             try:
@@ -641,6 +758,88 @@ class Campaign:
                 "problem",
             ],
         )
+
+
+def _value_key(value: Any) -> str:
+    """A text equal for values that are JSON-equal (``1`` and ``1.0``; never ``true`` and 1)."""
+    if isinstance(value, bool):
+        return f"b:{value}"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return f"n:{value!r}"
+    return "j:" + json.dumps(value, sort_keys=True, default=str)
+
+
+def _mark_duplicates_and_conflicts(rows: list[dict[str, Any]]) -> None:
+    """Rows planning the same task: identical values are one correction (later rows get
+    ``duplicate_of``, the first row's number), different values all get a ``problem``.
+
+    Time and memory are linear in the rows: one group-by, one message per conflicting task
+    (shared by its rows, and naming at most a few values)."""
+    valid = [r for r in rows if r["problem"] is None]
+    if len(valid) < 2:
+        return
+    frame = pd.DataFrame(
+        {
+            "pos": range(len(valid)),
+            "work_order_id": [r["work_order_id"] for r in valid],
+            "task_id": [r["task_id"] for r in valid],
+            "value": [_value_key(r["value"]) for r in valid],
+        }
+    )
+    by_task = frame.groupby(["work_order_id", "task_id"], sort=False)["value"]
+    frame["rows"] = by_task.transform("size")
+    frame["values"] = by_task.transform("nunique")
+    frame["first"] = frame.groupby(["work_order_id", "task_id"], sort=False)["pos"].transform("min")
+    repeated = frame[frame["rows"] > 1]
+    if repeated.empty:
+        return
+    same = repeated[repeated["values"] == 1]
+    for pos, first in zip(same["pos"], same["first"], strict=True):
+        if pos != first:
+            valid[pos]["duplicate_of"] = valid[first]["row"]
+    conflicting = repeated[repeated["values"] > 1]
+    if conflicting.empty:
+        return
+    # per conflicting task: each value with its first row and its number of rows
+    per_value = (
+        conflicting.groupby(["work_order_id", "task_id", "value"], sort=False)["pos"]
+        .agg(["min", "size"])
+        .sort_values("min", kind="stable")
+    )
+    shown: dict[tuple[str, str], list[str]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for (wo_id, task_id, _), first, size in zip(
+        per_value.index, per_value["min"], per_value["size"], strict=True
+    ):
+        task = (wo_id, task_id)
+        counts[task] = counts.get(task, 0) + 1
+        listed = shown.setdefault(task, [])
+        if len(listed) < 4:
+            row = valid[first]
+            listed.append(
+                f"{row['value']!r} in row {row['row']}"
+                + (f" and {size - 1} more" if size > 1 else "")
+            )
+    messages: dict[tuple[str, str], str] = {}
+    for pos, wo_id, task_id, n_rows in zip(
+        conflicting["pos"],
+        conflicting["work_order_id"],
+        conflicting["task_id"],
+        conflicting["rows"],
+        strict=True,
+    ):
+        task = (wo_id, task_id)
+        if task not in messages:
+            more = counts[task] - len(shown[task])
+            messages[task] = (
+                f"conflicting rows for task {valid[pos]['task_name']!r}: {n_rows} rows plan "
+                f"{counts[task]} different values ({'; '.join(shown[task])}"
+                + (f"; and {more} more value(s)" if more > 0 else "")
+                + ")"
+            )
+        valid[pos]["problem"] = messages[task]
 
 
 def _read_csv_strictly(path: Path) -> pd.DataFrame:

@@ -471,19 +471,23 @@ class Explorer(_App):
 
 class CampaignPanel(_App):
     """A correction campaign in a notebook: problems, preview (dry run), an explicit
-    confirmation, then apply with a progress bar, per-row results and the journal's path.
+    confirmation, then apply with a progress bar, per-row results and the journal's path, and
+    a verification against the server (rows whose task does not have the planned value).
 
     ``apply_button`` stays disabled until the plan has no problems, the preview was shown
-    (``preview_button``) and ``confirm`` is ticked; it unticks itself after each run.
+    (``preview_button``) and ``confirm`` is ticked; it unticks itself after each run. After a
+    run, ``results`` holds the per-row outcomes and ``mismatches`` the verification's rows.
     """
 
     def __init__(self, campaign: Campaign):
         super().__init__()
         self.campaign = campaign
         self.results: pd.DataFrame | None = None
+        self.mismatches: pd.DataFrame | None = None
         self.problems_html = W.HTML()
         self.preview_html = W.HTML()
         self.results_html = W.HTML()
+        self.verify_html = W.HTML()
         self.journal = W.HTML(
             f"Journal: <code>{html.escape(str(campaign.journal_path.resolve()))}</code>"
         )
@@ -505,6 +509,7 @@ class CampaignPanel(_App):
             W.HBox([self.progress, self.status]),
             self.preview_html,
             self.results_html,
+            self.verify_html,
         ]
         self.validate()
 
@@ -539,7 +544,8 @@ class CampaignPanel(_App):
 
     @_guarded
     def apply(self) -> pd.DataFrame | None:
-        """Apply the plan (only when confirmed); shows per-row results."""
+        """Apply the plan (only when confirmed), then verify it on the server; shows per-row
+        results and the rows that differ from the plan. Returns the per-row results."""
         if not self.confirm.value or self.confirm.disabled:
             raise ValueError("preview the plan and tick the confirmation first")
         self.apply_button.disabled = True
@@ -554,8 +560,20 @@ class CampaignPanel(_App):
         finally:
             self.confirm.value = False
         self.results_html.value = _table(self.results)
+        self.verify_html.value = ""
+        self.mismatches = self.campaign.verify()
+        done = f"Done: {self.results['status'].value_counts().to_dict()}."
+        if len(self.mismatches):
+            self.verify_html.value = (
+                f"<b style='color:#b00020'>{len(self.mismatches)} row(s) differ from the plan "
+                "on the server:</b>" + _table(self.mismatches)
+            )
+            verdict = f"Verified: {len(self.mismatches)} row(s) differ from the plan."
+        else:
+            self.verify_html.value = "Verified: the server has every planned value."
+            verdict = "Verified: the server has every planned value."
         self._say(
-            f"Done: {self.results['status'].value_counts().to_dict()}. "
-            f"Journal: {self.campaign.journal_path}"
+            f"{done} {verdict} Journal: {self.campaign.journal_path}",
+            error=bool(len(self.mismatches)),
         )
         return self.results

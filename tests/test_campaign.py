@@ -582,6 +582,90 @@ def test_preview_actions_and_apply_statuses(sim, client, reader, tmp_path: Path)
     ]
 
 
+def test_apply_decides_from_the_servers_state_at_apply_time(
+    sim, client, reader, tmp_path: Path
+) -> None:
+    """Between the preview and apply, another user changes tasks: apply fixes a task the
+    preview found already right, and sends nothing for one someone already set."""
+    fixed, keep, done_by_other, plain = targets(reader, 4)
+    plan = pd.DataFrame(
+        [
+            (fixed["work_order_id"], fixed["task_name"], fixed["current"]),  # already, then not
+            (keep["work_order_id"], keep["task_name"], keep["current"]),  # already, and stays
+            (done_by_other["work_order_id"], done_by_other["task_name"], done_by_other["value"]),
+            (plain["work_order_id"], plain["task_name"], plain["value"]),
+        ],
+        columns=["work_order_id", "task_name", "corrected_value"],
+    )
+    campaign = dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl")
+    assert list(campaign.preview()["action"]) == [
+        "skip: already that value",
+        "skip: already that value",
+        "apply",
+        "apply",
+    ]
+    # someone else, after the preview
+    dfs.correct(reader, fixed["work_order_id"], fixed["task_id"], fixed["value"])
+    dfs.correct(
+        reader, done_by_other["work_order_id"], done_by_other["task_id"], done_by_other["value"]
+    )
+    counts = corrections(sim)
+
+    result = campaign.apply()
+
+    assert list(result["status"]) == ["applied", "skipped", "skipped", "applied"], result
+    assert list(result["detail"].iloc[1:3]) == ["already that value", "already that value"]
+    now = corrections(sim)
+    assert now[(fixed["work_order_id"], fixed["task_id"])] == 2  # the other user's, then ours
+    assert now[(done_by_other["work_order_id"], done_by_other["task_id"])] == 1  # theirs only
+    assert now[(plain["work_order_id"], plain["task_id"])] == 1
+    assert sum(now.values()) == sum(counts.values()) + 2
+    assert campaign.verify().empty
+    server = task_named(reader.get_work_order(fixed["work_order_id"]), fixed["task_name"])
+    assert same(server["state"]["corrected_value"], fixed["current"])
+
+
+def test_thousands_of_conflicting_or_duplicate_rows_validate_correctly(
+    sim, client, reader, tmp_path: Path
+) -> None:
+    """8,000 rows planning two values for one task all conflict, with a short message each
+    (the check is linear in the rows); 3,000 rows planning one value (in its different forms)
+    for another task are one correction."""
+    wo = complete_work_order(reader)
+    boolean = task_named(wo, "cables_ranges")
+    number = task_named(wo, "nombre_connecteurs")
+    conflicting = [
+        (wo["id"], "cables_ranges", value) for value in [True, "false", "Conforme"] * 2666
+    ] + [(wo["id"], "cables_ranges", False)] * 2
+    assert len(conflicting) == 8000
+    duplicates = [(wo["id"], "nombre_connecteurs", value) for value in (7, "7", 7.0)] * 1000
+    plan = pd.DataFrame(
+        conflicting + duplicates, columns=["work_order_id", "task_name", "corrected_value"]
+    )
+    campaign = dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl")
+
+    problems = campaign.validate()
+
+    assert list(problems["row"]) == list(range(8000))
+    messages = set(problems["problem"])
+    assert len(messages) == 1, messages
+    message = messages.pop()
+    assert message.startswith("conflicting rows for task 'cables_ranges': 8000 rows plan 2")
+    assert "True in row 0" in message and "False in row 1" in message
+    assert len(message) < 300
+    assert problems["problem"].str.len().sum() < 8000 * 300  # linear, not quadratic
+
+    preview = campaign.preview().set_index("row")
+    actions = preview.loc[8000:, "action"]
+    assert actions.iloc[0] in ("apply", "skip: already that value")
+    assert (actions.iloc[1:] == "skip: duplicate of row 8000").all()
+    assert preview.loc[8000, "task_id"] == number["id"]
+    assert (preview.loc[:7999, "task_id"] == boolean["id"]).all()
+    with pytest.raises(dfs.CampaignValidationError, match="8000 problem"):
+        campaign.apply()
+    assert patches(sim) == 0
+
+
 # --------------------------------------------------------------------------------------------
 # resuming: outcomes in doubt are checked, never re-sent blindly
 # --------------------------------------------------------------------------------------------

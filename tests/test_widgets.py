@@ -170,6 +170,35 @@ def test_campaign_panel_needs_preview_and_confirmation(client, sim, tmp_path: Pa
     assert panel.confirm.value is False and panel.apply_button.disabled  # one click, one run
     assert sorted(sim.correction_counts().values()) == [1, 1, 1, 1]
     assert str((tmp_path / "j.jsonl").resolve()) in panel.journal.value
+    # verified on the server after applying
+    assert panel.mismatches is not None and panel.mismatches.empty
+    assert "Verified: the server has every planned value" in panel.status.value
+    assert "every planned value" in panel.verify_html.value
+
+
+def test_campaign_panel_shows_what_differs_after_applying(client, sim, tmp_path: Path) -> None:
+    tasks = dfs.load_tasks(client)
+    picked = tasks[(tasks["task_name"] == "cables_ranges") & tasks["analyzed"]].head(3)
+    plan = pd.DataFrame(
+        {
+            "work_order_id": picked["work_order_id"].astype(str),
+            "task_name": "cables_ranges",
+            "corrected_value": [not bool(v) for v in picked["value"]],
+        }
+    )
+    panel = widgets.CampaignPanel(dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl"))
+    panel.preview_button.click()
+    gone = str(picked["work_order_id"].iloc[1])
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as other:
+        other.delete_work_order(gone)  # by someone else, between the preview and the run
+    panel.confirm.value = True
+    panel.apply_button.click()
+    assert panel.last_error is None, panel.status.value
+    assert list(panel.results["status"]) == ["applied", "failed", "applied"]
+    assert list(panel.mismatches["work_order_id"]) == [gone]
+    assert "1 row(s) differ from the plan" in panel.status.value
+    assert "color:#b00020" in panel.status.value
+    assert gone in panel.verify_html.value
 
 
 def test_campaign_panel_with_problems_cannot_apply(client, sim, tmp_path: Path) -> None:
