@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import os
 import re
 import shutil
@@ -216,6 +217,15 @@ def test_report_states_as_of_and_no_filters(tmp_path) -> None:
     line = data_line(path.read_text(encoding="utf-8"))
     assert "<code>s3://bucket/dfs</code>" in line and "version 3" in line
     assert "filters: none" in line and line.endswith("; as of 3.")
+
+
+def test_report_of_loaded_tasks_names_their_dataset_version(sim_report, sim_tasks) -> None:
+    source = sim_tasks.attrs.get("dfs_provenance")
+    assert source, "load_tasks records where its rows come from"
+    line = data_line(sim_report.read_text(encoding="utf-8"))
+    assert f"<code>{html.escape(str(source['dataset']))}</code>" in line
+    assert f"version {source['version']};" in line
+    assert dfs.audit.summary(sim_tasks)["provenance"] == source
 
 
 def test_report_says_when_the_frame_has_no_provenance(tmp_path) -> None:
