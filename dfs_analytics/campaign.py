@@ -6,6 +6,9 @@
 >>> campaign.apply()        # concurrent, journaled; run it again to resume
 >>> campaign.verify()       # rows whose server state differs from the plan
 
+The preview is what the server held when it was read; :meth:`Campaign.apply` decides each row
+again from the task's state read right before sending it (someone may have changed it since).
+
 A plan is a DataFrame or a CSV file with ``work_order_id``, ``task_name`` (or ``task_id``) and
 ``corrected_value`` (a value, its string form, or a verdict sentence such as "OK").
 
@@ -18,6 +21,10 @@ was lost, the server failed, or the process died) is checked against the server'
 before anything is re-sent: the platform records every accepted correction call on the work
 order's timeline, so a blind re-send would be a visible duplicate. Throttling and server errors
 are retried; permanent failures (the server refusing the value) are reported, never dropped.
+
+A new journal file is created owner-only (0600) and its folder fsync'ed. A journal holding
+anything but records (and the torn line a crash may leave) raises :class:`JournalError`, naming
+the file and the line, before anything is sent.
 """
 
 from __future__ import annotations
