@@ -9,7 +9,7 @@ from . import audit
 from ._version import __version__ as __version__
 from .actions import CallbackReceiver, InvalidCorrectionError, analyze, correct, reanalyze
 from .audit import agreement, confusion, drift, override_rates, sample
-from .campaign import Campaign, CampaignValidationError
+from .campaign import Campaign, CampaignValidationError, JournalError
 from .client import Client, IncompleteDataWarning
 from .config import Settings, site_base_url
 from .connect import connect
@@ -74,6 +74,7 @@ __all__ = [
     "IncompleteDataError",
     "IncompleteDataWarning",
     "InvalidCorrectionError",
+    "JournalError",
     "NotADatasetError",
     "NotFoundError",
     "OfflineCacheMiss",

@@ -22,11 +22,13 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 import urllib.parse
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import date, datetime, timezone
@@ -247,6 +249,8 @@ class Client:
         self._local = threading.local()
         self.cache_dir = s.cache_dir
         if self.cache_dir is not None:
+            if s.cache is not None and not s.cache.exists():
+                _private_dir(s.cache)  # the cache root too, whatever the umask
             _private_dir(self.cache_dir)
             http_cache = self.cache_dir / "http.sqlite"
             _private_file(http_cache)
@@ -318,9 +322,10 @@ class Client:
         with _TEMP_LOCK:
             temp = getattr(self, "_temp_dataset", None)
             if temp is None:
-                temp = tempfile.TemporaryDirectory(prefix="dfs-dataset-")
+                temp = tempfile.mkdtemp(prefix="dfs-dataset-")
                 self._temp_dataset = temp
-            return os.path.join(temp.name, "dataset")
+                weakref.finalize(self, shutil.rmtree, temp, ignore_errors=True)
+            return os.path.join(temp, "dataset")
 
     @property
     def dataset_is_private(self) -> bool:

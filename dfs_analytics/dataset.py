@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -133,6 +134,25 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _json_array(values: Iterable[Any]) -> pa.Array:
+    """A column of Python values as JSON text, encoding each distinct scalar once."""
+    memo: dict[tuple[type, Any], str | None] = {}
+    out: list[str | None] = []
+    for v in values:
+        if isinstance(v, (str, bool, int, float)) or v is None:
+            key = (type(v), v)
+            text = memo.get(key, _MISSING)
+            if text is _MISSING:
+                text = memo[key] = _json(v)
+            out.append(text)  # type: ignore[arg-type]
+        else:
+            out.append(_json(v))
+    return pa.array(out, type=pa.string())
+
+
+_MISSING: Any = object()
+
+
 def month_of(dates: pd.Series) -> np.ndarray:
     """``YYYY-MM`` of each UTC date (``none`` where missing): the partition value."""
     out = dates.dt.strftime("%Y-%m").astype(object).to_numpy().copy()
@@ -150,7 +170,7 @@ def to_arrow(table: str, frame: pd.DataFrame, months: Sequence[str] | np.ndarray
     for col in SPECS[table]:
         series = frame[col.name] if col.name in frame else pd.Series([None] * n, dtype=object)
         if col.kind == "object":
-            arrays.append(pa.array([_json(v) for v in series], type=pa.string()))
+            arrays.append(_json_array(series))
         elif col.kind == "category":
             arrays.append(pa.array(series.astype(object).where(series.notna(), None), pa.string()))
         else:
@@ -195,11 +215,29 @@ def _decode_json(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
+def _categorical(arr: pa.ChunkedArray) -> pd.Categorical:
+    """Strings as a categorical with sorted categories (as ``normalize`` builds them),
+    hashing each distinct string once, in Arrow."""
+    whole = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if len(whole) == 0 or whole.null_count == len(whole):
+        return pd.Categorical([None] * len(whole))
+    enc = whole.dictionary_encode()
+    words = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(words, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    idx = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = np.where(idx < 0, -1, rank[np.where(idx < 0, 0, idx)])
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(words[order])))
+
+
 def _column(arr: pa.ChunkedArray, kind: str) -> Any:
     if kind == "object":
         return _decode_json(arr)
     if kind == "category":
-        return pd.Categorical(arr.to_pandas())
+        return _categorical(arr)
+    if kind == "text":  # a categorical read as plain strings (Dask partitions)
+        return arr.to_pandas().astype("str")
     if kind == "string":
         return arr.to_pandas().astype("string")
     if kind == "datetime":
@@ -213,7 +251,13 @@ def _column(arr: pa.ChunkedArray, kind: str) -> Any:
     raise ValueError(kind)
 
 
-def from_arrow(table: str, data: pa.Table, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def from_arrow(
+    table: str,
+    data: pa.Table,
+    columns: Sequence[str] | None = None,
+    *,
+    categories: bool = True,
+) -> pd.DataFrame:
     """Stored rows of ``table`` as the loaders' frame: the spec's columns with their dtypes,
     then extra keys in name order (or only ``columns``, in that order)."""
     spec = SPECS[table]
@@ -222,10 +266,13 @@ def from_arrow(table: str, data: pa.Table, columns: Sequence[str] | None = None)
     for col in spec:
         if columns is not None and col.name not in columns:
             continue
+        kind = col.kind if categories or col.kind != "category" else "text"
         if col.name in data.column_names:
-            out[col.name] = _column(data.column(col.name), col.kind)
+            out[col.name] = _column(data.column(col.name), kind)
         else:  # written by an older spec: the column is missing, so it is null
-            out[col.name] = normalize._convert([None] * n, col.kind)
+            out[col.name] = normalize._convert([None] * n, "string" if kind == "text" else kind)
+            if kind == "text":
+                out[col.name] = pd.Series([None] * n, dtype="str")
     if EXTRA in data.column_names:
         raw = data.column(EXTRA)
         if raw.null_count < n:
@@ -414,14 +461,24 @@ class Dataset:
     # -- versions -----------------------------------------------------------------------------
 
     def _syncs(self) -> pd.DataFrame:
-        dt = self._table("syncs")
+        """The version table (cached until the table moves on; callers must not change it)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        dt = cache.get("syncs_dt")
         try:
+            if dt is None:
+                dt = cache["syncs_dt"] = self._table("syncs")
+            else:
+                dt.update_incremental()
+            if cache.get("syncs_version") == dt.version():
+                return cache["syncs"]
             frame = dt.to_pyarrow_table().to_pandas()
         except (OSError, pa.ArrowException, DeltaError) as exc:
             raise DatasetCorruptError(
                 f"{self._uri('syncs')}: cannot read the version table ({_short(exc)})."
             ) from None
-        return frame.sort_values("version", ignore_index=True)
+        frame = frame.sort_values("version", ignore_index=True)
+        cache["syncs"], cache["syncs_version"] = frame, dt.version()
+        return frame
 
     @property
     def version(self) -> int | None:
@@ -433,7 +490,7 @@ class Dataset:
         """One row per version, oldest first: ``version, time, filters, listed, fetched,
         updated, deleted, timelines, requests, seconds, complete`` (``complete``: the sync's
         last commit) and each table's own Delta version."""
-        syncs = self._syncs()
+        syncs = self._syncs().copy()
         syncs["filters"] = [json.loads(f) if f else {} for f in syncs["filters"]]
         return syncs
 
@@ -490,13 +547,19 @@ class Dataset:
         version = self.table_versions(as_of)[table]
         if version is None:
             return None
+        cache = self.__dict__.setdefault("_cache", {})
+        key = ("arrow", table, version)
+        if key in cache:
+            return cache[key]
         dt = self._table(table, version)
         try:
-            return dt.to_pyarrow_dataset()
+            data = dt.to_pyarrow_dataset()
         except (DeltaError, OSError, ValueError, pa.ArrowException) as exc:
             raise DatasetCorruptError(
                 f"{self._uri(table)}: cannot list its files ({_short(exc)})."
             ) from None
+        cache[key] = data
+        return data
 
     def _scan(
         self,
@@ -673,13 +736,15 @@ class Dataset:
         return list(self._table(table, version).file_uris())
 
     def to_dask(self, name: str, as_of: Any = None, columns: Sequence[str] | None = None) -> Any:
-        """A Dask DataFrame over the table's current files (one partition per file), with
-        the dtypes of the pandas frames (value columns decoded from JSON)."""
+        """A Dask DataFrame over the table's files at ``as_of`` (one partition per file), with
+        the columns of the pandas frames: value columns decoded from JSON, categorical
+        columns as plain strings (partitions would not share their categories). The audit
+        functions (``override_rates``, ``confusion``, ``drift``) accept it."""
         import dask.dataframe as dd
 
         _check_table(name)
         files = self.files(name, as_of)
-        meta = from_arrow(name, arrow_schema(name).empty_table(), columns)
+        meta = from_arrow(name, arrow_schema(name).empty_table(), columns, categories=False)
         if not files:
             return dd.from_pandas(meta, npartitions=1)
         read_cols = None if columns is None else [*columns, POS, EXTRA]
@@ -708,8 +773,7 @@ def _read_file(
     import pyarrow.parquet as pq
 
     data = pq.read_table(uri, columns=list(read_cols) if read_cols else None)
-    frame = from_arrow(table, data, columns)
-    return frame
+    return from_arrow(table, data, columns, categories=False)
 
 
 def _sort_keys(table: str) -> list[str]:
@@ -729,15 +793,23 @@ def _sorted(table: str, data: pa.Table, order_of: Mapping[str, int] | None) -> p
     if table == "timeline" and order_of is not None:
         rank = pc.index_in(data.column("work_order_id"), pa.array(list(order_of), pa.string()))
         data = data.append_column("_rank", rank)
-        data = data.sort_by([("_rank", "ascending"), (POS, "ascending")])
+        data = _sort(data, [("_rank", "ascending"), (POS, "ascending")])
         return data.drop_columns(["_rank"])
     if table == "timeline":
-        return data.sort_by([("work_order_id", "ascending"), (POS, "ascending")])
+        return _sort(data, [("work_order_id", "ascending"), (POS, "ascending")])
     if table == "task_groups":
         return data.sort_by([(POS, "ascending")])
-    return data.sort_by(
-        [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
+    return _sort(
+        data, [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
     )
+
+
+def _sort(data: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
+    """``data.sort_by(keys)``, without moving any data when it is already in order."""
+    indices = pc.sort_indices(data.select([k for k, _ in keys]), sort_keys=keys)
+    if np.array_equal(indices.to_numpy(), np.arange(data.num_rows)):
+        return data
+    return data.take(indices)
 
 
 def _plain_filter(value: Any) -> Any:
@@ -848,13 +920,19 @@ class Writer:
                     f"cannot create the dataset folder {local} ({exc.strerror}); choose a "
                     "writable path with Client(dataset=...) or DFS_DATASET."
                 ) from None
-            if not os.access(local, os.W_OK):
+            try:  # a real write: permissions, read-only mounts, full disks all show here
+                fd, probe = tempfile.mkstemp(dir=local, prefix=".dfs-write-probe-")
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
                 raise ReadOnlyDatasetError(
-                    f"the dataset at {local} is read-only for this user: read it with "
+                    f"the dataset at {local} is read-only here ({exc.strerror}): read it with "
                     "dfs.open_dataset(path), or sync into a writable path "
                     "(Client(dataset=...) or DFS_DATASET)."
-                )
+                ) from None
         self.dataset = self._open_or_create()
+        if self.dataset.schema_version != SCHEMA_VERSION:
+            self._rebuild()
 
     def _open_or_create(self) -> Dataset:
         probe = Dataset.__new__(Dataset)
@@ -890,11 +968,24 @@ class Writer:
                 f"the dataset at {self.location} holds {ds.site}, not {self.site}: a dataset "
                 "belongs to one site. Use another path for this site (Client(dataset=...))."
             )
-        if ds.schema_version != SCHEMA_VERSION:
-            # written by another release: its rows are re-read from the server into tables
-            # overwritten with the current schema (older versions stay readable with as_of)
-            self.reset = set(TABLES)
         return ds
+
+    def _rebuild(self) -> None:
+        """A dataset written by another release (another schema version): one version that
+        empties every table under the current schema, so the next sync reads everything
+        again. Older versions stay readable with ``as_of``."""
+        ds = self.dataset
+        old = ds.schema_version
+        with _commit_lock(self.location):
+            ds._identity = ds._read_identity()  # another process may have rebuilt it
+            if ds.schema_version == SCHEMA_VERSION:
+                return
+            present = [t for t in TABLES if ds._exists(t)]
+            self.reset = set(present)
+            self._commit(
+                {t: (None, []) for t in present},
+                {"filters": {"rebuilt_from_schema_version": old}, "complete": False},
+            )
 
     def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
         description = kw.pop("description", None)
@@ -923,14 +1014,15 @@ class Writer:
 
     def commit(
         self,
-        changes: Mapping[str, tuple[pa.Table | None, Sequence[str]]],
+        changes: Mapping[str, tuple[Any, ...]],
         stats: Mapping[str, Any],
     ) -> int:
         """Write one batch and record it as a new dataset version; returns that version.
 
-        ``changes`` maps a table to (rows, work order ids): the stored rows of those work
-        orders are replaced by ``rows`` (None or empty: deleted). ``task_groups`` is replaced
-        whole. Conflicting concurrent commits are retried.
+        ``changes`` maps a table to (rows, work order ids[, months]): the stored rows of those
+        work orders are replaced by ``rows`` (None or empty: deleted); ``months``, when
+        given, are the partitions the stored rows can be in besides the rows' own.
+        ``task_groups`` is replaced whole. Conflicting concurrent commits are retried.
         """
         with _commit_lock(self.location):
             for attempt in range(5):
@@ -944,12 +1036,12 @@ class Writer:
 
     def _commit(
         self,
-        changes: Mapping[str, tuple[pa.Table | None, Sequence[str]]],
+        changes: Mapping[str, tuple[Any, ...]],
         stats: Mapping[str, Any],
     ) -> int:
         ds = self.dataset
-        for table, (rows, ids) in changes.items():
-            self._replace(table, rows, ids)
+        for table, change in changes.items():
+            self._replace(table, *change)
         versions = {}
         for t in TABLES:
             versions[f"{t}_version"] = (
@@ -974,15 +1066,13 @@ class Writer:
             **versions,
         }
         data = pa.Table.from_pylist([row], schema=_SYNCS_SCHEMA)
-        if ds.schema_version != SCHEMA_VERSION and not self.reset:
-            self._write(
-                "syncs",
-                data,
-                mode="append",
-                description=Identity(self.site, SCHEMA_VERSION).description(),
-                schema_mode="merge",
-            )
-            ds._identity = Identity(self.site, SCHEMA_VERSION)
+        if ds.schema_version != SCHEMA_VERSION:
+            self._write("syncs", data, mode="append", schema_mode="merge")
+            identity = Identity(self.site, SCHEMA_VERSION)
+            DeltaTable(
+                ds._uri("syncs"), storage_options=self.storage_options
+            ).alter.set_table_description(identity.description())
+            ds._identity = identity
         else:
             self._write("syncs", data, mode="append")
         if self.private:
@@ -991,7 +1081,13 @@ class Writer:
                 _private_tree(local)
         return version
 
-    def _replace(self, table: str, rows: pa.Table | None, ids: Sequence[str]) -> None:
+    def _replace(
+        self,
+        table: str,
+        rows: pa.Table | None,
+        ids: Sequence[str],
+        months: Iterable[str] | None = None,
+    ) -> None:
         ds = self.dataset
         exists = ds._exists(table)
         empty = rows is None or rows.num_rows == 0
@@ -1026,17 +1122,23 @@ class Writer:
                 partition_by=_part(table),
             )
             return
-        stored = self._stored_ids(table, ids)
+        if months is not None and rows is not None:
+            months = set(months) | set(rows.column(PARTITION).to_pylist())
+        stored, found_in = self._stored_ids(table, ids, months)
         if not stored:
             if not empty:
                 self._write(table, rows, mode="append", partition_by=_part(table))
             return
-        predicate = _in_predicate("work_order_id", sorted(stored))
+        where = set(found_in)
+        if rows is not None:
+            where |= set(rows.column(PARTITION).to_pylist())
+        in_months = _in_predicate(PARTITION, sorted(where)) + " AND "
         if empty:
             dt = DeltaTable(ds._uri(table), storage_options=self.storage_options)
+            predicate = in_months + _in_predicate("work_order_id", sorted(stored))
             dt.delete(predicate, writer_properties=_WRITER_PROPS)
             return
-        predicate = _in_predicate("work_order_id", sorted(set(ids)))
+        predicate = in_months + _in_predicate("work_order_id", sorted(set(ids)))
         self._write(table, rows, mode="overwrite", predicate=predicate, partition_by=_part(table))
 
     def stored_table(self, table: str) -> pa.Table | None:
@@ -1059,15 +1161,22 @@ class Writer:
         )
         return data.select(arrow_schema(table).names).cast(arrow_schema(table))
 
-    def _stored_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+    def _stored_ids(
+        self, table: str, ids: Sequence[str], months: Iterable[str] | None
+    ) -> tuple[set[str], set[str]]:
+        """Which of ``ids`` the table holds, and in which partitions (only ``months`` are
+        searched when given: a work order's month never changes)."""
         if not ids:
-            return set()
+            return set(), set()
         dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
-        found = dt.to_pyarrow_dataset().to_table(
-            columns=["work_order_id"],
-            filter=pc.field("work_order_id").isin(pa.array(list(ids), pa.string())),
+        expr = pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
+        if months is not None:
+            expr = pc.field(PARTITION).isin(pa.array(sorted(months), pa.string())) & expr
+        found = dt.to_pyarrow_dataset().to_table(columns=["work_order_id", PARTITION], filter=expr)
+        return (
+            set(found.column("work_order_id").to_pylist()),
+            set(found.column(PARTITION).to_pylist()),
         )
-        return set(found.column("work_order_id").to_pylist())
 
     def optimize(self) -> None:
         """Compact the small files that batch commits leave (not a new dataset version: the

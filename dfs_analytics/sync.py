@@ -45,7 +45,8 @@ from .errors import ConfigurationError, IncompleteDataError, NotFoundError, Offl
 
 BATCH = 1000  # work orders per commit, at most
 BATCH_SECONDS = 2.0  # seconds of work per commit, at most
-SYNC_PAGE = 250  # list page size of a sync: small pages keep memory bounded
+SYNC_PAGE = 100  # list page size of a sync: small pages keep memory bounded
+CHUNK = 100  # work orders parsed into Arrow rows at a time
 PROBE_SIZE = 10
 COMPACT_FILES = 64  # compact once the tables hold more data files than this
 
@@ -182,58 +183,87 @@ def work_order_tables(
 
 
 class _Committer:
-    """Collects changed work orders and commits them in batches (each a dataset version)."""
+    """Collects changed work orders and commits them in batches (each a dataset version).
+
+    Records are turned into Arrow rows every ``CHUNK`` work orders, so a batch is held as
+    compact columns, not as parsed JSON.
+    """
 
     def __init__(self, w: store.Writer, result: SyncResult, client: Client, stats: dict) -> None:
         self.w, self.result, self.client, self.stats = w, result, client, stats
         self.records: list[dict[str, Any]] = []
         self.timeline_at: dict[str, pd.Timestamp | None] = {}
+        self.ids: list[str] = []
+        self.tables: list[tuple[pa.Table, pa.Table]] = []
         self.new = 0
         self.changed = 0
         self.deleted: list[str] = []
         self.started = time.monotonic()
         self.synced_at = time.time()
         self.requests0 = client.requests_sent
+        self.months: dict[str, str] = {}  # stored work order id -> its partition
+
+    def pending(self) -> int:
+        return len(self.ids) + len(self.deleted)
+
+    def holds(self, wo_id: str) -> bool:
+        return wo_id in self.timeline_at
 
     def add(self, record: dict[str, Any], is_new: bool, timeline_at: pd.Timestamp | None) -> None:
+        if record["id"] in self.timeline_at:  # listed twice in one batch: keep the newest
+            self._flush()
+            self.commit()
         self.records.append(record)
+        self.ids.append(record["id"])
         self.timeline_at[record["id"]] = timeline_at
         if is_new:
             self.new += 1
         else:
             self.changed += 1
+        if len(self.records) >= CHUNK:
+            self._flush()
         self.maybe_commit()
+
+    def _flush(self) -> None:
+        if self.records:
+            self.tables.append(work_order_tables(self.records, self.synced_at, self.timeline_at))
+            self.records = []
 
     def delete(self, wo_id: str) -> None:
         self.deleted.append(wo_id)
         self.maybe_commit()
 
     def maybe_commit(self) -> None:
-        size = len(self.records) + len(self.deleted)
+        size = self.pending()
         if size >= BATCH or (size and time.monotonic() - self.started >= BATCH_SECONDS):
             self.commit()
 
     def commit(self, complete: bool = False) -> None:
         """Write what was collected as one dataset version (nothing collected: nothing)."""
-        if not self.records and not self.deleted:
+        if not self.pending():
             return
-        ids = [r["id"] for r in self.records]
-        gone = list(self.deleted)
-        changes: dict[str, tuple[pa.Table | None, list[str]]] = {}
-        if self.records:
-            wo, tasks = work_order_tables(self.records, self.synced_at, self.timeline_at)
-            changes["work_orders"] = (wo, ids + gone)
-            changes["tasks"] = (tasks, ids + gone)
+        self._flush()
+        ids, gone = list(self.ids), list(self.deleted)
+        # partitions where stored rows of these work orders can be (a month never changes)
+        months = {self.months[i] for i in gone if i in self.months}
+        if any(i not in self.months for i in gone):
+            months = None
+        changes: dict[str, tuple[Any, ...]] = {}
+        if self.tables:
+            wo = pa.concat_tables([t[0] for t in self.tables])
+            tasks = pa.concat_tables([t[1] for t in self.tables])
+            changes["work_orders"] = (wo, ids + gone, months)
+            changes["tasks"] = (tasks, ids + gone, months)
         else:
-            changes["work_orders"] = (None, gone)
-            changes["tasks"] = (None, gone)
+            changes["work_orders"] = (None, gone, months)
+            changes["tasks"] = (None, gone, months)
         if gone:
-            changes["timeline"] = (None, gone)
+            changes["timeline"] = (None, gone, months)
         self._write(changes, complete=complete)
         self.result.fetched += self.new
         self.result.updated += self.changed
         self.result.deleted += len(gone)
-        self.records, self.timeline_at, self.deleted = [], {}, []
+        self.records, self.timeline_at, self.deleted, self.ids, self.tables = [], {}, [], [], []
         self.new = self.changed = 0
         self.started = time.monotonic()
 
@@ -251,12 +281,31 @@ class _Committer:
         }
         self.result.version = self.w.commit(changes, stats)
         self.result.commits += 1
+        _trim()
         self.requests0 = self.client.requests_sent
 
 
 # --------------------------------------------------------------------------------------------
 # sync
 # --------------------------------------------------------------------------------------------
+
+
+def _trim() -> None:
+    """Give freed memory back to the system after a batch (glibc keeps it otherwise, and the
+    peak would grow with the number of batches)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def _bar(client: Client, progress: bool | None, total: int | None, desc: str) -> tqdm:
@@ -303,6 +352,7 @@ def sync(
     stats = {"filters": result.filters, "with_timelines": timelines}
     committer = _Committer(w, result, client, stats)
     index = ds.index(**local)
+    committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
     stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
     synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
     marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
@@ -405,7 +455,9 @@ def _refresh(
         since = (
             {**params, "updated_after": to_api_date(cursor.to_pydatetime())} if cursor else params
         )
-        for items, _ in client.iter_pages("work-orders/", {**since, "page_size": _page(client)}):
+        for items, _ in client.iter_pages(
+            "work-orders/", {**since, "page_size": _page(client)}, window=_window(client)
+        ):
             for record in items:
                 if isinstance(record, dict):
                     consider(record)
@@ -426,7 +478,7 @@ def _reread(
 ) -> None:
     """Read work orders one by one (written by this client, or no longer listed): 404 means
     deleted."""
-    todo = [i for i in ids if i in stored and not any(r["id"] == i for r in committer.records)]
+    todo = [i for i in ids if i in stored and not committer.holds(i)]
     if not todo:
         return
 
@@ -450,6 +502,11 @@ def _page(client: Client) -> int:
     return min(client.settings.page_size, SYNC_PAGE)
 
 
+def _window(client: Client) -> int:
+    """List pages in flight at once: enough to hide latency, few enough to bound memory."""
+    return max(1, min(client.settings.max_workers, 8))
+
+
 def _full_walk(
     client: Client,
     params: dict[str, Any],
@@ -468,7 +525,7 @@ def _full_walk(
         committer.synced_at = time.time()
         with _bar(client, progress, None, "work orders") as bar:
             for items, n in client.iter_pages(
-                "work-orders/", {**params, "page_size": _page(client)}
+                "work-orders/", {**params, "page_size": _page(client)}, window=_window(client)
             ):
                 if n is not None and bar.total != n:
                     bar.total = n
@@ -526,20 +583,35 @@ def _sync_timelines(
         _bar(client, progress, len(todo), "timelines") as bar,
         ThreadPoolExecutor(client.settings.max_workers) as pool,
     ):
-        batch: dict[str, list[dict[str, Any]]] = {}
+        batch: list[pa.Table] = []
+        batch_ids: list[str] = []
         started = time.monotonic()
-        for chunk in _chunks(todo, BATCH):
+        for chunk in _chunks(todo, CHUNK):
+            fetched: dict[str, list[dict[str, Any]]] = {}
             for wo_id, events in pool.map(one, chunk):
                 bar.update(1)
                 if events is None:
                     committer.delete(wo_id)
-                    continue
-                batch[wo_id] = events
-                if len(batch) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
-                    _commit_timelines(w, committer, batch, months, updates)
-                    batch, started = {}, time.monotonic()
-        _commit_timelines(w, committer, batch, months, updates)
+                else:
+                    fetched[wo_id] = events
+            if fetched:
+                batch.append(_timeline_rows(fetched, months))
+                batch_ids.extend(fetched)
+            if len(batch_ids) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
+                _commit_timelines(w, committer, batch, batch_ids, updates)
+                batch, batch_ids, started = [], [], time.monotonic()
+        _commit_timelines(w, committer, batch, batch_ids, updates)
     committer.commit()
+
+
+def _timeline_rows(
+    timelines: Mapping[str, list[dict[str, Any]]], months: Mapping[str, str]
+) -> pa.Table:
+    frame = normalize.timeline_frame(timelines)
+    frame[store.POS] = _positions(frame["work_order_id"].astype(object))
+    return store.to_arrow(
+        "timeline", frame, [months[i] for i in frame["work_order_id"].astype(object)]
+    )
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
@@ -550,18 +622,15 @@ def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
 def _commit_timelines(
     w: store.Writer,
     committer: _Committer,
-    batch: Mapping[str, list[dict[str, Any]]],
-    months: Mapping[str, str],
+    batch: list[pa.Table],
+    ids: list[str],
     updates: Mapping[str, Any],
 ) -> None:
-    if not batch:
+    """One version: the timelines' rows, and their work orders marked as read at the
+    ``update_date`` they were listed with."""
+    if not ids:
         return
-    ids = list(batch)
-    frame = normalize.timeline_frame(batch)
-    frame[store.POS] = _positions(frame["work_order_id"].astype(object))
-    rows = store.to_arrow(
-        "timeline", frame, [months[i] for i in frame["work_order_id"].astype(object)]
-    )
+    rows = pa.concat_tables(batch)
     wo_rows = w.stored_rows("work_orders", ids)
     marks = [updates.get(i) for i in wo_rows.column("work_order_id").to_pylist()]
     col = wo_rows.schema.get_field_index(store.TIMELINE_AT)
@@ -573,11 +642,12 @@ def _commit_timelines(
     stats = {**committer.stats, "timelines": len(ids), "complete": False}
     stats["requests"] = committer.client.requests_sent - committer.requests0
     committer.result.version = w.commit(
-        {"timeline": (rows, ids), "work_orders": (wo_rows, ids)}, stats
+        {"timeline": (rows, ids, set()), "work_orders": (wo_rows, ids, set())}, stats
     )
     committer.requests0 = committer.client.requests_sent
     committer.result.commits += 1
     committer.result.timelines += len(ids)
+    _trim()
 
 
 def sync_ids(

@@ -1,0 +1,197 @@
+"""A site at scale: sync throughput, peak memory, refresh cost and out-of-core reads.
+
+For each size (10,000 and 20,000 work orders by default; zero latency, the simulator in its
+own process), each step runs in a fresh Python process so its peak RSS is its own:
+
+- ``cold``: ``dfs.sync(client, timelines=True)`` into an empty dataset (work orders, tasks
+  and every timeline): seconds, work orders per second, peak RSS;
+- ``unchanged``: a new client with nothing changed on the server, ``load_tasks`` +
+  ``load_timeline`` (the full frames back): seconds and share of cold;
+- ``changed_1pct``: the same after another client changed 1% of the work orders;
+- ``naive_frames``: for comparison, the same two frames the way a user would keep them
+  without the toolkit (pickled pandas frames re-read from disk are out: they run code), so
+  the comparison is the cold load itself.
+
+Then, once: override rates per task over 2 million task rows (the 20,000-work-order tasks
+table repeated), through DuckDB over the dataset's files, beside pandas on the same frame.
+
+Targets: peak RSS of the cold sync under 400 MB at 20,000, and under 25% growth from 10,000
+to 20,000; unchanged at most 3% of cold; 1% changed at most 5% of cold.
+Prints one JSON object. Usage: ``python benchmarks/bench_scale.py [--sizes 10000 20000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+
+def _child(step: str, base_url: str, api_key: str, cache: str, fraction: float) -> None:
+    """One measured step, in its own process; prints a JSON line."""
+    import dfs_analytics as dfs
+
+    client = dfs.Client(base_url, api_key=api_key, cache=cache, progress=False)
+    out: dict[str, Any] = {"step": step}
+    start = time.perf_counter()
+    if step == "cold":
+        res = dfs.sync(client, timelines=True)
+        out.update(
+            listed=res.listed, commits=res.commits, requests=res.requests, version=res.version
+        )
+    elif step in ("unchanged", "changed_1pct"):
+        tasks = dfs.load_tasks(client)
+        timeline = dfs.load_timeline(client)
+        out.update(task_rows=len(tasks), timeline_rows=len(timeline))
+    elif step == "change":
+        other = dfs.Client(base_url, api_key=api_key, cache=None, progress=False)
+        ids = dfs.open_dataset(client).work_orders(columns=["work_order_id"])["work_order_id"]
+        picked = list(ids[:: max(1, int(1 / fraction))])
+        for n, wo_id in enumerate(picked):
+            other.patch_metadata(wo_id, {"bench_scale": n})
+        out.update(changed=len(picked))
+    out["seconds"] = time.perf_counter() - start
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def _run(step: str, sim: Any, cache: str, fraction: float = 0.01) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        step,
+        sim.base_url,
+        sim.api_key,
+        cache,
+        str(fraction),
+    ]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _duckdb_vs_pandas(cache: str, base_url: str, api_key: str, rows: int) -> dict[str, Any]:
+    import deltalake
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    import dfs_analytics as dfs
+
+    client = dfs.Client(base_url, api_key=api_key, cache=cache, progress=False)
+    src = dfs.open_dataset(client).arrow_dataset("tasks")
+    assert src is not None
+    base = src.to_table()
+    copies = []
+    n = 0
+    while n < rows:
+        suffix = f"-{len(copies)}"
+        ids = pc.binary_join_element_wise(base.column("work_order_id"), pa.scalar(suffix), "")
+        copies.append(base.set_column(0, "work_order_id", ids))
+        n += base.num_rows
+    big = pa.concat_tables(copies).slice(0, rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        deltalake.write_deltalake(os.path.join(tmp, "tasks"), big, partition_by=["create_month"])
+        import pyarrow.dataset as pads
+
+        data = deltalake.DeltaTable(os.path.join(tmp, "tasks")).to_pyarrow_dataset()
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("tasks", data)
+        sql = (
+            "SELECT task_name, count(*) FILTER (WHERE is_corrected IS NOT NULL AND reviewed) "
+            "AS n, count(*) FILTER (WHERE is_overridden AND reviewed) AS k FROM tasks "
+            "GROUP BY task_name ORDER BY task_name"
+        )
+        t = time.perf_counter()
+        duck = con.execute(sql).df()
+        duck_s = time.perf_counter() - t
+        t = time.perf_counter()
+        frame = data.to_table(columns=["task_name", "reviewed", "is_overridden"]).to_pandas()
+        read_s = time.perf_counter() - t
+        t = time.perf_counter()
+        reviewed = frame[frame["reviewed"].fillna(False).astype(bool)]
+        pand = (
+            reviewed.groupby("task_name")["is_overridden"]
+            .agg(n="size", k=lambda s: int(s.fillna(False).astype(bool).sum()))
+            .reset_index()
+        )
+        pandas_s = time.perf_counter() - t
+        del pads
+    same = duck["k"].astype(int).tolist() == pand["k"].astype(int).tolist()
+    return {
+        "task_rows": big.num_rows,
+        "duckdb_s": round(duck_s, 3),
+        "pandas_read_s": round(read_s, 3),
+        "pandas_groupby_s": round(pandas_s, 3),
+        "same_overridden_counts": same,
+    }
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 20000])
+    parser.add_argument("--duckdb-rows", type=int, default=2_000_000)
+    args = parser.parse_args()
+    from dfs_analytics.simulator import SimulatorProcess
+
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "sizes": {},
+    }
+    last_cache = None
+    for size in args.sizes:
+        with SimulatorProcess(work_orders=size, seed=7, latency=0) as sim:
+            cache = tempfile.mkdtemp(prefix="dfs-bench-scale-")
+            cold = _run("cold", sim, cache)
+            unchanged = _run("unchanged", sim, cache)
+            change = _run("change", sim, cache)
+            changed = _run("changed_1pct", sim, cache)
+            out["sizes"][size] = {
+                "cold_sync_s": round(cold["seconds"], 2),
+                "cold_work_orders_per_s": round(size / cold["seconds"], 1),
+                "cold_peak_rss_mb": round(cold["peak_rss_mb"], 1),
+                "cold_commits": cold["commits"],
+                "cold_requests": cold["requests"],
+                "unchanged_full_frames_s": round(unchanged["seconds"], 3),
+                "unchanged_share_of_cold": round(unchanged["seconds"] / cold["seconds"], 4),
+                "unchanged_peak_rss_mb": round(unchanged["peak_rss_mb"], 1),
+                "changed_work_orders": change["changed"],
+                "changed_1pct_s": round(changed["seconds"], 3),
+                "changed_1pct_share_of_cold": round(changed["seconds"] / cold["seconds"], 4),
+                "task_rows": unchanged["task_rows"],
+                "timeline_rows": unchanged["timeline_rows"],
+            }
+            if size == max(args.sizes):
+                out["duckdb_override_rates"] = _duckdb_vs_pandas(
+                    cache, sim.base_url, sim.api_key, args.duckdb_rows
+                )
+            last_cache = cache
+    sizes = sorted(out["sizes"])
+    if len(sizes) >= 2:
+        a, b = out["sizes"][sizes[0]], out["sizes"][sizes[-1]]
+        out["rss_growth_when_doubled"] = round(
+            b["cold_peak_rss_mb"] / a["cold_peak_rss_mb"] - 1, 3
+        )
+    out["targets"] = {
+        "cold_peak_rss_mb_max": 400,
+        "rss_growth_max": 0.25,
+        "unchanged_share_max": 0.03,
+        "changed_1pct_share_max": 0.05,
+    }
+    del last_cache
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
