@@ -656,8 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
             hint = ""
-        else:
-            hint = "" if isinstance(exc, DFSError) else " (--debug shows the traceback)"
+        else:  # the toolkit's own errors and OS errors say all there is to say
+            expected = isinstance(exc, (DFSError, OSError, ImportError))
+            hint = "" if expected else " (--debug shows the traceback)"
         print(f"{PROG}: error: {describe(exc)}{hint}", file=sys.stderr)
         return _exit_status(exc)
 
