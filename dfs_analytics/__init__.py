@@ -7,21 +7,26 @@
 
 from . import audit
 from ._version import __version__ as __version__
-from .actions import CallbackReceiver, InvalidCorrectionError, analyze, correct, reanalyze
+from .actions import CallbackReceiver, analyze, correct, reanalyze
 from .audit import agreement, confusion, drift, override_rates, sample
-from .campaign import Campaign, CampaignValidationError, JournalError
-from .client import Client, IncompleteDataWarning
+from .campaign import Campaign
+from .client import Client
 from .config import Settings, site_base_url
 from .connect import connect
 from .dataset import Dataset, open_dataset
 from .errors import (
     APIError,
+    AuditInputError,
     AuthenticationError,
+    CampaignValidationError,
     ConfigurationError,
     DatasetCorruptError,
     DatasetError,
     DFSError,
     IncompleteDataError,
+    IncompleteDataWarning,
+    InvalidCorrectionError,
+    JournalError,
     NotADatasetError,
     NotFoundError,
     OfflineCacheMiss,
@@ -59,6 +64,7 @@ def __getattr__(name: str):  # matplotlib and ipywidgets are imported only when 
 
 __all__ = [
     "APIError",
+    "AuditInputError",
     "AuthenticationError",
     "CallbackReceiver",
     "Campaign",

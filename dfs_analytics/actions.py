@@ -32,16 +32,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .client import Client
-from .errors import ConfigurationError, DFSError
+from .errors import ConfigurationError, DFSError, InvalidCorrectionError
 from .rules import InvalidValue, coerce_value, json_equal, matching_rule
 
 IMAGE_LIMIT = 5 * 1024 * 1024
 PDF_LIMIT = 8 * 1024 * 1024
-
-
-class InvalidCorrectionError(ConfigurationError):
-    """A correction that the task cannot take (unknown task, value not allowed, never analysed).
-    Nothing was sent."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigurationError
+from .errors import AuditInputError, ConfigurationError
 
 if TYPE_CHECKING:  # Dask is optional: never imported at run time
     import dask.dataframe as dd
@@ -47,13 +47,6 @@ TasksFrame: TypeAlias = "pd.DataFrame | dd.DataFrame"
 NOT_ANALYSED = "not analysed"
 OTHER = "other"
 TIME_KEYS = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
-
-
-class AuditInputError(ConfigurationError, KeyError):
-    """A frame lacks the columns an audit needs, or a ``by`` column does not exist."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 # --------------------------------------------------------------------------------------------

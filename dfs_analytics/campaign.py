@@ -44,12 +44,15 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .actions import InvalidCorrectionError, effective, find_task, resolve_value
+from .actions import effective, find_task, resolve_value
 from .client import Client
 from .errors import (
     APIError,
+    CampaignValidationError,
     ConfigurationError,
     DFSError,
+    InvalidCorrectionError,
+    JournalError,
     NotFoundError,
     OutcomeUnknownError,
     ServerError,
@@ -62,40 +65,9 @@ PLAN_COLUMNS = ("work_order_id", "task_name", "task_id", "corrected_value")
 MAX_ATTEMPTS = 6
 
 
-class CampaignValidationError(ConfigurationError):
-    """The plan has problems; nothing was sent. ``problems`` is the validation table."""
-
-    def __init__(self, problems: pd.DataFrame):
-        self.problems = problems
-        lines = "; ".join(
-            f"row {r.row}: {r.problem}" if r.row is not None and r.row == r.row else str(r.problem)
-            for r in problems.head(5).itertuples()
-        )
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(
-            f"the plan has {len(problems)} problem(s): {lines}{more}. Fix the plan (see "
-            "Campaign.validate()); nothing was sent."
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # the journal
 # --------------------------------------------------------------------------------------------
-
-
-class JournalError(ConfigurationError):
-    """The journal file holds something that is not a campaign journal record: a line that is
-    valid JSON but not an object, text that is not JSON, or bytes that are not UTF-8. Nothing
-    was sent. ``path`` is the file and ``line`` the 1-based line number."""
-
-    def __init__(self, path: str | Path, line: int, problem: str):
-        self.path = Path(path)
-        self.line = line
-        super().__init__(
-            f"journal {str(path)!r}, line {line}: {problem}. This is not a campaign journal, or "
-            "it was damaged: give another journal file, or repair this one (nothing was sent)."
-        )
-
 
 # every record starts like this (``time`` is its first key); a torn write is a prefix of one
 _RECORD_START = '{"time": "'

@@ -45,6 +45,7 @@ from .errors import (
     APIError,
     ConfigurationError,
     IncompleteDataError,
+    IncompleteDataWarning,
     NotFoundError,
     OfflineCacheMiss,
     OutcomeUnknownError,
@@ -68,10 +69,6 @@ LIST_FILTERS = (
 ORDERINGS = ("create_date", "-create_date", "update_date", "-update_date")
 MAX_RETRY_AFTER = 120.0
 _TEMP_LOCK = threading.Lock()
-
-
-class IncompleteDataWarning(UserWarning):
-    """A listing's ``count`` and the rows collected disagree (see :class:`IncompleteDataError`)."""
 
 
 class _Retry(Retry):

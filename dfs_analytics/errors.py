@@ -4,8 +4,12 @@
 
     DFSError                         anything raised on purpose by dfs-analytics
     ├── ConfigurationError           bad settings or arguments, raised before any request
-    │                                (also a ValueError): unknown site id, http:// to a
-    │                                remote host, unparseable date, unknown filter name
+    │   │                            (also a ValueError): unknown site id, http:// to a
+    │   │                            remote host, unparseable date, unknown filter name
+    │   ├── InvalidCorrectionError   a correction the task cannot take; nothing was sent
+    │   ├── AuditInputError          a frame lacks the columns an audit needs (also KeyError)
+    │   ├── CampaignValidationError  a campaign plan has problems (``.problems``); nothing sent
+    │   └── JournalError             a campaign journal line is not a record (file and line)
     ├── TransportError               the server could not be reached or the connection broke
     │   │                            (after retries): host unreachable, DNS failure, timeout
     │   └── OutcomeUnknownError      a write was sent but its answer was lost: it may or may not
@@ -27,13 +31,19 @@
         ├── VersionNotFoundError     ``as_of`` names a version or time the dataset lacks
         └── ReadOnlyDatasetError     a sync into a dataset this process cannot write
 
+Warnings: :class:`IncompleteDataWarning` (a listing did not add up and ``strict=False``).
+
 Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
 and what to do next. No exception ever contains the API key.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class DFSError(Exception):
@@ -63,6 +73,52 @@ class OfflineCacheMiss(DFSError):
 
 class IncompleteDataError(DFSError):
     """A listing did not add up: the rows collected differ from the server's ``count``."""
+
+
+class InvalidCorrectionError(ConfigurationError):
+    """A correction that the task cannot take (unknown task, value not allowed, never analysed).
+    Nothing was sent."""
+
+
+class AuditInputError(ConfigurationError, KeyError):
+    """A frame lacks the columns an audit needs, or a ``by`` column does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CampaignValidationError(ConfigurationError):
+    """The plan has problems; nothing was sent. ``problems`` is the validation table."""
+
+    def __init__(self, problems: pd.DataFrame):
+        self.problems = problems
+        lines = "; ".join(
+            f"row {r.row}: {r.problem}" if r.row is not None and r.row == r.row else str(r.problem)
+            for r in problems.head(5).itertuples()
+        )
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(
+            f"the plan has {len(problems)} problem(s): {lines}{more}. Fix the plan (see "
+            "Campaign.validate()); nothing was sent."
+        )
+
+
+class JournalError(ConfigurationError):
+    """The journal file holds something that is not a campaign journal record: a line that is
+    valid JSON but not an object, text that is not JSON, or bytes that are not UTF-8. Nothing
+    was sent. ``path`` is the file and ``line`` the 1-based line number."""
+
+    def __init__(self, path: str | Path, line: int, problem: str):
+        self.path = Path(path)
+        self.line = line
+        super().__init__(
+            f"journal {str(path)!r}, line {line}: {problem}. This is not a campaign journal, or "
+            "it was damaged: give another journal file, or repair this one (nothing was sent)."
+        )
+
+
+class IncompleteDataWarning(UserWarning):
+    """A listing's ``count`` and the rows collected disagree (see :class:`IncompleteDataError`)."""
 
 
 class DatasetError(DFSError):
