@@ -132,9 +132,28 @@ def _reduce(
     return frame.reduction(chunk, aggregate=aggregate, meta=meta).compute()
 
 
+def _utc_dates(dates: pd.Series) -> pd.Series:
+    """``dates`` as tz-aware UTC timestamps: strings (a frame read back from CSV or JSON) are
+    parsed, naive timestamps are taken as UTC. Raises :class:`AuditInputError` naming the
+    column and a value that is not a date."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        return dates.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(dates.dtype):
+        return dates.dt.tz_localize("UTC")
+    try:
+        return pd.to_datetime(dates, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise AuditInputError(
+            f"column {dates.name!r} holds values that are not ISO-8601 dates "
+            f"({str(exc).splitlines()[0]}); parse it "
+            f"first, e.g. frame[{dates.name!r}] = pd.to_datetime(frame[{dates.name!r}], "
+            "utc=True, format='mixed'), or read the CSV with parse_dates=[...]."
+        ) from None
+
+
 def _period_start(dates: pd.Series, freq: str) -> pd.Series:
-    """The start of each date's period, as a tz-aware UTC timestamp."""
-    naive = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    """The start of each date's period, as a tz-aware UTC timestamp (strings are parsed)."""
+    naive = _utc_dates(dates).dt.tz_localize(None)
     return naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
 
 
@@ -561,7 +580,7 @@ def _drift_counts(
         period = counted[by].astype(object)
     counts = counted[groups].assign(
         period=period,
-        first_date=counted[date_column],
+        first_date=_utc_dates(counted[date_column]),
         n=np.ones(len(counted), dtype="int64"),
         n_overridden=_flag(counted["is_overridden"]).astype("int64"),
     )

@@ -464,6 +464,37 @@ def test_override_rates_by_week(tasks) -> None:
     assert "week" not in tasks.columns  # the input frame is left alone
 
 
+def test_time_keys_work_on_a_frame_read_back_from_csv(tasks, tmp_path) -> None:
+    """Dates read back from a CSV file are strings: they are parsed, not refused."""
+    tasks.to_csv(tmp_path / "tasks.csv", index=False)
+    back = pd.read_csv(tmp_path / "tasks.csv")
+    assert not pd.api.types.is_datetime64_any_dtype(back["create_date"])  # strings
+    expected = dfs.override_rates(tasks, by="week")
+    pd.testing.assert_frame_equal(dfs.override_rates(back, by="week"), expected)
+    monthly = dfs.override_rates(back, by=["task_name", "month"])
+    assert len(monthly) == len(dfs.override_rates(tasks, by=["task_name", "month"]))
+    weekly = dfs.drift(back, by=None, freq="W", within=None)
+    reference = dfs.drift(tasks, by=None, freq="W", within=None)
+    assert list(weekly["period"]) == list(reference["period"])
+    assert list(weekly["first_date"]) == list(reference["first_date"])
+    assert list(weekly["n_overridden"]) == list(reference["n_overridden"])
+    assert len(dfs.sample(back, n=2, by="week", seed=0)) > 0
+
+
+def test_time_keys_refuse_dates_that_are_not_dates(tasks) -> None:
+    frame = tasks.assign(create_date=tasks["create_date"].astype(str))
+    frame.loc[frame.index[0], "create_date"] = "last tuesday"
+    with pytest.raises(AuditInputError, match=r"create_date.*pd\.to_datetime"):
+        dfs.override_rates(frame, by="week")
+
+
+def test_time_keys_take_naive_dates_as_utc(tasks) -> None:
+    naive = tasks.assign(create_date=tasks["create_date"].dt.tz_localize(None))
+    pd.testing.assert_frame_equal(
+        dfs.override_rates(naive, by="week"), dfs.override_rates(tasks, by="week")
+    )
+
+
 def test_override_rates_no_override_and_all_overridden_bounds() -> None:
     wos = [
         make_wo(
