@@ -251,6 +251,13 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _simulator_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--simulator",
+        action="store_true",
+        default=None,
+        help="use a local simulator's made-up data instead of the site in DFS_BASE_URL or "
+        "DFS_SITE_ID (also DFS_SIMULATOR=1); the output says '(simulator data)'",
+    )
+    p.add_argument(
         "--work-orders",
         type=positive,
         default=DEFAULT_WORK_ORDERS,
@@ -283,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report",
         help="write a self-contained HTML audit report of the AI's verdicts",
-        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from "
-        "a local simulator) and write an HTML audit report with inlined plots.",
+        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
+        "--simulator from a local simulator's made-up data) and write an HTML audit report "
+        "with inlined plots.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _debug_option(r, argparse.SUPPRESS)
@@ -297,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "export",
         help="write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
-        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, else from a "
-        "local simulator) and write it to a file; the format follows --out's extension.",
+        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
+        "--simulator from a local simulator's made-up data) and write it to a file; the format "
+        "follows --out's extension.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _debug_option(e, argparse.SUPPRESS)
@@ -322,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=positive, default=8, help="concurrent requests")
     d = sub.add_parser(
         "demo",
-        help="start the simulator and show the toolkit at work",
+        help="start the simulator and show the toolkit at work on its made-up data",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _debug_option(d, argparse.SUPPRESS)
@@ -367,7 +376,13 @@ def _check_dates(after: str | None, before: str | None, names: tuple[str, str]) 
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Checks across arguments and against the file system; UsageError before any work."""
+    """Checks across arguments, the environment and the file system: UsageError (or
+    ConfigurationError for an unknown ``DFS_*`` variable) before any work; returns None."""
+    if args.command in ("report", "export", "correct"):
+        from .connect import check_environment, simulator_requested
+
+        check_environment()
+        simulator_requested()  # a DFS_SIMULATOR value that means nothing fails here
     if args.command in ("report", "export"):
         _check_dates(
             args.created_after, args.created_before, ("--created-after", "--created-before")
@@ -475,22 +490,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _data_source(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
-    """A client from the DFS_* environment, or a started local simulator and its client."""
-    from .client import Client
+    """The client :func:`~dfs_analytics.connect.connect` gives for these arguments (a site
+    from the DFS_* environment, or with ``--simulator`` / ``DFS_SIMULATOR=1`` a started local
+    simulator) and a label of where the data comes from; the simulator stops afterwards."""
+    from .connect import connect, is_simulator, stop
 
-    if os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID"):
-        client = Client.from_env()
-        yield client, client.base_url
-        return
-    from .simulator import Simulator
-
-    print(
-        f"DFS_BASE_URL / DFS_SITE_ID not set: using the local simulator "
-        f"({args.work_orders} work orders, seed {args.seed}).",
-        file=sys.stderr,
-    )
-    with Simulator(work_orders=args.work_orders, seed=args.seed, drift=args.drift) as sim:
-        yield Client(sim.base_url, api_key=sim.api_key, cache=None), "the local simulator"
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the command's own output
+        client = connect(
+            simulator=args.simulator,
+            work_orders=args.work_orders,
+            seed=args.seed,
+            simulator_options={"drift": args.drift},
+        )
+    try:
+        if is_simulator(client):
+            yield client, "the local simulator (made-up data)"
+        else:
+            yield client, client.base_url
+    finally:
+        stop(client)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, str]:
@@ -500,9 +518,11 @@ def _filters(args: argparse.Namespace) -> dict[str, str]:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from . import loaders
+    from .connect import SIMULATOR_NOTE, is_simulator
 
     out = Path(args.out)
     with _data_source(args) as (client, _label):
+        simulated = is_simulator(client)
         filters = _filters(args)
         if args.what == "work-orders":
             frame = loaders.load_work_orders(client, **filters)
@@ -530,20 +550,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
             date_unit="us",
             default_handler=str,
         )
-    print(f"Wrote {len(frame)} {args.what} rows to {out}.")
+    note = f" {SIMULATOR_NOTE}" if simulated else ""
+    print(f"Wrote {len(frame)} {args.what} rows{note} to {out}.")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .connect import SIMULATOR_NOTE, is_simulator
     from .loaders import load_tasks
     from .report import audit_report
 
     with _data_source(args) as (client, label):
+        simulated = is_simulator(client)
         tasks = load_tasks(client, **_filters(args))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        path = audit_report(tasks, args.out, source=label, level=args.level)
+        path = audit_report(tasks, args.out, source=label, level=args.level, simulator=simulated)
+    note = f" {SIMULATOR_NOTE}" if simulated else ""
     print(
-        f"Wrote {path} ({path.stat().st_size // 1024} KB): open it in a browser; it works offline."
+        f"Wrote {path}{note} ({path.stat().st_size // 1024} KB): open it in a browser; it works "
+        "offline."
     )
     return 0
 

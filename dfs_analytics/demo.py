@@ -12,17 +12,23 @@ from .simulator.generator import DEFAULT_WORK_ORDERS
 def run_demo(
     work_orders: int = DEFAULT_WORK_ORDERS, seed: int = 0, out: str | Path = "demo-output"
 ) -> int:
-    """Run the demo end to end and stop the simulator; returns the exit status (0: success).
+    """Run the demo end to end on the simulator's made-up data (every output says so) and stop
+    the simulator; returns the exit status (0: success).
 
     ``work_orders`` defaults to the simulator's :data:`DEFAULT_WORK_ORDERS`, so the demo shows
     the same data as ``dfs-analytics simulate --seed SEED``.
     """
     import dfs_analytics as dfs
+    from dfs_analytics.connect import SIMULATOR_NOTE
     from dfs_analytics.simulator import Simulator
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    print(
+        f"dfs-analytics demo {SIMULATOR_NOTE}: every figure below comes from a local simulator "
+        "of the Field Services API, whose data is made up.\n"
+    )
     with (
         Simulator(work_orders=work_orders, seed=seed, latency=0.02) as sim,
         tempfile.TemporaryDirectory() as cache,
@@ -41,8 +47,9 @@ def run_demo(
         dfs.load_timeline(client)
         refresh = time.perf_counter() - t
         print(
-            f"Loaded {tasks['work_order_id'].nunique()} work orders, {len(tasks)} task rows "
-            f"and {len(timeline)} timeline rows in {cold:.2f} s; a refresh took {refresh:.3f} s."
+            f"Loaded {tasks['work_order_id'].nunique()} simulated work orders, {len(tasks)} task "
+            f"rows and {len(timeline)} timeline rows in {cold:.2f} s; a refresh took "
+            f"{refresh:.3f} s."
         )
 
         head = dfs.audit.summary(tasks)
@@ -53,7 +60,7 @@ def run_demo(
             f"(95% CI {head['ci_low']:.1%} - {head['ci_high']:.1%})."
         )
         rates = dfs.override_rates(tasks).sort_values("rate", ascending=False).head(6)
-        print("\nMost overturned tasks:")
+        print(f"\nMost overturned tasks {SIMULATOR_NOTE}:")
         for row in rates.itertuples(index=False):
             print(
                 f"  {row.task_name:<26} {row.rate:6.1%}  [{row.ci_low:.1%}, {row.ci_high:.1%}]"
@@ -62,17 +69,25 @@ def run_demo(
         flagged = dfs.drift(tasks, by="app_version_id")
         flagged = flagged[flagged["flagged"]]
         print(
-            f"\nSignificant changes at the app-version upgrade: {len(flagged)}"
+            f"\nSignificant changes at the app-version upgrade {SIMULATOR_NOTE}: {len(flagged)}"
             + "".join(f"\n  {r.task_name}: {r.change:+.1%}" for r in flagged.itertuples())
         )
 
-        report = dfs.audit_report(tasks, folder / "audit.html", source="the local simulator")
+        report = dfs.audit_report(
+            tasks, folder / "audit.html", source="the local simulator", simulator=True
+        )
         tasks.to_csv(folder / "tasks.csv", index=False)
     print("\nSimulator stopped.")
-    print(f"Open the audit report in a browser (it works offline): {report.resolve()}")
+    print(
+        f"Open the audit report {SIMULATOR_NOTE} in a browser (it works offline): "
+        f"{report.resolve()}"
+    )
     print(
         "Notebooks: `make notebooks` opens notebooks/ in JupyterLab (01_quickstart, "
-        "02_audit_ai_verdicts, 03_correction_campaign); they start their own simulator."
+        "02_audit_ai_verdicts, 03_correction_campaign); they ask for their own simulator."
     )
-    print("Your own data: set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY.")
+    print(
+        "Your own data: set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY, then "
+        "dfs.connect() in Python, or dfs-analytics report / export without --simulator."
+    )
     return 0

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from . import audit, plots
 from ._version import __version__
+from .connect import SIMULATOR_NOTE
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;
@@ -98,6 +99,7 @@ def audit_report(
     alpha: float = 0.05,
     confusion_tasks: int = 3,
     source: str | None = None,
+    simulator: bool = False,
 ) -> Path:
     """Write a self-contained HTML audit report of a tasks frame to ``path``; returns the path.
 
@@ -107,9 +109,14 @@ def audit_report(
     Cohen's kappa, and the definitions used. Plots are PNG images inlined in the file. Near
     the top, a "Data" line states the dataset path, version and filters (and ``as_of``) the
     frame was loaded with (``tasks.attrs["dfs_provenance"]``), so the figures can be
-    recomputed, or says that the frame has no recorded provenance.
+    recomputed, or says that the frame has no recorded provenance. ``simulator=True`` (data
+    from the local simulator, e.g. ``simulator=dfs_analytics.connect.is_simulator(client)``)
+    adds "(simulator data)" to the title and heading, and says near the top that the figures
+    are made up.
     """
     path = Path(path)
+    if simulator:
+        title = f"{title} {SIMULATOR_NOTE}"
     head = audit.summary(tasks, level=level)  # reads the provenance before any transformation
     rates = audit.override_rates(tasks, level=level)
     by_group = audit.override_rates(tasks, by="task_group_name", level=level)
@@ -121,6 +128,14 @@ def audit_report(
         + (f" from {html.escape(source)}" if source else "")
         + "</p>",
         _data_line(head["provenance"]),
+        *(
+            [
+                '<p class="meta"><b>Made-up data:</b> these figures come from the local '
+                "simulator of the Field Services API, not from a real site.</p>"
+            ]
+            if simulator
+            else []
+        ),
         '<div class="cards">',
         f'<div class="card">work orders<b>{head["work_orders"]:,}</b></div>',
         f'<div class="card">reviewed<b>{head["reviewed_work_orders"]:,}</b></div>',

@@ -166,6 +166,19 @@ def test_report_of_a_small_hand_built_frame(tmp_path) -> None:
     assert "Drift across app versions" in [h.strip() for h in doc.headings]
 
 
+def test_report_of_simulator_data_says_so_in_its_title(tmp_path) -> None:
+    tasks = normalize.tasks_frame(small_work_orders())
+    made_up = parse(
+        dfs.audit_report(tasks, tmp_path / "sim.html", simulator=True).read_text(encoding="utf-8")
+    )
+    assert made_up.headings[0].strip() == "Audit of AI verdicts (simulator data)"
+    text = (tmp_path / "sim.html").read_text(encoding="utf-8")
+    assert "<title>Audit of AI verdicts (simulator data)</title>" in text
+    assert "Made-up data" in text
+    real = (dfs.audit_report(tasks, tmp_path / "real.html")).read_text(encoding="utf-8")
+    assert "simulator" not in real and "Made-up" not in real
+
+
 def test_report_when_nothing_was_audited(tmp_path) -> None:
     # e.g. dfs-analytics report --created-after <last week>: no work order reviewed yet
     wos = [dict(wo, review_date=None) for wo in small_work_orders()]
@@ -249,7 +262,7 @@ def test_cli_report_with_the_simulator(tmp_path) -> None:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "dfs_analytics.cli"]
     out = tmp_path / "audit.html"
     done = subprocess.run(
-        [*command, "report", "--out", str(out), "--work-orders", "300"],
+        [*command, "report", "--out", str(out), "--simulator", "--work-orders", "300"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -260,10 +273,16 @@ def test_cli_report_with_the_simulator(tmp_path) -> None:
     assert "local simulator" in done.stderr
     assert str(out) in done.stdout
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".html"] == ["audit.html"]
+    assert "(simulator data)" in done.stdout
     doc = check_self_contained(out)
     headings = [h.strip() for h in doc.headings]
     for title in SECTIONS:
         assert title in headings, title
+    # made-up data says so in the title and the heading
+    assert headings[0] == "Audit of AI verdicts (simulator data)"
+    text = out.read_text(encoding="utf-8")
+    assert "<title>Audit of AI verdicts (simulator data)</title>" in text
+    assert "Made-up data" in text
     if Path("/usr/bin/chromium").exists():
         screenshot_offline(out, tmp_path)
 
