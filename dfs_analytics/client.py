@@ -4,7 +4,7 @@ One method per endpoint; retries with backoff where a retry cannot double an eff
 errors (:mod:`dfs_analytics.errors`); pagination that never truncates; a requests-cache HTTP
 cache for single-resource reads, and an offline mode.
 
-Retry policy:
+Retry policy (decided in one place, :meth:`Client.send`; urllib3 itself never retries):
 
 - A connection that could not be opened, and a 429 (the server did nothing), are retried for
   every method, honouring ``Retry-After``.
@@ -13,16 +13,28 @@ Retry policy:
 - A non-idempotent write (POST: create, analyze; PATCH: update, metadata merge, correction)
   whose answer is lost raises :class:`~dfs_analytics.errors.OutcomeUnknownError`: it may have
   been applied, and the platform records every call, so it is never blindly re-sent.
+- At most ``retries`` retries, and never past ``retry_budget`` seconds for one call: a wait
+  (backoff or ``Retry-After``) that would end past the budget is not started, and the error
+  says how many attempts were made over how long.
+
+HTTP cache: every successful GET of a single resource is stored (JSON, never pickle). Online,
+a stored answer with a validator (``ETag``/``Last-Modified``) is revalidated with a
+conditional request; one without is fetched again and replaced. Offline, stored answers are
+served as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import itertools
 import json
 import math
 import os
+import random
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -67,22 +79,13 @@ LIST_FILTERS = (
     "ordering",
 )
 ORDERINGS = ("create_date", "-create_date", "update_date", "-update_date")
-MAX_RETRY_AFTER = 120.0
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+MAX_BACKOFF = 60.0  # seconds between two attempts, at most (Retry-After aside)
+SQLITE_TIMEOUT = 60.0  # seconds a process waits for another one's lock on the HTTP cache
 _TEMP_LOCK = threading.Lock()
-
-
-class _Retry(Retry):
-    """urllib3 Retry that also retries 429 for non-idempotent methods (nothing was done)
-    and caps absurd ``Retry-After`` values."""
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if status_code == 429 and self.total:
-            return True
-        return super().is_retry(method, status_code, has_retry_after)
-
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, MAX_RETRY_AFTER)
+# the earliest and latest instants pandas (nanoseconds) can hold, as the API's dates
+_MIN_DATE = datetime(1677, 9, 22, tzinfo=timezone.utc)
+_MAX_DATE = datetime(2262, 4, 11, tzinfo=timezone.utc)
 
 
 def to_api_date(value: Any, name: str = "date") -> str:
@@ -100,7 +103,9 @@ def to_api_date(value: Any, name: str = "date") -> str:
                 f"{name}={value!r} is not a date: use ISO-8601 such as '2026-03-01' or "
                 "'2026-03-01T08:00:00Z', a datetime.date/datetime, or a pandas Timestamp."
             ) from None
-    elif isinstance(value, datetime):  # includes pandas.Timestamp
+    elif isinstance(value, datetime):  # includes pandas.Timestamp (and NaT)
+        if value != value:  # NaT
+            raise ConfigurationError(f"{name} is NaT (not a time): give a date, or None.")
         d = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
     elif isinstance(value, date):
         d = datetime(value.year, value.month, value.day)
@@ -109,7 +114,16 @@ def to_api_date(value: Any, name: str = "date") -> str:
             f"{name}={value!r} is not a date: use an ISO-8601 string, a date/datetime or a "
             "pandas Timestamp."
         )
-    d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+    try:
+        d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+        in_range = _MIN_DATE <= d <= _MAX_DATE
+    except (OverflowError, ValueError):
+        in_range = False
+    if not in_range:
+        raise ConfigurationError(
+            f"{name}={value!r} is out of range: dates must fall between 1677-09-22 and "
+            "2262-04-11 (what pandas can hold); leave the filter out (None) for no bound."
+        )
     text = d.strftime("%Y-%m-%dT%H:%M:%S")
     return text + (f".{d.microsecond:06d}Z" if d.microsecond else "Z")
 
@@ -117,7 +131,8 @@ def to_api_date(value: Any, name: str = "date") -> str:
 def list_params(filters: Mapping[str, Any]) -> dict[str, Any]:
     """Check work-order list filters and turn them into query parameters.
 
-    Raises ConfigurationError naming an unknown filter or a bad value, before any request.
+    Raises ConfigurationError naming an unknown filter or a bad value, or a start date after
+    its end date (``created_after`` > ``created_before``...), before any request.
     """
     unknown = [k for k in filters if k not in LIST_FILTERS]
     if unknown:
@@ -153,7 +168,18 @@ def list_params(filters: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}.")
             params[key] = value
+    for field in ("created", "updated"):
+        after, before = params.get(f"{field}_after"), params.get(f"{field}_before")
+        if after is not None and before is not None and _instant(after) > _instant(before):
+            raise ConfigurationError(
+                f"{field}_after ({after}) is after {field}_before ({before}): nothing could "
+                "match; swap them?"
+            )
     return params
+
+
+def _instant(api_date: str) -> datetime:
+    return datetime.fromisoformat(api_date[:-1] + "+00:00")
 
 
 def _detail(body: Any, text: str) -> str:
@@ -184,7 +210,11 @@ class Client:
         offline: serve reads from the cache only; a miss raises OfflineCacheMiss.
         max_workers: concurrent requests for bulk reads.
         timeout: seconds to wait for the server on each request.
-        retries: how many times a retryable failure is retried.
+        retries: how many times a retryable failure is retried (at most).
+        backoff_factor: seconds before the first retry; doubled at each further one.
+        retry_budget: seconds one call may spend waiting and retrying, in all (default 300);
+            past it the call raises the last error (ThrottledError, ServerError or
+            TransportError), saying how long it waited.
         page_size: list page size asked for (the API caps it at 1000).
         progress: show progress bars on bulk loads.
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
@@ -212,6 +242,7 @@ class Client:
         progress: bool = True,
         allow_insecure_http: bool = False,
         dataset: str | os.PathLike[str] | None = None,
+        retry_budget: float = 300.0,
     ):
         self.settings = Settings.resolve(
             base_url,
@@ -228,6 +259,7 @@ class Client:
             progress=progress,
             allow_insecure_http=allow_insecure_http,
             dataset=None if dataset is None else os.fspath(dataset),
+            retry_budget=retry_budget,
         )
         self._init_sessions()
 
@@ -243,70 +275,47 @@ class Client:
 
     def _init_sessions(self) -> None:
         s = self.settings
-        self._local = threading.local()
+        self._lock = threading.Lock()  # guards the counters and the listeners
+        self._requests_sent = 0
+        self._write_listeners: list[Callable[[str], None]] = []
         self.cache_dir = s.cache_dir
         if self.cache_dir is not None:
             if s.cache is not None and not s.cache.exists():
                 _private_dir(s.cache)  # the cache root too, whatever the umask
             _private_dir(self.cache_dir)
-            http_cache = self.cache_dir / "http.sqlite"
-            _private_file(http_cache)
-            self._cached: requests.Session = requests_cache.CachedSession(
-                str(http_cache),
-                backend="sqlite",
-                expire_after=requests_cache.NEVER_EXPIRE
-                if s.offline
-                else requests_cache.EXPIRE_IMMEDIATELY,
-                allowable_methods=("GET",),
-                allowable_codes=(200,),
-                ignored_parameters=("Authorization",),
-                match_headers=False,
-                serializer="json",  # never pickle: nothing read back from disk runs code
-                only_if_cached=s.offline,
-                # online, entries are stored already stale (always revalidated); offline
-                # serves them as they are
-                stale_if_error=s.offline,
+            self._cached: requests.Session = _open_http_cache(
+                self.cache_dir / "http.sqlite", offline=s.offline
             )
         else:
             self._cached = requests.Session()
         self._plain = requests.Session()
-        retry = _Retry(
-            total=s.retries,
-            connect=s.retries,
-            read=s.retries,
-            status=s.retries,
-            other=0,
-            backoff_factor=s.backoff_factor,
-            backoff_jitter=s.backoff_factor / 2,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=IDEMPOTENT,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
         for session in (self._cached, self._plain):
+            # urllib3 never retries: send() decides every retry, within the budget
             adapter = HTTPAdapter(
-                max_retries=retry, pool_connections=4, pool_maxsize=max(10, s.max_workers * 2)
+                max_retries=Retry(0, read=False, redirect=False),
+                pool_connections=4,
+                pool_maxsize=max(10, s.max_workers * 2),
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = f"dfs-analytics/{__version__}"
             session.headers["Accept"] = "application/json"
             if s.api_key:
-                session.headers["Authorization"] = f"Token {s.api_key}"
+                session.headers["Authorization"] = f"Token {s.api_key.reveal()}"
         self._base = urllib.parse.urlsplit(s.base_url)
+        self._host = self._base.netloc.rpartition("@")[2]  # shown in messages: no password
 
     def __repr__(self) -> str:
         return f"Client({self.settings!r})"
 
     @property
     def requests_sent(self) -> int:
-        """How many requests this client has sent (retries done by urllib3 not counted)."""
-        return getattr(self, "_requests_sent", 0)
+        """How many requests this client has sent, retries included."""
+        return self._requests_sent
 
     def _count_request(self) -> None:
-        with _TEMP_LOCK:
-            self._requests_sent = getattr(self, "_requests_sent", 0) + 1
+        with self._lock:
+            self._requests_sent += 1
 
     @property
     def dataset_location(self) -> str:
@@ -360,10 +369,11 @@ class Client:
         return self.url(path_or_url)
 
     def _same_origin(self, url: str) -> str:
-        """Keep the key on our host: a ``next`` link to another host is re-aimed at ours."""
+        """Keep the key on our origin: a link (a ``next`` page...) to another scheme, host or
+        port is re-aimed at the base URL's, so the key never travels in cleartext (an
+        ``http://`` link from a server behind a TLS proxy) nor to anyone else."""
         parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.settings.base_url, url))
-        if parts.netloc.lower() != self._base.netloc:
-            parts = parts._replace(scheme=self._base.scheme, netloc=self._base.netloc)
+        parts = parts._replace(scheme=self._base.scheme, netloc=self._base.netloc)
         return urllib.parse.urlunsplit(parts)
 
     def _path_of(self, url: str) -> str:
@@ -380,7 +390,8 @@ class Client:
         cached: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Send one request with the retry policy; return the response whatever its status.
+        """Send one request with the retry policy (see the module docstring); return the last
+        response whatever its status.
 
         Raises TransportError / OutcomeUnknownError when no answer came, OfflineCacheMiss
         offline. Most callers want :meth:`request`, which also maps statuses to errors.
@@ -400,10 +411,17 @@ class Client:
         if body is not None:
             data = json.dumps(body, default=str).encode()
             hdrs["Content-Type"] = "application/json"
-        # urllib3 retries connections, statuses and lost answers before the body; a body cut
-        # half-way surfaces later, when requests reads it: only that is retried here
-        attempts = self.settings.retries + 1 if method in IDEMPOTENT else 1
-        for attempt in range(attempts):
+        extra: dict[str, Any] = {}
+        if isinstance(session, requests_cache.CachedSession) and not self.settings.offline:
+            # revalidate what has a validator (304 keeps it); fetch again what has none
+            extra = (
+                {"refresh": True} if self._has_validator(url, params) else {"force_refresh": True}
+            )
+        budget = self.settings.retry_budget
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             self._count_request()
             try:
                 response = session.request(
@@ -413,28 +431,23 @@ class Client:
                     data=data,
                     headers=hdrs,
                     timeout=self.settings.timeout,
+                    **extra,
                 )
                 _ = response.content  # a connection cut mid-answer surfaces here
-                break
             except (
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
-                body_cut = isinstance(
-                    exc,
-                    (
-                        requests.exceptions.ChunkedEncodingError,
-                        requests.exceptions.ContentDecodingError,
-                    ),
-                )
-                if body_cut and attempt + 1 < attempts:
-                    time.sleep(self.settings.backoff_factor * 2**attempt)
-                    continue
                 path = self._path_of(url)
                 reason = _reason(exc)
                 sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
+                if not sent or method in IDEMPOTENT:
+                    delay = self._backoff(attempt)
+                    if self._may_retry(attempt, started, delay):
+                        time.sleep(delay)
+                        continue
                 if sent and method not in IDEMPOTENT:
                     raise OutcomeUnknownError(
                         f"{method} {path}: the request was sent but its answer was lost "
@@ -444,19 +457,70 @@ class Client:
                         method=method,
                         path=path,
                     ) from None
-                tries = self.settings.retries + 1 if method in IDEMPOTENT or not sent else 1
+                elapsed = time.monotonic() - started
                 raise TransportError(
-                    f"{method} {path}: no answer from {self._base.netloc} ({reason}) after "
-                    f"{tries} attempt(s). Check the base URL / site id and the network.",
+                    f"{method} {path}: no answer from {self._host} ({reason}) after "
+                    f"{attempt} attempt(s) over {elapsed:.1f} s (retries={self.settings.retries}, "
+                    f"retry_budget={budget:g} s). Check the base URL / site id and the network."
+                    + self._offline_hint(),
                     method=method,
                     path=path,
                 ) from None
+            status = response.status_code
+            if status == 429 or (status in RETRY_STATUSES and method in IDEMPOTENT):
+                advised = _retry_after(response)
+                delay = advised if advised is not None else self._backoff(attempt)
+                if self._may_retry(attempt, started, delay):
+                    response.close()
+                    time.sleep(delay)
+                    continue
+                elapsed = time.monotonic() - started
+                note = (
+                    f"Gave up after {attempt} attempt(s) over {elapsed:.1f} s "
+                    f"(retries={self.settings.retries}, retry_budget={budget:g} s"
+                    + (f"; the server asked to wait {advised:g} s more" if advised else "")
+                    + ")."
+                )
+                with contextlib.suppress(AttributeError):  # a response taking no attribute
+                    response.dfs_retry_note = note  # type: ignore[attr-defined]
+            break
         if self.settings.offline and response.status_code == 504:  # requests-cache's miss
             raise OfflineCacheMiss(
                 f"GET {self._path_of(url)} is not in the cache (offline=True). Load it once "
                 "online first, or create the client with offline=False."
             )
         return response
+
+    def _backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt``: exponential, with jitter."""
+        base = self.settings.backoff_factor * 2 ** (attempt - 1)
+        return min(MAX_BACKOFF, base + random.uniform(0, self.settings.backoff_factor / 2))
+
+    def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
+        """Whether another attempt is allowed: retries left, and the wait ends in budget."""
+        if attempt > self.settings.retries:
+            return False
+        return time.monotonic() - started + delay <= self.settings.retry_budget
+
+    def _has_validator(self, url: str, params: Mapping[str, Any] | None) -> bool:
+        """Whether the cached answer to this GET (if any) carries an ETag or Last-Modified."""
+        session = self._cached
+        assert isinstance(session, requests_cache.CachedSession)
+        try:
+            prepared = session.prepare_request(requests.Request("GET", url, params=params))
+            stored = session.cache.get_response(session.cache.create_key(prepared))
+        except Exception:  # an unreadable entry is fetched again
+            return False
+        return stored is not None and any(h in stored.headers for h in ("ETag", "Last-Modified"))
+
+    def _offline_hint(self) -> str:
+        """A sentence suggesting offline=True when there is a local cache to read."""
+        if self.cache_dir is None or self.settings.offline:
+            return ""
+        return (
+            " To work with what is already cached, create the client with offline=True "
+            f"(cache: {self.cache_dir})."
+        )
 
     def request(
         self,
@@ -501,17 +565,32 @@ class Client:
         except ValueError:
             parsed = None
         cls = error_for_status(status)
+        hint = None
+        if status == 404 and self._is_list_path(response.url):
+            hint = (
+                "The work-order list itself is not there: the base URL looks wrong "
+                f"({self.settings.display_url}); check the site id and region, or that a "
+                "custom base_url ends with the API's /v0.2/."
+            )
+        note = getattr(response, "dfs_retry_note", None)
+        if note:
+            hint = f"{note} " + (hint if hint is not None else _default_hint_for(status))
         err = cls(
             method=method,
             path=path,
             status=status,
             detail=_detail(parsed, response.text),
             body=parsed,
+            hint=hint,
         )
         if isinstance(err, ThrottledError):
-            retry_after = response.headers.get("Retry-After")
-            err.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None
+            err.retry_after = _retry_after(response)
         raise err
+
+    def _is_list_path(self, url: str) -> bool:
+        """Whether ``url`` is the work-order list endpoint (whatever its query)."""
+        path = urllib.parse.urlsplit(url).path.rstrip("/")
+        return path == urllib.parse.urlsplit(self.url("work-orders/")).path.rstrip("/")
 
     # -- pagination ---------------------------------------------------------------------------
 
@@ -755,7 +834,9 @@ class Client:
 
     def get_task_group(self, id_or_name: str) -> dict[str, Any]:
         """One task group by id (any app version) or name (current version); cached."""
-        return self.request("GET", f"task-groups/{_quote(id_or_name)}/", cached=True)
+        return self.request(
+            "GET", f"task-groups/{segment(id_or_name, 'task group id or name')}/", cached=True
+        )
 
     def analyze(
         self,
@@ -807,7 +888,7 @@ class Client:
         return self._write(
             work_order_id,
             "PATCH",
-            f"tasks/{_quote(task_id)}/correction/",
+            f"tasks/{segment(task_id, 'task_id')}/correction/",
             body={"corrected_value": value},
         )
 
@@ -832,8 +913,9 @@ class Client:
 
     def invalidate(self, work_order_id: str) -> None:
         """Forget cached reads of one work order (done after every write to it)."""
-        listeners = getattr(self, "_write_listeners", ())
-        for listener in list(listeners):
+        with self._lock:
+            listeners = list(self._write_listeners)
+        for listener in listeners:
             listener(work_order_id)
         if isinstance(self._cached, requests_cache.CachedSession):
             base = self.url(self._wo_path(work_order_id))
@@ -844,19 +926,14 @@ class Client:
     def on_write(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(work_order_id)`` after every write (loaders use it to drop
         snapshots)."""
-        if not hasattr(self, "_write_listeners"):
-            self._write_listeners: list[Callable[[str], None]] = []
-        self._write_listeners.append(listener)
+        with self._lock:
+            self._write_listeners.append(listener)
 
     # -- helpers ------------------------------------------------------------------------------
 
     @staticmethod
     def _wo_path(work_order_id: str) -> str:
-        if not isinstance(work_order_id, str) or not work_order_id.strip():
-            raise ConfigurationError(
-                f"work_order_id must be a non-empty string, got {work_order_id!r}."
-            )
-        return f"work-orders/{_quote(work_order_id.strip())}/"
+        return f"work-orders/{segment(work_order_id, 'work_order_id')}/"
 
     @staticmethod
     def _analyze_body(
@@ -878,8 +955,119 @@ class Client:
 # --------------------------------------------------------------------------------------------
 
 
-def _quote(segment: str) -> str:
-    return urllib.parse.quote(str(segment), safe="")
+def segment(value: Any, name: str = "id") -> str:
+    """``value`` as one quoted URL path segment; ConfigurationError, before any request, for
+    anything that is not an id: a non-string, an empty or blank string, ``.``, ``..``, or a
+    string containing ``/`` or ``\\`` (which would aim the request at another resource)."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, got {type(value).__name__} {value!r}.")
+    text = value.strip()
+    if not text or text in (".", "..") or "/" in text or "\\" in text:
+        raise ConfigurationError(
+            f"{name} {value!r} is not an id: it must be a non-empty string without '/', and "
+            "not '.' or '..'."
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigurationError(f"{name} {value!r} contains control characters.")
+    return urllib.parse.quote(text, safe="")
+
+
+def _default_hint_for(status: int) -> str:
+    from .errors import _HINTS, _default_hint
+
+    return _HINTS.get(status, _default_hint(status))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds (a number or an HTTP date), if any."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _open_http_cache(path: Any, *, offline: bool) -> requests_cache.CachedSession:
+    """The HTTP cache at ``path``: SQLite in WAL mode with a busy timeout, so that processes
+    sharing it wait for each other instead of failing. A file that is not a usable SQLite
+    database is moved aside (``<name>.corrupt-<time>``) with a warning naming both, and a
+    fresh cache is started."""
+    from pathlib import Path
+
+    path = Path(path)
+    for attempt in range(2):
+        _private_file(path)
+        try:
+            _check_sqlite(path)
+            return requests_cache.CachedSession(
+                str(path),
+                backend="sqlite",
+                # stored without expiry: Client.send decides when to revalidate (online)
+                expire_after=requests_cache.NEVER_EXPIRE,
+                allowable_methods=("GET",),
+                allowable_codes=(200,),
+                ignored_parameters=("Authorization",),
+                match_headers=False,
+                serializer="json",  # never pickle: nothing read back from disk runs code
+                only_if_cached=offline,
+                stale_if_error=offline,  # offline, entries stored stale by older versions too
+                wal=True,
+                timeout=SQLITE_TIMEOUT,
+                busy_timeout=int(SQLITE_TIMEOUT * 1000),
+            )
+        except sqlite3.OperationalError as exc:  # locked for too long, not writable...
+            raise ConfigurationError(
+                f"the HTTP cache {str(path)!r} cannot be opened ({exc}): another process holds "
+                "it for too long, or the folder is not writable; or use cache=None."
+            ) from None
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            if attempt:
+                raise ConfigurationError(
+                    f"the HTTP cache {str(path)!r} cannot be used ({exc}); delete it."
+                ) from None
+            _move_aside(path, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_sqlite(path: Any) -> None:
+    """Raise sqlite3.DatabaseError if ``path`` is not a readable SQLite database."""
+    con = sqlite3.connect(str(path), timeout=SQLITE_TIMEOUT)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(SQLITE_TIMEOUT * 1000)}")
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        con.close()
+
+
+def _move_aside(path: Any, exc: BaseException) -> None:
+    """Rename a damaged cache file (and its WAL files) out of the way, with a warning."""
+    from pathlib import Path
+
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process moved it first
+        return
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(extra, aside.with_name(aside.name + suffix))
+    warnings.warn(
+        f"the HTTP cache {str(path)!r} was damaged ({exc}); it was moved to {str(aside)!r} and "
+        "a fresh cache started (cached single-resource reads will be fetched again).",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _resolve(page_url: str, link: Any) -> str | None:

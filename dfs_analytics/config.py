@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import ipaddress
+import math
 import os
 import re
 import urllib.parse
@@ -56,20 +58,93 @@ def site_base_url(site_id: str, region: str = "eu") -> str:
     return f"https://api.{match.group(0)}.{REGIONS[key]}/v0.2/"
 
 
+class Secret:
+    """A secret string (the API key) whose ``str`` and ``repr`` are masked.
+
+    ``secret == "text"`` compares the value (in constant time); :meth:`reveal` returns it.
+    It is not a ``str``, so it cannot end up in a message, a log line or
+    ``dataclasses.asdict`` output by accident (``json.dumps`` refuses it).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise ConfigurationError(f"api_key must be a string, got a {type(value).__name__}.")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: only for the ``Authorization`` header."""
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            other = other._value
+        if not isinstance(other, str):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # deepcopy (dataclasses.asdict) keeps it masked
+        return (Secret, (self._value,))
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (``http://user:***@host/``)."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.password is None and "@" not in parts.netloc:
+        return str(url)
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = (f"{user}:***@" if parts.password is not None else f"{user}@") + host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def normalize_base_url(url: str) -> str:
-    """Lower-case ``v0.2``, add it when the URL has no version segment, end with ``/``."""
+    """Lower-case ``v0.2``, add it when the URL has no version segment, end with ``/``.
+
+    Raises ConfigurationError (with any password in the URL masked) for anything but an
+    http(s) URL with a host and a valid port.
+    """
     text = str(url).strip()
     parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"base_url {url!r} is not an http(s) URL; e.g. 'https://api.<site>.customers."
-            "deepomatic.com/v0.2/' or the simulator's 'http://127.0.0.1:8765/v0.2/'."
+            f"base_url {mask_url(text)!r} is not an http(s) URL; e.g. 'https://api.<site>."
+            "customers.deepomatic.com/v0.2/' or the simulator's 'http://127.0.0.1:8765/v0.2/'."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(
+            f"base_url {mask_url(text)!r} has a bad port: use a number from 1 to 65535, "
+            "e.g. 'http://127.0.0.1:8765/v0.2/'."
         )
     path = re.sub(r"/v0\.2(/|$)", "/v0.2/", parts.path, flags=re.IGNORECASE)
     if "/v0.2/" not in path:
         path = path.rstrip("/") + "/v0.2/"
     path = path[: path.index("/v0.2/") + len("/v0.2/")]
-    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    user, at, host = parts.netloc.rpartition("@")
+    netloc = user + at + host.lower()  # a password keeps its case
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
 
 
 def is_loopback(host: str | None) -> bool:
@@ -93,7 +168,7 @@ class Settings:
     """
 
     base_url: str
-    api_key: str | None = None  # masked by __repr__
+    api_key: Secret | None = None  # masked in repr, str and asdict; .reveal() gives it
     cache: Path | None = None
     offline: bool = False
     max_workers: int = 8
@@ -104,6 +179,7 @@ class Settings:
     progress: bool = True
     allow_insecure_http: bool = False
     dataset: str | None = None  # folder or URI of the dataset; None: inside the cache folder
+    retry_budget: float = 300.0  # seconds one call may spend waiting and retrying
 
     def __post_init__(self) -> None:
         self.base_url = normalize_base_url(self.base_url)
@@ -117,22 +193,39 @@ class Settings:
                 f"refusing plain http:// to {host}: the API key would travel unencrypted. Use "
                 "https://, or pass allow_insecure_http=True if this network is trusted."
             )
-        if self.api_key is not None:
-            self.api_key = str(self.api_key).strip() or None
-            if self.api_key and any(c.isspace() for c in self.api_key):
-                raise ConfigurationError("api_key contains whitespace; paste the key alone.")
+        self.api_key = _check_key(self.api_key)
         for name in ("max_workers", "page_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}.")
-        if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
-            raise ConfigurationError(
-                f"timeout must be a positive number of seconds, got {self.timeout!r}."
-            )
-        if not isinstance(self.retries, int) or self.retries < 0:
+        for name, minimum in (("timeout", None), ("retry_budget", 0.0), ("backoff_factor", 0.0)):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or (value < minimum if minimum is not None else value <= 0)
+            ):
+                what = "a positive" if minimum is None else "a non-negative"
+                raise ConfigurationError(
+                    f"{name} must be {what} finite number of seconds, got {value!r}."
+                )
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise ConfigurationError(
                 f"retries must be a non-negative integer, got {self.retries!r}."
             )
+        for name in ("offline", "allow_insecure_http"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}."
+                )
+        if self.cache is not None:
+            self.cache = Path(self.cache)
+            if self.cache.exists() and not self.cache.is_dir():
+                raise ConfigurationError(
+                    f"cache={str(self.cache)!r} is a file, not a folder: give a folder for the "
+                    "cache (it is created if missing), or cache=None for no cache."
+                )
         self.page_size = min(self.page_size, 1000)
         if self.dataset is not None:
             text = str(self.dataset).strip()
@@ -142,17 +235,26 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "api_key"
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("api_key", "base_url")
         )
         key = "'***'" if self.api_key else "None"
-        return f"Settings({shown}, api_key={key})"
+        return f"Settings(base_url={mask_url(self.base_url)!r}, {shown}, api_key={key})"
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as it may be shown: any password in it masked."""
+        return mask_url(self.base_url)
 
     @property
     def cache_dir(self) -> Path | None:
         """This (user, base URL, key)'s own cache folder, or None without a cache."""
         if self.cache is None:
             return None
-        key_hash = hashlib.sha256((self.api_key or "").encode()).hexdigest()
+        key_hash = hashlib.sha256(
+            (self.api_key.reveal() if self.api_key else "").encode()
+        ).hexdigest()
         digest = hashlib.sha256(f"{_user()}\n{self.base_url}\n{key_hash}".encode()).hexdigest()[:24]
         return Path(self.cache) / digest
 
@@ -203,6 +305,27 @@ class Settings:
             kwargs["dataset"] = env["DFS_DATASET"]
         kwargs.update(overrides)
         return cls.resolve(**kwargs)
+
+
+def _check_key(key: Any) -> Secret | None:
+    """The API key as a :class:`Secret` (None when empty); ConfigurationError, never quoting
+    the key, when it could not travel in an HTTP header."""
+    if key is None:
+        return None
+    text = key.reveal() if isinstance(key, Secret) else key
+    if not isinstance(text, str):
+        raise ConfigurationError(f"api_key must be a string, got a {type(key).__name__}.")
+    text = text.strip()
+    if not text:
+        return None
+    if any(c.isspace() for c in text):
+        raise ConfigurationError("api_key contains whitespace; paste the key alone.")
+    if not all(" " < c < "\x7f" for c in text):
+        raise ConfigurationError(
+            "api_key contains characters other than printable ASCII (letters, digits, "
+            "punctuation), so it is not an API key; paste the key alone."
+        )
+    return Secret(text)
 
 
 def _user() -> str:

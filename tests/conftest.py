@@ -170,5 +170,7 @@ TASK_KEYS = ["work_order_id", "task_id"]
 TIMELINE_KEYS = ["work_order_id", "date", "event_id", "task_id"]
 
 
-def assert_no_secret(text: str, key: str) -> None:
+def assert_no_secret(text: str, key: Any) -> None:
+    """``key`` (a string, or the settings' masked Secret) is nowhere in ``text``."""
+    key = key.reveal() if isinstance(key, dfs.config.Secret) else key
     assert key not in text, f"the API key leaked into: {text[:300]!r}"

@@ -65,7 +65,10 @@ def test_task_groups_under_faults(dfs_simulator_factory, client_for, new_cache) 
     expected = dfs.load_task_groups(client_for(sim, cache=new_cache()))
     sim.configure(fault_rate=0.3, throttle_rate=0.2, retry_after=0)
     for _ in range(4):
-        got = dfs.load_task_groups(client_for(sim, cache=new_cache(), backoff_factor=0.05))
+        # half the requests fail: more retries than the default (one retry layer, no nesting)
+        got = dfs.load_task_groups(
+            client_for(sim, cache=new_cache(), backoff_factor=0.05, retries=10)
+        )
         pd.testing.assert_frame_equal(got, expected)
 
 
