@@ -9,22 +9,43 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parents[1] / "notebooks"
 
-CONNECT = """import dfs_analytics as dfs
+SIMULATOR = """
+# A local simulator of the Field Services API, started for this notebook: its data is made up.
+# To use your own site instead, set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and
+# DFS_API_KEY in the environment, and replace the next line with:  client = dfs.connect()
+client = dfs.connect(simulator=True, work_orders=600, seed=0)"""
 
-# The site in DFS_BASE_URL (or DFS_SITE_ID + DFS_REGION) with DFS_API_KEY when set,
-# otherwise a local simulator of the Field Services API started for this notebook.
-client = dfs.connect(work_orders=600, seed=0)
-client"""
+# the first code cell of 01 (no plot, no file) and of 02 and 03 (plots, files)
+CONNECT = "import dfs_analytics as dfs\n" + SIMULATOR
+CONNECT_OUTPUT = (
+    "from pathlib import Path\n\n"
+    "import dfs_analytics as dfs\n"
+    "from dfs_analytics.connect import data_note, is_simulator\n"
+    + SIMULATOR
+    + "\nNOTE = data_note(client)  # ' (simulator data)' in the titles of plots of made-up data\n"
+    "OUTPUT = Path('output')  # the files this notebook writes (git ignores output/)"
+)
+
+INTRO = (
+    "This notebook asks for a local simulator of the Field Services API, so it runs anywhere; "
+    "its data is made up, and plots and reports made from it say *(simulator data)*. The first "
+    "code cell shows how to point it at your own site."
+)
+
+
+def titled(call: str) -> str:
+    """A plot call whose title says when the data is the simulator's."""
+    return f"ax = {call}\nax.set_title(ax.get_title() + NOTE);"
+
 
 NOTEBOOKS = {
     "01_quickstart.ipynb": [
         new_markdown_cell(
             "# Quickstart: Field Services data in pandas\n\n"
             "Load work orders, tasks with their AI verdicts, timelines and task groups into "
-            "DataFrames. Set `DFS_BASE_URL` (or `DFS_SITE_ID`) and `DFS_API_KEY` to use a real "
-            "site; without them this notebook starts a local simulator."
+            "DataFrames.\n\n" + INTRO
         ),
-        new_code_cell(CONNECT),
+        new_code_cell(CONNECT + "\nclient"),
         new_markdown_cell(
             "## Work orders\nOne row per work order; metadata keys become `metadata.<key>` columns."
         ),
@@ -70,17 +91,19 @@ NOTEBOOKS = {
             "How often do reviewers overturn the AI, on which tasks, for which field engineers, "
             "and did it change with the app version? A task counts when the AI analysed it on a "
             "reviewed work order; it is *overridden* when a human corrected it to a different "
-            "value. Intervals are 95% Wilson intervals."
+            "value. Intervals are 95% Wilson intervals.\n\n" + INTRO
         ),
-        new_code_cell(CONNECT + "\ntasks = dfs.load_tasks(client)\ndfs.audit.summary(tasks)"),
+        new_code_cell(
+            CONNECT_OUTPUT + "\n\ntasks = dfs.load_tasks(client)\ndfs.audit.summary(tasks)"
+        ),
         new_markdown_cell("## Override rate per task"),
         new_code_cell(
             "rates = dfs.override_rates(tasks)\nrates.sort_values('rate', ascending=False)"
         ),
-        new_code_cell("dfs.plots.plot_override_rates(rates);"),
+        new_code_cell(titled("dfs.plots.plot_override_rates(rates)")),
         new_markdown_cell("## Per task group and per field engineer"),
         new_code_cell("dfs.override_rates(tasks, by='task_group_name')"),
-        new_code_cell("dfs.plots.plot_engineers(tasks);"),
+        new_code_cell(titled("dfs.plots.plot_engineers(tasks)")),
         new_markdown_cell(
             "## What the AI said vs the final verdict\nNothing is hidden: tasks never analysed "
             "and values outside the verdict rules have their own rows and columns."
@@ -89,7 +112,7 @@ NOTEBOOKS = {
             "worst = str(rates.sort_values('rate', ascending=False)['task_name'].iloc[0])\n"
             "dfs.confusion(tasks, task_name=worst)"
         ),
-        new_code_cell("dfs.plots.plot_confusion(tasks, task_name=worst);"),
+        new_code_cell(titled("dfs.plots.plot_confusion(tasks, task_name=worst)")),
         new_code_cell("dfs.agreement(tasks)"),
         new_markdown_cell(
             "## Drift\nDid the override rate change with the app version? Changes are tested "
@@ -99,13 +122,15 @@ NOTEBOOKS = {
             "versions = dfs.drift(tasks, by='app_version_id')\n"
             "versions[['task_name', 'first_date', 'n', 'rate', 'ci_low', 'ci_high', 'p_adjusted', 'flagged']]"
         ),
-        new_code_cell("dfs.plots.plot_drift(tasks, freq='W');"),
+        new_code_cell(titled("dfs.plots.plot_drift(tasks, freq='W')")),
         new_markdown_cell("## A sample for human review, and the report"),
         new_code_cell(
             "dfs.sample(tasks, n=3, seed=0)[['work_order_id', 'task_name', 'value', 'message']]"
         ),
         new_code_cell(
-            "path = dfs.audit_report(tasks, 'audit.html')\nprint('wrote', path.resolve())"
+            "# the report's title says '(simulator data)' when the data is made up\n"
+            "path = dfs.audit_report(tasks, OUTPUT / 'audit.html', simulator=is_simulator(client))\n"
+            "print('wrote', path.resolve())"
         ),
     ],
     "03_correction_campaign.ipynb": [
@@ -114,9 +139,9 @@ NOTEBOOKS = {
             "A model bug marked cables as badly arranged on some work orders; field checks showed "
             "they were fine. This notebook plans the corrections, validates them, previews them, "
             "and applies them with a journal, so that a crash half-way never doubles or loses a "
-            "correction. Then it corrects one task by hand in the Explorer."
+            "correction. Then it corrects one task by hand in the Explorer.\n\n" + INTRO
         ),
-        new_code_cell(CONNECT + "\ntasks = dfs.load_tasks(client)"),
+        new_code_cell(CONNECT_OUTPUT + "\n\ntasks = dfs.load_tasks(client)"),
         new_markdown_cell(
             "## The plan\nNot-yet-reviewed work orders where the AI said the cables were not arranged."
         ),
@@ -127,8 +152,14 @@ NOTEBOOKS = {
             "plan"
         ),
         new_code_cell(
-            "from pathlib import Path\n\n"
-            "journal = Path('campaign.jsonl')\n"
+            "from dfs_analytics.connect import scratch_folder\n\n"
+            "# The journal lets a re-run resume without sending anything twice, so it belongs to\n"
+            "# one site. A simulator forgets everything when it stops: its journal goes in a folder\n"
+            "# removed with it. A real site's journal is kept in output/.\n"
+            "if is_simulator(client):\n"
+            "    journal = scratch_folder(client, 'campaign') / 'campaign.jsonl'\n"
+            "else:\n"
+            "    journal = OUTPUT / 'campaign.jsonl'\n"
             "campaign = dfs.Campaign(client, plan, journal=journal)\n"
             "campaign.validate()  # an empty table: nothing blocks the campaign"
         ),
@@ -140,6 +171,12 @@ NOTEBOOKS = {
         ),
         new_code_cell("panel = dfs.CampaignPanel(campaign)\npanel"),
         new_code_cell("results = campaign.apply()\nresults"),
+        new_code_cell(
+            "import collections\nimport json\n\n"
+            "# one record per attempt, made durable before the correction is sent, and its outcome\n"
+            "events = [json.loads(line)['event'] for line in journal.read_text().splitlines()]\n"
+            "print(len(events), 'journal records:', dict(collections.Counter(events)))"
+        ),
         new_code_cell("campaign.verify()  # empty: the server now has the planned values"),
         new_markdown_cell(
             "## One correction by hand\nOpen a work order, choose a task and one of the values its "
