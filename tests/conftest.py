@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.config import Secret
 from dfs_analytics.simulator import Simulator
 
 LIST = "GET /v0.2/work-orders/"
@@ -172,5 +173,5 @@ TIMELINE_KEYS = ["work_order_id", "date", "event_id", "task_id"]
 
 def assert_no_secret(text: str, key: Any) -> None:
     """``key`` (a string, or the settings' masked Secret) is nowhere in ``text``."""
-    key = key.reveal() if isinstance(key, dfs.config.Secret) else key
+    key = key.reveal() if isinstance(key, Secret) else key
     assert key not in text, f"the API key leaked into: {text[:300]!r}"
