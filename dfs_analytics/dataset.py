@@ -59,6 +59,8 @@ from .errors import (
 )
 
 SCHEMA_VERSION = 1
+FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
+FRAME_CACHE_BYTES = 64 * 2**20  # larger frames are not kept
 FORMAT = "dfs-analytics"
 TABLES = ("work_orders", "tasks", "timeline", "task_groups")
 SPECS: dict[str, tuple[normalize.Column, ...]] = {
@@ -447,7 +449,13 @@ class Dataset:
 
     def _read_identity(self) -> Identity:
         try:
-            text = self._table("syncs").metadata().description or ""
+            cache = self.__dict__.get("_cache") or {}
+            dt = cache.get("syncs_dt")
+            if dt is not None:
+                dt.update_incremental()
+            else:
+                dt = self._table("syncs")
+            text = dt.metadata().description or ""
             meta = json.loads(text)
             if meta.get("format") != FORMAT:
                 raise ValueError("not ours")
@@ -632,7 +640,19 @@ class Dataset:
         ids: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         _check_table(table)
-        version = self.resolve(as_of) if as_of is not None else None
+        version = self.resolve(as_of)  # one version for every read below: consistent frames
+        given_as_of, as_of = as_of, version
+        clean = {k: _plain_filter(v) for k, v in filters.items() if v is not None}
+        key = (
+            table,
+            version,
+            None if columns is None else tuple(columns),
+            json.dumps(clean, sort_keys=True, default=str),
+            None if ids is None else tuple(ids),
+        )
+        frames = self.__dict__.setdefault("_frames", {})
+        if version is not None and key in frames:
+            return frames[key].copy()
         expr = None
         order_of: dict[str, int] | None = None
         if table == "work_orders":
@@ -669,11 +689,19 @@ class Dataset:
         frame = from_arrow(table, raw, columns)
         frame.attrs["dfs_provenance"] = {
             "dataset": self.location,
-            "version": version if version is not None else self.version,
+            "version": version,
             "table": table,
-            "filters": {k: _plain_filter(v) for k, v in filters.items() if v is not None},
-            "as_of": None if as_of is None else _plain_filter(as_of),
+            "filters": clean,
+            "as_of": None if given_as_of is None else _plain_filter(given_as_of),
         }
+        if version is not None and frame.memory_usage(deep=False).sum() < FRAME_CACHE_BYTES:
+            # the last frames read are kept (a version never changes): an unchanged reload
+            # is a copy; at most FRAME_CACHE frames per table
+            olds = [k for k in frames if k[0] == table]
+            for old in olds[: max(0, len(olds) - (FRAME_CACHE - 1))]:
+                frames.pop(old, None)
+            frames[key] = frame
+            return frame.copy()
         return frame
 
     def work_orders(
@@ -891,6 +919,24 @@ def _commit_lock(location: str) -> Iterator[None]:
             os.close(fd)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _umask(mask: int | None) -> Iterator[None]:
+    """Files and folders created meanwhile are owner-only (``mask=0o077``), whatever the
+    process's umask; None leaves it alone."""
+    if mask is None:
+        yield
+        return
+    with _UMASK_LOCK:
+        old = os.umask(mask | 0o022)
+        try:
+            yield
+        finally:
+            os.umask(old)
+
+
 class Writer:
     """Commits batches to a dataset; each :meth:`commit` is one dataset version.
 
@@ -911,6 +957,7 @@ class Writer:
         self.private = private
         self.storage_options = dict(storage_options) if storage_options else None
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
+        self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
         local = _local(self.location)
         if local is not None:
             try:
@@ -954,7 +1001,7 @@ class Writer:
                     "into an empty or new folder."
                 )
             identity = Identity(self.site, SCHEMA_VERSION)
-            with _commit_lock(self.location):
+            with _commit_lock(self.location), _umask(0o077 if self.private else None):
                 if not probe._exists("syncs"):
                     self._write(
                         "syncs",
@@ -969,6 +1016,24 @@ class Writer:
                 "belongs to one site. Use another path for this site (Client(dataset=...))."
             )
         return ds
+
+    def refresh(self) -> None:
+        """Check the dataset again before a sync (another process may have rebuilt or
+        replaced it): same site, current schema."""
+        syncs = self._dt("syncs")
+        if syncs is None:
+            raise NotADatasetError(f"the dataset at {self.location} disappeared; sync again.")
+        try:
+            self.dataset._identity = self.dataset._read_identity()
+        except NotADatasetError:
+            raise
+        if self.dataset.site != self.site:
+            raise SiteMismatchError(
+                f"the dataset at {self.location} now holds {self.dataset.site}, not "
+                f"{self.site}: a dataset belongs to one site."
+            )
+        if self.dataset.schema_version != SCHEMA_VERSION:
+            self._rebuild()
 
     def _rebuild(self) -> None:
         """A dataset written by another release (another schema version): one version that
@@ -987,13 +1052,24 @@ class Writer:
                 {"filters": {"rebuilt_from_schema_version": old}, "complete": False},
             )
 
+    def _dt(self, table: str) -> DeltaTable | None:
+        """The table, kept open and brought up to date (None: it does not exist yet)."""
+        dt = self._tables.get(table)
+        if dt is None:
+            uri = _join(self.location, table)
+            if not DeltaTable.is_deltatable(uri, self.storage_options):
+                return None
+            dt = self._tables[table] = DeltaTable(uri, storage_options=self.storage_options)
+        else:
+            dt.update_incremental()
+        return dt
+
     def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
         description = kw.pop("description", None)
+        target: Any = self._tables.get(table) or _join(self.location, table)
         try:
             write_deltalake(
-                self.dataset._uri(table)
-                if hasattr(self, "dataset")
-                else _join(self.location, table),
+                target,
                 data,
                 storage_options=self.storage_options,
                 description=description,
@@ -1039,17 +1115,23 @@ class Writer:
         changes: Mapping[str, tuple[Any, ...]],
         stats: Mapping[str, Any],
     ) -> int:
+        with _umask(0o077 if self.private else None):
+            return self._commit_tables(changes, stats)
+
+    def _commit_tables(
+        self,
+        changes: Mapping[str, tuple[Any, ...]],
+        stats: Mapping[str, Any],
+    ) -> int:
         ds = self.dataset
         for table, change in changes.items():
             self._replace(table, *change)
         versions = {}
         for t in TABLES:
-            versions[f"{t}_version"] = (
-                DeltaTable(ds._uri(t), storage_options=self.storage_options).version()
-                if ds._exists(t)
-                else -1
-            )
-        syncs = DeltaTable(ds._uri("syncs"), storage_options=self.storage_options)
+            dt = self._dt(t)
+            versions[f"{t}_version"] = -1 if dt is None else dt.version()
+        syncs = self._dt("syncs")
+        assert syncs is not None
         current = syncs.to_pyarrow_table(columns=["version"]).column("version")
         version = (pc.max(current).as_py() if len(current) else -1) + 1
         row = {
@@ -1069,16 +1151,12 @@ class Writer:
         if ds.schema_version != SCHEMA_VERSION:
             self._write("syncs", data, mode="append", schema_mode="merge")
             identity = Identity(self.site, SCHEMA_VERSION)
-            DeltaTable(
-                ds._uri("syncs"), storage_options=self.storage_options
-            ).alter.set_table_description(identity.description())
+            syncs = self._dt("syncs")
+            assert syncs is not None
+            syncs.alter.set_table_description(identity.description())
             ds._identity = identity
         else:
             self._write("syncs", data, mode="append")
-        if self.private:
-            local = _local(self.location)
-            if local is not None:
-                _private_tree(local)
         return version
 
     def _replace(
@@ -1088,8 +1166,7 @@ class Writer:
         ids: Sequence[str],
         months: Iterable[str] | None = None,
     ) -> None:
-        ds = self.dataset
-        exists = ds._exists(table)
+        exists = self._dt(table) is not None
         empty = rows is None or rows.num_rows == 0
         if table in self.reset:
             self.reset.discard(table)
@@ -1134,7 +1211,8 @@ class Writer:
             where |= set(rows.column(PARTITION).to_pylist())
         in_months = _in_predicate(PARTITION, sorted(where)) + " AND "
         if empty:
-            dt = DeltaTable(ds._uri(table), storage_options=self.storage_options)
+            dt = self._dt(table)
+            assert dt is not None
             predicate = in_months + _in_predicate("work_order_id", sorted(stored))
             dt.delete(predicate, writer_properties=_WRITER_PROPS)
             return
@@ -1143,9 +1221,9 @@ class Writer:
 
     def stored_table(self, table: str) -> pa.Table | None:
         """The whole table at its latest version, in a stable row order (None: no table)."""
-        if not self.dataset._exists(table):
+        dt = self._dt(table)
+        if dt is None:
             return None
-        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
         data = dt.to_pyarrow_table()
         data = data.select(arrow_schema(table).names).cast(arrow_schema(table))
         return data.sort_by([(POS, "ascending")])
@@ -1153,9 +1231,9 @@ class Writer:
     def stored_rows(self, table: str, ids: Sequence[str]) -> pa.Table:
         """The stored rows (every stored column) of these work orders, at the latest
         table version."""
-        if not self.dataset._exists(table):
+        dt = self._dt(table)
+        if dt is None:
             return arrow_schema(table).empty_table()
-        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
         data = dt.to_pyarrow_dataset().to_table(
             filter=pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
         )
@@ -1166,9 +1244,9 @@ class Writer:
     ) -> tuple[set[str], set[str]]:
         """Which of ``ids`` the table holds, and in which partitions (only ``months`` are
         searched when given: a work order's month never changes)."""
-        if not ids:
+        dt = self._dt(table)
+        if not ids or dt is None:
             return set(), set()
-        dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
         expr = pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
         if months is not None:
             expr = pc.field(PARTITION).isin(pa.array(sorted(months), pa.string())) & expr
@@ -1181,25 +1259,20 @@ class Writer:
     def optimize(self) -> None:
         """Compact the small files that batch commits leave (not a new dataset version: the
         data are unchanged)."""
-        with _commit_lock(self.location):
+        with _commit_lock(self.location), _umask(0o077 if self.private else None):
             for table in TABLES:
-                if self.dataset._exists(table):
-                    dt = DeltaTable(self.dataset._uri(table), storage_options=self.storage_options)
+                dt = self._dt(table)
+                if dt is not None:
                     with contextlib.suppress(CommitFailedError):
                         dt.optimize.compact(writer_properties=_WRITER_PROPS)
-            if self.private and (local := _local(self.location)) is not None:
-                _private_tree(local)
 
     def small_files(self) -> int:
         """How many data files the tables have (to decide when to compact)."""
         n = 0
         for table in TABLES:
-            if self.dataset._exists(table):
-                n += len(
-                    DeltaTable(
-                        self.dataset._uri(table), storage_options=self.storage_options
-                    ).file_uris()
-                )
+            dt = self._dt(table)
+            if dt is not None:
+                n += len(dt.file_uris())
         return n
 
 

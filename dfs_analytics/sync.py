@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from . import dataset as store
@@ -90,6 +91,8 @@ class _State:
     etags: dict[str, str] = field(default_factory=dict)  # query key -> probe ETag
     log: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    writer: store.Writer | None = None
+    reader: store.Dataset | None = None
 
     def on_write(self, work_order_id: str) -> None:
         when = time.time()
@@ -134,13 +137,29 @@ def _state(client: Client) -> _State:
 
 
 def writer(client: Client) -> store.Writer:
-    """The client's dataset, opened for writing (created when new)."""
-    return store.Writer(client.dataset_location, client.base_url, private=client.dataset_is_private)
+    """The client's dataset, opened for writing (created when new); one per client, kept, so
+    its tables stay open between loads."""
+    state = _state(client)
+    with state.lock:
+        w = state.writer
+        if w is None or w.location != client.dataset_location:
+            w = state.writer = store.Writer(
+                client.dataset_location, client.base_url, private=client.dataset_is_private
+            )
+        else:
+            w.refresh()
+        return w
 
 
 def dataset(client: Client) -> store.Dataset:
     """The client's dataset, for reading (created empty when new and writable)."""
-    return store.open_dataset(client)
+    state = _state(client)
+    with state.lock:
+        if state.writer is not None and state.writer.location == client.dataset_location:
+            return state.writer.dataset
+        if state.reader is None or state.reader.location != client.dataset_location:
+            state.reader = store.open_dataset(client)
+        return state.reader
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,8 +208,18 @@ class _Committer:
     compact columns, not as parsed JSON.
     """
 
-    def __init__(self, w: store.Writer, result: SyncResult, client: Client, stats: dict) -> None:
+    def __init__(
+        self,
+        w: store.Writer,
+        result: SyncResult,
+        client: Client,
+        stats: dict,
+        timelines: Any = None,
+    ) -> None:
         self.w, self.result, self.client, self.stats = w, result, client, stats
+        # with timelines: a function fetching the timelines of a batch (ids -> events)
+        self.timelines = timelines
+        self.timelines_done = 0
         self.records: list[dict[str, Any]] = []
         self.timeline_at: dict[str, pd.Timestamp | None] = {}
         self.ids: list[str] = []
@@ -202,6 +231,11 @@ class _Committer:
         self.synced_at = time.time()
         self.requests0 = client.requests_sent
         self.months: dict[str, str] = {}  # stored work order id -> its partition
+        self.seen: set[str] = set()  # every work order added or deleted
+        self.last_complete = False
+
+    def touched(self, wo_id: str) -> bool:
+        return wo_id in self.seen
 
     def pending(self) -> int:
         return len(self.ids) + len(self.deleted)
@@ -215,6 +249,7 @@ class _Committer:
             self.commit()
         self.records.append(record)
         self.ids.append(record["id"])
+        self.seen.add(record["id"])
         self.timeline_at[record["id"]] = timeline_at
         if is_new:
             self.new += 1
@@ -231,6 +266,7 @@ class _Committer:
 
     def delete(self, wo_id: str) -> None:
         self.deleted.append(wo_id)
+        self.seen.add(wo_id)
         self.maybe_commit()
 
     def maybe_commit(self) -> None:
@@ -257,15 +293,35 @@ class _Committer:
         else:
             changes["work_orders"] = (None, gone, months)
             changes["tasks"] = (None, gone, months)
-        if gone:
+        if self.timelines is not None and self.tables:
+            wo, timeline_rows, done = self._with_timelines(changes["work_orders"][0])
+            changes["work_orders"] = (wo, ids + gone, months)
+            changes["timeline"] = (timeline_rows, list(done) + gone, months)
+            self.timelines_done = len(done)
+        elif gone:
             changes["timeline"] = (None, gone, months)
         self._write(changes, complete=complete)
+        self.result.timelines += self.timelines_done
+        self.timelines_done = 0
         self.result.fetched += self.new
         self.result.updated += self.changed
         self.result.deleted += len(gone)
         self.records, self.timeline_at, self.deleted, self.ids, self.tables = [], {}, [], [], []
         self.new = self.changed = 0
         self.started = time.monotonic()
+
+    def _with_timelines(self, wo: pa.Table) -> tuple[pa.Table, pa.Table | None, list[str]]:
+        """Fetch the batch's timelines; the work orders marked as read at their listed
+        ``update_date``, the timeline rows, and the ids whose timeline was read."""
+        ids = wo.column("work_order_id").to_pylist()
+        months = dict(zip(ids, wo.column(store.PARTITION).to_pylist(), strict=True))
+        events = self.timelines(ids)
+        done = [i for i in ids if events.get(i) is not None]
+        rows = _timeline_rows({i: events[i] for i in done}, months) if done else None
+        mask = pc.is_in(wo.column("work_order_id"), value_set=pa.array(done, pa.string()))
+        col = wo.schema.get_field_index(store.TIMELINE_AT)
+        marks = pc.if_else(mask, wo.column("update_date"), wo.column(store.TIMELINE_AT))
+        return wo.set_column(col, store.TIMELINE_AT, marks), rows, done
 
     def _write(
         self, changes: Mapping[str, tuple[pa.Table | None, list[str]]], complete: bool
@@ -278,9 +334,11 @@ class _Committer:
             "requests": self.client.requests_sent - self.requests0,
             "seconds": time.monotonic() - self.started,
             "complete": complete,
+            "timelines": self.timelines_done,
         }
         self.result.version = self.w.commit(changes, stats)
         self.result.commits += 1
+        self.last_complete = complete
         _trim()
         self.requests0 = self.client.requests_sent
 
@@ -350,59 +408,110 @@ def sync(
     ds = w.dataset
     result = SyncResult(version=ds.version, dataset=ds.path, filters=_plain(local))
     stats = {"filters": result.filters, "with_timelines": timelines}
-    committer = _Committer(w, result, client, stats)
-    index = ds.index(**local)
-    committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
-    stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
-    synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
-    marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
-    writes = state.written()
-    dirty = {
-        i
-        for i, when in writes.items()
-        if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
-    }
+    with _TimelineFetcher(client, progress, timelines) as fetcher:
+        committer = _Committer(w, result, client, stats, fetcher.fetch if timelines else None)
+        index = ds.index(**local)
+        committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
+        stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
+        synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
+        marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
+        writes = state.written()
+        dirty = {
+            i
+            for i, when in writes.items()
+            if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
+        }
 
-    def mark(wo_id: str) -> pd.Timestamp | None:
-        if wo_id in dirty:
-            return None
-        m = marks.get(wo_id)
-        return None if m is None or pd.isna(m) else m
+        def mark(wo_id: str) -> pd.Timestamp | None:
+            if wo_id in dirty:
+                return None
+            m = marks.get(wo_id)
+            return None if m is None or pd.isna(m) else m
 
-    def consider(record: dict[str, Any]) -> None:
-        wo_id = record.get("id")
-        if not isinstance(wo_id, str):
-            return
-        listed_date = _ts(record.get("update_date"))
-        if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
-            return
-        committer.add(record, wo_id not in stored, mark(wo_id))
-        stored[wo_id] = listed_date
+        def consider(record: dict[str, Any]) -> None:
+            wo_id = record.get("id")
+            if not isinstance(wo_id, str):
+                return
+            listed_date = _ts(record.get("update_date"))
+            if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
+                return
+            committer.add(record, wo_id not in stored, mark(wo_id))
+            stored[wo_id] = listed_date
 
-    walk = not stored
-    listed = 0
-    if not walk:
-        listed, walk = _refresh(client, params, stored, dirty, state, committer, consider)
-    if walk:
-        listed = _full_walk(client, params, index, stored, dirty, committer, consider, progress)
-    result.listed = listed
-    committer.commit()
-    if timelines:
-        _sync_timelines(client, w, local, committer, dirty, progress)
-    _finish(w, committer)
+        walk = not stored
+        listed = 0
+        if not walk:
+            listed, walk = _refresh(client, params, stored, dirty, state, committer, consider)
+        if walk:
+            listed = _full_walk(client, params, index, stored, dirty, committer, consider, progress)
+        result.listed = listed
+        if timelines:  # stored work orders whose timeline is missing or older than them
+            leftover = [
+                i
+                for i, u in zip(index["work_order_id"], index["update_date"], strict=True)
+                if i in stored and not committer.touched(i) and not _same(u, mark(i))
+            ]
+            if leftover:
+                committer.commit()
+                _sync_timelines(client, w, committer, fetcher, leftover)
+        _finish(w, committer)
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
     return result
 
 
+class _TimelineFetcher:
+    """Fetches timelines concurrently, ``CHUNK`` at a time, with a progress bar."""
+
+    def __init__(self, client: Client, progress: bool | None, active: bool) -> None:
+        self.client, self.progress, self.active = client, progress, active
+        self.pool: ThreadPoolExecutor | None = None
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> _TimelineFetcher:
+        if self.active:
+            self.pool = ThreadPoolExecutor(self.client.settings.max_workers)
+            self.bar = _bar(self.client, self.progress, None, "timelines")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.bar is not None:
+            self.bar.close()
+
+    def fetch(self, ids: list[str]) -> dict[str, list[dict[str, Any]] | None]:
+        """Each id's events (None: the work order is gone)."""
+        assert self.pool is not None
+
+        def one(wo_id: str) -> tuple[str, list[dict[str, Any]] | None]:
+            try:
+                return wo_id, self.client.get_timeline(wo_id)
+            except NotFoundError:
+                return wo_id, None
+
+        out: dict[str, list[dict[str, Any]] | None] = {}
+        for chunk in _chunks(ids, CHUNK):
+            for wo_id, events in self.pool.map(one, chunk):
+                out[wo_id] = events
+                if self.bar is not None:
+                    self.bar.update(1)
+        return out
+
+
 def _finish(w: store.Writer, committer: _Committer) -> None:
-    """After a sync that changed something: compact small files when there are many, and
-    commit the version that marks the sync complete (naming the compacted tables)."""
-    if not committer.result.commits:
-        return
+    """Commit what is left as the version that marks the sync complete; compact the small
+    files first when there are many (the last version then names the compacted tables)."""
+    if not committer.pending() and not committer.result.commits:
+        return  # nothing changed: nothing committed
     if w.small_files() > COMPACT_FILES:
+        committer.commit()
         w.optimize()
-    committer._write({}, complete=True)
+        committer._write({}, complete=True)
+    elif committer.pending():
+        committer.commit(complete=True)
+    elif not committer.last_complete:
+        committer._write({}, complete=True)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -554,54 +663,35 @@ def _full_walk(
 def _sync_timelines(
     client: Client,
     w: store.Writer,
-    local: Mapping[str, Any],
     committer: _Committer,
-    dirty: set[str],
-    progress: bool | None,
-    ids: list[str] | None = None,
+    fetcher: _TimelineFetcher,
+    ids: list[str],
 ) -> None:
-    """Fetch the timelines that are missing or older than their work order, in batches."""
-    ds = w.dataset
-    index = ds.index(**local)
-    if ids is not None:
-        index = index[index["work_order_id"].isin(set(ids))]
-    marks = index[store.TIMELINE_AT]
-    stale = index[marks.isna() | (marks != index["update_date"])]
-    todo = stale["work_order_id"].tolist()
-    if not todo:
+    """Fetch the timelines of stored work orders that are missing or older than their work
+    order (``ids``), in batches; each batch also marks its work orders as read."""
+    index = w.dataset.index()
+    stale = index[index["work_order_id"].isin(set(ids))]
+    if not len(stale):
         return
     months = dict(zip(stale["work_order_id"], stale[store.PARTITION], strict=True))
     updates = dict(zip(stale["work_order_id"], stale["update_date"], strict=True))
-
-    def one(wo_id: str) -> tuple[str, list[dict[str, Any]] | None]:
-        try:
-            return wo_id, client.get_timeline(wo_id)
-        except NotFoundError:
-            return wo_id, None
-
-    with (
-        _bar(client, progress, len(todo), "timelines") as bar,
-        ThreadPoolExecutor(client.settings.max_workers) as pool,
-    ):
-        batch: list[pa.Table] = []
-        batch_ids: list[str] = []
-        started = time.monotonic()
-        for chunk in _chunks(todo, CHUNK):
-            fetched: dict[str, list[dict[str, Any]]] = {}
-            for wo_id, events in pool.map(one, chunk):
-                bar.update(1)
-                if events is None:
-                    committer.delete(wo_id)
-                else:
-                    fetched[wo_id] = events
-            if fetched:
-                batch.append(_timeline_rows(fetched, months))
-                batch_ids.extend(fetched)
-            if len(batch_ids) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
-                _commit_timelines(w, committer, batch, batch_ids, updates)
-                batch, batch_ids, started = [], [], time.monotonic()
-        _commit_timelines(w, committer, batch, batch_ids, updates)
-    committer.commit()
+    batch: list[pa.Table] = []
+    batch_ids: list[str] = []
+    started = time.monotonic()
+    for chunk in _chunks(stale["work_order_id"].tolist(), CHUNK):
+        fetched: dict[str, list[dict[str, Any]]] = {}
+        for wo_id, events in fetcher.fetch(chunk).items():
+            if events is None:
+                committer.delete(wo_id)
+            else:
+                fetched[wo_id] = events
+        if fetched:
+            batch.append(_timeline_rows(fetched, months))
+            batch_ids.extend(fetched)
+        if len(batch_ids) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
+            _commit_timelines(w, committer, batch, batch_ids, updates)
+            batch, batch_ids, started = [], [], time.monotonic()
+    _commit_timelines(w, committer, batch, batch_ids, updates)
 
 
 def _timeline_rows(
@@ -646,6 +736,7 @@ def _commit_timelines(
     )
     committer.requests0 = committer.client.requests_sent
     committer.result.commits += 1
+    committer.last_complete = False
     committer.result.timelines += len(ids)
     _trim()
 
@@ -662,7 +753,6 @@ def sync_ids(
     ds = w.dataset
     result = SyncResult(version=ds.version, dataset=ds.path, filters={"work_order_ids": len(ids)})
     stats = {"filters": result.filters, "with_timelines": timelines}
-    committer = _Committer(w, result, client, stats)
     index = ds.index()
     index = index[index["work_order_id"].isin(set(ids))]
     stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
@@ -675,24 +765,37 @@ def sync_ids(
         if i in synced and (pd.isna(synced[i]) or t >= synced[i].timestamp())
     }
 
+    def mark(wo_id: str) -> pd.Timestamp | None:
+        m = None if wo_id in dirty else marks.get(wo_id)
+        return None if m is None or pd.isna(m) else m
+
     def one(wo_id: str) -> dict[str, Any]:
         return client.get_work_order(wo_id, include_inputs=False)
 
-    with ThreadPoolExecutor(client.settings.max_workers) as pool:
-        records = list(pool.map(one, ids))
-    for wo_id, record in zip(ids, records, strict=True):
-        if not isinstance(record, dict):
-            continue
-        listed_date = _ts(record.get("update_date"))
-        if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
-            continue
-        mark = None if wo_id in dirty else marks.get(wo_id)
-        committer.add(record, wo_id not in stored, None if mark is None or pd.isna(mark) else mark)
-    committer.commit()
-    result.listed = len(ids)
-    if timelines:
-        _sync_timelines(client, w, {}, committer, dirty, progress, ids=ids)
-    _finish(w, committer)
+    with _TimelineFetcher(client, progress, timelines) as fetcher:
+        committer = _Committer(w, result, client, stats, fetcher.fetch if timelines else None)
+        committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
+        with ThreadPoolExecutor(client.settings.max_workers) as pool:
+            records = list(pool.map(one, ids))
+        for wo_id, record in zip(ids, records, strict=True):
+            if not isinstance(record, dict):
+                continue
+            listed_date = _ts(record.get("update_date"))
+            if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
+                continue
+            committer.add(record, wo_id not in stored, mark(wo_id))
+            stored[wo_id] = listed_date
+        result.listed = len(ids)
+        if timelines:
+            leftover = [
+                i
+                for i in ids
+                if i in stored and not committer.touched(i) and not _same(stored[i], mark(i))
+            ]
+            if leftover:
+                committer.commit()
+                _sync_timelines(client, w, committer, fetcher, leftover)
+        _finish(w, committer)
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
     return result

@@ -44,7 +44,7 @@ def test_sync_commits_versions_and_a_second_sync_commits_nothing(sim, client_for
     first = dfs.sync(client, timelines=True)
     assert first.listed == first.fetched == 60
     assert first.timelines == 60 and first.deleted == first.updated == 0
-    assert first.commits >= 2 and first.requests > 0 and first.seconds > 0
+    assert first.commits >= 1 and first.requests > 0 and first.seconds > 0
     ds = dfs.open_dataset(client)
     assert ds.version == first.version
     history = ds.history()
@@ -214,7 +214,8 @@ _CHILD = textwrap.dedent(
     """
     import sys
     import dfs_analytics as dfs
-    import dfs_analytics.sync as s
+    import importlib
+    s = importlib.import_module("dfs_analytics.sync")  # the module, not dfs.sync
     s.BATCH = 100
     s.CHUNK = 50
     client = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=sys.argv[3], progress=False,
@@ -273,7 +274,8 @@ def test_two_processes_syncing_one_dataset_at_once(sim, client_for, tmp_path) ->
         """
         import sys
         import dfs_analytics as dfs
-        import dfs_analytics.sync as s
+        import importlib
+        s = importlib.import_module("dfs_analytics.sync")  # the module, not dfs.sync
         s.BATCH = 10
         c = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=None, dataset=sys.argv[3],
                        progress=False)
