@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1124,8 +1125,13 @@ class Writer:
         stats: Mapping[str, Any],
     ) -> int:
         ds = self.dataset
-        for table, change in changes.items():
-            self._replace(table, *change)
+        if len(changes) > 1:  # one writer per table at once (deltalake works outside the GIL)
+            with ThreadPoolExecutor(len(changes)) as pool:
+                for done in [pool.submit(self._replace, t, *c) for t, c in changes.items()]:
+                    done.result()
+        else:
+            for table, change in changes.items():
+                self._replace(table, *change)
         versions = {}
         for t in TABLES:
             dt = self._dt(t)

@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,8 +217,10 @@ class _Committer:
         timelines: Any = None,
     ) -> None:
         self.w, self.result, self.client, self.stats = w, result, client, stats
-        # with timelines: a function fetching the timelines of a batch (ids -> events)
+        # with timelines: a fetcher, whose ``submit`` starts reading one work order's timeline
         self.timelines = timelines
+        self.prefetch = None if timelines is None else timelines.submit
+        self.futures: dict[str, Future[list[dict[str, Any]] | None]] = {}
         self.timelines_done = 0
         self.records: list[dict[str, Any]] = []
         self.timeline_at: dict[str, pd.Timestamp | None] = {}
@@ -250,6 +252,8 @@ class _Committer:
         self.records.append(record)
         self.ids.append(record["id"])
         self.seen.add(record["id"])
+        if self.prefetch is not None:  # its timeline is fetched while the listing goes on
+            self.futures[record["id"]] = self.prefetch(record["id"])
         self.timeline_at[record["id"]] = timeline_at
         if is_new:
             self.new += 1
@@ -315,7 +319,8 @@ class _Committer:
         ``update_date``, the timeline rows, and the ids whose timeline was read."""
         ids = wo.column("work_order_id").to_pylist()
         months = dict(zip(ids, wo.column(store.PARTITION).to_pylist(), strict=True))
-        events = self.timelines(ids)
+        events = {i: self.futures.pop(i).result() for i in ids}
+        self.futures.clear()
         done = [i for i in ids if events.get(i) is not None]
         rows = _timeline_rows({i: events[i] for i in done}, months) if done else None
         mask = pc.is_in(wo.column("work_order_id"), value_set=pa.array(done, pa.string()))
@@ -409,7 +414,7 @@ def sync(
     result = SyncResult(version=ds.version, dataset=ds.path, filters=_plain(local))
     stats = {"filters": result.filters, "with_timelines": timelines}
     with _TimelineFetcher(client, progress, timelines) as fetcher:
-        committer = _Committer(w, result, client, stats, fetcher.fetch if timelines else None)
+        committer = _Committer(w, result, client, stats, fetcher if timelines else None)
         index = ds.index(**local)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
@@ -480,22 +485,26 @@ class _TimelineFetcher:
         if self.bar is not None:
             self.bar.close()
 
-    def fetch(self, ids: list[str]) -> dict[str, list[dict[str, Any]] | None]:
-        """Each id's events (None: the work order is gone)."""
+    def _one(self, wo_id: str) -> list[dict[str, Any]] | None:
+        try:
+            return self.client.get_timeline(wo_id)
+        except NotFoundError:
+            return None
+        finally:
+            if self.bar is not None:
+                self.bar.update(1)
+
+    def submit(self, wo_id: str) -> Future[list[dict[str, Any]] | None]:
+        """Start reading one work order's timeline (None when the work order is gone)."""
         assert self.pool is not None
+        return self.pool.submit(self._one, wo_id)
 
-        def one(wo_id: str) -> tuple[str, list[dict[str, Any]] | None]:
-            try:
-                return wo_id, self.client.get_timeline(wo_id)
-            except NotFoundError:
-                return wo_id, None
-
+    def fetch(self, ids: list[str]) -> dict[str, list[dict[str, Any]] | None]:
+        """Each id's events (None: the work order is gone), ``CHUNK`` requests at a time."""
+        assert self.pool is not None
         out: dict[str, list[dict[str, Any]] | None] = {}
         for chunk in _chunks(ids, CHUNK):
-            for wo_id, events in self.pool.map(one, chunk):
-                out[wo_id] = events
-                if self.bar is not None:
-                    self.bar.update(1)
+            out.update(zip(chunk, self.pool.map(self._one, chunk), strict=True))
         return out
 
 
@@ -773,7 +782,7 @@ def sync_ids(
         return client.get_work_order(wo_id, include_inputs=False)
 
     with _TimelineFetcher(client, progress, timelines) as fetcher:
-        committer = _Committer(w, result, client, stats, fetcher.fetch if timelines else None)
+        committer = _Committer(w, result, client, stats, fetcher if timelines else None)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         with ThreadPoolExecutor(client.settings.max_workers) as pool:
             records = list(pool.map(one, ids))
