@@ -22,6 +22,13 @@ before anything is re-sent: the platform records every accepted correction call 
 order's timeline, so a blind re-send would be a visible duplicate. Throttling and server errors
 are retried; permanent failures (the server refusing the value) are reported, never dropped.
 
+Retries: the client retries throttling, server errors and lost connections where that cannot
+double an effect, within its ``retry_budget`` (see :class:`~dfs_analytics.Client`). The
+campaign adds only what the client cannot decide: a correction whose outcome is in doubt is
+checked on the server and sent again if it was not applied, at most ``MAX_ATTEMPTS`` times and
+never past one ``retry_budget`` per row; a row still throttled or unreachable then is reported
+(``failed`` or ``in doubt``) and the next run resumes it.
+
 A new journal file is created owner-only (0600) and its folder fsync'ed. A journal holding
 anything but records (and the torn line a crash may leave) raises :class:`JournalError`, naming
 the file and the line, before anything is sent.
@@ -63,6 +70,11 @@ from .rules import json_equal
 
 PLAN_COLUMNS = ("work_order_id", "task_name", "task_id", "corrected_value")
 MAX_ATTEMPTS = 6
+
+
+def _pause(seconds: float, deadline: float) -> None:
+    """Sleep ``seconds`` (at most 8), never past ``deadline`` (a ``time.monotonic()``)."""
+    time.sleep(max(0.0, min(8.0, seconds, deadline - time.monotonic())))
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,6 +463,10 @@ class Campaign:
         called as rows complete. Raises CampaignValidationError, sending nothing, if
         :meth:`validate` finds problems, and JournalError if the journal is not one.
         """
+        if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
+            raise ConfigurationError(
+                f"max_workers must be a positive integer, got {max_workers!r}."
+            )
         records = Journal.read(self.journal_path)
         others = {r.get("base_url") for r in records if isinstance(r.get("base_url"), str)} - {
             self.client.base_url
@@ -530,17 +546,14 @@ class Campaign:
         ]
 
     def _read_state(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        """The task's state on the server now (``{}`` if it has none), read fresh, retried
-        while the server fails or throttles; None if it could not be read. Refusals (the work
-        order or the task gone, the key revoked) raise."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                work_order = self.client.get_work_order(row["work_order_id"], include_inputs=False)
-                return dict(find_task(work_order, row["task_id"]).get("state") or {})
-            except (ServerError, ThrottledError, TransportError):
-                if attempt < MAX_ATTEMPTS - 1:
-                    time.sleep(min(8.0, 0.5 * 2**attempt))
-        return None
+        """The task's state on the server now (``{}`` if it has none), read fresh (the client
+        retries within its budget); None if it could not be read. Refusals (the work order or
+        the task gone, the key revoked) raise."""
+        try:
+            work_order = self.client.get_work_order(row["work_order_id"], include_inputs=False)
+        except (ServerError, ThrottledError, TransportError):
+            return None
+        return dict(find_task(work_order, row["task_id"]).get("state") or {})
 
     def _applied_on_server(self, row: dict[str, Any]) -> bool | None:
         """True/False when the server could be asked, None if it could not."""
@@ -599,7 +612,9 @@ class Campaign:
         decided = False
         attempts = 0
         detail = None
-        while attempts < MAX_ATTEMPTS:
+        # one budget per row, as for one call: in-doubt checks and re-sends stay within it
+        deadline = time.monotonic() + self.client.settings.retry_budget
+        while attempts < MAX_ATTEMPTS and (attempts == 0 or time.monotonic() < deadline):
             if in_doubt or not decided:
                 try:
                     state = self._read_state(row)
@@ -644,18 +659,17 @@ class Campaign:
             journal.append({**ids, "event": "attempt", "attempt": attempts})
             try:
                 answer = self.client.correct(row["work_order_id"], row["task_id"], row["value"])
-            except ThrottledError as exc:  # refused before doing anything: safe to resend
+            except ThrottledError as exc:  # the client retried it within its budget already
                 journal.append({**ids, "event": "throttled", "attempt": attempts})
                 detail = str(exc)
-                time.sleep(min(30.0, exc.retry_after or 1.0))
-                continue
+                break
             except APIError as exc:
                 if exc.status >= 500:  # the server may have done it before failing
                     journal.append(
                         {**ids, "event": "in doubt", "attempt": attempts, "detail": str(exc)}
                     )
                     detail, in_doubt = str(exc), True
-                    time.sleep(min(8.0, 0.2 * 2**attempts))
+                    _pause(0.2 * 2**attempts, deadline)
                     continue
                 journal.append({**ids, "event": "failed", "attempt": attempts, "detail": str(exc)})
                 return {**base, "attempts": attempts, "status": "failed", "detail": str(exc)}
@@ -665,7 +679,7 @@ class Campaign:
                 )
                 detail = str(exc)
                 in_doubt = True
-                time.sleep(min(8.0, 0.2 * 2**attempts))
+                _pause(0.2 * 2**attempts, deadline)
                 continue
             state = (answer or {}).get("state")
             journal.append({**ids, "event": "applied", "attempt": attempts, "state": state})

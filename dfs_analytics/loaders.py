@@ -13,6 +13,7 @@ filters, so an audit can state where its numbers come from.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import pandas as pd
 from . import dataset as store
 from . import normalize
 from .client import Client
-from .errors import OfflineCacheMiss
+from .errors import DFSError, OfflineCacheMiss
 from .sync import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
 
 
@@ -73,6 +74,38 @@ def _check_no_writes(client: Client, ds: store.Dataset, local: Mapping[str, Any]
         )
 
 
+def _hint_name(
+    client: Client, ds: store.Dataset, frame: pd.DataFrame, filters: Mapping[str, Any]
+) -> pd.DataFrame:
+    """``frame``, after a UserWarning when ``name=`` matched nothing but is a task's (or a
+    task group's) name: ``name`` filters work orders by their own name."""
+    name = filters.get("name")
+    if not isinstance(name, str) or len(frame):
+        return frame
+    names: set[Any] = set()
+    try:
+        if ds.table_versions().get("task_groups") is not None:
+            groups = ds.task_groups(columns=["task_group_name", "task_name"])
+            names = set(groups["task_name"]) | set(groups["task_group_name"])
+        elif not client.settings.offline:
+            listed = client.list_task_groups()
+            names = {g.get("name") for g in listed} | {
+                t.get("name") for g in listed for t in g.get("tasks") or []
+            }
+    except (DFSError, KeyError):  # a hint only: never fail the load for it
+        return frame
+    if name.strip() in names:
+        warnings.warn(
+            f"name={name!r} matched no work order, but it is the name of a task (or task "
+            "group): the name filter selects work orders by the work order's own name. To "
+            "select a task, filter the frame, e.g. tasks[tasks.task_name == "
+            f"{name.strip()!r}].",
+            UserWarning,
+            stacklevel=3,
+        )
+    return frame
+
+
 def _as_of(client: Client, as_of: Any) -> store.Dataset:
     try:
         return store.Dataset(client.dataset_location)
@@ -118,7 +151,7 @@ def load_work_orders(
     if as_of is not None:
         return _as_of(client, as_of).work_orders(as_of=as_of, columns=columns, **filters)
     ds = _read_version(client, filters, False, progress)
-    return ds.work_orders(columns=columns, **filters)
+    return _hint_name(client, ds, ds.work_orders(columns=columns, **filters), filters)
 
 
 def load_tasks(
@@ -142,7 +175,7 @@ def load_tasks(
     if as_of is not None:
         return _as_of(client, as_of).tasks(as_of=as_of, columns=columns, **filters)
     ds = _read_version(client, filters, False, progress)
-    return ds.tasks(columns=columns, **filters)
+    return _hint_name(client, ds, ds.tasks(columns=columns, **filters), filters)
 
 
 def load_timeline(
@@ -170,7 +203,7 @@ def load_timeline(
         )
     if ids is None:
         ds = _read_version(client, filters, True, progress)
-        return ds.timeline(columns=columns, **filters)
+        return _hint_name(client, ds, ds.timeline(columns=columns, **filters), filters)
     if filters:
         _read_version(client, filters, True, progress)
         ds = dataset(client)

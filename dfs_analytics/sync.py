@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 import time
 import weakref
@@ -93,6 +94,8 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     writer: store.Writer | None = None
     reader: store.Dataset | None = None
+    # one sync of a client at a time (loads from several threads share its open tables)
+    syncing: threading.RLock = field(default_factory=threading.RLock)
 
     def on_write(self, work_order_id: str) -> None:
         when = time.time()
@@ -372,7 +375,11 @@ _LIBC: Any = None
 
 
 def _bar(client: Client, progress: bool | None, total: int | None, desc: str) -> tqdm:
+    """A progress bar, hidden when ``progress`` (or the client's setting) is False or the
+    environment says ``TQDM_DISABLE=1``."""
     show = client.settings.progress if progress is None else progress
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
+        show = False
     return tqdm(total=total, desc=desc, unit="wo", disable=not show, delay=0.3, leave=False)
 
 
@@ -385,6 +392,26 @@ def _query(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def sync(
+    client: Client,
+    *,
+    timelines: bool = False,
+    progress: bool | None = None,
+    **filters: Any,
+) -> SyncResult:
+    """Bring the client's dataset up to date with the server for ``filters`` (the loaders'
+    filters: ``created_after``, ``reviewed``, ``tag``, ...); with ``timelines=True`` their
+    timelines too. Network only: returns a :class:`SyncResult`, no frame.
+
+    Commits in batches (each a dataset version): an interrupted sync keeps what it
+    committed, and the next call fetches only what is missing or changed. A sync that
+    changes nothing commits nothing. Raises SiteMismatchError when the dataset belongs to
+    another site, ReadOnlyDatasetError when it cannot be written, OfflineCacheMiss offline.
+    """
+    with _state(client).syncing:
+        return _sync(client, timelines=timelines, progress=progress, **filters)
+
+
+def _sync(
     client: Client,
     *,
     timelines: bool = False,
@@ -751,6 +778,15 @@ def _commit_timelines(
 
 
 def sync_ids(
+    client: Client, ids: list[str], *, timelines: bool = True, progress: bool | None = None
+) -> SyncResult:
+    """Sync given work orders (read one by one, revalidated) and, with ``timelines``, their
+    timelines. Raises NotFoundError naming an id the server does not know."""
+    with _state(client).syncing:
+        return _sync_ids(client, ids, timelines=timelines, progress=progress)
+
+
+def _sync_ids(
     client: Client, ids: list[str], *, timelines: bool = True, progress: bool | None = None
 ) -> SyncResult:
     """Sync given work orders (read one by one, revalidated) and, with ``timelines``, their
