@@ -375,6 +375,25 @@ def _ts(value: Any, name: str) -> pd.Timestamp:
     return pd.Timestamp(to_api_date(value, name))
 
 
+def _locked(method: Any) -> Any:
+    """Run a Dataset method under the object's lock: its open tables (Rust objects) and caches
+    are shared, and a Delta table object must not be used by two threads at once."""
+
+    def run(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCKS_GUARD:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        with lock:
+            return method(self, *args, **kwargs)
+
+    run.__name__, run.__doc__ = method.__name__, method.__doc__
+    return run
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
 class Dataset:
     """A dfs-analytics dataset: the frames of one site, every version kept.
 
@@ -448,6 +467,7 @@ class Dataset:
                 "damaged or missing: restore it, or sync into a new dataset path."
             ) from None
 
+    @_locked
     def _read_identity(self) -> Identity:
         try:
             cache = self.__dict__.get("_cache") or {}
@@ -469,6 +489,7 @@ class Dataset:
 
     # -- versions -----------------------------------------------------------------------------
 
+    @_locked
     def _syncs(self) -> pd.DataFrame:
         """The version table (cached until the table moves on; callers must not change it)."""
         cache = self.__dict__.setdefault("_cache", {})
@@ -550,6 +571,7 @@ class Dataset:
 
     # -- reads --------------------------------------------------------------------------------
 
+    @_locked
     def arrow_dataset(self, table: str, as_of: Any = None) -> pads.Dataset | None:
         """The table's files at ``as_of`` as a ``pyarrow.dataset.Dataset`` (None: empty)."""
         _check_table(table)
@@ -591,6 +613,7 @@ class Dataset:
                 "Restore it, or sync into a new dataset path."
             ) from None
 
+    @_locked
     def index(self, as_of: Any = None, **filters: Any) -> pd.DataFrame:
         """Work-order ids with what a sync needs to know of them: ``work_order_id,
         create_date, update_date, create_month, _synced_at, _timeline_update_date``, for the
@@ -598,6 +621,7 @@ class Dataset:
         cols = ["work_order_id", "create_date", "update_date", PARTITION, SYNCED_AT, TIMELINE_AT]
         return self._selected(as_of, filters, extra=cols)
 
+    @_locked
     def _selected(self, as_of: Any, filters: Mapping[str, Any], extra: Sequence[str]) -> Any:
         """The stored work orders that ``filters`` select (with the ``extra`` columns)."""
         unknown = [k for k in filters if k not in _FILTERS]
@@ -632,6 +656,7 @@ class Dataset:
             frame = frame[np.asarray(keep, dtype=bool)]
         return frame[[c for c in extra if c in frame.columns]].reset_index(drop=True)
 
+    @_locked
     def _read(
         self,
         table: str,
@@ -959,6 +984,7 @@ class Writer:
         self.storage_options = dict(storage_options) if storage_options else None
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
         self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
+        self._lock = threading.RLock()
         local = _local(self.location)
         if local is not None:
             try:
@@ -986,24 +1012,11 @@ class Writer:
         probe = Dataset.__new__(Dataset)
         probe.location, probe.storage_options = self.location, self.storage_options
         if not probe._exists("syncs"):
-            if any(probe._exists(t) for t in TABLES):
-                raise NotADatasetError(
-                    f"{self.location} holds Delta tables but no dfs-analytics 'syncs' table; "
-                    "sync into an empty folder instead."
-                )
-            local = _local(self.location)
-            if (
-                local is not None
-                and local.exists()
-                and any(p.name not in ("_dfs.lock",) for p in local.iterdir())
-            ):
-                raise NotADatasetError(
-                    f"{self.location} is not empty and holds no dfs-analytics dataset; sync "
-                    "into an empty or new folder."
-                )
+            self._check_empty(probe)  # before anything is written there (the lock file)
             identity = Identity(self.site, SCHEMA_VERSION)
             with _commit_lock(self.location), _umask(0o077 if self.private else None):
-                if not probe._exists("syncs"):
+                if not probe._exists("syncs"):  # checked again: another writer may be first
+                    self._check_empty(probe)
                     self._write(
                         "syncs",
                         _SYNCS_SCHEMA.empty_table(),
@@ -1017,6 +1030,27 @@ class Writer:
                 "belongs to one site. Use another path for this site (Client(dataset=...))."
             )
         return ds
+
+    def _check_empty(self, probe: Dataset) -> None:
+        """A new dataset goes into an empty folder only (or one holding only our own files)."""
+        if any(probe._exists(t) for t in TABLES):
+            raise NotADatasetError(
+                f"{self.location} holds Delta tables but no dfs-analytics 'syncs' table; sync "
+                "into an empty folder instead."
+            )
+        local = _local(self.location)
+        if (
+            local is not None
+            and local.exists()
+            and any(
+                p.name != "_dfs.lock" and not p.name.startswith(".dfs-write-probe-")
+                for p in local.iterdir()
+            )
+        ):
+            raise NotADatasetError(
+                f"{self.location} is not empty and holds no dfs-analytics dataset; sync into "
+                "an empty or new folder."
+            )
 
     def refresh(self) -> None:
         """Check the dataset again before a sync (another process may have rebuilt or
@@ -1055,6 +1089,10 @@ class Writer:
 
     def _dt(self, table: str) -> DeltaTable | None:
         """The table, kept open and brought up to date (None: it does not exist yet)."""
+        with self._lock:
+            return self._dt_unlocked(table)
+
+    def _dt_unlocked(self, table: str) -> DeltaTable | None:
         dt = self._tables.get(table)
         if dt is None:
             uri = _join(self.location, table)
@@ -1314,11 +1352,9 @@ def open_dataset(
     from .client import Client
 
     if isinstance(source, Client):
-        location = source.dataset_location
-        if _local(location) is not None and not DeltaTable.is_deltatable(_join(location, "syncs")):
-            # nothing synced yet: an empty dataset of this client's site
-            Writer(location, source.base_url, private=source.dataset_is_private)
-        return Dataset(location, storage_options=storage_options)
+        from .sync import dataset
+
+        return dataset(source)  # the client's own (created empty when new and writable)
     if source is None:
         raise ConfigurationError("open_dataset(client_or_path): give a Client or a path.")
     if isinstance(source, (os.PathLike, str)):

@@ -161,7 +161,16 @@ def dataset(client: Client) -> store.Dataset:
         if state.writer is not None and state.writer.location == client.dataset_location:
             return state.writer.dataset
         if state.reader is None or state.reader.location != client.dataset_location:
-            state.reader = store.open_dataset(client)
+            location = client.dataset_location
+            try:
+                state.reader = store.Dataset(location)
+            except store.NotADatasetError:
+                if client.settings.offline:
+                    raise
+                state.writer = store.Writer(
+                    location, client.base_url, private=client.dataset_is_private
+                )
+                return state.writer.dataset
         return state.reader
 
 

@@ -480,3 +480,23 @@ def test_default_dataset_and_cache_root_are_owner_only_whatever_the_umask(sim, t
         if mode != want:
             wrong.append(f"{p.relative_to(tmp_path)}: {oct(mode)}")
     assert not wrong, wrong
+
+
+def test_loads_from_several_threads_on_one_client(sim, client_for) -> None:
+    """A notebook's widgets and a background load share one client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = client_for(sim)
+    cold = client_for(sim, cache=None)
+    jobs = [
+        lambda: dfs.load_tasks(client),
+        lambda: dfs.load_timeline(client),
+        lambda: dfs.load_work_orders(client, reviewed=True),
+        lambda: dfs.load_tasks(client, reviewed=False),
+        lambda: dfs.open_dataset(client).history(),
+    ] * 3
+    with ThreadPoolExecutor(5) as pool:
+        results = [f.result() for f in [pool.submit(job) for job in jobs]]
+    pd.testing.assert_frame_equal(results[0], dfs.load_tasks(cold))
+    pd.testing.assert_frame_equal(results[1], dfs.load_timeline(cold))
+    pd.testing.assert_frame_equal(results[2], dfs.load_work_orders(cold, reviewed=True))
