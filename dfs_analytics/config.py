@@ -165,6 +165,13 @@ class Settings:
     ``cache`` is a folder (``None``: no cache at all). Inside it, each (user, base URL, key)
     gets its own sub-folder holding the HTTP cache (``http.sqlite``) and the loaders'
     snapshots, all created readable by the owner only.
+
+    ``api_key`` may be given as a string; it is kept as a :class:`Secret` (masked in ``str``,
+    ``repr`` and ``dataclasses.asdict``; ``settings.api_key == "..."`` compares it and
+    ``settings.api_key.reveal()`` returns it). A password in ``base_url`` is masked in the
+    repr and in error messages (:attr:`display_url`). ``retry_budget`` bounds the seconds one
+    call may spend waiting and retrying. Every value is checked here: a bad one raises
+    ConfigurationError.
     """
 
     base_url: str

@@ -5,7 +5,7 @@ Clients use ``page_size=7`` so that every listing spans many pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics import normalize
+from dfs_analytics.simulator import Simulator
 
 from .conftest import store_events, store_work_orders
 
@@ -34,9 +35,20 @@ def ordered_ids(wos: list[dict[str, Any]]) -> list[str]:
     return [w["id"] for w in sorted(wos, key=lambda w: (ts(w["create_date"]), w["id"]))]
 
 
+@pytest.fixture(scope="module", params=[True, False], ids=["validators", "plain-drf"])
+def server(request, dfs_simulator) -> Iterator[Simulator]:
+    """The shared simulator, and the same data served as a plain Django REST Framework server
+    (no ETag or Last-Modified, never 304, ``http://`` next links)."""
+    if request.param:
+        yield dfs_simulator
+        return
+    with Simulator(store=dfs_simulator.store, validators=False, next_scheme="http") as plain:
+        yield plain
+
+
 @pytest.fixture
-def client(dfs_simulator, client_for) -> dfs.Client:
-    return client_for(dfs_simulator, page_size=PAGE)
+def client(server, client_for) -> dfs.Client:
+    return client_for(server, page_size=PAGE)
 
 
 @pytest.fixture(scope="module")
@@ -142,23 +154,23 @@ def test_load_tasks_has_some_corrections_and_overrides(client) -> None:
     assert (~df["analyzed"]).sum() > 0
 
 
-def test_load_timeline_is_complete(dfs_simulator, client, truth) -> None:
+def test_load_timeline_is_complete(server, client, truth) -> None:
     df = dfs.load_timeline(client)
     order = ordered_ids(list(truth.values()))
     assert list(dict.fromkeys(df["work_order_id"])) == order
     for wo_id, rows in df.groupby("work_order_id", sort=False, observed=True):
-        events = store_events(dfs_simulator, wo_id)
+        events = store_events(server, wo_id)
         assert len(rows) == sum(max(1, len(e["states"])) for e in events)
         assert list(dict.fromkeys(rows["event_id"])) == [e["id"] for e in events]
         assert rows["date"].is_monotonic_increasing
-    assert df["date"].iloc[0] == ts(store_events(dfs_simulator, order[0])[0]["date"])
+    assert df["date"].iloc[0] == ts(store_events(server, order[0])[0]["date"])
     assert isinstance(df["date"].dtype, pd.DatetimeTZDtype)
     assert isinstance(df["type"].dtype, pd.CategoricalDtype)
 
 
-def test_load_task_groups_is_complete(dfs_simulator, client) -> None:
+def test_load_task_groups_is_complete(server, client) -> None:
     df = dfs.load_task_groups(client)
-    current = dfs_simulator.store.app.current.groups
+    current = server.store.app.current.groups
     expected = [(g.id, g.name, t.id, t.name) for g in current for t in g.tasks]
     assert (
         list(
@@ -237,7 +249,7 @@ FILTERS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
 
 @pytest.mark.parametrize(("_id", "filters", "keep"), FILTERS, ids=[f[0] for f in FILTERS])
 def test_filters_are_carried_to_every_page(
-    dfs_simulator, client, truth, _id: str, filters: dict[str, Any], keep
+    server, client, truth, _id: str, filters: dict[str, Any], keep
 ) -> None:
     expected = ordered_ids([w for w in truth.values() if keep(w)])
     assert 0 < len(expected) < len(truth)  # a real selection (most span many pages)
@@ -249,7 +261,7 @@ def test_filters_are_carried_to_every_page(
     timeline = dfs.load_timeline(client, **filters)
     assert list(dict.fromkeys(timeline["work_order_id"])) == expected
     assert len(timeline) == sum(
-        max(1, len(e["states"])) for i in expected for e in store_events(dfs_simulator, i)
+        max(1, len(e["states"])) for i in expected for e in store_events(server, i)
     )
 
 
@@ -290,13 +302,13 @@ def test_different_filters_do_not_mix(client, truth) -> None:
 # -- timeline of given work orders --------------------------------------------------------------
 
 
-def test_load_timeline_of_given_work_orders(dfs_simulator, client, truth) -> None:
+def test_load_timeline_of_given_work_orders(server, client, truth) -> None:
     order = ordered_ids(list(truth.values()))
     ids = [order[200], order[3], order[57]]
     df = dfs.load_timeline(client, work_order_ids=ids)
     assert list(dict.fromkeys(df["work_order_id"])) == ids
     for wo_id in ids:
-        events = store_events(dfs_simulator, wo_id)
+        events = store_events(server, wo_id)
         rows = df[df["work_order_id"] == wo_id]
         assert len(rows) == sum(max(1, len(e["states"])) for e in events)
         assert set(rows["event_id"]) == {e["id"] for e in events}

@@ -35,9 +35,10 @@ PAGE = 7
 FLIPPABLE = ("pb_etiquette_presente", "cables_ranges", "etiquette_lisible", "jarretiere_connectee")
 
 
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=80, seed=21)
+@pytest.fixture(params=[True, False], ids=["validators", "plain-drf"])
+def sim(request, dfs_simulator_factory):
+    """With validators (ETag, 304), and as a plain Django REST Framework server (neither)."""
+    return dfs_simulator_factory(work_orders=80, seed=21, validators=request.param)
 
 
 @pytest.fixture
