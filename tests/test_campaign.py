@@ -68,9 +68,10 @@ BOOLEANS = ("pb_etiquette_presente", "cables_ranges", "jarretiere_connectee")
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=150, seed=31)
+@pytest.fixture(params=[True, False], ids=["validators", "plain-drf"])
+def sim(request, dfs_simulator_factory):
+    """With validators (ETag, 304), and as a plain Django REST Framework server (neither)."""
+    return dfs_simulator_factory(work_orders=150, seed=31, validators=request.param)
 
 
 # --------------------------------------------------------------------------------------------
