@@ -59,7 +59,7 @@ from .errors import (
     VersionNotFoundError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tasks gained ai_verdict, verdict, is_verdict_overridden
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
 FRAME_CACHE_BYTES = 64 * 2**20  # larger frames are not kept
 FORMAT = "dfs-analytics"

@@ -23,6 +23,7 @@ from . import dataset as store
 from . import normalize
 from .client import Client
 from .errors import DFSError, OfflineCacheMiss
+from .periods import expand_created_in
 from .sync import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
 
 
@@ -121,7 +122,9 @@ def _as_of(client: Client, as_of: Any) -> store.Dataset:
 
 _FILTER_DOC = """
     Filters (all optional, combined with AND): ``created_after`` (inclusive),
-    ``created_before`` (exclusive), ``updated_after``, ``updated_before`` (dates as ISO strings,
+    ``created_before`` (exclusive), ``created_in`` (a period: ``"2026Q3"``, ``"2026-03"``,
+    ``"2026-W10"``, ``"2026-03-05"`` or ``"2026"``, instead of the two dates),
+    ``updated_after``, ``updated_before`` (dates as ISO strings,
     ``date``/``datetime`` or pandas ``Timestamp``; naive means UTC), ``reviewed`` (bool),
     ``name`` (exact), ``tag`` (a string or a list: all must match), ``field_engineer_email``.
     ``progress`` shows a progress bar (default: the client's setting). ``columns`` reads
@@ -147,6 +150,7 @@ def load_work_orders(
     tags, types`` (lists), ``n_tasks``, one ``metadata.<key>`` column per metadata key, and
     any other key the server sends.
     """
+    filters = expand_created_in(filters)  # created_in="2026Q3" -> created_after/_before
     _query(filters)  # bad filters fail before anything else
     if as_of is not None:
         return _as_of(client, as_of).work_orders(as_of=as_of, columns=columns, **filters)
@@ -171,6 +175,7 @@ def load_tasks(
     ``normalize.TASK_SPEC``). ``value`` is the corrected value if any, else the analysed one;
     ``is_overridden`` means corrected to a different value.
     """
+    filters = expand_created_in(filters)
     _query(filters)
     if as_of is not None:
         return _as_of(client, as_of).tasks(as_of=as_of, columns=columns, **filters)
@@ -195,6 +200,7 @@ def load_timeline(
     date, type, user, analysis_id, task_group_name, task_id, task_name, analyzed_value,
     corrected_value, message, is_conform``.
     """
+    filters = expand_created_in(filters)
     _query(filters)
     ids = None if work_order_ids is None else _check_ids(work_order_ids)
     if as_of is not None:

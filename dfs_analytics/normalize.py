@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .rules import json_equal as _json_equal
-from .rules import matching_rule
+from .rules import matching_rule, verdict_label
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,11 @@ TASK_SPEC: tuple[Column, ...] = (
     D("is_conform", "boolean"),
     D("ai_message", "category"),
     D("ai_is_conform", "boolean"),
+    D("ai_verdict", "category"),
+    D("verdict", "category"),
     D("is_corrected", "boolean"),
     D("is_overridden", "boolean"),
+    D("is_verdict_overridden", "boolean"),
     D("analysis_id", "string"),
     D("state_update_date", "datetime"),
     D("reviewed", "boolean"),
@@ -314,6 +317,12 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     ``value`` is the corrected value when there is one, else the analysed one;
     ``is_overridden`` is True when a corrected value differs from the analysed one.
+    ``ai_verdict`` / ``verdict`` are the stable verdict labels (:func:`rules.verdict_label`:
+    the rule's identity within the task of that app version, not its sentence) of the
+    analysed and of the final value; ``is_verdict_overridden`` is True when the corrected
+    value matches another rule than the analysed one ("no rule" counts as a verdict), False
+    for an analysed task whose verdict stood, and missing for tasks without rules (no
+    verdict) or never analysed.
     """
     wos = list(work_orders)
     wo_index: list[int] = []
@@ -411,6 +420,25 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 else (None, None)
             )
         ai_message[r], ai_conform[r] = verdict
+    # stable verdict labels, compared by rule identity within the task (same app version)
+    ai_label: list[Any] = [None] * n
+    final_label: list[Any] = [None] * n
+    verdict_flip: list[Any] = [None] * n
+    labels: dict[tuple[int, str, str], Any] = {}
+
+    def label_of(r: int, value: Any) -> Any:
+        key = (def_index[r], type(value).__name__, repr(value))
+        if key not in labels:
+            labels[key] = verdict_label(_rules_of(defs[def_index[r]]), value)
+        return labels[key]
+
+    for r in np.flatnonzero(has_a | has_c):
+        if not _rules_of(defs[def_index[r]]):
+            continue
+        final_label[r] = label_of(r, corrected_v[r] if has_c[r] else analyzed_v[r])
+        if has_a[r]:
+            ai_label[r] = label_of(r, analyzed_v[r])
+            verdict_flip[r] = bool(has_c[r]) and final_label[r] != ai_label[r]
     derived = {
         "analyzed": pd.array(has_a, dtype="boolean"),
         "analyzed_value": av,
@@ -420,8 +448,11 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "is_conform": _convert(conform, "boolean"),
         "ai_message": _convert(ai_message, "category"),
         "ai_is_conform": _convert(ai_conform, "boolean"),
+        "ai_verdict": _convert(ai_label, "category"),
+        "verdict": _convert(final_label, "category"),
         "is_corrected": pd.array(has_c, dtype="boolean"),
         "is_overridden": pd.array(overridden, dtype="boolean"),
+        "is_verdict_overridden": pd.array(verdict_flip, dtype="boolean"),
         "analysis_id": _convert(analysis_ids, "string"),
         "state_update_date": _convert(state_dates, "datetime"),
     }

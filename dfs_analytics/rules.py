@@ -158,3 +158,39 @@ def matching_rule(
 def allows(rules: Sequence[Mapping[str, Any]] | None, value: object) -> bool:
     """Whether a task with these rules accepts ``value`` (any value when it has no rules)."""
     return not rules or matching_rule(rules, value) is not None
+
+
+NO_RULE = "no rule"
+"""The verdict of a value that matches none of its task's rules (a verdict of its own)."""
+
+
+def rule_labels(rules: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """A stable label per rule of a task, in rule order: ``"conform"`` / ``"not conform"``
+    (``"conform #2"`` ... when several rules share a conformity; ``"rule #3"`` for a rule that
+    states none). Labels rest on the rule's place and conformity, not on its sentence, so a
+    reworded sentence in a new app version keeps its label."""
+    kinds = []
+    for i, rule in enumerate(rules or ()):
+        ok = rule.get("is_conformity_validated") if isinstance(rule, Mapping) else None
+        kinds.append(
+            "conform" if ok is True else "not conform" if ok is False else f"rule #{i + 1}"
+        )
+    seen: dict[str, int] = {}
+    labels = []
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        labels.append(kind if kinds.count(kind) == 1 else f"{kind} #{seen[kind]}")
+    return labels
+
+
+def verdict_label(rules: Sequence[Mapping[str, Any]] | None, value: object) -> str | None:
+    """The stable verdict label of ``value`` (see :func:`rule_labels`): that of the first rule
+    it matches, :data:`NO_RULE` when it matches none, None when the task has no rules (no
+    verdict) or there is no value."""
+    if not rules or value is None:
+        return None
+    labels = rule_labels(rules)
+    for label, rule in zip(labels, rules, strict=True):
+        if isinstance(rule, Mapping) and schema_matches(rule.get("schema") or {}, value):
+            return label
+    return NO_RULE

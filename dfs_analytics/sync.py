@@ -393,7 +393,11 @@ def _bar(client: Client, progress: bool | None, total: int | None, desc: str) ->
 
 
 def _query(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(query parameters, the filters as the dataset evaluates them)."""
+    """(query parameters, the filters as the dataset evaluates them); ``created_in`` (a
+    period such as ``"2026Q3"``) becomes ``created_after`` and ``created_before``."""
+    from .periods import expand_created_in
+
+    filters = expand_created_in(filters)
     params = list_params(filters)
     params.pop("ordering", None)
     local = {k: v for k, v in filters.items() if v is not None and k != "ordering"}
