@@ -6,7 +6,17 @@ Definitions
   reviewed work order (``review_date`` set): only then did a human look at the AI's verdict.
 - It is **overridden** when its ``corrected_value`` is set and differs from its
   ``analyzed_value``. A correction to the same value is agreement, not an override.
-- Groups are keyed by task and task-group *names*: ids change between app versions.
+- Its **verdict is overridden** (``is_verdict_overridden``) when the corrected value matches
+  another verdict rule of the task than the AI's value (rules compared by identity within the
+  app version; a value that matches no rule is the verdict "no rule"). A changed serial
+  number that is still readable changes the value, not the verdict. Tasks without rules
+  have no verdict and are left out of verdict-level figures.
+- ``basis="value"`` (the default) counts changed values, ``basis="verdict"`` flipped
+  verdicts, in :func:`override_rates`, :func:`drift`, :func:`funnel`, :func:`summary`,
+  :func:`sample` and the plots; :func:`confusion` tabulates verdicts (stable labels, see
+  ``rules.rule_labels``) or values.
+- Groups are keyed by task and task-group *names*: ids change between app versions. A
+  missing group (no field engineer...) is shown as ``"(none)"``.
 
 Every function takes a tasks frame (:func:`dfs_analytics.load_tasks`) and returns a frame, so
 notebook cells chain. Intervals are Wilson score intervals with the exact normal quantile of
@@ -15,7 +25,8 @@ raises :class:`AuditInputError` naming what is missing.
 
 Dask
 ----
-:func:`override_rates`, :func:`confusion` and :func:`drift` also take a Dask DataFrame (e.g.
+:func:`override_rates`, :func:`confusion`, :func:`drift` and :func:`funnel` also take a Dask
+DataFrame (e.g.
 ``dataset.to_dask("tasks")``) and return a pandas frame, exactly the one they return for the
 same rows computed into pandas. Only the needed columns are read, each partition is reduced
 to counts per group, the counts are summed in a tree, and the statistics (Wilson intervals,
@@ -37,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AuditInputError, ConfigurationError
+from .rules import NO_RULE
 
 if TYPE_CHECKING:  # Dask is optional: never imported at run time
     import dask.dataframe as dd
@@ -46,7 +58,13 @@ TasksFrame: TypeAlias = "pd.DataFrame | dd.DataFrame"
 
 NOT_ANALYSED = "not analysed"
 OTHER = "other"
+NO_VERDICT = "no verdict"
+"""Confusion label of an analysed task without rules: it has no verdict."""
+NONE_LABEL = "(none)"
+"""How a missing group (a work order without field engineer...) is shown."""
 TIME_KEYS = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
+BASES = ("value", "verdict")
+_FLAG_COLUMN = {"value": "is_overridden", "verdict": "is_verdict_overridden"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +131,86 @@ def _with_keys(
             frame = frame if frame is not tasks else frame.copy()
             frame[key] = _period_start(frame[date_column], TIME_KEYS[key])
     return frame
+
+
+def _flag_column(basis: str) -> str:
+    """The column that says whether a task was overridden on ``basis``."""
+    if basis not in _FLAG_COLUMN:
+        raise ConfigurationError(
+            f"basis must be 'value' (changed values) or 'verdict' (flipped verdicts), "
+            f"got {basis!r}."
+        )
+    return _FLAG_COLUMN[basis]
+
+
+def _require_basis(frame: Any, basis: str, what: str) -> str:
+    column = _flag_column(basis)
+    if basis == "verdict" and column not in getattr(frame, "columns", [column]):
+        raise AuditInputError(
+            f"{what}(basis='verdict') needs the column is_verdict_overridden, missing from "
+            "this frame; load the tasks again with dfs.load_tasks (the tasks frame has it "
+            "since the dataset's schema 2), or use basis='value'."
+        )
+    return column
+
+
+def show_missing(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with missing values of the label columns among ``columns`` (text and
+    categorical ones, not dates or numbers) shown as ``"(none)"``; categoricals gain that
+    category last. Returns a new frame (the input is not changed)."""
+    out = frame
+    for col in columns:
+        if col not in out.columns:
+            continue
+        series = out[col]
+        if not series.isna().any():
+            continue
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            if NONE_LABEL not in series.cat.categories:
+                series = series.cat.add_categories([NONE_LABEL])
+            filled = series.fillna(NONE_LABEL)
+        elif pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(
+            series.dtype
+        ):
+            filled = series.astype(object).where(series.notna(), NONE_LABEL)
+            if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(
+                series.dtype
+            ):
+                filled = filled.astype(series.dtype)
+        else:
+            continue
+        out = out.copy() if out is frame else out
+        out[col] = filled
+    return out
+
+
+def app_version_labels(ids: Any, tasks: pd.DataFrame | None = None) -> dict[Any, str]:
+    """How to show app versions: ``{app_version_id: label}`` for the ids in ``ids``.
+
+    The label is the version's name where the frame carries one (a column
+    ``app_version_name``, ``app_version_label`` or ``app_version`` holding text), otherwise a
+    short id (the first 8 characters); a missing id is ``"(none)"``.
+    """
+    names: dict[Any, str] = {}
+    if tasks is not None and "app_version_id" in tasks.columns:
+        for column in ("app_version_name", "app_version_label", "app_version"):
+            if column in tasks.columns:
+                pairs = tasks[["app_version_id", column]].dropna().drop_duplicates("app_version_id")
+                names.update(
+                    {
+                        i: str(v)
+                        for i, v in zip(pairs["app_version_id"], pairs[column], strict=True)
+                        if isinstance(v, str) and v.strip()
+                    }
+                )
+                break
+    out: dict[Any, str] = {}
+    for i in pd.unique(pd.Series(list(ids), dtype=object)):
+        if i is None or (not isinstance(i, str) and pd.isna(i)):
+            out[i] = NONE_LABEL
+        else:
+            out[i] = names.get(i, str(i)[:8])
+    return out
 
 
 def _reduce(
@@ -211,45 +309,64 @@ def override_rates(
     by: str | Sequence[str] | None = "task_name",
     reviewed_only: bool = True,
     level: float = 0.95,
+    basis: str = "value",
 ) -> pd.DataFrame:
     """How often humans overturned the AI, per group, with Wilson intervals.
 
     ``tasks`` is a pandas or a Dask tasks frame; the result is a pandas frame either way.
-    Returns one row per group of ``by`` (any column(s) of the frame, or ``"week"``,
-    ``"month"``, ``"day"``, ``"quarter"`` of ``create_date``; ``None`` for one overall row):
-    ``n`` (tasks that count for the audit), ``n_overridden``, ``rate`` (n_overridden / n; NaN
-    when n = 0), ``ci_low``, ``ci_high`` (the ``level`` Wilson interval; [0, 1] when n = 0).
-    Groups present in the frame but with no audited task are kept with n = 0, so a task never
-    reviewed does not vanish. Rows are ordered by the ``by`` columns (categoricals in their
-    categories' order), which keep their dtypes.
+    ``basis="value"`` counts changed values (``is_overridden``), ``basis="verdict"`` flipped
+    verdicts (``is_verdict_overridden``; tasks without rules are left out, so n counts only
+    tasks that have a verdict). Returns one row per group of ``by`` (any column(s) of the
+    frame, or ``"week"``, ``"month"``, ``"day"``, ``"quarter"`` of ``create_date``; ``None``
+    for one overall row): ``n`` (tasks that count for the audit), ``n_overridden``, ``rate``
+    (n_overridden / n; NaN when n = 0), ``ci_low``, ``ci_high`` (the ``level`` Wilson
+    interval; [0, 1] when n = 0). Groups present in the frame but with no audited task are
+    kept with n = 0, so a task never reviewed does not vanish. Rows are ordered by the ``by``
+    columns (time keys in date order, categoricals in their categories' order), which keep
+    their dtypes; a missing group is shown as ``"(none)"``, last. ``attrs`` holds ``level``
+    and ``basis``.
     """
     keys = _as_list(by)
-    _require(tasks, ["analyzed", "reviewed", "is_overridden"], "override_rates")
+    flag = _require_basis(tasks, basis, "override_rates")
+    _require(tasks, ["analyzed", "reviewed", flag], "override_rates")
     z_value(level)
-    sources = _key_sources(tasks, keys, "override_rates")
+    out = _rates_table(tasks, keys, reviewed_only, level, basis, "override_rates")
+    out.attrs.update(level=level, basis=basis)
+    return out
+
+
+def _rates_table(
+    tasks: TasksFrame, keys: list[str], reviewed_only: bool, level: float, basis: str, what: str
+) -> pd.DataFrame:
+    flag = _flag_column(basis)
+    sources = _key_sources(tasks, keys, what)
     counts = _reduce(
         tasks,
-        [*sources, "analyzed", "reviewed", "is_overridden"],
-        partial(_override_counts, keys=keys, reviewed_only=reviewed_only),
+        [*sources, "analyzed", "reviewed", flag],
+        partial(_override_counts, keys=keys, reviewed_only=reviewed_only, basis=basis),
         partial(_sum_counts, keys=keys),
     )
     out = counts.astype({"n": "int64", "n_overridden": "int64"})
     out["rate"] = np.where(out["n"] > 0, out["n_overridden"] / out["n"].where(out["n"] > 0), np.nan)
     out["ci_low"], out["ci_high"] = wilson_interval(out["n_overridden"], out["n"], level)
     if keys:
-        out = out.sort_values(keys, kind="stable")
-    out = out.reset_index(drop=True)
-    out.attrs["level"] = level
-    return out
+        out = show_missing(out.sort_values(keys, kind="stable"), keys)
+    return out.reset_index(drop=True)
 
 
-def _override_counts(part: pd.DataFrame, keys: list[str], reviewed_only: bool) -> pd.DataFrame:
+def _override_counts(
+    part: pd.DataFrame, keys: list[str], reviewed_only: bool, basis: str = "value"
+) -> pd.DataFrame:
     """Per group of ``keys`` present in ``part`` (missing keys included): ``n`` audited tasks
-    and ``n_overridden``, in int64; one row when there are no keys."""
+    (with a verdict, on the verdict basis) and ``n_overridden``, in int64; one row when there
+    are no keys."""
     frame = _with_keys(part, keys, "override_rates")
+    column = frame[_flag_column(basis)]
     mask = _audited_mask(frame, reviewed_only)
+    if basis == "verdict":
+        mask &= column.notna().to_numpy()
     counts = frame[keys].assign(
-        n=mask.astype("int64"), n_overridden=(mask & _flag(frame["is_overridden"])).astype("int64")
+        n=mask.astype("int64"), n_overridden=(mask & _flag(column)).astype("int64")
     )
     return _sum_counts(counts, keys)
 
@@ -268,16 +385,46 @@ def _sum_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _ai_verdict(frame: pd.DataFrame) -> pd.Series:
-    analysed = frame["analyzed"].fillna(False).astype(bool)
-    label = frame["ai_message"].astype(object).where(frame["ai_message"].notna(), OTHER)
+def _ai_verdict(frame: pd.DataFrame, mode: str = "sentence") -> pd.DataFrame:
+    analysed = _flag(frame["analyzed"])
+    if mode == "value":
+        label = frame["analyzed_value"].map(_value_text)
+    elif mode == "verdict":
+        column = frame["ai_verdict"]
+        label = column.astype(object).where(column.notna(), NO_VERDICT)
+    else:
+        label = frame["ai_message"].astype(object).where(frame["ai_message"].notna(), OTHER)
     return label.where(analysed, NOT_ANALYSED)
 
 
-def _final_verdict(frame: pd.DataFrame) -> pd.Series:
-    analysed = frame["analyzed"].fillna(False).astype(bool) | frame["corrected_value"].notna()
-    label = frame["message"].astype(object).where(frame["message"].notna(), OTHER)
+def _final_verdict(frame: pd.DataFrame, mode: str = "sentence") -> pd.Series:
+    analysed = _flag(frame["analyzed"]) | frame["corrected_value"].notna()
+    if mode == "value":
+        corrected = frame["corrected_value"]
+        final = corrected.where(corrected.notna(), frame["analyzed_value"])
+        label = final.map(_value_text)
+    elif mode == "verdict":
+        column = frame["verdict"]
+        label = column.astype(object).where(column.notna(), NO_VERDICT)
+    else:
+        label = frame["message"].astype(object).where(frame["message"].notna(), OTHER)
     return label.where(analysed, NOT_ANALYSED)
+
+
+def _value_text(value: Any) -> str:
+    """A task value as a confusion label: JSON spelling for booleans, plain text otherwise."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+_CONFUSION_COLUMNS = {
+    "sentence": ["ai_message", "message"],
+    "verdict": ["ai_verdict", "verdict"],
+    "value": ["analyzed_value"],
+}
 
 
 def confusion(
@@ -285,20 +432,39 @@ def confusion(
     task_name: str | Sequence[str] | None = None,
     normalize: str | None = None,
     reviewed_only: bool = True,
+    basis: str = "verdict",
+    labels: str = "verdict",
 ) -> pd.DataFrame:
-    """AI verdict (rows) x final verdict after human review (columns), by verdict sentence.
+    """AI verdict (rows) x final verdict after human review (columns).
 
     ``tasks`` is a pandas or a Dask tasks frame; the result is a pandas frame either way.
+    ``basis="verdict"`` (the default) tabulates verdicts: with ``labels="verdict"`` their
+    stable labels (``ai_verdict`` / ``verdict``: ``"conform"``, ``"not conform"``,
+    ``"no rule"`` for a value no rule matches, the same across app versions even where the
+    sentence was reworded; analysed tasks without rules are ``"no verdict"``), with
+    ``labels="sentence"`` the verdict sentences (``ai_message`` / ``message``; a value no
+    rule matches is ``"other"``). ``basis="value"`` tabulates the AI's value against the
+    final value. ``attrs["sentences"]`` maps each stable label to the sentence(s) seen for
+    it, for display.
+
     Counts every task of the selected task name(s) on reviewed work orders (all of them with
     ``reviewed_only=False``), including the ones the AI never analysed (row and column
-    ``"not analysed"``) and values that match no verdict rule (``"other"``), so nothing is
-    hidden. Verdicts are ordered by how often they occur (rows plus columns, ties by name),
-    ``"other"`` and ``"not analysed"`` last. ``normalize``: None (int64 counts, margins in the
-    ``"total"`` row and column), ``"index"`` (rows sum to 1), ``"columns"`` or ``"all"``
-    (shares, no margins; NaN where a row or column is empty).
+    ``"not analysed"``), so nothing is hidden. Labels are ordered by how often they occur
+    (rows plus columns, ties by name), the special buckets last. ``normalize``: None (int64
+    counts, margins in the ``"total"`` row and column), ``"index"`` (rows sum to 1),
+    ``"columns"`` or ``"all"`` (shares, no margins; NaN where a row or column is empty).
     """
+    if basis not in BASES:
+        _flag_column(basis)
+    if labels not in ("verdict", "sentence"):
+        raise ConfigurationError("labels must be 'verdict' (stable labels) or 'sentence'.")
+    mode = "value" if basis == "value" else labels
     _require(
-        tasks, ["analyzed", "reviewed", "ai_message", "message", "corrected_value"], "confusion"
+        tasks,
+        ["analyzed", "reviewed", "corrected_value", *_CONFUSION_COLUMNS[mode]],
+        "confusion"
+        if mode != "verdict"
+        else "confusion (stable verdict labels; labels='sentence' works on older frames)",
     )
     if normalize not in (None, "index", "columns", "all"):
         raise ConfigurationError("normalize must be None, 'index', 'columns' or 'all'.")
@@ -307,10 +473,16 @@ def confusion(
     if names is not None:
         _require(tasks, ["task_name"], "confusion(task_name=...)")
         keys.insert(0, "task_name")
+    display = mode == "verdict" and {"ai_message", "message"} <= set(tasks.columns)
+    if display:
+        keys += ["ai_sentence", "final_sentence"]
+    needed = ["analyzed", "corrected_value", *_CONFUSION_COLUMNS[mode]]
+    if display:
+        needed += ["ai_message", "message"]
     counts = _reduce(
         tasks,
-        [*keys[:-2], "analyzed", "ai_message", "message", "corrected_value"],
-        partial(_confusion_counts, names=names),
+        [*(["task_name"] if names is not None else []), "reviewed", *needed],
+        partial(_confusion_counts, names=names, mode=mode, display=display),
         partial(_sum_counts, keys=keys),
     )
     if names is not None:
@@ -323,49 +495,81 @@ def confusion(
         counts = counts[counts["reviewed"].astype(bool)]
     pairs = counts.groupby(["ai_verdict", "final_verdict"])["count"].sum()
     totals = pairs.groupby(level=0).sum().add(pairs.groupby(level=1).sum(), fill_value=0)
-    labels = _label_order(totals)
+    order = _label_order(totals)
     table = pairs.unstack(fill_value=0) if len(pairs) else pd.DataFrame()
-    table = table.reindex(index=labels, columns=labels, fill_value=0).astype("int64")
-    table.index = pd.CategoricalIndex(labels, categories=labels, name="ai_verdict")
-    table.columns = pd.CategoricalIndex(labels, categories=labels, name="final_verdict")
+    table = table.reindex(index=order, columns=order, fill_value=0).astype("int64")
+    table.index = pd.CategoricalIndex(order, categories=order, name="ai_verdict")
+    table.columns = pd.CategoricalIndex(order, categories=order, name="final_verdict")
+    sentences = _sentences(counts) if display else {}
     if normalize is None:
         table.loc["total"] = table.sum(axis=0)
         table["total"] = table.sum(axis=1)
-        return table
-    total = table.to_numpy().sum()
-    if normalize == "index":
-        return table.div(table.sum(axis=1).replace(0, np.nan), axis=0)
-    if normalize == "columns":
-        return table.div(table.sum(axis=0).replace(0, np.nan), axis=1)
-    return table / total if total else table.astype(float)
+    else:
+        total = table.to_numpy().sum()
+        if normalize == "index":
+            table = table.div(table.sum(axis=1).replace(0, np.nan), axis=0)
+        elif normalize == "columns":
+            table = table.div(table.sum(axis=0).replace(0, np.nan), axis=1)
+        else:
+            table = table / total if total else table.astype(float)
+    table.attrs.update(basis=basis, labels=mode, sentences=sentences)
+    return table
 
 
-def _confusion_counts(part: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
-    """Tasks per (task name if ``names``), reviewed flag, AI verdict and final verdict."""
-    frame = part if names is None else part[part["task_name"].isin(names)]
-    counts = pd.DataFrame(
-        {
-            "reviewed": _flag(frame["reviewed"]),
-            "ai_verdict": _ai_verdict(frame),
-            "final_verdict": _final_verdict(frame),
-            "count": np.ones(len(frame), dtype="int64"),
-        },
-        index=frame.index,
+def _sentences(counts: pd.DataFrame) -> dict[str, str]:
+    """Each stable label's sentence(s), the most frequent first, joined by " / "."""
+    rows = pd.concat(
+        [
+            counts[["ai_verdict", "ai_sentence", "count"]].set_axis(
+                ["label", "sentence", "count"], axis=1
+            ),
+            counts[["final_verdict", "final_sentence", "count"]].set_axis(
+                ["label", "sentence", "count"], axis=1
+            ),
+        ]
     )
+    rows = rows[rows["sentence"].notna() & (rows["sentence"] != "")]
+    out: dict[str, str] = {}
+    for label, group in rows.groupby("label", sort=True):
+        seen = group.groupby("sentence")["count"].sum()
+        ordered = sorted(seen.index, key=lambda v: (-seen[v], str(v)))
+        out[str(label)] = " / ".join(str(v) for v in ordered)
+    return out
+
+
+def _confusion_counts(
+    part: pd.DataFrame, names: list[str] | None, mode: str = "sentence", display: bool = False
+) -> pd.DataFrame:
+    """Tasks per (task name if ``names``), reviewed flag, AI verdict and final verdict (and
+    their sentences when ``display``)."""
+    frame = part if names is None else part[part["task_name"].isin(names)]
+    columns: dict[str, Any] = {
+        "reviewed": _flag(frame["reviewed"]),
+        "ai_verdict": _ai_verdict(frame, mode),
+        "final_verdict": _final_verdict(frame, mode),
+    }
     keys = ["reviewed", "ai_verdict", "final_verdict"]
+    if display:
+        columns["ai_sentence"] = frame["ai_message"].astype(object).fillna("")
+        columns["final_sentence"] = frame["message"].astype(object).fillna("")
+        keys += ["ai_sentence", "final_sentence"]
+    columns["count"] = np.ones(len(frame), dtype="int64")
+    counts = pd.DataFrame(columns, index=frame.index)
     if names is not None:
         counts.insert(0, "task_name", frame["task_name"].astype(object))
         keys.insert(0, "task_name")
     return _sum_counts(counts, keys)
 
 
+_SPECIAL = (NO_RULE, OTHER, NO_VERDICT, NOT_ANALYSED)
+
+
 def _label_order(totals: pd.Series) -> list[str]:
-    """Verdict labels by decreasing count (ties by name), ``other`` and ``not analysed`` last."""
+    """Verdict labels by decreasing count (ties by name), the special buckets (``no rule``,
+    ``other``, ``no verdict``, ``not analysed``) last."""
     present = [v for v, count in totals.items() if count > 0]
-    named = sorted(
-        (v for v in present if v not in (OTHER, NOT_ANALYSED)), key=lambda v: (-totals[v], v)
-    )
-    return named + [v for v in (OTHER, NOT_ANALYSED) if v in present]
+    named = sorted((v for v in present if v not in _SPECIAL), key=lambda v: (-totals[v], v))
+    return named + [v for v in _SPECIAL if v in present]
 
 
 def _value_key(value: Any) -> Any:
@@ -491,8 +695,12 @@ def drift(
     alpha: float = 0.05,
     method: str = "holm",
     date_column: str = "create_date",
+    basis: str = "value",
 ) -> pd.DataFrame:
     """The override rate per period, and whether it changed significantly from the previous one.
+
+    ``basis="value"`` counts changed values, ``basis="verdict"`` flipped verdicts (stable
+    labels: a sentence reworded by an app upgrade is no flip; tasks without rules left out).
 
     Periods are the values of ``by`` (default: app versions, ordered by their first
     ``date_column``) or, with ``freq`` (``"W"``, ``"M"``, ``"D"``, ``"Q"``), periods of
@@ -508,13 +716,14 @@ def drift(
     if (by is None) == (freq is None):
         raise ConfigurationError("drift needs by=<column> or freq='W'/'M'/..., not both.")
     groups = _as_list(within)
-    _require(tasks, ["analyzed", "reviewed", "is_overridden", date_column], "drift")
+    flag = _require_basis(tasks, basis, "drift")
+    _require(tasks, ["analyzed", "reviewed", flag, date_column], "drift")
     sources = _key_sources(tasks, groups, "drift")
     if freq is None:
         _require(tasks, [by], "drift(by=...)")  # type: ignore[list-item]
     else:
         _period_start(pd.Series([], dtype="datetime64[ns, UTC]"), freq)  # a bad freq fails here
-    needed = [*sources, date_column, "analyzed", "reviewed", "is_overridden"]
+    needed = [*sources, date_column, "analyzed", "reviewed", flag]
     counts = _reduce(
         tasks,
         needed if freq is not None else [*needed, by],
@@ -525,9 +734,11 @@ def drift(
             freq=freq,
             reviewed_only=reviewed_only,
             date_column=date_column,
+            basis=basis,
         ),
         partial(_drift_sum, keys=[*groups, "period"]),
     )
+    counts = show_missing(counts, groups)
     if freq is not None:
         order = sorted(counts["period"].dropna().unique())
     else:
@@ -558,7 +769,7 @@ def drift(
     stats["p_adjusted"] = adjust_pvalues(stats["p_value"], method)
     stats["flagged"] = (stats["p_adjusted"] < alpha).fillna(False) if len(stats) else False
     stats["flagged"] = stats["flagged"].astype(bool)
-    stats.attrs.update(level=level, alpha=alpha, method=method)
+    stats.attrs.update(level=level, alpha=alpha, method=method, basis=basis)
     return stats.drop(columns="_rank")
 
 
@@ -569,11 +780,16 @@ def _drift_counts(
     freq: str | None,
     reviewed_only: bool,
     date_column: str,
+    basis: str = "value",
 ) -> pd.DataFrame:
     """Per group of ``groups`` and period (missing ones included) of the audited tasks of
     ``part``: ``first_date`` (earliest ``date_column``), ``n`` and ``n_overridden``."""
     frame = _with_keys(part, groups, "drift")
-    counted = frame[_audited_mask(frame, reviewed_only)]
+    flag = _flag_column(basis)
+    mask = _audited_mask(frame, reviewed_only)
+    if basis == "verdict":
+        mask &= frame[flag].notna().to_numpy()
+    counted = frame[mask]
     if freq is not None:
         period = _period_start(counted[date_column], freq)
     else:
@@ -582,7 +798,7 @@ def _drift_counts(
         period=period,
         first_date=_utc_dates(counted[date_column]),
         n=np.ones(len(counted), dtype="int64"),
-        n_overridden=_flag(counted["is_overridden"]).astype("int64"),
+        n_overridden=_flag(counted[flag]).astype("int64"),
     )
     return _drift_sum(counts, [*groups, "period"])
 
@@ -651,19 +867,24 @@ def provenance(frame: Any) -> dict[str, Any] | None:
     return copy.deepcopy(dict(found)) if isinstance(found, Mapping) else None
 
 
-def summary(tasks: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
+def summary(tasks: pd.DataFrame, level: float = 0.95, basis: str = "value") -> dict[str, Any]:
     """Headline figures: work orders, audited tasks, overall override rate and its interval.
 
-    Returns a dict: ``work_orders``, ``reviewed_work_orders``, ``tasks``, ``audited_tasks``,
-    ``overridden``, ``override_rate`` (a share; NaN without audited tasks), ``ci_low``,
-    ``ci_high``, ``level``, and ``provenance`` (:func:`provenance` of ``tasks``: dataset path,
-    version, table, filters and as_of the frame was loaded with, or None when unrecorded).
+    Returns a dict: ``work_orders``, ``reviewed_work_orders``, ``tasks``, ``audited_tasks``
+    (with a verdict, on ``basis="verdict"``), ``overridden`` (changed values, or flipped
+    verdicts on ``basis="verdict"``), ``override_rate`` (a share; NaN without audited tasks),
+    ``ci_low``, ``ci_high``, ``level``, ``basis``, and ``provenance`` (:func:`provenance` of
+    ``tasks``: dataset path, version, table, filters and as_of the frame was loaded with, or
+    None when unrecorded).
     """
     source = provenance(tasks)  # before anything else: attrs do not survive every operation
-    _require(tasks, ["work_order_id", "analyzed", "reviewed", "is_overridden"], "summary")
+    flag = _require_basis(tasks, basis, "summary")
+    _require(tasks, ["work_order_id", "analyzed", "reviewed", flag], "summary")
     counted = audited(tasks)
+    if basis == "verdict":
+        counted = counted[counted[flag].notna()]
     n = len(counted)
-    k = int(counted["is_overridden"].fillna(False).sum())
+    k = int(counted[flag].fillna(False).sum())
     low, high = wilson_interval(k, n, level)
     return {
         "work_orders": int(tasks["work_order_id"].nunique()),
@@ -677,6 +898,7 @@ def summary(tasks: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
         "ci_low": float(low),
         "ci_high": float(high),
         "level": level,
+        "basis": basis,
         "provenance": source,
     }
 

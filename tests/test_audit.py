@@ -442,11 +442,14 @@ def test_override_rates_by_a_list_of_columns(tasks) -> None:
     got = {
         (r.field_engineer_email, r.app_version_id): (r.n, r.n_overridden, r.ci_low, r.ci_high)
         for r in rates.itertuples(index=False)
-        if isinstance(r.field_engineer_email, str)
+        if r.field_engineer_email != "(none)"
     }
-    # only combinations that occur; the work order without an engineer keeps its own group
+    # only combinations that occur; the work order without an engineer keeps its own group,
+    # shown as "(none)", last
     assert set(got) == {(A, V1), (B, V2), (C, V2)}
-    no_engineer = rates[rates["field_engineer_email"].isna()]
+    assert rates["field_engineer_email"].notna().all()
+    assert rates["field_engineer_email"].iloc[-1] == "(none)"
+    no_engineer = rates[rates["field_engineer_email"] == "(none)"]
     assert list(no_engineer["app_version_id"].astype(str)) == [V2]
     for key, (n, k) in {(A, V1): (6, 2), (B, V2): (5, 2), (C, V2): (0, 0)}.items():
         assert got[key][:2] == (n, k)
@@ -583,7 +586,7 @@ LABELS = ["OK", "Missing", "In range", "Too weak", "Readable", "other", "not ana
 
 
 def test_confusion_counts_with_not_analysed_and_other_buckets(tasks) -> None:
-    table = dfs.confusion(tasks)
+    table = dfs.confusion(tasks, labels="sentence")
     assert set(table.index) == {*LABELS, "total"}
     assert set(table.columns) == {*LABELS, "total"}
     # the explicit buckets come last, before the margins
@@ -606,25 +609,26 @@ def test_confusion_counts_with_not_analysed_and_other_buckets(tasks) -> None:
 def test_confusion_labels_by_count_ties_by_name_whatever_the_row_order(tasks) -> None:
     # rows + columns (ALL_COUNTS): OK 3+3, Readable 3+3, In range 1+3, Missing 2+1,
     # Too weak 2+1; then the explicit buckets
-    table = dfs.confusion(tasks)
+    table = dfs.confusion(tasks, labels="sentence")
     expected = ["OK", "Readable", "In range", "Missing", "Too weak", "other", "not analysed"]
     assert list(table.index) == [*expected, "total"]
     assert list(table.columns) == [*expected, "total"]
     shuffled = tasks.sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(dfs.confusion(shuffled), table)
+    pd.testing.assert_frame_equal(dfs.confusion(shuffled, labels="sentence"), table)
     pd.testing.assert_frame_equal(
-        dfs.confusion(shuffled, normalize="index"), dfs.confusion(tasks, normalize="index")
+        dfs.confusion(shuffled, normalize="index", labels="sentence"),
+        dfs.confusion(tasks, normalize="index", labels="sentence"),
     )
 
 
 def test_confusion_of_an_empty_frame(tasks) -> None:
-    table = dfs.confusion(tasks.iloc[0:0])
+    table = dfs.confusion(tasks.iloc[0:0], labels="sentence")
     assert list(table.index) == ["total"] and list(table.columns) == ["total"]
     assert table.loc["total", "total"] == 0
 
 
 def test_confusion_of_one_task_across_app_versions(tasks) -> None:
-    table = dfs.confusion(tasks, task_name="present")
+    table = dfs.confusion(tasks, task_name="present", labels="sentence")
     assert set(table.index) == {"OK", "Missing", "total"}
     assert table.loc["OK", "OK"] == 2
     assert table.loc["OK", "Missing"] == 1
@@ -634,7 +638,9 @@ def test_confusion_of_one_task_across_app_versions(tasks) -> None:
 
 
 def test_confusion_of_several_tasks_and_not_reviewed(tasks) -> None:
-    table = dfs.confusion(tasks, task_name=["present", "power"], reviewed_only=False)
+    table = dfs.confusion(
+        tasks, task_name=["present", "power"], reviewed_only=False, labels="sentence"
+    )
     # + wo-4 (not reviewed): present Missing -> Missing, power In range -> In range
     assert table.loc["Missing", "Missing"] == 2
     assert table.loc["In range", "In range"] == 2
@@ -643,21 +649,21 @@ def test_confusion_of_several_tasks_and_not_reviewed(tasks) -> None:
 
 
 def test_confusion_normalize_modes(tasks) -> None:
-    counts = dfs.confusion(tasks).drop(index="total", columns="total")
+    counts = dfs.confusion(tasks, labels="sentence").drop(index="total", columns="total")
     c = counts.to_numpy(dtype=float)
 
-    by_row = dfs.confusion(tasks, normalize="index")
+    by_row = dfs.confusion(tasks, normalize="index", labels="sentence")
     assert "total" not in by_row.index and "total" not in by_row.columns
     np.testing.assert_allclose(by_row.to_numpy(), c / c.sum(axis=1, keepdims=True))
     np.testing.assert_allclose(by_row.sum(axis=1).to_numpy(), 1.0)
     assert by_row.loc["not analysed", "In range"] == pytest.approx(1 / 6)
     assert by_row.loc["not analysed", "not analysed"] == pytest.approx(5 / 6)
 
-    by_column = dfs.confusion(tasks, normalize="columns")
+    by_column = dfs.confusion(tasks, normalize="columns", labels="sentence")
     np.testing.assert_allclose(by_column.to_numpy(), c / c.sum(axis=0, keepdims=True))
     assert by_column.loc["Too weak", "In range"] == pytest.approx(1 / 3)
 
-    overall = dfs.confusion(tasks, normalize="all")
+    overall = dfs.confusion(tasks, normalize="all", labels="sentence")
     np.testing.assert_allclose(overall.to_numpy(), c / 18)
     assert overall.to_numpy().sum() == pytest.approx(1.0)
     assert overall.loc["Readable", "Readable"] == pytest.approx(3 / 18)
@@ -665,9 +671,9 @@ def test_confusion_normalize_modes(tasks) -> None:
 
 def test_confusion_normalize_with_an_empty_column(tasks) -> None:
     # power: the AI did not analyse wo-5's, but every final verdict is a verdict
-    counts = dfs.confusion(tasks, task_name="power")
+    counts = dfs.confusion(tasks, task_name="power", labels="sentence")
     assert counts.loc["total", "not analysed"] == 0
-    by_column = dfs.confusion(tasks, task_name="power", normalize="columns")
+    by_column = dfs.confusion(tasks, task_name="power", normalize="columns", labels="sentence")
     assert by_column["not analysed"].isna().all()  # 0 / 0: undefined, not inf
     assert by_column.loc["Too weak", "In range"] == pytest.approx(1 / 3)
     assert by_column.loc["not analysed", "In range"] == pytest.approx(1 / 3)
@@ -1066,7 +1072,8 @@ def test_summary_without_provenance_says_none(tasks) -> None:
         (lambda t: dfs.override_rates(t.drop(columns=["is_overridden"])), "is_overridden"),
         (lambda t: dfs.override_rates(t.drop(columns=["reviewed"])), "reviewed"),
         (lambda t: dfs.override_rates(t.drop(columns=["create_date"]), by="week"), "create_date"),
-        (lambda t: dfs.confusion(t.drop(columns=["ai_message"])), "ai_message"),
+        (lambda t: dfs.confusion(t.drop(columns=["ai_message"]), labels="sentence"), "ai_message"),
+        (lambda t: dfs.confusion(t.drop(columns=["ai_verdict"])), "ai_verdict"),
         (lambda t: dfs.confusion(t.drop(columns=["task_name"]), task_name="x"), "task_name"),
         (lambda t: dfs.agreement(t.drop(columns=["corrected_value"])), "corrected_value"),
         (lambda t: dfs.drift(t.drop(columns=["create_date"])), "create_date"),
