@@ -8,7 +8,7 @@
 from . import audit
 from ._version import __version__ as __version__
 from .actions import CallbackReceiver, analyze, correct, reanalyze
-from .audit import agreement, confusion, drift, override_rates, sample
+from .audit import agreement, confusion, drift, funnel, override_rates, sample, sample_size
 from .campaign import Campaign
 from .client import Client
 from .config import Settings, site_base_url
@@ -103,6 +103,7 @@ __all__ = [
     "connect",
     "correct",
     "drift",
+    "funnel",
     "load_task_groups",
     "load_tasks",
     "load_timeline",
@@ -113,6 +114,7 @@ __all__ = [
     "reanalyze",
     "report",
     "sample",
+    "sample_size",
     "site_base_url",
     "sync",
     "widgets",

@@ -812,43 +812,375 @@ def _drift_sum(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# fair rankings: funnel limits and empirical-Bayes shrinkage
+# --------------------------------------------------------------------------------------------
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed exactly in log space (no scipy needed)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    if p <= 0:
+        return 1.0
+    if p >= 1:
+        return 0.0
+    logs = np.array(
+        [_lcomb(n, x) + x * math.log(p) + (n - x) * math.log1p(-p) for x in range(k + 1)]
+    )
+    top = logs.max()
+    return float(min(1.0, math.exp(top) * np.exp(logs - top).sum()))
+
+
+def binomial_quantile(q: float, n: int, p: float) -> int:
+    """The smallest r with P(X <= r) >= q, for X ~ Binomial(n, p)."""
+    if n <= 0:
+        return 0
+    if p <= 0:
+        return 0
+    if p >= 1:
+        return n
+    pmf = np.exp([_lcomb(n, x) + x * math.log(p) + (n - x) * math.log1p(-p) for x in range(n + 1)])
+    cdf = np.cumsum(pmf)
+    return int(min(n, np.searchsorted(cdf, q * cdf[-1] - 1e-12)))
+
+
+def funnel_limits(n: Any, p: float, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Funnel-plot control limits for a rate out of ``n`` when the true rate is ``p``: the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of Binomial(n, p), divided by n
+    (exact quantiles, so a rate outside the limits is a one-sided exact binomial test at
+    ``(1 - level) / 2``). Returns (low, high) arrays; NaN where n = 0."""
+    sizes = np.atleast_1d(np.asarray(n, dtype=float))
+    low = np.full(sizes.shape, np.nan)
+    high = np.full(sizes.shape, np.nan)
+    tail = (1 - level) / 2
+    for i, size in enumerate(sizes):
+        if size > 0 and not math.isnan(p):
+            m = int(size)
+            low[i] = binomial_quantile(tail, m, p) / m
+            high[i] = binomial_quantile(1 - tail, m, p) / m
+    return low, high
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-14:
+            break
+    return h
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b): P(X <= x) for X ~ Beta(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def beta_quantile(q: float, a: float, b: float) -> float:
+    """The ``q`` quantile of Beta(a, b), by bisection on :func:`beta_cdf` (to 1e-12)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if beta_cdf(mid, a, b) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2
+
+
+def beta_binomial_prior(k: Any, n: Any) -> tuple[float, float, float]:
+    """Empirical-Bayes Beta(a, b) prior of the groups' true rates, by the method of moments.
+
+    With p the pooled rate, N = sum(n), G the groups with n > 0 and S = sum(n_i (r_i - p)^2),
+    the intra-class correlation rho = 1 / (a + b + 1) is estimated by
+    ``(S / (p (1 - p)) - (G - 1)) / (N - sum(n_i^2) / N - (G - 1))`` (unbiased under the
+    beta-binomial model), kept within [1e-6, 1 - 1e-6] (no spread between groups: shrink
+    all the way). Returns ``(a, b, rho)``; (nan, nan, nan) without data.
+    """
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    used = n > 0
+    k, n = k[used], n[used]
+    total = n.sum()
+    if total == 0:
+        return math.nan, math.nan, math.nan
+    p = k.sum() / total
+    groups = len(n)
+    if p <= 0 or p >= 1 or groups < 2:
+        rho = 1e-6
+    else:
+        spread = float((n * (k / n - p) ** 2).sum())
+        denominator = total - (n**2).sum() / total - (groups - 1)
+        rho = (spread / (p * (1 - p)) - (groups - 1)) / denominator if denominator > 0 else 0.0
+        rho = min(max(rho, 1e-6), 1 - 1e-6)
+    strength = 1 / rho - 1
+    # a rate of exactly 0 or 1 overall: a proper prior all the same (shrinks towards p)
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return p * strength, (1 - p) * strength, rho
+
+
+def funnel(
+    tasks: TasksFrame,
+    by: str | Sequence[str] = "field_engineer_email",
+    basis: str = "value",
+    reviewed_only: bool = True,
+    level: float = 0.95,
+    limits: tuple[float, float] = (0.95, 0.998),
+) -> pd.DataFrame:
+    """Who is really out of line: rates per group against the overall rate, fairly.
+
+    ``tasks`` is a pandas or a Dask tasks frame; the result is a pandas frame. Per group of
+    ``by`` (a missing group is ``"(none)"``): ``n``, ``n_overridden``, ``rate`` (raw, NaN
+    when n = 0); ``shrunk`` (the empirical-Bayes estimate: the posterior mean under a
+    beta-binomial prior fitted to all groups by :func:`beta_binomial_prior`, so small groups
+    are pulled towards the overall rate), ``shrunk_low`` / ``shrunk_high`` (its equal-tailed
+    ``level`` posterior interval); ``expected`` (the overall rate), ``low_95`` / ``high_95``
+    and ``low_998`` / ``high_998`` (funnel control limits for that n, :func:`funnel_limits`,
+    at the two ``limits`` levels; the column names follow them), ``outlier`` (outside the
+    wider limits) and ``side`` (``"above"`` / ``"below"`` / ``""``). Rows are ordered by
+    ``shrunk``, highest first. ``attrs``: ``overall``, ``prior`` (a, b, rho), ``limits``,
+    ``level``, ``basis``.
+    """
+    keys = _as_list(by)
+    if not keys:
+        raise ConfigurationError("funnel needs by=<column(s)> (e.g. field_engineer_email).")
+    flag = _require_basis(tasks, basis, "funnel")
+    _require(tasks, ["analyzed", "reviewed", flag], "funnel")
+    z_value(level)
+    for limit in limits:
+        z_value(limit)
+    rates = _rates_table(tasks, keys, reviewed_only, level, basis, "funnel")
+    rates = rates.drop(columns=["ci_low", "ci_high"])
+    n = rates["n"].to_numpy(dtype=float)
+    k = rates["n_overridden"].to_numpy(dtype=float)
+    overall = k.sum() / n.sum() if n.sum() else math.nan
+    a, b, rho = beta_binomial_prior(k, n)
+    if math.isnan(a):
+        rates["shrunk"] = rates["shrunk_low"] = rates["shrunk_high"] = np.nan
+    else:
+        post_a, post_b = a + k, b + n - k
+        rates["shrunk"] = post_a / (post_a + post_b)
+        tail = (1 - level) / 2
+        rates["shrunk_low"] = [
+            beta_quantile(tail, x, y) for x, y in zip(post_a, post_b, strict=True)
+        ]
+        rates["shrunk_high"] = [
+            beta_quantile(1 - tail, x, y) for x, y in zip(post_a, post_b, strict=True)
+        ]
+    rates["expected"] = overall
+    names = []
+    for limit in limits:
+        name = f"{limit * 100:g}".replace(".", "")
+        low, high = funnel_limits(n, overall, limit)
+        rates[f"low_{name}"], rates[f"high_{name}"] = low, high
+        names.append(name)
+    wide = max(zip(limits, names, strict=True))[1]
+    rate = rates["rate"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        above = (n > 0) & (rate > rates[f"high_{wide}"].to_numpy(dtype=float))
+        below = (n > 0) & (rate < rates[f"low_{wide}"].to_numpy(dtype=float))
+    rates["outlier"] = above | below
+    rates["side"] = np.where(above, "above", np.where(below, "below", ""))
+    rates = rates.sort_values(["shrunk", "n"], ascending=[False, False], kind="stable")
+    rates = rates.reset_index(drop=True)
+    rates.attrs.update(
+        overall=overall, prior=(a, b, rho), limits=tuple(limits), level=level, basis=basis
+    )
+    return rates
+
+
+# --------------------------------------------------------------------------------------------
 # samples for human review
 # --------------------------------------------------------------------------------------------
 
 
+ALLOCATIONS = ("proportional", "equal", "neyman")
+
+
+def allocate(n: int, sizes: Sequence[int], weights: Sequence[float] | None = None) -> list[int]:
+    """Split ``n`` draws among strata of ``sizes`` rows in proportion to ``weights`` (default:
+    the sizes), by largest remainders, never more than a stratum holds; what a full stratum
+    cannot take goes to the others. Ties go to the earlier stratum. Returns the counts
+    (summing to ``min(n, sum(sizes))``)."""
+    caps = [int(c) for c in sizes]
+    weight = [float(w) for w in (weights if weights is not None else caps)]
+    counts = [0] * len(caps)
+    left = min(int(n), sum(caps))
+    while left > 0:
+        open_ = [i for i in range(len(caps)) if counts[i] < caps[i]]
+        total = sum(weight[i] for i in open_)
+        if total <= 0:  # only zero weights left: share the rest equally
+            share = {i: 1.0 for i in open_}
+            total = float(len(open_))
+        else:
+            share = {i: weight[i] for i in open_}
+        exact = {i: left * share[i] / total for i in open_}
+        give = {i: min(math.floor(exact[i]), caps[i] - counts[i]) for i in open_}
+        rest = left - sum(give.values())
+        order = sorted(open_, key=lambda i: (-(exact[i] - math.floor(exact[i])), i))
+        for i in order:
+            if rest <= 0:
+                break
+            if counts[i] + give[i] < caps[i]:
+                give[i] += 1
+                rest -= 1
+        for i in open_:
+            counts[i] += give[i]
+        given = sum(give.values())
+        if given == 0:
+            break
+        left -= given
+    return counts
+
+
 def sample(
     tasks: pd.DataFrame,
-    n: int = 20,
+    n: int | None = None,
     by: str | Sequence[str] | None = "task_name",
     seed: int = 0,
     reviewed_only: bool = False,
     only_analysed: bool = True,
+    *,
+    allocation: str = "proportional",
+    n_per_group: int | None = None,
+    disputed: bool = False,
+    basis: str = "value",
 ) -> pd.DataFrame:
-    """A reproducible stratified sample: up to ``n`` tasks per group of ``by``.
+    """A reproducible stratified sample of tasks for human review.
 
-    The same frame, ``n`` and ``seed`` give the same rows whatever the frame's row order
-    (rows are ordered by work order and task before drawing). Returns the sampled rows of the
-    input, ordered by group.
+    ``n`` (default 50) is the size of the whole sample: it is split among the groups of
+    ``by`` by ``allocation``: ``"proportional"`` (to each group's size), ``"equal"`` (the
+    same number per group) or ``"neyman"`` (to size x sqrt(p (1 - p)), p the group's
+    override rate on ``basis`` smoothed as (k + 1) / (n + 2), which spends the reviews where
+    the rate is most uncertain); a group never gives more rows than it has, and what it
+    cannot give goes to the others, so the result has ``n`` rows (fewer only when the frame
+    has fewer). ``n_per_group`` instead takes up to that many rows from every group.
+    ``disputed=True`` samples only overridden tasks (changed values, or flipped verdicts on
+    ``basis="verdict"``). The same frame, arguments and ``seed`` give the same rows whatever
+    the frame's row order (rows are ordered by work order and task before drawing). Returns
+    the sampled rows of the input, ordered by group; ``attrs["allocation"]`` is a frame of
+    the groups with their ``available`` rows and ``sampled`` count.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ConfigurationError(f"n must be a positive integer, got {n!r}.")
+    if n_per_group is not None:
+        if n is not None:
+            raise ConfigurationError("give n (the whole sample) or n_per_group, not both.")
+        if not isinstance(n_per_group, int) or isinstance(n_per_group, bool) or n_per_group < 1:
+            raise ConfigurationError(
+                f"n_per_group must be a positive integer, got {n_per_group!r}."
+            )
+    else:
+        n = 50 if n is None else n
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigurationError(f"n must be a positive integer, got {n!r}.")
+    if allocation not in ALLOCATIONS:
+        raise ConfigurationError(
+            f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}."
+        )
     keys = _as_list(by)
     _require(tasks, ["work_order_id", "task_id", "analyzed", "reviewed"], "sample")
+    flag = _flag_column(basis)
+    if disputed or allocation == "neyman":
+        _require_basis(tasks, basis, "sample")
+        _require(tasks, [flag], "sample")
     frame = _with_keys(tasks, keys, "sample")
     if only_analysed:
-        frame = frame[frame["analyzed"].fillna(False).astype(bool)]
+        frame = frame[_flag(frame["analyzed"])]
     if reviewed_only:
-        frame = frame[frame["reviewed"].fillna(False).astype(bool)]
+        frame = frame[_flag(frame["reviewed"])]
+    if disputed:
+        frame = frame[_flag(frame[flag])]
     frame = frame.sort_values(["work_order_id", "task_id"], kind="stable")
+    grouped = (
+        list(frame.groupby(keys, observed=True, sort=True, dropna=False)) if keys else [((), frame)]
+    )
+    grouped = [(key, group) for key, group in grouped if len(group)]
+    sizes = [len(group) for _, group in grouped]
+    if n_per_group is not None:
+        counts = [min(n_per_group, size) for size in sizes]
+    elif allocation == "equal":
+        counts = allocate(n, sizes, [1.0] * len(sizes))  # type: ignore[arg-type]
+    elif allocation == "neyman":
+        spread = []
+        for (_, group), size in zip(grouped, sizes, strict=True):
+            p = (int(_flag(group[flag]).sum()) + 1) / (size + 2)
+            spread.append(size * math.sqrt(p * (1 - p)))
+        counts = allocate(n, sizes, spread)  # type: ignore[arg-type]
+    else:
+        counts = allocate(n, sizes)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     picks = []
-    grouped = frame.groupby(keys, observed=True, sort=True) if keys else [((), frame)]
-    for _, group in grouped:
-        size = min(n, len(group))
-        picks.append(group.iloc[np.sort(rng.choice(len(group), size=size, replace=False))])
-    if not picks:
-        return frame.iloc[0:0]
-    return pd.concat(picks)
+    for (_, group), size in zip(grouped, counts, strict=True):
+        chosen = rng.choice(len(group), size=size, replace=False) if size else []
+        picks.append(group.iloc[np.sort(np.asarray(chosen, dtype=int))])
+    out = pd.concat(picks) if picks else frame.iloc[0:0]
+    plan = pd.DataFrame(
+        [
+            (*(key if isinstance(key, tuple) else (key,)), size, count)
+            for (key, _), size, count in zip(grouped, sizes, counts, strict=True)
+        ]
+        if keys
+        else [(size, count) for size, count in zip(sizes, counts, strict=True)],
+        columns=[*keys, "available", "sampled"],
+    )
+    out.attrs["allocation"] = show_missing(plan, keys)
+    return out
+
+
+def sample_size(
+    margin: float = 0.02,
+    rate: float | None = None,
+    confidence: float = 0.95,
+    population: int | None = None,
+) -> int:
+    """How many tasks to review to estimate a rate within +/- ``margin`` at ``confidence``.
+
+    ``n = z^2 p (1 - p) / margin^2``, rounded up, with p = ``rate`` (an expected rate, e.g.
+    last quarter's) or 0.5 when unknown (the largest n: always enough); with ``population``
+    (how many tasks there are to draw from) the finite-population correction
+    ``n / (1 + (n - 1) / population)`` is applied. Returns a number of tasks.
+    """
+    if not 0 < margin < 1:
+        raise ConfigurationError(f"margin must be between 0 and 1 (a share), got {margin!r}.")
+    if rate is not None and not 0 <= rate <= 1:
+        raise ConfigurationError(f"rate must be between 0 and 1 (a share), got {rate!r}.")
+    z = z_value(confidence)
+    p = 0.5 if rate is None else rate
+    size = z * z * p * (1 - p) / (margin * margin)
+    if population is not None:
+        if population < 1:
+            raise ConfigurationError(f"population must be positive, got {population!r}.")
+        size = size / (1 + (size - 1) / population)
+    return max(1, math.ceil(size - 1e-9))
 
 
 PROVENANCE_ATTR = "dfs_provenance"
@@ -904,19 +1236,34 @@ def summary(tasks: pd.DataFrame, level: float = 0.95, basis: str = "value") -> d
 
 
 __all__ = [
+    "ALLOCATIONS",
+    "BASES",
+    "NONE_LABEL",
     "NOT_ANALYSED",
+    "NO_VERDICT",
     "OTHER",
     "PROVENANCE_ATTR",
     "AuditInputError",
     "adjust_pvalues",
     "agreement",
+    "allocate",
+    "app_version_labels",
     "audited",
+    "beta_binomial_prior",
+    "beta_cdf",
+    "beta_quantile",
+    "binomial_cdf",
+    "binomial_quantile",
     "confusion",
     "drift",
     "fisher_exact",
+    "funnel",
+    "funnel_limits",
     "override_rates",
     "provenance",
     "sample",
+    "sample_size",
+    "show_missing",
     "summary",
     "wilson_interval",
     "z_value",

@@ -971,7 +971,7 @@ def keys_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def test_sample_is_stratified_and_reproducible(drift_tasks) -> None:
-    picked = dfs.sample(drift_tasks, n=5, seed=7)
+    picked = dfs.sample(drift_tasks, n_per_group=5, seed=7)
     assert picked["task_name"].value_counts().to_dict() == {"present": 5, "power": 5}
     assert not picked.duplicated(["work_order_id", "task_id"]).any()
     # rows of the input, unchanged, ordered by group
@@ -979,18 +979,18 @@ def test_sample_is_stratified_and_reproducible(drift_tasks) -> None:
     names = list(picked["task_name"].astype(str))
     assert names == sorted(names)
     # same seed: same rows
-    assert keys_of(dfs.sample(drift_tasks, n=5, seed=7)) == keys_of(picked)
+    assert keys_of(dfs.sample(drift_tasks, n_per_group=5, seed=7)) == keys_of(picked)
     # whatever the row order of the frame
     shuffled = drift_tasks.sample(frac=1.0, random_state=123)
-    assert keys_of(dfs.sample(shuffled, n=5, seed=7)) == keys_of(picked)
+    assert keys_of(dfs.sample(shuffled, n_per_group=5, seed=7)) == keys_of(picked)
     reversed_frame = normalize.tasks_frame(list(reversed(drift_work_orders())))
-    assert keys_of(dfs.sample(reversed_frame, n=5, seed=7)) == keys_of(picked)
+    assert keys_of(dfs.sample(reversed_frame, n_per_group=5, seed=7)) == keys_of(picked)
     # another seed, another sample
-    assert keys_of(dfs.sample(drift_tasks, n=5, seed=8)) != keys_of(picked)
+    assert keys_of(dfs.sample(drift_tasks, n_per_group=5, seed=8)) != keys_of(picked)
 
 
 def test_sample_at_most_n_per_group(tasks, drift_tasks) -> None:
-    per_group = dfs.sample(tasks, n=2, by=["task_name", "app_version_id"], seed=1)
+    per_group = dfs.sample(tasks, n_per_group=2, by=["task_name", "app_version_id"], seed=1)
     counts = per_group.groupby(["task_name", "app_version_id"], observed=True).size()
     assert (counts <= 2).all()
     # analysed tasks per (task, version): present 2+4, power 2+2, serial 2+2
@@ -1003,10 +1003,10 @@ def test_sample_at_most_n_per_group(tasks, drift_tasks) -> None:
         ("serial", V2): 2,
     }
     # a group smaller than n is taken whole
-    everything = dfs.sample(drift_tasks, n=100, seed=0)
+    everything = dfs.sample(drift_tasks, n_per_group=100, seed=0)
     assert len(everything) == len(drift_tasks)
     # by week
-    weekly = dfs.sample(drift_tasks, n=3, by="week", seed=0)
+    weekly = dfs.sample(drift_tasks, n_per_group=3, by="week", seed=0)
     assert (weekly.groupby("week").size() <= 3).all()
     mondays = drift_tasks["create_date"].dt.normalize() - pd.to_timedelta(
         drift_tasks["create_date"].dt.day_of_week, unit="D"
@@ -1015,13 +1015,13 @@ def test_sample_at_most_n_per_group(tasks, drift_tasks) -> None:
 
 
 def test_sample_only_analysed_and_reviewed(tasks) -> None:
-    picked = dfs.sample(tasks, n=10)
+    picked = dfs.sample(tasks, n_per_group=10)
     assert picked["analyzed"].all()
     assert "never" not in set(picked["task_name"].astype(str))
     assert len(picked) == 14  # every analysed task (fewer than 10 per task)
-    reviewed = dfs.sample(tasks, n=10, reviewed_only=True)
+    reviewed = dfs.sample(tasks, n_per_group=10, reviewed_only=True)
     assert len(reviewed) == 12 and "wo-4" not in set(reviewed["work_order_id"])
-    with_unanalysed = dfs.sample(tasks, n=10, only_analysed=False)
+    with_unanalysed = dfs.sample(tasks, n_per_group=10, only_analysed=False)
     assert len(with_unanalysed) == len(tasks)
     with pytest.raises(ConfigurationError):
         dfs.sample(tasks, n=0)
