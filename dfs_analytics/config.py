@@ -8,6 +8,7 @@ Settings come from arguments or from the environment (:meth:`Settings.from_env`)
 ``DFS_REGION``     ``eu`` (default) or ``us``
 ``DFS_API_KEY``    the API key (never written to disk, logs or reprs)
 ``DFS_CACHE``      the cache folder; ``none`` disables the cache
+``DFS_SIMULATOR``  ``1``: ``dfs.connect()`` and the command line use the local simulator
 ``DFS_DATASET``    where the loaders' dataset lives: a folder or an object-store URI
                    (default: ``dataset/`` inside the client's cache folder)
 =================  ========================================================================
@@ -15,6 +16,7 @@ Settings come from arguments or from the environment (:meth:`Settings.from_env`)
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
 import hmac
@@ -23,6 +25,7 @@ import math
 import os
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -298,6 +301,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``DFS_*`` variables (see the module docstring); ``overrides`` win."""
         env = os.environ if environ is None else environ
+        check_environment(env)  # a typo such as DFS_BASE_ULR is an error, not a silent default
         kwargs: dict[str, Any] = {}
         if env.get("DFS_BASE_URL"):
             kwargs["base_url"] = env["DFS_BASE_URL"]
@@ -312,6 +316,44 @@ class Settings:
             kwargs["dataset"] = env["DFS_DATASET"]
         kwargs.update(overrides)
         return cls.resolve(**kwargs)
+
+
+#: Every ``DFS_*`` environment variable the toolkit reads. ``DFS_REQUIRE_BROWSER`` is read by
+#: the test suite only (``1``: a missing Chromium fails the browser test).
+KNOWN_VARIABLES = (
+    "DFS_BASE_URL",
+    "DFS_SITE_ID",
+    "DFS_REGION",
+    "DFS_API_KEY",
+    "DFS_CACHE",
+    "DFS_DATASET",
+    "DFS_SIMULATOR",
+    "DFS_REQUIRE_BROWSER",
+)
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`~dfs_analytics.ConfigurationError` for a ``DFS_*`` environment variable
+    the toolkit does not know (a typo such as ``DFS_BASE_ULR``), naming the nearest known one.
+
+    Returns None when every ``DFS_*`` variable is one of :data:`KNOWN_VARIABLES`.
+    """
+    env = os.environ if environ is None else environ
+    unknown = sorted(
+        name for name in env if name.startswith("DFS_") and name not in KNOWN_VARIABLES
+    )
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{name}{hint}")
+    raise ConfigurationError(
+        f"unknown environment variable{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(problems)}: dfs-analytics reads only {', '.join(KNOWN_VARIABLES)}. "
+        "Rename or unset it."
+    )
 
 
 def _check_key(key: Any) -> Secret | None:

@@ -12,7 +12,6 @@ nearest known one); :func:`connect` and the ``dfs-analytics`` command call it fi
 from __future__ import annotations
 
 import atexit
-import difflib
 import os
 import shutil
 import tempfile
@@ -21,21 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .client import Client
+from .config import KNOWN_VARIABLES, check_environment
 from .errors import ConfigurationError
 from .simulator.generator import DEFAULT_WORK_ORDERS
-
-#: Every ``DFS_*`` environment variable the toolkit reads. ``DFS_REQUIRE_BROWSER`` is read by
-#: the test suite only (``1``: a missing Chromium fails the browser test).
-KNOWN_VARIABLES = (
-    "DFS_BASE_URL",
-    "DFS_SITE_ID",
-    "DFS_REGION",
-    "DFS_API_KEY",
-    "DFS_CACHE",
-    "DFS_DATASET",
-    "DFS_SIMULATOR",
-    "DFS_REQUIRE_BROWSER",
-)
 
 #: What a title gets when the data behind it comes from the simulator.
 SIMULATOR_NOTE = "(simulator data)"
@@ -43,30 +30,6 @@ SIMULATOR_NOTE = "(simulator data)"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 _SIMULATORS: list[Any] = []
-
-
-def check_environment(environ: Mapping[str, str] | None = None) -> None:
-    """Raise :class:`~dfs_analytics.ConfigurationError` for a ``DFS_*`` environment variable
-    the toolkit does not know (a typo such as ``DFS_BASE_ULR``), naming the nearest known one.
-
-    Returns None when every ``DFS_*`` variable is one of :data:`KNOWN_VARIABLES`.
-    """
-    env = os.environ if environ is None else environ
-    unknown = sorted(
-        name for name in env if name.startswith("DFS_") and name not in KNOWN_VARIABLES
-    )
-    if not unknown:
-        return
-    problems = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        problems.append(f"{name}{hint}")
-    raise ConfigurationError(
-        f"unknown environment variable{'s' if len(unknown) > 1 else ''} "
-        f"{', '.join(problems)}: dfs-analytics reads only {', '.join(KNOWN_VARIABLES)}. "
-        "Rename or unset it."
-    )
 
 
 def simulator_requested(environ: Mapping[str, str] | None = None) -> bool:
@@ -215,3 +178,11 @@ def _stop_simulator(sim: Any) -> None:
 def _stop_simulators() -> None:
     while _SIMULATORS:
         _stop_simulator(_SIMULATORS.pop())
+
+
+__all__ = [
+    "KNOWN_VARIABLES",
+    "SIMULATOR_NOTE",
+    "check_environment",
+    "connect",
+]

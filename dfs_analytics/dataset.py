@@ -1043,7 +1043,8 @@ class Writer:
             local is not None
             and local.exists()
             and any(
-                p.name != "_dfs.lock" and not p.name.startswith(".dfs-write-probe-")
+                # our own files, and a version table another process is creating right now
+                p.name not in ("_dfs.lock", "syncs") and not p.name.startswith(".dfs-write-probe-")
                 for p in local.iterdir()
             )
         ):
