@@ -769,7 +769,7 @@ def drift(
     stats["p_adjusted"] = adjust_pvalues(stats["p_value"], method)
     stats["flagged"] = (stats["p_adjusted"] < alpha).fillna(False) if len(stats) else False
     stats["flagged"] = stats["flagged"].astype(bool)
-    stats.attrs.update(level=level, alpha=alpha, method=method, basis=basis)
+    stats.attrs.update(level=level, alpha=alpha, method=method, basis=basis, by=by, freq=freq)
     return stats.drop(columns="_rank")
 
 
@@ -1014,7 +1014,12 @@ def funnel(
     rates = rates.sort_values(["shrunk", "n"], ascending=[False, False], kind="stable")
     rates = rates.reset_index(drop=True)
     rates.attrs.update(
-        overall=overall, prior=(a, b, rho), limits=tuple(limits), level=level, basis=basis
+        overall=float(overall),
+        prior=(float(a), float(b), float(rho)),
+        limits=tuple(limits),
+        level=level,
+        basis=basis,
+        by=keys,
     )
     return rates
 

@@ -2,6 +2,9 @@
 
 They accept either a tasks frame (and compute what they show with :mod:`dfs_analytics.audit`)
 or the frame that audit function returned, so a notebook can plot what it already computed.
+``basis="value"`` shows changed values, ``basis="verdict"`` flipped verdicts; titles and axis
+labels say which. Periods are shown in date order, app versions by name or short id, and a
+missing group as ``"(none)"``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,41 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return new
 
 
-def _label(row: pd.Series, keys: Sequence[str]) -> str:
-    parts = []
-    for key in keys:
-        value = row[key]
-        if isinstance(value, pd.Timestamp):
-            value = value.strftime("%Y-%m-%d")
-        parts.append(
-            "-" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-        )
-    return " / ".join(parts)
+_COUNTS = {
+    "value": ("override rate", "share of audited tasks whose value a human changed"),
+    "verdict": ("verdict override rate", "share of audited tasks whose verdict a human flipped"),
+}
+
+
+def _basis_of(frame: pd.DataFrame, basis: str) -> str:
+    found = frame.attrs.get("basis", basis) if hasattr(frame, "attrs") else basis
+    return found if found in _COUNTS else basis
+
+
+def _format_key(key: str, value: Any, versions: dict[Any, str] | None = None) -> str:
+    """A group value as shown: periods by their name (2026-W10, 2026-03, 2026Q1), app
+    versions by name or short id, a missing value as "(none)"."""
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return audit.NONE_LABEL
+    if isinstance(value, pd.Timestamp):
+        if key == "week":
+            return value.strftime("%G-W%V")
+        if key == "month":
+            return value.strftime("%Y-%m")
+        if key == "quarter":
+            return f"{value.year}Q{(value.month - 1) // 3 + 1}"
+        return value.strftime("%Y-%m-%d")
+    if key == "app_version_id":
+        return (versions or {}).get(value) or audit.app_version_labels([value])[value]
+    return str(value)
+
+
+def _label(row: pd.Series, keys: Sequence[str], versions: dict[Any, str] | None = None) -> str:
+    return " / ".join(_format_key(key, row[key], versions) for key in keys)
+
+
+def _is_time(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
+    return any(k in audit.TIME_KEYS or pd.api.types.is_datetime64_any_dtype(frame[k]) for k in keys)
 
 
 def plot_override_rates(
@@ -48,20 +76,26 @@ def plot_override_rates(
     level: float = 0.95,
     sort: bool = True,
     min_n: int = 1,
+    basis: str = "value",
 ) -> Axes:
     """Override rate per group as dots with ``level`` Wilson-interval whiskers.
 
-    ``data``: a tasks frame, or the frame of :func:`audit.override_rates`. Groups with fewer
-    than ``min_n`` audited tasks are left out; each label shows its ``n``.
+    ``data``: a tasks frame, or the frame of :func:`audit.override_rates`. ``basis``:
+    changed values or flipped verdicts. Groups with fewer than ``min_n`` audited tasks are
+    left out; each label shows its ``n``. Groups are sorted by rate (``sort=True``), except
+    periods (day, week, month, quarter), which stay in date order, earliest at the top.
     """
     rates = (
         data
         if {"rate", "ci_low", "ci_high", "n"} <= set(data.columns)
-        else audit.override_rates(data, by=by, level=level)
+        else audit.override_rates(data, by=by, level=level, basis=basis)
     )
+    basis = _basis_of(rates, basis)
     keys = [c for c in rates.columns if c not in ("n", "n_overridden", "rate", "ci_low", "ci_high")]
     rates = rates[rates["n"] >= min_n]
-    if sort:
+    if _is_time(rates, keys):
+        rates = rates.iloc[::-1]  # the first period at the top
+    elif sort:
         rates = rates.sort_values("rate", kind="stable")
     ax = _axes(ax, (7, max(2.5, 0.32 * len(rates) + 1)))
     y = np.arange(len(rates))
@@ -69,15 +103,20 @@ def plot_override_rates(
     low = rate - rates["ci_low"].to_numpy(dtype=float)
     high = rates["ci_high"].to_numpy(dtype=float) - rate
     ax.errorbar(rate, y, xerr=[low, high], fmt="o", color=_BAR, ecolor="#7f9cc0", capsize=3, ms=5)
-    ax.set_yticks(y, [f"{_label(r, keys)}  (n={int(r['n'])})" for _, r in rates.iterrows()])
-    ax.set_xlabel(
-        "override rate (share of audited tasks overturned), "
-        f"{rates.attrs.get('level', level):.0%} Wilson interval"
+    versions = audit.app_version_labels(rates["app_version_id"]) if "app_version_id" in keys else {}
+    ax.set_yticks(
+        y, [f"{_label(r, keys, versions)}  (n={int(r['n'])})" for _, r in rates.iterrows()]
     )
+    name, meaning = _COUNTS[basis]
+    ax.set_xlabel(f"{name} ({meaning}), {rates.attrs.get('level', level):.0%} Wilson interval")
     ax.xaxis.set_major_formatter(_PERCENT)
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("How often humans overturn the AI")
+    ax.set_title(
+        "How often humans change the AI's value"
+        if basis == "value"
+        else "How often humans flip the AI's verdict"
+    )
     return ax
 
 
@@ -86,16 +125,21 @@ def plot_confusion(
     task_name: str | Sequence[str] | None = None,
     ax: Axes | None = None,
     normalize: str | None = "index",
+    basis: str = "verdict",
 ) -> Axes:
     """Heatmap of AI verdict (rows) x final verdict (columns), annotated with counts.
 
-    ``data``: a tasks frame, or the count table of :func:`audit.confusion`. Colours show the
-    share of each row (``normalize="index"``) or the counts (``normalize=None``).
+    ``data``: a tasks frame, or the count table of :func:`audit.confusion`. ``basis``:
+    verdicts (stable labels, each with the sentence(s) it was shown with) or values. Colours
+    show the share of each row (``normalize="index"``) or the counts (``normalize=None``).
     """
     if "total" in data.columns and "total" in data.index:
-        counts = data.drop(index="total", columns="total")
+        table = data
     else:
-        counts = audit.confusion(data, task_name=task_name).drop(index="total", columns="total")
+        table = audit.confusion(data, task_name=task_name, basis=basis)
+    sentences = table.attrs.get("sentences") or {}
+    basis = table.attrs.get("basis", basis)
+    counts = table.drop(index="total", columns="total")
     values = counts.to_numpy(dtype=float)
     if normalize == "index":
         sums = values.sum(axis=1, keepdims=True)
@@ -104,12 +148,18 @@ def plot_confusion(
         shade = values / values.max() if values.size and values.max() > 0 else values
     ax = _axes(ax, (1.1 * len(counts.columns) + 3, 0.7 * len(counts.index) + 2))
     ax.imshow(shade, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+
+    def shown(label: Any) -> str:
+        said = sentences.get(str(label))
+        return f"{label}\n({said})" if said and said != str(label) else str(label)
+
     ax.set_xticks(
-        range(len(counts.columns)), [str(c) for c in counts.columns], rotation=30, ha="right"
+        range(len(counts.columns)), [shown(c) for c in counts.columns], rotation=30, ha="right"
     )
-    ax.set_yticks(range(len(counts.index)), [str(i) for i in counts.index])
-    ax.set_xlabel("final verdict (after human review)")
-    ax.set_ylabel("AI verdict")
+    ax.set_yticks(range(len(counts.index)), [shown(i) for i in counts.index])
+    what = "value" if basis == "value" else "verdict"
+    ax.set_xlabel(f"final {what} (after human review)")
+    ax.set_ylabel(f"AI {what}")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             ax.text(
@@ -121,7 +171,7 @@ def plot_confusion(
                 color="white" if shade[i, j] > 0.6 else "black",
                 fontsize=9,
             )
-    title = "AI verdict vs final verdict"
+    title = f"AI {what} vs final {what}"
     if task_name is not None:
         title += f": {task_name if isinstance(task_name, str) else ', '.join(task_name)}"
     ax.set_title(title)
@@ -133,32 +183,40 @@ def plot_drift(
     task_name: str | None = None,
     ax: Axes | None = None,
     freq: str = "W",
+    basis: str = "value",
     **drift_kwargs: Any,
 ) -> Axes:
     """Override rate over time with its interval as a band; significant changes marked.
 
     ``data``: a tasks frame (rates per ``freq`` period of ``create_date``, for ``task_name`` or
-    all tasks), or the frame of :func:`audit.drift`.
+    all tasks), or the frame of :func:`audit.drift`. ``basis``: changed values or flipped
+    verdicts. Periods are plotted in date order (app versions in the order they appeared).
     """
     if {"period", "rate", "flagged"} <= set(data.columns):
         table = data
     else:
         frame = data if task_name is None else data[data["task_name"] == task_name]
-        table = audit.drift(frame, by=None, freq=freq, within=None, **drift_kwargs)
+        table = audit.drift(frame, by=None, freq=freq, within=None, basis=basis, **drift_kwargs)
+    basis = _basis_of(table, basis)
     if task_name is not None and "task_name" in table.columns:
         table = table[table["task_name"] == task_name]
+    if pd.api.types.is_datetime64_any_dtype(table["period"]):
+        table = table.sort_values("period", kind="stable")
+    elif "first_date" in table.columns:
+        table = table.sort_values("first_date", kind="stable")
+    name = _COUNTS[basis][0]
     ax = _axes(ax, (8, 3.5))
-    ax.set_title("Override rate over time" + (f": {task_name}" if task_name else ""))
-    ax.set_ylabel("override rate")
+    ax.set_title(f"{name.capitalize()} over time" + (f": {task_name}" if task_name else ""))
+    ax.set_ylabel(name)
     if table.empty:
-        ax.plot([], [], "-o", color=_BAR, ms=3, label="override rate")
+        ax.plot([], [], "-o", color=_BAR, ms=3, label=name)
         ax.text(0.5, 0.5, "nothing audited yet", ha="center", va="center", transform=ax.transAxes)
         return ax
     x = table["period"]
     numeric = not pd.api.types.is_datetime64_any_dtype(x)
     xs = np.arange(len(table)) if numeric else x
     ax.fill_between(xs, table["ci_low"], table["ci_high"], color=_BAR, alpha=0.2, label="interval")
-    ax.plot(xs, table["rate"], "-o", color=_BAR, ms=3, label="override rate")
+    ax.plot(xs, table["rate"], "-o", color=_BAR, ms=3, label=name)
     flagged = table["flagged"].to_numpy(dtype=bool)
     if flagged.any():
         ax.scatter(
@@ -170,7 +228,9 @@ def plot_drift(
             label="significant change",
         )
     if numeric:
-        ax.set_xticks(xs, [str(v)[:12] for v in x], rotation=20, ha="right")
+        versions = table.attrs.get("by") == "app_version_id"
+        shown = audit.app_version_labels(x) if versions else {}
+        ax.set_xticks(xs, [shown.get(v, str(v)[:12]) for v in x], rotation=20, ha="right")
     else:
         ax.tick_params(axis="x", labelrotation=30)
     ax.yaxis.set_major_formatter(_PERCENT)
@@ -185,18 +245,157 @@ def plot_engineers(
     ax: Axes | None = None,
     level: float = 0.95,
     min_n: int = 20,
+    basis: str = "value",
 ) -> Axes:
-    """Override rate per field engineer, with intervals and the overall rate as a line."""
+    """Override rate per field engineer, with intervals and the overall rate as a line
+    (:func:`plot_funnel` tells who is really out of line)."""
     if {"rate", "n", "n_overridden"} <= set(data.columns):
         rates = data
         total = rates["n"].sum()
         overall = rates["n_overridden"].sum() / total if total else np.nan
     else:
-        rates = audit.override_rates(data, by="field_engineer_email", level=level)
-        overall = audit.summary(data, level=level)["override_rate"]
-    ax = plot_override_rates(rates, ax=ax, min_n=min_n)
+        rates = audit.override_rates(data, by="field_engineer_email", level=level, basis=basis)
+        overall = audit.summary(data, level=level, basis=basis)["override_rate"]
+    ax = plot_override_rates(rates, ax=ax, min_n=min_n, basis=basis)
     if not np.isnan(overall):
         ax.axvline(overall, color="#888888", ls="--", lw=1, label=f"all engineers ({overall:.1%})")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Override rate per field engineer")
+    ax.set_title(f"{_COUNTS[_basis_of(rates, basis)][0].capitalize()} per field engineer")
     return ax
+
+
+def plot_funnel(
+    data: pd.DataFrame,
+    by: str = "field_engineer_email",
+    ax: Axes | None = None,
+    basis: str = "value",
+    label_outliers: bool = True,
+) -> Axes:
+    """Funnel plot: each group's rate against its number of audited tasks, with the overall
+    rate and its 95% and 99.8% control limits; groups outside the 99.8% limits are outliers
+    (red, labelled).
+
+    ``data``: a tasks frame, or the frame of :func:`audit.funnel`. ``basis``: changed values
+    or flipped verdicts. Returns the Axes.
+    """
+    table = data if {"expected", "outlier", "shrunk"} <= set(data.columns) else None
+    if table is None:
+        table = audit.funnel(data, by=by, basis=basis)
+    basis = _basis_of(table, basis)
+    keys = [c for c in table.columns if c == by] or [table.columns[0]]
+    limits = table.attrs.get("limits", (0.95, 0.998))
+    overall = float(table.attrs.get("overall", table["expected"].iloc[0] if len(table) else np.nan))
+    shown = table[table["n"] > 0]
+    ax = _axes(ax, (8, 5))
+    name, meaning = _COUNTS[basis]
+    ax.set_title(f"Who is out of line? {name} per {by.replace('_', ' ')} (funnel plot)")
+    ax.set_xlabel("audited tasks (n)")
+    ax.set_ylabel(f"{name} ({meaning})", fontsize=8)
+    if shown.empty or np.isnan(overall):
+        ax.text(0.5, 0.5, "nothing audited yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    top = int(shown["n"].max())
+    grid = np.unique(np.linspace(1, max(top * 1.1, 10), 200).astype(int))
+    styles = {min(limits): ("#7f9cc0", "--"), max(limits): ("#555555", "-")}
+    for level in sorted(limits):
+        low, high = audit.funnel_limits(grid, overall, level)
+        colour, dash = styles.get(level, ("#888888", ":"))
+        ax.step(grid, high, where="post", color=colour, ls=dash, lw=1, label=f"{level:.1%} limits")
+        ax.step(grid, low, where="post", color=colour, ls=dash, lw=1)
+    ax.axhline(overall, color="#888888", lw=1, label=f"overall ({overall:.1%})")
+    outlier = shown["outlier"].to_numpy(dtype=bool)
+    ax.scatter(shown["n"][~outlier], shown["rate"][~outlier], color=_BAR, s=25, zorder=3)
+    ax.scatter(
+        shown["n"][outlier], shown["rate"][outlier], color=_FLAG, s=40, zorder=4, label="outlier"
+    )
+    if label_outliers:
+        for _, row in shown[outlier].iterrows():
+            ax.annotate(
+                _label(row, keys),
+                (row["n"], row["rate"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+    ax.yaxis.set_major_formatter(_PERCENT)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def plot_heatmap(
+    data: pd.DataFrame,
+    rows: str = "field_engineer_email",
+    cols: str = "month",
+    ax: Axes | None = None,
+    basis: str = "value",
+    level: float = 0.95,
+    min_n: int = 1,
+) -> Axes:
+    """Override rate of ``rows`` x ``cols`` (e.g. engineer x month) as a heatmap; each cell
+    shows the rate and its n, cells with fewer than ``min_n`` audited tasks stay blank.
+
+    ``data``: a tasks frame, or the frame of :func:`audit.override_rates` by ``[rows, cols]``.
+    ``basis``: changed values or flipped verdicts. Periods run left to right in date order.
+    Returns the Axes.
+    """
+    if {"rate", "n"} <= set(data.columns) and {rows, cols} <= set(data.columns):
+        rates = data
+    else:
+        rates = audit.override_rates(data, by=[rows, cols], level=level, basis=basis)
+    basis = _basis_of(rates, basis)
+    rates = audit.show_missing(rates, [rows, cols])
+    row_keys = list(dict.fromkeys(rates[rows].tolist()))
+    col_keys = list(dict.fromkeys(sorted(rates[cols].tolist(), key=_sort_key)))
+    rate = np.full((len(row_keys), len(col_keys)), np.nan)
+    count = np.zeros((len(row_keys), len(col_keys)), dtype=int)
+    r_index = {k: i for i, k in enumerate(row_keys)}
+    c_index = {k: j for j, k in enumerate(col_keys)}
+    for key_r, key_c, n, value in zip(
+        rates[rows], rates[cols], rates["n"], rates["rate"], strict=True
+    ):
+        i, j = r_index[key_r], c_index[key_c]
+        count[i, j] = int(n)
+        if n >= min_n and n > 0:
+            rate[i, j] = value
+    ax = _axes(ax, (1.0 * len(col_keys) + 3.5, 0.45 * len(row_keys) + 1.8))
+    finite = rate[np.isfinite(rate)]
+    top = max(float(finite.max()) if finite.size else 0.0, 1e-9)
+    ax.imshow(np.ma.masked_invalid(rate), cmap="Reds", vmin=0, vmax=top, aspect="auto")
+    ax.set_facecolor("#eeeeee")
+    versions_r = audit.app_version_labels(row_keys) if rows == "app_version_id" else None
+    versions_c = audit.app_version_labels(col_keys) if cols == "app_version_id" else None
+    ax.set_xticks(
+        range(len(col_keys)),
+        [_format_key(cols, k, versions_c) for k in col_keys],
+        rotation=30,
+        ha="right",
+    )
+    ax.set_yticks(range(len(row_keys)), [_format_key(rows, k, versions_r) for k in row_keys])
+    for i in range(len(row_keys)):
+        for j in range(len(col_keys)):
+            if np.isfinite(rate[i, j]):
+                ax.text(
+                    j,
+                    i,
+                    f"{rate[i, j]:.0%}\nn={count[i, j]}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rate[i, j] > 0.6 * top else "black",
+                )
+    name = _COUNTS[basis][0]
+    ax.set_title(f"{name.capitalize()} by {rows.replace('_', ' ')} and {cols.replace('_', ' ')}")
+    ax.set_xlabel(cols.replace("_", " "))
+    ax.set_ylabel(rows.replace("_", " "))
+    return ax
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, pd.Timestamp):
+        return (0, value.value)
+    if value == audit.NONE_LABEL:
+        return (2, "")
+    return (1, str(value))

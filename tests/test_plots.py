@@ -132,7 +132,7 @@ def test_confusion_heatmap_from_tasks_frame(tasks, ax) -> None:
 
 
 def test_confusion_heatmap_from_the_audit_frame(tasks, ax) -> None:
-    table = dfs.confusion(tasks)
+    table = dfs.confusion(tasks, labels="sentence")
     assert plots.plot_confusion(table, ax=ax, normalize=None) is ax
     counts = table.drop(index="total", columns="total")
     (image,) = ax.images

@@ -8,7 +8,11 @@ The story of one generated work order:
    often their photo is good, how often they retake after a "bad photo" verdict, how often they
    skip a group, the hours they work. The AI judges the photo's quality tasks (``*_quality``)
    and, when the photo passes, the group's other tasks. The AI's value is the true value, except
-   with the task's error rate (times ``drift`` after the app-version upgrade).
+   with the task's error rate (times ``drift`` after the app-version upgrade, times the
+   engineer's ``ai_error_factor``: blurred, dark or badly framed photos make the AI err more
+   often). The factor is ``((1 - photo_quality) / 0.1) ** photo_effect`` times a seeded
+   log-normal draw of spread ``engineer_spread`` (unless the engineer's settings give
+   ``ai_error_factor``); ``extra_engineers`` adds that many seeded technicians.
 3. Sometimes metadata is updated afterwards.
 4. About ``review_rate`` of work orders are reviewed in the back office some days later. The
    reviewer fixes most AI errors (``reviewer_fixes_ai_error``), rarely overturns a right
@@ -26,6 +30,7 @@ reviewed work order ends overridden (corrected to a different value).
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -50,6 +55,7 @@ class Engineer:
     retake: float
     skip_group: float
     hours: tuple[float, float]
+    ai_error_factor: float = 1.0
 
     @property
     def email(self) -> str | None:
@@ -82,6 +88,9 @@ class SeedSettings:
     drift: float = 1.0
     max_attempts: int = 3
     metadata_update_rate: float = 0.1
+    photo_effect: float = 0.5
+    engineer_spread: float = 0.25
+    extra_engineers: int = 0
     engineers: list[dict[str, Any]] = field(default_factory=list)
     reviewers: list[str] = field(default_factory=list)
     tags: list[list[Any]] = field(default_factory=list)
@@ -102,26 +111,56 @@ class SeedSettings:
         return asdict(self)
 
     def engineer_profiles(self) -> list[Engineer]:
-        return [
-            Engineer(
-                name=e.get("name"),
-                weight=float(e.get("weight", 1)),
-                photo_quality=float(e.get("photo_quality", 0.9)),
-                retake=float(e.get("retake", 0.8)),
-                skip_group=float(e.get("skip_group", 0.02)),
-                hours=tuple(e.get("hours", (8, 17))),
+        """The engineers with their habits and AI error factors, drawn from a random stream
+        of their own (seeded by ``seed``), so the same settings give the same engineers."""
+        rng = random.Random(f"{self.seed}/engineers")
+        specs = list(self.engineers) or [
+            {"name": "Field Technician", "weight": 1, "photo_quality": 0.9, "retake": 0.8}
+        ]
+        for i in range(self.extra_engineers):
+            specs.append(
+                {
+                    "name": f"Technician {i + 1:03d}",
+                    "weight": round(rng.uniform(0.3, 2.0), 3),
+                    "photo_quality": round(rng.uniform(0.7, 0.98), 3),
+                    "retake": round(rng.uniform(0.4, 0.95), 3),
+                    "skip_group": round(rng.uniform(0.0, 0.06), 3),
+                    "hours": [7, 18],
+                }
             )
-            for e in self.engineers
-        ] or [Engineer("Field Technician", 1, 0.9, 0.8, 0.02, (8, 17))]
+        engineers = []
+        for e in specs:
+            quality = float(e.get("photo_quality", 0.9))
+            jitter = math.exp(rng.gauss(0.0, 1.0) * self.engineer_spread)
+            factor = e.get("ai_error_factor")
+            if factor is None:
+                factor = (max(1 - quality, 1e-3) / 0.1) ** self.photo_effect * jitter
+            engineers.append(
+                Engineer(
+                    name=e.get("name"),
+                    weight=float(e.get("weight", 1)),
+                    photo_quality=quality,
+                    retake=float(e.get("retake", 0.8)),
+                    skip_group=float(e.get("skip_group", 0.02)),
+                    hours=tuple(e.get("hours", (8, 17))),
+                    ai_error_factor=float(factor),
+                )
+            )
+        return engineers
 
 
 def site_id_for(app: App) -> str:
     return stable_id(app.name, "site")
 
 
-def error_rate(task: TaskDef, version: AppVersion, settings: SeedSettings) -> float:
-    """The AI's per-analysis error rate for ``task`` in ``version`` (drift after the upgrade)."""
+def error_rate(
+    task: TaskDef, version: AppVersion, settings: SeedSettings, engineer: Engineer | None = None
+) -> float:
+    """The AI's per-analysis error rate for ``task`` in ``version`` (drift after the upgrade)
+    on the photos of ``engineer`` (times their ``ai_error_factor``)."""
     rate = task.error_rate * (settings.drift if version.number > 1 else 1.0)
+    if engineer is not None:
+        rate *= engineer.ai_error_factor
     return min(max(rate, 0.0), 1.0)
 
 
@@ -220,13 +259,13 @@ def generate(settings: SeedSettings | None = None) -> Store:
                 for task in group.quality_tasks:
                     good = rng.random() < eng.photo_quality
                     quality_truth[task.name] = good
-                    wrong = rng.random() < error_rate(task, version, settings)
+                    wrong = rng.random() < error_rate(task, version, settings, eng)
                     values[task.name] = (not good) if wrong else good
                 passed = all(values.values())
                 if passed:
                     for task in group.job_tasks:
                         true_value = wo.truth[task.name]
-                        if rng.random() < error_rate(task, version, settings):
+                        if rng.random() < error_rate(task, version, settings, eng):
                             values[task.name] = _pick(rng, _wrong_values(task, true_value))
                         else:
                             values[task.name] = true_value
@@ -318,13 +357,35 @@ def _quality_wrong_probability(e: float, eng: Engineer, attempts: int) -> float:
     return wrong
 
 
+def _pass_probability(e: float, eng: Engineer, attempts: int) -> float:
+    """P(a photo of ``eng`` eventually passes the AI's quality check, retakes included)."""
+    g = eng.photo_quality
+    a = g * (1 - e) + (1 - g) * e
+    return sum(a * ((1 - a) * eng.retake) ** j for j in range(attempts))
+
+
+def _group_share(version: AppVersion, group_name: str) -> float:
+    """P(a work order of ``version`` has this task group active): 5% have no type (every
+    group), the others one type drawn by weight."""
+    total = sum(version.type_weights.values()) or 1.0
+    typed = sum(
+        w for t, w in version.type_weights.items() if group_name in version.types.get(t, ())
+    )
+    return 0.05 + 0.95 * typed / total
+
+
 def ground_truth(store: Store) -> dict[str, Any]:
-    """True parameters per task name: AI error rate and override probability, per app version.
+    """True parameters per task name (AI error rate and override probability, per app version)
+    and per field engineer (their AI error factor and the override probability of their
+    audited tasks, against the site's).
 
     ``override_probability`` is the probability that an analysed task of a reviewed work order
     ends with a corrected value that differs from the analysed one. For quality tasks it accounts
     for the engineers' retakes (a retake happens after a "bad photo" verdict, so the final
-    verdict is not a random draw).
+    verdict is not a random draw). Per task, engineers are weighted by how many analyses of
+    that task they contribute; per engineer, tasks by how often that engineer's work orders
+    have them analysed. ``engineers`` is keyed by email (``"(none)"`` for work orders created
+    without one); ``site_override_probability`` is the rate over all audited tasks.
     """
     settings: SeedSettings = store.settings
     app = store.app
@@ -332,46 +393,82 @@ def ground_truth(store: Store) -> dict[str, Any]:
     p_fix = settings.reviewer_fixes_ai_error
     p_false = settings.reviewer_overrides_right_verdict
     weights = {1: settings.upgrade_at, len(app.versions): 1 - settings.upgrade_at}
+    share = sum(e.weight for e in engineers) or 1.0
     tasks: dict[str, Any] = {}
+    # per engineer: sum of analysed-task weights and of weight x override probability
+    eng_n = [0.0] * len(engineers)
+    eng_k = [0.0] * len(engineers)
     for version in app.versions:
-        for task in version.tasks_by_id.values():
-            e = error_rate(task, version, settings)
-            if task.is_quality:
-                w = [eng.weight * (1 - eng.skip_group) for eng in engineers]
-                wrong = sum(
-                    wi * _quality_wrong_probability(e, eng, settings.max_attempts)
-                    for wi, eng in zip(w, engineers, strict=True)
-                ) / sum(w)
-                can_override_right = p_false  # both verdicts of a photo check are allowed
-            else:
-                wrong = e
-                # a wrong override of a right verdict needs an allowed alternative to it
-                total = sum(wt for _, wt in task.truth)
-                can_override_right = (
-                    p_false * sum(wt for v, wt in task.truth if _alternatives(task, v)) / total
+        v_weight = weights.get(version.number, 0.0)
+        for group in version.groups:
+            quality = group.quality_tasks[0] if group.quality_tasks else None
+            g_share = _group_share(version, group.name)
+            for task in group.tasks:
+                if task.is_quality:
+                    can_override_right = p_false  # both verdicts of a photo check are allowed
+                else:
+                    # a wrong override of a right verdict needs an allowed alternative to it
+                    total = sum(wt for _, wt in task.truth)
+                    can_override_right = (
+                        p_false * sum(wt for v, wt in task.truth if _alternatives(task, v)) / total
+                    )
+                w_sum = wrong_sum = over_sum = 0.0
+                for i, eng in enumerate(engineers):
+                    e = error_rate(task, version, settings, eng)
+                    if task.is_quality:
+                        analysed = 1.0
+                        wrong = _quality_wrong_probability(e, eng, settings.max_attempts)
+                    else:
+                        e_q = error_rate(quality, version, settings, eng) if quality else 0.0
+                        analysed = (
+                            _pass_probability(e_q, eng, settings.max_attempts) if quality else 1.0
+                        )
+                        wrong = e
+                    override = wrong * p_fix + (1 - wrong) * can_override_right
+                    w = eng.weight / share * (1 - eng.skip_group) * analysed
+                    w_sum += w
+                    wrong_sum += w * wrong
+                    over_sum += w * override
+                    eng_n[i] += v_weight * g_share * (1 - eng.skip_group) * analysed
+                    eng_k[i] += v_weight * g_share * (1 - eng.skip_group) * analysed * override
+                e = error_rate(task, version, settings)
+                entry = tasks.setdefault(
+                    task.name,
+                    {
+                        "task_group_name": task.group_name,
+                        "outcome_type": task.outcome_type,
+                        "is_quality": task.is_quality,
+                        "by_app_version": {},
+                    },
                 )
-            override = wrong * p_fix + (1 - wrong) * can_override_right
-            entry = tasks.setdefault(
-                task.name,
-                {
-                    "task_group_name": task.group_name,
-                    "outcome_type": task.outcome_type,
-                    "is_quality": task.is_quality,
-                    "by_app_version": {},
-                },
-            )
-            entry["by_app_version"][version.id] = {
-                "label": version.label,
-                "ai_error_rate": e,
-                "final_error_rate": wrong,
-                "override_probability": override,
-                "weight": weights.get(version.number, 0.0),
-            }
+                entry["by_app_version"][version.id] = {
+                    "label": version.label,
+                    "ai_error_rate": e,
+                    "final_error_rate": wrong_sum / w_sum if w_sum else 0.0,
+                    "override_probability": over_sum / w_sum if w_sum else 0.0,
+                    "weight": weights.get(version.number, 0.0),
+                }
     for entry in tasks.values():
         versions = entry["by_app_version"].values()
         total = sum(v["weight"] for v in versions) or 1.0
         for key in ("ai_error_rate", "final_error_rate", "override_probability"):
             entry[key] = sum(v[key] * v["weight"] for v in versions) / total
+    per_engineer: dict[str, Any] = {}
+    for i, eng in enumerate(engineers):
+        key = eng.email or "(none)"
+        per_engineer[key] = {
+            "name": eng.name,
+            "weight": eng.weight / share,
+            "photo_quality": eng.photo_quality,
+            "ai_error_factor": eng.ai_error_factor,
+            "override_probability": eng_k[i] / eng_n[i] if eng_n[i] else 0.0,
+            "tasks_per_work_order": eng_n[i],
+        }
+    site_n = sum(e["weight"] * e["tasks_per_work_order"] for e in per_engineer.values())
+    site_k = sum(
+        e["weight"] * e["tasks_per_work_order"] * e["override_probability"]
+        for e in per_engineer.values()
+    )
     return {
         "app": app.name,
         "seed": settings.seed,
@@ -383,4 +480,6 @@ def ground_truth(store: Store) -> dict[str, Any]:
             + (_parse_date(settings.end) - _parse_date(settings.start)) * settings.upgrade_at
         ).isoformat(),
         "tasks": tasks,
+        "engineers": per_engineer,
+        "site_override_probability": site_k / site_n if site_n else 0.0,
     }
