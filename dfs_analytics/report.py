@@ -64,6 +64,19 @@ def _table(
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+_TITLES = {"value": "Values changed", "verdict": "Verdicts flipped"}
+_MEANING = {
+    "value": "Share of audited tasks whose value a human changed (a corrected value different "
+    "from the AI's), whether or not the verdict changed with it.",
+    "verdict": "Share of audited tasks whose verdict a human flipped (the corrected value "
+    "matches another rule than the AI's); tasks without verdict rules are left out.",
+}
+
+
+def _pct(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.1%}"
+
+
 def _data_line(source: dict[str, Any] | None) -> str:
     """The report's "Data" line: what to reopen to recompute every figure (HTML)."""
     if source is None:
@@ -103,10 +116,12 @@ def audit_report(
 ) -> Path:
     """Write a self-contained HTML audit report of a tasks frame to ``path``; returns the path.
 
-    Sections: headline figures, override rates per task (plot and table), per task group, per
-    field engineer, drift across app versions and over weeks (significant changes flagged,
-    Holm-adjusted), AI vs final verdict for the ``confusion_tasks`` most overridden tasks,
-    Cohen's kappa, and the definitions used. Plots are PNG images inlined in the file. Near
+    Sections: headline figures (values changed and verdicts flipped), both rates per task
+    (plots and tables) and per task group, field engineers (funnel plots with shrunken
+    rankings and outlier flags, engineer x month heatmap), drift across app versions and over
+    weeks (significant changes flagged, Holm-adjusted), AI vs final verdict (stable labels)
+    for the ``confusion_tasks`` most overridden tasks, Cohen's kappa, and the definitions
+    used. Titles say what each figure counts. Plots are PNG images inlined in the file. Near
     the top, a "Data" line states the dataset path, version and filters (and ``as_of``) the
     frame was loaded with (``tasks.attrs["dfs_provenance"]``), so the figures can be
     recomputed, or says that the frame has no recorded provenance. ``simulator=True`` (data
@@ -118,8 +133,10 @@ def audit_report(
     if simulator:
         title = f"{title} {SIMULATOR_NOTE}"
     head = audit.summary(tasks, level=level)  # reads the provenance before any transformation
+    verdicts = "is_verdict_overridden" in tasks.columns
+    head_v = audit.summary(tasks, level=level, basis="verdict") if verdicts else None
+    bases = ("value", "verdict") if verdicts else ("value",)
     rates = audit.override_rates(tasks, level=level)
-    by_group = audit.override_rates(tasks, by="task_group_name", level=level)
     pct = ("rate", "ci_low", "ci_high")
     parts = [
         f"<h1>{html.escape(title)}</h1>",
@@ -140,55 +157,122 @@ def audit_report(
         f'<div class="card">work orders<b>{head["work_orders"]:,}</b></div>',
         f'<div class="card">reviewed<b>{head["reviewed_work_orders"]:,}</b></div>',
         f'<div class="card">audited tasks<b>{head["audited_tasks"]:,}</b></div>',
-        f'<div class="card">override rate<b>{head["override_rate"]:.1%}</b>'
-        f"{level:.0%} CI {head['ci_low']:.1%} - {head['ci_high']:.1%}</div>",
+        f'<div class="card">values changed<b>{_pct(head["override_rate"])}</b>'
+        f"{level:.0%} CI {_pct(head['ci_low'])} - {_pct(head['ci_high'])}</div>",
+        *(
+            [
+                f'<div class="card">verdicts flipped<b>{_pct(head_v["override_rate"])}</b>'
+                f"{level:.0%} CI {_pct(head_v['ci_low'])} - {_pct(head_v['ci_high'])}"
+                f"<br>of {head_v['audited_tasks']:,} tasks with a verdict</div>"
+            ]
+            if head_v is not None
+            else []
+        ),
         "</div>",
-        "<h2>Override rate per task</h2>",
-        _png(lambda ax: plots.plot_override_rates(rates, ax=ax), (8, 0.32 * len(rates) + 1.6)),
-        _table(rates, pct),
-        "<h2>Per task group</h2>",
-        _table(by_group, pct),
     ]
-    if "field_engineer_email" in tasks and tasks["field_engineer_email"].notna().any():
-        engineers = audit.override_rates(tasks, by="field_engineer_email", level=level)
+    for basis in bases:
+        per_task = audit.override_rates(tasks, level=level, basis=basis)
         parts += [
-            "<h2>Per field engineer</h2>",
+            f"<h2>{_TITLES[basis]} per task</h2>",
+            f'<p class="note">{_MEANING[basis]}</p>',
             _png(
-                lambda ax: plots.plot_engineers(tasks, ax=ax, level=level),
-                (8, 0.32 * len(engineers) + 1.6),
+                lambda ax, r=per_task: plots.plot_override_rates(r, ax=ax),
+                (8, 0.32 * len(per_task) + 1.6),
             ),
-            _table(engineers, pct),
+            _table(per_task, pct),
+        ]
+    for basis in bases:
+        parts += [
+            f"<h2>{_TITLES[basis]} per task group</h2>",
+            _table(
+                audit.override_rates(tasks, by="task_group_name", level=level, basis=basis), pct
+            ),
+        ]
+    if "field_engineer_email" in tasks and tasks["field_engineer_email"].notna().any():
+        parts += [
+            "<h2>Field engineers: who is really out of line?</h2>",
+            '<p class="note">Funnel plots: each engineer\'s rate against the number of their '
+            "audited tasks, with the site's rate and its 95% and 99.8% control limits (exact "
+            "binomial). Engineers outside the 99.8% limits are flagged. <i>shrunk</i> is the "
+            "empirical-Bayes estimate (beta-binomial): engineers with few tasks are pulled "
+            "towards the site's rate, so they do not top or bottom a ranking by chance; the "
+            "table is ranked by it.</p>",
+        ]
+        for basis in bases:
+            table = audit.funnel(tasks, by="field_engineer_email", basis=basis, level=level)
+            parts += [
+                f"<h3>{_TITLES[basis]} per field engineer</h3>",
+                _png(lambda ax, t=table: plots.plot_funnel(t, ax=ax), (8, 5)),
+                _table(
+                    table.drop(columns=["expected"]),
+                    (
+                        "rate",
+                        "shrunk",
+                        "shrunk_low",
+                        "shrunk_high",
+                        *[c for c in table.columns if c.startswith(("low_", "high_"))],
+                    ),
+                    flag="outlier",
+                ),
+            ]
+        months = audit.override_rates(tasks, by=["field_engineer_email", "month"], level=level)
+        n_rows = months["field_engineer_email"].nunique()
+        parts += [
+            "<h3>Values changed per field engineer and month</h3>",
+            _png(
+                lambda ax: plots.plot_heatmap(months, ax=ax),
+                (max(6.0, 0.9 * months["month"].nunique() + 3.5), 0.45 * n_rows + 1.8),
+            ),
         ]
     if "app_version_id" in tasks and tasks["app_version_id"].nunique() > 1:
-        versions = audit.drift(tasks, by="app_version_id", level=level, alpha=alpha)
-        flagged = int(versions["flagged"].sum())
+        names = audit.app_version_labels(tasks["app_version_id"].dropna().unique(), tasks)
+        parts += ["<h2>Drift across app versions</h2>"]
+        for basis in bases:
+            versions = audit.drift(
+                tasks, by="app_version_id", level=level, alpha=alpha, basis=basis
+            )
+            flagged = int(versions["flagged"].sum())
+            shown = versions.drop(columns=["change"]).assign(
+                period=versions["period"].map(lambda v: names.get(v, v))
+            )
+            parts += [
+                f"<h3>{_TITLES[basis]}</h3>",
+                f'<p class="note">{flagged} significant change(s) between consecutive app '
+                "versions (Fisher's exact test, Holm-adjusted over the whole table, alpha "
+                f"{alpha}); flagged rows are highlighted.</p>",
+                _table(shown, pct, flag="flagged"),
+            ]
+    parts.append("<h2>Per week (all tasks)</h2>")
+    for basis in bases:
+        weekly = audit.drift(
+            tasks, by=None, freq="W", within=None, level=level, alpha=alpha, basis=basis
+        )
         parts += [
-            "<h2>Drift across app versions</h2>",
-            f'<p class="note">{flagged} significant change(s) between consecutive app versions '
-            f"(Fisher's exact test, Holm-adjusted over the whole table, alpha {alpha}); "
-            "flagged rows are highlighted.</p>",
-            _table(versions.drop(columns=["change"]), pct, flag="flagged"),
+            f"<h3>{_TITLES[basis]} per week</h3>",
+            _png(lambda ax, w=weekly: plots.plot_drift(w, ax=ax), (9, 3.4)),
         ]
-    weekly = audit.drift(tasks, by=None, freq="W", within=None, level=level, alpha=alpha)
-    parts += [
-        "<h2>Override rate per week (all tasks)</h2>",
-        _png(lambda ax: plots.plot_drift(weekly, ax=ax), (9, 3.4)),
-    ]
     top = rates[rates["n"] > 0].sort_values("rate", ascending=False).head(confusion_tasks)
     if len(top):
         parts.append("<h2>AI verdict vs final verdict</h2>")
         parts.append(
             '<p class="note">Rows: the AI\'s verdict; columns: the verdict after review. '
-            '"other" is a value no verdict rule matches; "not analysed" a task the AI '
-            "never analysed.</p>"
+            "Verdicts are labelled by rule (conform / not conform), which stays the same when "
+            "an app upgrade rewords a sentence; the sentences shown for each label are in "
+            'brackets. "no rule" is a value no verdict rule matches; "not analysed" a task '
+            "the AI never analysed.</p>"
+            if verdicts
+            else '<p class="note">Rows: the AI\'s verdict; columns: the verdict after '
+            'review. "other" is a value no verdict rule matches; "not analysed" a task the '
+            "AI never analysed.</p>"
         )
+        labels = "verdict" if verdicts else "sentence"
         for name in top["task_name"].astype(str):
-            table = audit.confusion(tasks, task_name=name)
+            table = audit.confusion(tasks, task_name=name, labels=labels)
             parts += [
                 f"<h3>{html.escape(name)}</h3>",
                 _png(
-                    lambda ax, n=name: plots.plot_confusion(tasks, task_name=n, ax=ax),
-                    (1.2 * len(table.columns) + 2.5, 0.6 * len(table.index) + 1.8),
+                    lambda ax, t=table, n=name: plots.plot_confusion(t, task_name=n, ax=ax),
+                    (1.4 * len(table.columns) + 3, 0.7 * len(table.index) + 2),
                 ),
             ]
     parts += [
@@ -196,10 +280,15 @@ def audit_report(
         _table(audit.agreement(tasks), ("observed", "expected")),
         "<h2>Definitions</h2>",
         '<p class="note">A task counts for the audit when the AI analysed it on a work order '
-        "that was reviewed in the back office. It is <i>overridden</i> when a human set a "
+        "that was reviewed in the back office. Its <i>value is changed</i> when a human set a "
         "corrected value different from the AI's; a correction to the same value is "
-        f"agreement. Intervals are {level:.0%} Wilson score intervals. Tasks are keyed by "
-        "name, which stays the same across app versions.</p>",
+        "agreement. Its <i>verdict is flipped</i> when the corrected value matches another "
+        "verdict rule than the AI's value (rules compared by identity within the app version; "
+        "a value matching no rule is a verdict of its own); a corrected serial number that "
+        "is still readable changes the value, not the verdict. Tasks without rules have no "
+        f"verdict and count only for values. Intervals are {level:.0%} Wilson score "
+        "intervals. Tasks are keyed by name, which stays the same across app versions. A "
+        'missing group (no field engineer) is shown as "(none)".</p>',
     ]
     document = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -32,11 +32,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 SECTIONS = (
-    "Override rate per task",
-    "Per task group",
-    "Per field engineer",
+    "Values changed per task",
+    "Verdicts flipped per task",
+    "Values changed per task group",
+    "Verdicts flipped per task group",
+    "Field engineers: who is really out of line?",
+    "Values changed per field engineer",
+    "Verdicts flipped per field engineer",
+    "Values changed per field engineer and month",
     "Drift across app versions",
-    "Override rate per week (all tasks)",
+    "Per week (all tasks)",
+    "Values changed per week",
+    "Verdicts flipped per week",
     "AI verdict vs final verdict",
     "Agreement (Cohen's kappa)",
     "Definitions",
@@ -138,9 +145,10 @@ def test_report_has_the_sections_and_the_tasks(sim_report, sim_tasks) -> None:
         assert name in text, name
     for group in sim_tasks["task_group_name"].astype(str).unique():
         assert group in text, group
-    # plots: per task, per engineer, per week, and one confusion per most overridden task
+    # plots, on both bases: per task (2), funnels per engineer (2), engineer x month (1),
+    # per week (2), and one confusion per most overridden task (3)
     images = [a for tag, a in doc.tags if tag == "img"]
-    assert len(images) == 3 + 3
+    assert len(images) == 2 + 2 + 1 + 2 + 3
     assert sum(1 for tag, _ in doc.tags if tag == "table") >= 5
 
 
@@ -151,6 +159,20 @@ def test_report_figures_match_the_audit(sim_report, sim_tasks) -> None:
     assert f"{head['override_rate']:.1%}" in text
     flagged = int(dfs.drift(sim_tasks, by="app_version_id")["flagged"].sum())
     assert f"{flagged} significant change(s)" in text
+    # both bases, each saying what it counts
+    verdicts = dfs.audit.summary(sim_tasks, basis="verdict")
+    assert verdicts["overridden"] < head["overridden"]
+    assert f"verdicts flipped<b>{verdicts['override_rate']:.1%}</b>" in text
+    assert f"values changed<b>{head['override_rate']:.1%}</b>" in text
+    assert f"of {verdicts['audited_tasks']:,} tasks with a verdict" in text
+    flipped = dfs.drift(sim_tasks, by="app_version_id", basis="verdict")
+    assert f"{int(flipped['flagged'].sum())} significant change(s)" in text
+    # the funnel's outliers are highlighted, engineers are ranked by the shrunken rate
+    table = dfs.funnel(sim_tasks)
+    assert text.count('<tr class="flag">') >= int(table["outlier"].sum())
+    # app versions by a short id, never a full UUID in the drift table
+    for version in sim_tasks["app_version_id"].dropna().unique():
+        assert str(version)[:8] in text
 
 
 def test_report_of_a_small_hand_built_frame(tmp_path) -> None:
@@ -164,6 +186,8 @@ def test_report_of_a_small_hand_built_frame(tmp_path) -> None:
     for name in ("present", "power", "serial", "never"):
         assert name in text
     assert "Drift across app versions" in [h.strip() for h in doc.headings]
+    # the work order without an engineer is a group of its own, shown as "(none)"
+    assert "<td>(none)</td>" in text and "<td>nan</td>" not in text
 
 
 def test_report_of_simulator_data_says_so_in_its_title(tmp_path) -> None:
@@ -187,7 +211,7 @@ def test_report_when_nothing_was_audited(tmp_path) -> None:
     path = dfs.audit_report(tasks, tmp_path / "nothing.html")
     doc = check_self_contained(path)
     headings = [h.strip() for h in doc.headings]
-    assert "Override rate per task" in headings and "Definitions" in headings
+    assert "Values changed per task" in headings and "Definitions" in headings
 
 
 def data_line(text: str) -> str:
