@@ -228,3 +228,91 @@ def test_every_plot_on_simulator_data(sim_tasks) -> None:
     engineers = dfs.override_rates(sim_tasks, by="field_engineer_email")
     check_errorbar(axes[3], engineers[engineers["n"] >= 20])
     rendered(axes[0])
+
+
+# --------------------------------------------------------------------------------------------
+# both bases, periods in date order, funnel and heatmap
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("basis", ["value", "verdict"])
+def test_override_rates_on_both_bases_say_what_they_count(tasks, ax, basis) -> None:
+    assert plots.plot_override_rates(tasks, ax=ax, basis=basis) is ax
+    rates = dfs.override_rates(tasks, basis=basis)
+    check_errorbar(ax, rates[rates["n"] >= 1].sort_values("rate", kind="stable"))
+    word = "value" if basis == "value" else "verdict"
+    assert word in ax.get_title() and word in ax.get_xlabel()
+    rendered(ax)
+
+
+def test_weekly_rates_are_plotted_in_date_order(ax) -> None:
+    frame = normalize.tasks_frame(drift_work_orders())
+    weekly = dfs.override_rates(frame, by="week")
+    assert plots.plot_override_rates(weekly, ax=ax) is ax
+    labels = [t.get_text().split("  ")[0] for t in ax.get_yticklabels()]
+    # earliest week at the top (the last tick), named as ISO weeks
+    expected = [f"{d:%G-W%V}" for d in weekly[weekly["n"] >= 1]["week"]]
+    assert labels[::-1] == expected
+    assert all("-W" in label for label in labels)
+
+
+def test_drift_on_the_verdict_basis(tasks, ax) -> None:
+    assert plots.plot_drift(tasks, ax=ax, basis="verdict") is ax
+    weekly = dfs.drift(tasks, by=None, freq="W", within=None, basis="verdict")
+    (line,) = [line for line in ax.lines if line.get_label() == "verdict override rate"]
+    assert list(line.get_ydata()) == pytest.approx(list(weekly["rate"]))
+    assert "Verdict override rate" in ax.get_title()
+    rendered(ax)
+
+
+def test_confusion_shows_stable_labels_with_their_sentences(tasks, ax) -> None:
+    assert plots.plot_confusion(tasks, task_name="present", ax=ax) is ax
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "conform\n(OK)" in labels and "not conform\n(Missing)" in labels
+    assert "verdict" in ax.get_xlabel()
+    values = Figure().subplots()
+    plots.plot_confusion(tasks, task_name="present", ax=values, basis="value")
+    assert {t.get_text() for t in values.get_yticklabels()} == {"true", "false"}
+    rendered(ax)
+
+
+@pytest.mark.parametrize("basis", ["value", "verdict"])
+def test_funnel_plot(sim_tasks, ax, basis) -> None:
+    table = dfs.funnel(sim_tasks, basis=basis)
+    assert plots.plot_funnel(sim_tasks, ax=ax, basis=basis) is ax
+    points = [c for c in ax.collections if len(c.get_offsets())]
+    shown = table[table["n"] > 0]
+    assert sum(len(c.get_offsets()) for c in points) == len(shown)
+    outliers = [c for c in ax.collections if c.get_label() == "outlier"]
+    assert len(outliers[0].get_offsets()) == int(shown["outlier"].sum())
+    assert len(ax.texts) == int(shown["outlier"].sum())  # outliers are labelled
+    labels = {line.get_label() for line in ax.lines}
+    assert {"95.0% limits", "99.8% limits"} <= labels
+    assert any(label.startswith("overall") for label in labels)
+    assert ("verdict" in ax.get_title()) == (basis == "verdict")
+    # the same from the funnel frame
+    other = Figure().subplots()
+    assert plots.plot_funnel(table, ax=other) is other
+    rendered(ax)
+
+
+def test_heatmap_shows_rate_and_n_with_none_and_months_in_order(tasks, ax) -> None:
+    assert plots.plot_heatmap(tasks, ax=ax) is ax
+    rates = dfs.override_rates(tasks, by=["field_engineer_email", "month"])
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows[-1] == "(none)" and "nan" not in rows and "-" not in rows
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2026-03"]
+    texts = sorted(t.get_text() for t in ax.texts)
+    expected = sorted(f"{r.rate:.0%}\nn={r.n}" for r in rates.itertuples() if r.n > 0)
+    assert texts == expected
+    rendered(ax)
+
+
+def test_heatmap_of_simulator_data_by_week_on_both_bases(sim_tasks) -> None:
+    for basis in ("value", "verdict"):
+        ax = Figure(figsize=(12, 6)).subplots()
+        assert plots.plot_heatmap(sim_tasks, cols="quarter", ax=ax, basis=basis) is ax
+        columns = [t.get_text() for t in ax.get_xticklabels()]
+        assert columns == sorted(columns) and all("Q" in c for c in columns)
+        assert ("verdict" in ax.get_title().lower()) == (basis == "verdict")
+        rendered(ax)
