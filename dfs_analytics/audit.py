@@ -588,7 +588,7 @@ def agreement(
     Returns ``by`` columns, ``n`` (audited tasks), ``observed`` (share of identical values),
     ``expected`` (agreement expected by chance from the two marginal distributions) and
     ``kappa`` = (observed - expected) / (1 - expected); NaN when undefined (n = 0, or both
-    raters always gave one and the same value).
+    raters always gave one and the same value). A missing group is shown as ``"(none)"``.
     """
     keys = _as_list(by)
     _require(tasks, ["analyzed", "reviewed", "analyzed_value", "corrected_value"], "agreement")
@@ -623,7 +623,9 @@ def agreement(
         row.update(n=n, observed=observed, expected=expected, kappa=kappa)
         rows.append(row)
     out = pd.DataFrame(rows, columns=[*keys, "n", "observed", "expected", "kappa"])
-    return out.sort_values(keys, kind="stable", ignore_index=True) if keys else out
+    if not keys:
+        return out
+    return show_missing(out.sort_values(keys, kind="stable", ignore_index=True), keys)
 
 
 def _same_key(a: Any, b: Any) -> bool:

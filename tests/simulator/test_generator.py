@@ -469,3 +469,22 @@ def test_second_app_is_served(dfs_simulator_factory):
     # the first app's task groups are not there
     fiber = {g.name for g in load_app("fiber-connection").current.groups}
     assert not fiber & {g["name"] for g in groups}
+
+
+def test_ground_truth_per_engineer_is_served(gen_sim):
+    truth = sim_get(gen_sim, "truth")
+    engineers = truth["engineers"]
+    settings = truth["settings"]
+    named = {e["name"] for e in settings["engineers"]}
+    assert {e["name"] for e in engineers.values()} == named
+    assert "(none)" in engineers  # work orders created without an engineer
+    site = truth["site_override_probability"]
+    rates = [e["override_probability"] for e in engineers.values()]
+    assert min(rates) < site < max(rates)
+    # worse photos, more AI errors: the lowest photo quality has the highest factor
+    worst = min(engineers.values(), key=lambda e: e["photo_quality"])
+    best = max(engineers.values(), key=lambda e: e["photo_quality"])
+    assert worst["ai_error_factor"] > best["ai_error_factor"]
+    assert worst["override_probability"] > best["override_probability"]
+    total = sum(e["weight"] for e in engineers.values())
+    assert total == pytest.approx(1.0)
