@@ -295,7 +295,8 @@ def plot_funnel(
         ax.text(0.5, 0.5, "nothing audited yet", ha="center", va="center", transform=ax.transAxes)
         return ax
     top = int(shown["n"].max())
-    grid = np.unique(np.linspace(1, max(top * 1.1, 10), 200).astype(int))
+    first = max(1, int(shown["n"].min() * 0.5))
+    grid = np.unique(np.linspace(first, max(top * 1.1, first + 10), 200).astype(int))
     styles = {min(limits): ("#7f9cc0", "--"), max(limits): ("#555555", "-")}
     for level in sorted(limits):
         low, high = audit.funnel_limits(grid, overall, level)
@@ -318,7 +319,10 @@ def plot_funnel(
                 fontsize=7,
             )
     ax.yaxis.set_major_formatter(_PERCENT)
-    ax.set_ylim(bottom=0)
+    # the limits of the smallest group and every point in view, not the limits at n = 1
+    _, widest = audit.funnel_limits([shown["n"].min()], overall, max(limits))
+    ceiling = max(float(shown["rate"].max()), float(widest[0]), overall)
+    ax.set_ylim(0, min(1.0, ceiling * 1.15 + 0.005))
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
