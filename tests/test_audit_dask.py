@@ -105,6 +105,17 @@ CALLS: dict[str, Callable[[Any], pd.DataFrame]] = {
     "drift-engineer-alpha": lambda t: dfs.drift(
         t, within="field_engineer_email", alpha=0.2, level=0.9
     ),
+    "rates-verdict": lambda t: dfs.override_rates(t, basis="verdict"),
+    "rates-verdict-engineer": lambda t: dfs.override_rates(
+        t, by="field_engineer_email", basis="verdict"
+    ),
+    "confusion-sentence": lambda t: dfs.confusion(t, labels="sentence"),
+    "confusion-values": lambda t: dfs.confusion(
+        t, task_name="pb_ferme_avant_quality", basis="value"
+    ),
+    "drift-verdict": lambda t: dfs.drift(t, basis="verdict"),
+    "funnel-engineer": lambda t: dfs.funnel(t),
+    "funnel-verdict-task": lambda t: dfs.funnel(t, by="task_name", basis="verdict"),
 }
 
 
@@ -190,7 +201,7 @@ def test_dask_default_string_conversion_gives_the_pandas_result(tasks) -> None:
         assert_frame_equal(CALLS[name](ddf), CALLS[name](same_rows), obj=name)
 
 
-NAMED_TASKS = ("confusion-one-task", "confusion-two-tasks")
+NAMED_TASKS = ("confusion-one-task", "confusion-two-tasks", "confusion-values")
 
 
 @pytest.mark.parametrize("variant", ["categorical", "str"])
