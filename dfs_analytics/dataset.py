@@ -711,8 +711,10 @@ class Dataset:
                 read.append(EXTRA)
             read = list(dict.fromkeys([*read, *_sort_keys(table), POS]))
         raw = self._scan(table, as_of, read, expr)
-        raw = _sorted(table, raw, order_of)
+        order = _order(table, raw, order_of)
         frame = from_arrow(table, raw, columns)
+        if order is not None:
+            frame = frame.take(order).reset_index(drop=True)
         frame.attrs["dfs_provenance"] = {
             "dataset": self.location,
             "version": version,
@@ -840,30 +842,27 @@ def _sort_keys(table: str) -> list[str]:
     return []
 
 
-def _sorted(table: str, data: pa.Table, order_of: Mapping[str, int] | None) -> pa.Table:
-    """Rows in the loaders' order: work orders oldest first, then the server's order within."""
+def _order(table: str, data: pa.Table, order_of: Mapping[str, int] | None) -> np.ndarray | None:
+    """Row positions in the loaders' order (work orders oldest first, then the server's order
+    within each), or None when the rows already are in that order. Only the key columns are
+    sorted; the rows are moved once decoded, where most columns are codes or pointers."""
     if data.num_rows == 0:
-        return data
+        return None
     if table == "timeline" and order_of is not None:
         rank = pc.index_in(data.column("work_order_id"), pa.array(list(order_of), pa.string()))
-        data = data.append_column("_rank", rank)
-        data = _sort(data, [("_rank", "ascending"), (POS, "ascending")])
-        return data.drop_columns(["_rank"])
-    if table == "timeline":
-        return _sort(data, [("work_order_id", "ascending"), (POS, "ascending")])
-    if table == "task_groups":
-        return data.sort_by([(POS, "ascending")])
-    return _sort(
-        data, [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
-    )
-
-
-def _sort(data: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
-    """``data.sort_by(keys)``, without moving any data when it is already in order."""
-    indices = pc.sort_indices(data.select([k for k, _ in keys]), sort_keys=keys)
-    if np.array_equal(indices.to_numpy(), np.arange(data.num_rows)):
-        return data
-    return data.take(indices)
+        keys = pa.table({"_rank": rank, POS: data.column(POS)})
+        spec = [("_rank", "ascending"), (POS, "ascending")]
+    elif table == "timeline":
+        keys = data.select(["work_order_id", POS])
+        spec = [("work_order_id", "ascending"), (POS, "ascending")]
+    elif table == "task_groups":
+        keys = data.select([POS])
+        spec = [(POS, "ascending")]
+    else:
+        keys = data.select(["create_date", "work_order_id", POS])
+        spec = [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
+    indices = pc.sort_indices(keys, sort_keys=spec).to_numpy()
+    return None if np.array_equal(indices, np.arange(data.num_rows)) else indices
 
 
 def _plain_filter(value: Any) -> Any:
