@@ -451,7 +451,8 @@ def reanalyze(
 
     show = client.settings.progress if progress is None else progress
     with (
-        ThreadPoolExecutor(max_workers or client.settings.max_workers) as pool,
+        # the client's limiter decides how many of these threads send at once
+        ThreadPoolExecutor(max_workers or client.settings.workers) as pool,
         tqdm(
             total=len(ids), desc="re-analysing", unit="wo", disable=not show, delay=0.3, leave=False
         ) as bar,

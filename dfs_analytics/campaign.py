@@ -326,8 +326,8 @@ class Campaign:
                 return wo_id, None
 
         distinct = sorted({i for i in ids if i})
-        # reads change nothing: they may use more connections than writes
-        with ThreadPoolExecutor(2 * self.client.settings.max_workers) as pool:
+        # the client's limiter decides how many of these threads send at once
+        with ThreadPoolExecutor(max(1, min(self.client.settings.workers, len(distinct)))) as pool:
             work_orders.update(dict(pool.map(fetch, distinct)))
         rows = []
         for i, record in enumerate(frame.to_dict("records")):
@@ -446,7 +446,7 @@ class Campaign:
 
     def apply(
         self,
-        max_workers: int = 8,
+        max_workers: int | None = None,
         progress: bool | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> pd.DataFrame:
@@ -463,9 +463,11 @@ class Campaign:
         called as rows complete. Raises CampaignValidationError, sending nothing, if
         :meth:`validate` finds problems, and JournalError if the journal is not one.
         """
-        if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
+        if max_workers is not None and (
+            not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
+        ):
             raise ConfigurationError(
-                f"max_workers must be a positive integer, got {max_workers!r}."
+                f"max_workers must be a positive integer (or None), got {max_workers!r}."
             )
         records = Journal.read(self.journal_path)
         others = {r.get("base_url") for r in records if isinstance(r.get("base_url"), str)} - {
@@ -511,7 +513,9 @@ class Campaign:
         journal = Journal(self.journal_path)
         try:
             with (
-                ThreadPoolExecutor(max_workers) as pool,
+                # at most max_workers rows at once; the client's limiter (shared with
+                # everything else it sends) decides how many requests are in flight
+                ThreadPoolExecutor(max_workers or self.client.settings.workers) as pool,
                 tqdm(
                     total=len(todo),
                     desc="corrections",

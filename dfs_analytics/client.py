@@ -52,6 +52,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ._version import __version__
+from .concurrency import Limiter
 from .config import DEFAULT, Settings
 from .errors import (
     APIError,
@@ -208,7 +209,12 @@ class Client:
         api_key: the site's API key (sent as ``Authorization: Token ...``, never stored).
         cache: ``"default"`` (the user's cache folder), a folder path, or ``None`` (no cache).
         offline: serve reads from the cache only; a miss raises OfflineCacheMiss.
-        max_workers: concurrent requests for bulk reads.
+        max_workers: None (default): the client finds how many requests to keep in flight
+            (adaptive, see :mod:`dfs_analytics.concurrency`), between 1 and
+            ``max_concurrency``; a number pins it. Either way the limit is shared by
+            everything the client does at once, and a 429 starts pacing sends at the rate the
+            server allows.
+        max_concurrency: the ceiling of the adaptive concurrency (default 64).
         timeout: seconds to wait for the server on each request.
         retries: how many times a retryable failure is retried (at most).
         backoff_factor: seconds before the first retry; doubled at each further one.
@@ -234,7 +240,7 @@ class Client:
         api_key: str | None = None,
         cache: Any = DEFAULT,
         offline: bool = False,
-        max_workers: int = 8,
+        max_workers: int | None = None,
         timeout: float = 30.0,
         retries: int = 5,
         backoff_factor: float = 0.3,
@@ -243,6 +249,7 @@ class Client:
         allow_insecure_http: bool = False,
         dataset: str | os.PathLike[str] | None = None,
         retry_budget: float = 300.0,
+        max_concurrency: int = 64,
     ):
         self.settings = Settings.resolve(
             base_url,
@@ -260,6 +267,7 @@ class Client:
             allow_insecure_http=allow_insecure_http,
             dataset=None if dataset is None else os.fspath(dataset),
             retry_budget=retry_budget,
+            max_concurrency=max_concurrency,
         )
         self._init_sessions()
 
@@ -278,6 +286,8 @@ class Client:
         self._lock = threading.Lock()  # guards the counters and the listeners
         self._requests_sent = 0
         self._write_listeners: list[Callable[[str], None]] = []
+        #: the slots every request of this client takes (adaptive unless max_workers is set)
+        self.limiter = Limiter(fixed=s.max_workers, ceiling=s.max_concurrency)
         self.cache_dir = s.cache_dir
         if self.cache_dir is not None:
             if s.cache is not None and not s.cache.exists():
@@ -294,7 +304,7 @@ class Client:
             adapter = HTTPAdapter(
                 max_retries=Retry(0, read=False, redirect=False),
                 pool_connections=4,
-                pool_maxsize=max(10, s.max_workers * 2),
+                pool_maxsize=s.workers + 4,
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -307,6 +317,16 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.settings!r})"
+
+    @property
+    def concurrency(self) -> int:
+        """Requests this client allows in flight now (adaptive unless ``max_workers`` is set)."""
+        return self.limiter.limit
+
+    @property
+    def throttled(self) -> int:
+        """How many 429 (Too Many Requests) answers this client has received."""
+        return self.limiter.throttled
 
     @property
     def requests_sent(self) -> int:
@@ -397,7 +417,10 @@ class Client:
         offline. Most callers want :meth:`request`, which also maps statuses to errors.
         """
         method = method.upper()
-        url = self._same_origin(self._absolute(path_or_url))
+        if "://" in path_or_url or path_or_url.startswith(("/", ".")) or "/." in path_or_url:
+            url = self._same_origin(self._absolute(path_or_url))
+        else:  # a plain relative API path: on the base URL's origin already
+            url = self.settings.base_url + path_or_url
         if self.settings.offline and not (cached and method == "GET"):
             raise OfflineCacheMiss(
                 f"{method} {self._path_of(url)}: this client is offline (offline=True) and this "
@@ -420,9 +443,12 @@ class Client:
         budget = self.settings.retry_budget
         started = time.monotonic()
         attempt = 0
+        limiter = None if self.settings.offline else self.limiter
         while True:
             attempt += 1
             self._count_request()
+            # one slot of the client's limit per attempt, given back before any wait
+            ticket = limiter.acquire() if limiter is not None else None
             try:
                 response = session.request(
                     method,
@@ -440,6 +466,10 @@ class Client:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
+                if ticket is not None:  # a timeout says overload; a cut connection does not
+                    limiter.release(  # type: ignore[union-attr]
+                        ticket, None if isinstance(exc, requests.Timeout) else 0
+                    )
                 path = self._path_of(url)
                 reason = _reason(exc)
                 sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
@@ -466,7 +496,13 @@ class Client:
                     method=method,
                     path=path,
                 ) from None
+            except BaseException:
+                if ticket is not None:
+                    limiter.cancel(ticket)  # type: ignore[union-attr]
+                raise
             status = response.status_code
+            if ticket is not None:
+                limiter.release(ticket, status)  # type: ignore[union-attr]
             if status == 429 or (status in RETRY_STATUSES and method in IDEMPOTENT):
                 advised = _retry_after(response)
                 delay = advised if advised is not None else self._backoff(attempt)
@@ -630,7 +666,7 @@ class Client:
         self, path: str, params: Mapping[str, Any] | None = None, *, window: int | None = None
     ) -> Iterator[tuple[list[Any], int | None]]:
         """Yield ``(items, count)`` page by page, as pages arrive, holding at most ``window``
-        pages (default: ``max_workers``) in memory at once.
+        pages (default: 8, or ``max_workers`` when smaller) in memory at once.
 
         Page-numbered links are fetched concurrently (pages then arrive in any order);
         other ``next`` styles are followed one by one. No deduplication or ``count`` check:
@@ -656,7 +692,7 @@ class Client:
         nxt = _resolve(self._absolute(path), first.get("next"))
         urls = _page_urls(nxt, count, len(items))
         if urls:
-            size = max(1, window or self.settings.max_workers)
+            size = max(1, window or min(self.settings.workers, 8))
 
             def fetch(url: str) -> tuple[str, Any]:
                 try:
@@ -731,7 +767,7 @@ class Client:
                     on_page(len(page.get("results") or []), count)
                 return page
 
-            with ThreadPoolExecutor(self.settings.max_workers) as pool:
+            with ThreadPoolExecutor(min(self.settings.workers, len(urls))) as pool:
                 pages = list(pool.map(fetch, urls))
             for page in pages:
                 items.extend(page.get("results") or [])

@@ -173,15 +173,16 @@ class Settings:
     ``repr`` and ``dataclasses.asdict``; ``settings.api_key == "..."`` compares it and
     ``settings.api_key.reveal()`` returns it). A password in ``base_url`` is masked in the
     repr and in error messages (:attr:`display_url`). ``retry_budget`` bounds the seconds one
-    call may spend waiting and retrying. Every value is checked here: a bad one raises
-    ConfigurationError.
+    call may spend waiting and retrying. ``max_workers=None`` (the default) lets the client
+    find how many requests to keep in flight, up to ``max_concurrency``; a number pins it.
+    Every value is checked here: a bad one raises ConfigurationError.
     """
 
     base_url: str
     api_key: Secret | None = None  # masked in repr, str and asdict; .reveal() gives it
     cache: Path | None = None
     offline: bool = False
-    max_workers: int = 8
+    max_workers: int | None = None  # None: adaptive concurrency; N pins N requests in flight
     timeout: float = 30.0
     retries: int = 5
     backoff_factor: float = 0.3
@@ -190,6 +191,7 @@ class Settings:
     allow_insecure_http: bool = False
     dataset: str | None = None  # folder or URI of the dataset; None: inside the cache folder
     retry_budget: float = 300.0  # seconds one call may spend waiting and retrying
+    max_concurrency: int = 64  # the most requests in flight the adaptive concurrency reaches
 
     def __post_init__(self) -> None:
         self.base_url = normalize_base_url(self.base_url)
@@ -204,10 +206,19 @@ class Settings:
                 "https://, or pass allow_insecure_http=True if this network is trusted."
             )
         self.api_key = _check_key(self.api_key)
-        for name in ("max_workers", "page_size"):
+        for name in ("max_workers", "page_size", "max_concurrency"):
             value = getattr(self, name)
+            if name == "max_workers" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}.")
+                none = " (or None: adaptive)" if name == "max_workers" else ""
+                raise ConfigurationError(f"{name} must be a positive integer{none}, got {value!r}.")
+        if self.max_workers is not None and self.max_workers > self.max_concurrency:
+            raise ConfigurationError(
+                f"max_workers={self.max_workers} is above max_concurrency="
+                f"{self.max_concurrency}: raise max_concurrency too, or leave max_workers=None "
+                "and let the client find the concurrency the server takes."
+            )
         for name, minimum in (("timeout", None), ("retry_budget", 0.0), ("backoff_factor", 0.0)):
             value = getattr(self, name)
             if (
@@ -251,6 +262,12 @@ class Settings:
         )
         key = "'***'" if self.api_key else "None"
         return f"Settings(base_url={mask_url(self.base_url)!r}, {shown}, api_key={key})"
+
+    @property
+    def workers(self) -> int:
+        """Threads a bulk operation may use: the pinned ``max_workers``, else the ceiling
+        (``max_concurrency``); the client's limiter decides how many send at once."""
+        return self.max_workers if self.max_workers is not None else self.max_concurrency
 
     @property
     def display_url(self) -> str:

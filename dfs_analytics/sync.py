@@ -61,7 +61,9 @@ class SyncResult:
     nothing changed); ``listed`` the work orders the server listed for the filters;
     ``fetched`` new ones written, ``updated`` changed ones rewritten, ``deleted`` removed;
     ``timelines`` timelines fetched; ``requests`` HTTP requests sent; ``commits`` dataset
-    versions written; ``seconds`` wall time.
+    versions written; ``seconds`` wall time; ``concurrency`` the most requests the client had
+    in flight at once during the sync, ``concurrency_limit`` the highest limit it allowed
+    (see :mod:`dfs_analytics.concurrency`); ``throttled`` the 429 answers received.
     """
 
     version: int | None
@@ -75,6 +77,9 @@ class SyncResult:
     requests: int = 0
     commits: int = 0
     seconds: float = 0.0
+    concurrency: int = 0
+    concurrency_limit: int = 0
+    throttled: int = 0
 
     @property
     def changed(self) -> bool:
@@ -389,7 +394,42 @@ def _bar(client: Client, progress: bool | None, total: int | None, desc: str) ->
     show = client.settings.progress if progress is None else progress
     if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
         show = False
-    return tqdm(total=total, desc=desc, unit="wo", disable=not show, delay=0.3, leave=False)
+    return _RateBar(
+        client, total=total, desc=desc, unit="wo", disable=not show, delay=0.3, leave=False
+    )
+
+
+class _RateBar(tqdm):
+    """A progress bar whose postfix shows the client's concurrency (requests in flight / limit)
+    and request rate, refreshed at most twice a second."""
+
+    def __init__(self, client: Client, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client = client
+        self._shown_at = time.monotonic()
+        self._shown_sent = client.requests_sent
+
+    def update(self, n: float | None = 1) -> bool | None:
+        out = super().update(n)
+        if not self.disable:
+            now = time.monotonic()
+            if now - self._shown_at >= 0.5:
+                self.set_postfix(self.rates(now), refresh=False)
+        return out
+
+    def rates(self, now: float) -> dict[str, Any]:
+        """The postfix: requests in flight / limit, requests per second since last shown,
+        and the 429s received (when any)."""
+        sent = self._client.requests_sent
+        limiter = self._client.limiter
+        postfix: dict[str, Any] = {
+            "concurrency": f"{limiter.in_flight}/{limiter.limit}",
+            "req/s": f"{(sent - self._shown_sent) / max(now - self._shown_at, 1e-9):.0f}",
+        }
+        if limiter.throttled:
+            postfix["429s"] = limiter.throttled
+        self._shown_at, self._shown_sent = now, sent
+        return postfix
 
 
 def _query(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -420,8 +460,17 @@ def sync(
     changes nothing commits nothing. Raises SiteMismatchError when the dataset belongs to
     another site, ReadOnlyDatasetError when it cannot be written, OfflineCacheMiss offline.
     """
-    with _state(client).syncing:
-        return _sync(client, timelines=timelines, progress=progress, **filters)
+    with _state(client).syncing, client.limiter.track() as usage:
+        result = _sync(client, timelines=timelines, progress=progress, **filters)
+    return _usage(result, usage)
+
+
+def _usage(result: SyncResult, usage: Any) -> SyncResult:
+    """``result`` with the concurrency reached and the 429s received filled in."""
+    result.concurrency = usage.peak
+    result.concurrency_limit = usage.peak_limit
+    result.throttled = usage.throttled
+    return result
 
 
 def _sync(
@@ -515,7 +564,8 @@ class _TimelineFetcher:
 
     def __enter__(self) -> _TimelineFetcher:
         if self.active:
-            self.pool = ThreadPoolExecutor(self.client.settings.max_workers)
+            # as many threads as the client may have requests in flight: its limiter decides
+            self.pool = ThreadPoolExecutor(self.client.settings.workers)
             self.bar = _bar(self.client, self.progress, None, "timelines")
         return self
 
@@ -646,7 +696,7 @@ def _reread(
         except NotFoundError:
             return wo_id, None
 
-    with ThreadPoolExecutor(client.settings.max_workers) as pool:
+    with ThreadPoolExecutor(min(client.settings.workers, len(todo))) as pool:
         for wo_id, record in pool.map(one, todo):
             if record is None:
                 stored.pop(wo_id, None)
@@ -662,7 +712,7 @@ def _page(client: Client) -> int:
 
 def _window(client: Client) -> int:
     """List pages in flight at once: enough to hide latency, few enough to bound memory."""
-    return max(1, min(client.settings.max_workers, 8))
+    return max(1, min(client.settings.workers, 8))
 
 
 def _full_walk(
@@ -795,8 +845,9 @@ def sync_ids(
 ) -> SyncResult:
     """Sync given work orders (read one by one, revalidated) and, with ``timelines``, their
     timelines. Raises NotFoundError naming an id the server does not know."""
-    with _state(client).syncing:
-        return _sync_ids(client, ids, timelines=timelines, progress=progress)
+    with _state(client).syncing, client.limiter.track() as usage:
+        result = _sync_ids(client, ids, timelines=timelines, progress=progress)
+    return _usage(result, usage)
 
 
 def _sync_ids(
@@ -833,7 +884,7 @@ def _sync_ids(
     with _TimelineFetcher(client, progress, timelines) as fetcher:
         committer = _Committer(w, result, client, stats, fetcher if timelines else None)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
-        with ThreadPoolExecutor(client.settings.max_workers) as pool:
+        with ThreadPoolExecutor(max(1, min(client.settings.workers, len(ids)))) as pool:
             records = list(pool.map(one, ids))
         for wo_id, record in zip(ids, records, strict=True):
             if not isinstance(record, dict):
