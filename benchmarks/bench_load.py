@@ -1,25 +1,36 @@
 """Loading speed: the naive loop a user would write vs dfs-analytics, side by side, in one run.
 
-The simulator runs in its own process with 500 work orders and 30 ms latency per request.
-The naive loop: sequential requests following ``next`` (default page size) for the work-order
-list, one timeline request per work order, ``pd.json_normalize`` for the tasks and the
-timeline. Two workloads of the toolkit (16 workers), each with its own cache folder:
+The simulator runs in its own process with 500 work orders. The naive loop: sequential
+requests following ``next`` (default page size) for the work-order list, one timeline request
+per work order, ``pd.json_normalize`` for the tasks and the timeline.
 
-- ``load_timeline``: one call, which walks the list and reads every timeline;
-- ``load_tasks+load_timeline``: two calls, each of which asks the server what changed.
+``concurrency``: a cold ``load_tasks`` + ``load_timeline`` (empty cache) with the default
+settings (adaptive concurrency) and with each fixed ``max_workers`` in 8, 16, 32, 64, at 30 ms
+and at 150 ms of latency per request: seconds, requests, the concurrency reached (most
+requests in flight, highest limit) and the client's CPU time per request (the server is in
+another process). Targets: at least 12x faster than the naive loop, and at least 90% of the
+speed of the best fixed concurrency.
 
-For each: ``cold_s`` (empty cache), ``refresh_unchanged_s`` (again, nothing changed),
-``refresh_1pct_changed_s`` (again, after another client changed 1% of the work orders; the
-request counts show what was re-read), ``offline_new_client_s`` (a new ``offline=True`` client
-on the same cache, snapshots read from disk) and ``offline_s`` (that client again).
-``normalize``: 100,000+ task rows through ``normalize.tasks_frame`` vs ``pd.json_normalize``
-(best of 3 each). Prints one JSON object.
+``throttled``: the same cold load against a server allowing ``--throttle-rps`` requests per
+second (a token bucket answering 429 with ``Retry-After``), default settings: the share of
+429s (target at most 5%) and the time against N/R, N the requests that got through (target
+at most 1.2x).
 
-Targets: cold >= 12x faster than naive, unchanged refresh >= 25x faster than cold, 1% changed
-<= 5% of cold, normalisation >= 8x faster than ``json_normalize``. A refresh always asks the
-server (one request per loader call), and a 1%-changed refresh needs two round trips in a row
-(what changed, then those timelines): at 30 ms latency that floor alone is ~60 ms.
-Usage: ``python benchmarks/bench_load.py [--work-orders 500] [--latency 0.03]``.
+``http_cpu``: the client's CPU time per request alone (``get_timeline`` for every work
+order, no dataset work).
+
+Then, unless ``--quick``, two workloads with default settings, each with its own cache:
+``load_timeline`` (one call) and ``load_tasks+load_timeline`` (two calls, each asking the
+server what changed): ``cold_s``, ``refresh_unchanged_s``, ``refresh_1pct_changed_s`` (after
+another client changed 1% of the work orders), ``offline_new_client_s`` and ``offline_s``;
+and ``normalize``: 100,000+ task rows through ``normalize.tasks_frame`` vs
+``pd.json_normalize`` (best of 3 each). Prints one JSON object.
+
+Targets there: unchanged refresh >= 25x faster than cold, 1% changed <= 5% of cold,
+normalisation >= 8x faster than ``json_normalize``. A refresh always asks the server (one
+request per loader call), and a 1%-changed refresh needs two round trips in a row (what
+changed, then those timelines): at 30 ms latency that floor alone is ~60 ms.
+Usage: ``python benchmarks/bench_load.py [--quick] [--work-orders 500] [--latency 0.03]``.
 """
 
 from __future__ import annotations
@@ -103,7 +114,6 @@ def measure(
             sim.base_url,
             api_key=sim.api_key,
             cache=cache,
-            max_workers=args.workers,
             progress=False,
             **kw,
         )
@@ -141,6 +151,96 @@ def measure(
     }
 
 
+def cold_load(sim: Any, load: Any = None, **settings: Any) -> dict[str, Any]:
+    """One cold load (empty cache, new client): seconds, requests, 429s, concurrency reached
+    and the client's CPU time per request."""
+    with tempfile.TemporaryDirectory() as cache:
+        c = dfs.Client(sim.base_url, api_key=sim.api_key, cache=cache, progress=False, **settings)
+        cpu = time.process_time()
+        seconds, _ = clock(load or ours, c)
+        cpu = time.process_time() - cpu
+        lim = c.limiter
+        return {
+            "seconds": round(seconds, 3),
+            "requests": c.requests_sent,
+            "throttled_429": lim.throttled,
+            "peak_in_flight": lim.peak,
+            "final_limit": lim.limit,
+            "cpu_ms_per_request": round(1000 * cpu / max(1, c.requests_sent), 3),
+        }
+
+
+def concurrency(sim: Any, latency: float, naive_s: float, repeat: int) -> dict[str, Any]:
+    """Cold loads, adaptive vs each fixed concurrency, at one latency (median of ``repeat``)."""
+    sim.configure(latency=latency, throttle_rps=0.0)
+
+    def median(**settings: Any) -> dict[str, Any]:
+        runs = [cold_load(sim, **settings) for _ in range(repeat)]
+        runs.sort(key=lambda r: r["seconds"])
+        return runs[len(runs) // 2]
+
+    fixed = {str(n): median(max_workers=n) for n in (8, 16, 32, 64)}
+    adaptive = median()
+    best_n, best = min(fixed.items(), key=lambda kv: kv[1]["seconds"])
+    return {
+        "latency_s": latency,
+        "naive_s": round(naive_s, 3),
+        "adaptive": adaptive,
+        "fixed": fixed,
+        "adaptive_vs_naive_x": round(naive_s / adaptive["seconds"], 1),
+        "best_fixed": int(best_n),
+        "adaptive_share_of_best_fixed_speed_pct": round(
+            100 * best["seconds"] / adaptive["seconds"], 1
+        ),
+    }
+
+
+def throttled(sim: Any, latency: float, rps: float) -> dict[str, Any]:
+    """A cold load against a server allowing ``rps`` requests per second."""
+    sim.configure(latency=latency, throttle_rps=rps)
+    time.sleep(1.5)  # the server's bucket full again, as a fresh server's
+    sim.reset_request_counts()
+    run = cold_load(sim)
+    sim.configure(throttle_rps=0.0)
+    counts = sim.request_counts()
+    total = counts.get("total", run["requests"])
+    through = run["requests"] - run["throttled_429"]
+    ideal = through / rps
+    return {
+        "latency_s": latency,
+        "throttle_rps": rps,
+        **run,
+        "server_requests": total,
+        "share_429_pct": round(100 * run["throttled_429"] / max(1, run["requests"]), 2),
+        "n_over_r_s": round(ideal, 2),
+        "time_vs_n_over_r_x": round(run["seconds"] / ideal, 2),
+    }
+
+
+def http_cpu(sim: Any) -> dict[str, Any]:
+    """The client's CPU time per request alone: every timeline, no dataset work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim.configure(latency=0.03, throttle_rps=0.0)
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as c:
+        ids = [w["id"] for w in c.list_work_orders()]
+        sent0, cpu = c.requests_sent, time.process_time()
+        with ThreadPoolExecutor(c.settings.workers) as pool:
+            list(pool.map(c.get_timeline, ids))
+        cpu = time.process_time() - cpu
+        n = c.requests_sent - sent0
+    return {"requests": n, "cpu_ms_per_request": round(1000 * cpu / n, 3)}
+
+
+def naive_requests(sim: Any) -> int:
+    """Requests the naive loop sends: the list pages (default page size) and one timeline
+    page per work order."""
+    c = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False)
+    page = c.request("GET", "work-orders/")
+    pages = -(-page["count"] // max(1, len(page["results"])))
+    return pages + page["count"]
+
+
 def clock(fn: Any, *args: Any) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn(*args)
@@ -151,22 +251,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="loading speed, naive vs dfs-analytics")
     parser.add_argument("--work-orders", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.03)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--slow-latency", type=float, default=0.15)
+    parser.add_argument("--throttle-rps", type=float, default=100.0)
     parser.add_argument("--repeat", type=int, default=5, help="repeats of the fast measurements")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the concurrency, throttling and CPU figures only (median of 3 cold loads); "
+        "the naive loop at the slow latency is estimated from the fast one",
+    )
     args = parser.parse_args()
+    cold_repeat = min(3, args.repeat) if args.quick else args.repeat
 
     out: dict[str, Any] = {
         "benchmark": "load",
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "work_orders": args.work_orders,
         "latency_s": args.latency,
-        "workers": args.workers,
     }
     # the server runs in its own process, as a real one would not share our interpreter
     with SimulatorProcess(work_orders=args.work_orders, seed=0, latency=args.latency) as sim:
         naive_s, (naive_tasks, naive_tl) = clock(naive_load, sim.base_url, sim.api_key)
         out["naive_s"] = round(naive_s, 3)
         out["naive_rows"] = {"tasks": len(naive_tasks), "timeline_states": len(naive_tl)}
+        out["concurrency"] = [concurrency(sim, args.latency, naive_s, cold_repeat)]
+        sim.configure(latency=args.slow_latency)
+        if args.quick:  # sequential: requests x latency more
+            slow_naive = naive_s + naive_requests(sim) * (args.slow_latency - args.latency)
+        else:
+            slow_naive = clock(naive_load, sim.base_url, sim.api_key)[0]
+        out["concurrency"].append(concurrency(sim, args.slow_latency, slow_naive, cold_repeat))
+        out["throttled"] = throttled(sim, args.latency, args.throttle_rps)
+        out["http_cpu"] = http_cpu(sim)
+        sim.configure(latency=args.latency, throttle_rps=0.0)
+        if args.quick:
+            print(json.dumps(out, indent=2))
+            return
         other = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False)
         workloads = {
             # one call: walks the list and reads every timeline

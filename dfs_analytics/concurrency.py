@@ -49,7 +49,8 @@ BACKOFF = 0.5  # share of the slots kept after a 429 / 503 / lost answer
 BASELINE_WINDOWS = 16  # round trips over which the fastest one is the baseline
 PACE_SHARE = 0.9  # share of the measured allowed rate the pacer sends at
 RELAX = 0.05  # per second: how fast a measured pace rises again (exponentially)
-PROBE = math.log(2.0)  # per second: a first, guessed pace doubles every second until measured
+PROBE = math.log(2.0) / 2  # per second: a guessed pace doubles every 2 s until measured
+DOUBLING = 0.2  # seconds: slow start doubles the limit at most this often
 MEASURE_SECONDS = 0.5  # the shortest span over which the allowed rate is measured
 QUIET = 30.0  # seconds without a 429 after which pacing stops
 MIN_GUESS = 10.0  # requests per second, the lowest first guess of a pace
@@ -69,9 +70,9 @@ class ConcurrencyController:
         self.slow_start = True
         self.baseline = math.inf  # the fastest recent round trip, in seconds
         self._window_mins: deque[float] = deque(maxlen=BASELINE_WINDOWS)
-        self._n = 0  # answers in the current round trip
-        self._sum = 0.0  # their round-trip times
-        self._min = math.inf
+        self._rtts: list[float] = []  # round-trip times of the answers in this round trip
+        self._round_start = -math.inf  # when this round trip began, and the limit then
+        self._round_limit = self.limit
         self._busy = False  # every slot was in use at some point in this round trip
         self._last_cut = -math.inf  # when the limit was last cut
         self.cuts = 0  # how many times the limit was cut on overload
@@ -81,26 +82,30 @@ class ConcurrencyController:
         """The limit as a whole number of slots."""
         return int(self.limit)
 
-    def on_answer(self, rtt: float, saturated: bool) -> None:
-        """One answer that says nothing of overload, ``rtt`` seconds after it was sent;
-        ``saturated``: every slot was in use when it was sent."""
-        self._n += 1
-        self._sum += rtt
-        if rtt < self._min:
-            self._min = rtt
+    def on_answer(self, rtt: float, saturated: bool, now: float = 0.0) -> None:
+        """One answer that says nothing of overload, ``rtt`` seconds after it was sent at
+        ``now - rtt``; ``saturated``: every slot was in use when it was sent."""
+        rtts = self._rtts
+        if not rtts:
+            self._round_start, self._round_limit = now, self.limit
+        rtts.append(rtt)
         if rtt < self.baseline:
             self.baseline = rtt
         self._busy = self._busy or saturated
         if self.slow_start and saturated and rtt <= self.baseline * GROW_RTT:
-            self.limit = min(self.ceiling, self.limit + 1.0)
-        if self._n >= max(4, self.slots):
+            # one more slot per answer (doubling per round trip), but at most doubling per
+            # DOUBLING seconds: a server's burst allowance ends before the limit runs away
+            cap = self._round_limit * 2.0 ** ((now - self._round_start) / DOUBLING)
+            self.limit = min(self.ceiling, self.limit + 1.0, max(self.limit, cap))
+        if len(rtts) >= max(4, self.slots):
             self._end_round()
 
     def _end_round(self) -> None:
-        mean = self._sum / self._n
-        self._window_mins.append(self._min)
+        rtts = sorted(self._rtts)
+        typical = rtts[len(rtts) // 2]  # the median: a few slow answers do not end growth
+        self._window_mins.append(rtts[0])
         self.baseline = min(self._window_mins)
-        ratio = mean / self.baseline if self.baseline > 0 else 1.0
+        ratio = typical / self.baseline if self.baseline > 0 else 1.0
         if ratio > SHRINK_RTT:
             self.slow_start = False
             self.limit = max(self.floor, self.limit * SHRINK)
@@ -108,7 +113,7 @@ class ConcurrencyController:
             self.slow_start = False
         elif self._busy and not self.slow_start:  # grows again, carefully
             self.limit = min(self.ceiling, self.limit + max(1.0, math.sqrt(self.limit)))
-        self._n, self._sum, self._min, self._busy = 0, 0.0, math.inf, False
+        self._rtts, self._busy = [], False
 
     def on_overload(self, sent_at: float, now: float) -> bool:
         """A 429, a 503 or no answer, for a request sent at ``sent_at``: halve the limit,
@@ -119,7 +124,7 @@ class ConcurrencyController:
         self.limit = max(self.floor, self.limit * BACKOFF)
         self._last_cut = now
         self.cuts += 1
-        self._n, self._sum, self._min, self._busy = 0, 0.0, math.inf, False
+        self._rtts, self._busy = [], False
         return True
 
 
@@ -315,7 +320,7 @@ class Limiter:
             else:
                 self.pacer.on_answer(now)
                 if controller is not None:
-                    controller.on_answer(now - sent_at, saturated)
+                    controller.on_answer(now - sent_at, saturated, now)
             if controller is not None:
                 slots = controller.slots
                 if slots != self._slots:
