@@ -232,10 +232,14 @@ class _Committer:
         client: Client,
         stats: dict,
         timelines: Any = None,
+        all_timelines: bool = False,
     ) -> None:
         self.w, self.result, self.client, self.stats = w, result, client, stats
-        # with timelines: a fetcher, whose ``submit`` starts reading one work order's timeline
+        # a fetcher, whose ``submit`` starts reading one work order's timeline: every changed
+        # work order's with ``all_timelines``, else only those whose timeline the dataset
+        # held (what is kept stays fresh, in the same version as its work order)
         self.timelines = timelines
+        self.all_timelines = all_timelines
         self.prefetch = None if timelines is None else timelines.submit
         self.futures: dict[str, Future[list[dict[str, Any]] | None]] = {}
         self.timelines_done = 0
@@ -269,7 +273,8 @@ class _Committer:
         self.records.append(record)
         self.ids.append(record["id"])
         self.seen.add(record["id"])
-        if self.prefetch is not None:  # its timeline is fetched while the listing goes on
+        if self.prefetch is not None and (self.all_timelines or timeline_at is not None):
+            # its timeline is fetched while the listing goes on
             self.futures[record["id"]] = self.prefetch(record["id"])
         self.timeline_at[record["id"]] = timeline_at
         if is_new:
@@ -314,7 +319,7 @@ class _Committer:
         else:
             changes["work_orders"] = (None, gone, months)
             changes["tasks"] = (None, gone, months)
-        if self.timelines is not None and self.tables:
+        if self.futures and self.tables:
             wo, timeline_rows, done = self._with_timelines(changes["work_orders"][0])
             changes["work_orders"] = (wo, ids + gone, months)
             changes["timeline"] = (timeline_rows, list(done) + gone, months)
@@ -336,7 +341,7 @@ class _Committer:
         ``update_date``, the timeline rows, and the ids whose timeline was read."""
         ids = wo.column("work_order_id").to_pylist()
         months = dict(zip(ids, wo.column(store.PARTITION).to_pylist(), strict=True))
-        events = {i: self.futures.pop(i).result() for i in ids}
+        events = {i: self.futures.pop(i).result() for i in ids if i in self.futures}
         self.futures.clear()
         done = [i for i in ids if events.get(i) is not None]
         rows = _timeline_rows({i: events[i] for i in done}, months) if done else None
@@ -502,8 +507,8 @@ def _sync(
     ds = w.dataset
     result = SyncResult(version=ds.version, dataset=ds.path, filters=_plain(local))
     stats = {"filters": result.filters, "with_timelines": timelines}
-    with _TimelineFetcher(client, progress, timelines) as fetcher:
-        committer = _Committer(w, result, client, stats, fetcher if timelines else None)
+    with _TimelineFetcher(client, progress) as fetcher:
+        committer = _Committer(w, result, client, stats, fetcher, all_timelines=timelines)
         index = ds.index(**local)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
@@ -555,19 +560,25 @@ def _sync(
 
 
 class _TimelineFetcher:
-    """Fetches timelines concurrently, ``CHUNK`` at a time, with a progress bar."""
+    """Fetches timelines concurrently, ``CHUNK`` at a time, with a progress bar; its threads
+    start with the first timeline asked for."""
 
-    def __init__(self, client: Client, progress: bool | None, active: bool) -> None:
-        self.client, self.progress, self.active = client, progress, active
+    def __init__(self, client: Client, progress: bool | None) -> None:
+        self.client, self.progress = client, progress
         self.pool: ThreadPoolExecutor | None = None
         self.bar: tqdm | None = None
+        self.lock = threading.Lock()
 
     def __enter__(self) -> _TimelineFetcher:
-        if self.active:
-            # as many threads as the client may have requests in flight: its limiter decides
-            self.pool = ThreadPoolExecutor(self.client.settings.workers)
-            self.bar = _bar(self.client, self.progress, None, "timelines")
         return self
+
+    def _start(self) -> ThreadPoolExecutor:
+        with self.lock:
+            if self.pool is None:
+                # as many threads as the client may have requests in flight: its limiter decides
+                self.pool = ThreadPoolExecutor(self.client.settings.workers)
+                self.bar = _bar(self.client, self.progress, None, "timelines")
+            return self.pool
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
@@ -586,15 +597,14 @@ class _TimelineFetcher:
 
     def submit(self, wo_id: str) -> Future[list[dict[str, Any]] | None]:
         """Start reading one work order's timeline (None when the work order is gone)."""
-        assert self.pool is not None
-        return self.pool.submit(self._one, wo_id)
+        return self._start().submit(self._one, wo_id)
 
     def fetch(self, ids: list[str]) -> dict[str, list[dict[str, Any]] | None]:
         """Each id's events (None: the work order is gone), ``CHUNK`` requests at a time."""
-        assert self.pool is not None
+        pool = self._start()
         out: dict[str, list[dict[str, Any]] | None] = {}
         for chunk in _chunks(ids, CHUNK):
-            out.update(zip(chunk, self.pool.map(self._one, chunk), strict=True))
+            out.update(zip(chunk, pool.map(self._one, chunk), strict=True))
         return out
 
 
@@ -881,8 +891,8 @@ def _sync_ids(
     def one(wo_id: str) -> dict[str, Any]:
         return client.get_work_order(wo_id, include_inputs=False)
 
-    with _TimelineFetcher(client, progress, timelines) as fetcher:
-        committer = _Committer(w, result, client, stats, fetcher if timelines else None)
+    with _TimelineFetcher(client, progress) as fetcher:
+        committer = _Committer(w, result, client, stats, fetcher, all_timelines=timelines)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         with ThreadPoolExecutor(max(1, min(client.settings.workers, len(ids)))) as pool:
             records = list(pool.map(one, ids))
