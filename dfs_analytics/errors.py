@@ -156,7 +156,8 @@ _HINTS = {
     404: "Check the id or name; note that task and task-group ids change with the app version "
     "(names do not).",
     413: "Send a smaller input: images are limited to 5 MB and PDFs to 8 MB.",
-    429: "The server is throttling requests: wait, or lower Client(max_workers=...).",
+    429: "The server is throttling requests: the client already slows down and paces itself; "
+    "wait, or raise Client(retry_budget=...) to let it wait longer.",
 }
 
 

@@ -297,7 +297,7 @@ def test_repr_of_client_and_settings_masks_the_key(tmp_path: Path) -> None:
         assert "***" in text
         assert "127.0.0.1:9" in text
     # the repr shows the rest of the settings
-    assert "max_workers=8" in repr(client.settings)
+    assert "max_workers=None" in repr(client.settings)  # adaptive by default
     assert "offline=False" in repr(client.settings)
 
 
