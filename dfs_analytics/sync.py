@@ -28,7 +28,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,21 +511,7 @@ def _sync(
         committer = _Committer(w, result, client, stats, fetcher, all_timelines=timelines)
         index = ds.index(**local)
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
-        stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
-        synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
-        marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
-        writes = state.written()
-        dirty = {
-            i
-            for i, when in writes.items()
-            if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
-        }
-
-        def mark(wo_id: str) -> pd.Timestamp | None:
-            if wo_id in dirty:
-                return None
-            m = marks.get(wo_id)
-            return None if m is None or pd.isna(m) else m
+        stored, dirty, mark = _stored_state(index, state)
 
         def consider(record: dict[str, Any]) -> None:
             wo_id = record.get("id")
@@ -606,6 +592,28 @@ class _TimelineFetcher:
         for chunk in _chunks(ids, CHUNK):
             out.update(zip(chunk, pool.map(self._one, chunk), strict=True))
         return out
+
+
+def _stored_state(
+    index: pd.DataFrame, state: _State
+) -> tuple[dict[str, Any], set[str], Callable[[str], pd.Timestamp | None]]:
+    """What the dataset holds of the indexed work orders: their stored ``update_date``, the
+    ones this client wrote to since they were stored (read again whatever their date), and
+    ``mark(id)``, the ``update_date`` its stored timeline was read at (None: none usable)."""
+    stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
+    synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
+    marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
+    dirty = {
+        i
+        for i, when in state.written().items()
+        if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
+    }
+
+    def mark(wo_id: str) -> pd.Timestamp | None:
+        m = None if wo_id in dirty else marks.get(wo_id)
+        return None if m is None or pd.isna(m) else m
+
+    return stored, dirty, mark
 
 
 def _finish(w: store.Writer, committer: _Committer) -> None:
@@ -874,19 +882,7 @@ def _sync_ids(
     stats = {"filters": result.filters, "with_timelines": timelines}
     index = ds.index()
     index = index[index["work_order_id"].isin(set(ids))]
-    stored = dict(zip(index["work_order_id"], index["update_date"], strict=True))
-    marks = dict(zip(index["work_order_id"], index[store.TIMELINE_AT], strict=True))
-    synced = dict(zip(index["work_order_id"], index[store.SYNCED_AT], strict=True))
-    writes = state.written()
-    dirty = {
-        i
-        for i, t in writes.items()
-        if i in synced and (pd.isna(synced[i]) or t >= synced[i].timestamp())
-    }
-
-    def mark(wo_id: str) -> pd.Timestamp | None:
-        m = None if wo_id in dirty else marks.get(wo_id)
-        return None if m is None or pd.isna(m) else m
+    stored, dirty, mark = _stored_state(index, state)
 
     def one(wo_id: str) -> dict[str, Any]:
         return client.get_work_order(wo_id, include_inputs=False)
