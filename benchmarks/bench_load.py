@@ -247,6 +247,15 @@ def clock(fn: Any, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - t, out
 
 
+def _workloads() -> dict[str, Any]:
+    return {
+        # one call: walks the list and reads every timeline
+        "load_timeline": lambda c: (dfs.load_timeline(c),),
+        # two calls, each asking the server what changed
+        "load_tasks+load_timeline": ours,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="loading speed, naive vs dfs-analytics")
     parser.add_argument("--work-orders", type=int, default=500)
@@ -259,6 +268,11 @@ def main() -> None:
         action="store_true",
         help="the concurrency, throttling and CPU figures only (median of 3 cold loads); "
         "the naive loop at the slow latency is estimated from the fast one",
+    )
+    parser.add_argument(
+        "--refresh-only",
+        action="store_true",
+        help="the naive loop and the cold / unchanged / 1%%-changed / offline figures only",
     )
     args = parser.parse_args()
     cold_repeat = min(3, args.repeat) if args.quick else args.repeat
@@ -274,6 +288,13 @@ def main() -> None:
         naive_s, (naive_tasks, naive_tl) = clock(naive_load, sim.base_url, sim.api_key)
         out["naive_s"] = round(naive_s, 3)
         out["naive_rows"] = {"tasks": len(naive_tasks), "timeline_states": len(naive_tl)}
+        if args.refresh_only:
+            other = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False)
+            for n, (name, load) in enumerate(_workloads().items()):
+                with tempfile.TemporaryDirectory() as cache:
+                    out[name] = measure(sim, other, cache, load, naive_s, args, round_base=100 * n)
+            print(json.dumps(out, indent=2))
+            return
         out["concurrency"] = [concurrency(sim, args.latency, naive_s, cold_repeat)]
         sim.configure(latency=args.slow_latency)
         if args.quick:  # sequential: requests x latency more
@@ -288,13 +309,7 @@ def main() -> None:
             print(json.dumps(out, indent=2))
             return
         other = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False)
-        workloads = {
-            # one call: walks the list and reads every timeline
-            "load_timeline": lambda c: (dfs.load_timeline(c),),
-            # two calls, each asking the server what changed
-            "load_tasks+load_timeline": ours,
-        }
-        for n, (name, load) in enumerate(workloads.items()):
+        for n, (name, load) in enumerate(_workloads().items()):
             with tempfile.TemporaryDirectory() as cache:
                 out[name] = measure(sim, other, cache, load, naive_s, args, round_base=100 * n)
     # normalisation alone, on 100,000+ task rows

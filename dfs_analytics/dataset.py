@@ -631,6 +631,25 @@ class Dataset:
                 f"{', '.join(_FILTERS)}."
             )
         filters = {k: v for k, v in filters.items() if v is not None}
+        version = self.resolve(as_of)
+        key = (
+            "selected",
+            version,
+            json.dumps({k: _plain_filter(v) for k, v in filters.items()}, sort_keys=True),
+            tuple(extra),
+        )
+        cache = self.__dict__.setdefault("_cache", {})
+        if version is not None and key in cache:
+            return cache[key].copy()
+        frame = self._select(version, filters, extra)
+        if version is not None:  # a version never changes; keep the latest few
+            for old in [k for k in cache if k[0] == "selected"][:-7]:
+                cache.pop(old, None)
+            cache[key] = frame
+            return frame.copy()
+        return frame
+
+    def _select(self, as_of: Any, filters: Mapping[str, Any], extra: Sequence[str]) -> Any:
         expr = _pushdown(filters)
         need = set(extra) | {"work_order_id"}
         if "reviewed" in filters:
@@ -1176,8 +1195,12 @@ class Writer:
             versions[f"{t}_version"] = -1 if dt is None else dt.version()
         syncs = self._dt("syncs")
         assert syncs is not None
-        current = syncs.to_pyarrow_table(columns=["version"]).column("version")
-        version = (pc.max(current).as_py() if len(current) else -1) + 1
+        seen = getattr(self, "_syncs_seen", None)
+        if seen is not None and seen[0] == syncs.version():  # nobody else committed since
+            version = seen[1] + 1
+        else:
+            current = syncs.to_pyarrow_table(columns=["version"]).column("version")
+            version = (pc.max(current).as_py() if len(current) else -1) + 1
         row = {
             "version": version,
             "time": pd.Timestamp.now(tz="UTC"),
@@ -1201,6 +1224,8 @@ class Writer:
             ds._identity = identity
         else:
             self._write("syncs", data, mode="append")
+        written = self._dt("syncs")
+        self._syncs_seen = (written.version(), version) if written is not None else None
         return version
 
     def _replace(
