@@ -485,15 +485,7 @@ def _sync(
     progress: bool | None = None,
     **filters: Any,
 ) -> SyncResult:
-    """Bring the client's dataset up to date with the server for ``filters`` (the loaders'
-    filters: ``created_after``, ``reviewed``, ``tag``, ...); with ``timelines=True`` their
-    timelines too. Network only: returns a :class:`SyncResult`, no frame.
-
-    Commits in batches (each a dataset version): an interrupted sync keeps what it
-    committed, and the next call fetches only what is missing or changed. A sync that
-    changes nothing commits nothing. Raises SiteMismatchError when the dataset belongs to
-    another site, ReadOnlyDatasetError when it cannot be written, OfflineCacheMiss offline.
-    """
+    """The body of :func:`sync`, run under the client's sync lock."""
     if client.settings.offline:
         raise OfflineCacheMiss(
             "sync() needs the server, and this client is offline (offline=True); the loaders "
@@ -871,8 +863,7 @@ def sync_ids(
 def _sync_ids(
     client: Client, ids: list[str], *, timelines: bool = True, progress: bool | None = None
 ) -> SyncResult:
-    """Sync given work orders (read one by one, revalidated) and, with ``timelines``, their
-    timelines. Raises NotFoundError naming an id the server does not know."""
+    """The body of :func:`sync_ids`, run under the client's sync lock."""
     started = time.monotonic()
     requests0 = client.requests_sent
     state = _state(client)
