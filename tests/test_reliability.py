@@ -40,11 +40,15 @@ def test_frames_under_faults_equal_a_fault_free_load(
 
     sim.configure(**FAULTS)
     before = sim.request_counts()
-    # each frame from a cold load (a new cache folder): every page and timeline is fetched
-    tasks = dfs.load_tasks(client_for(sim, page_size=7, cache=new_cache()))
-    faulty = client_for(sim, page_size=7, cache=new_cache())
+    # each frame from a cold load (a new cache folder): every page and timeline is fetched.
+    # About 1 attempt in 5 fails here, and a load sends thousands of requests: with the
+    # default 5 retries (one retry layer) one request in ~20,000 would run out, so these
+    # clients may retry more (the retry budget still bounds the wait)
+    kw = {"page_size": 7, "retries": 12, "backoff_factor": 0.05}
+    tasks = dfs.load_tasks(client_for(sim, cache=new_cache(), **kw))
+    faulty = client_for(sim, cache=new_cache(), **kw)
     timeline = dfs.load_timeline(faulty)
-    work_orders = dfs.load_work_orders(client_for(sim, page_size=7, cache=new_cache()))
+    work_orders = dfs.load_work_orders(client_for(sim, cache=new_cache(), **kw))
     assert sum(delta(sim, before).values()) > 0
 
     assert len(tasks) == len(expected_tasks)
