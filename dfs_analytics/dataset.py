@@ -50,6 +50,7 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from . import normalize
+from .client import LIST_FILTERS
 from .errors import (
     ConfigurationError,
     DatasetCorruptError,
@@ -319,18 +320,6 @@ def _local(location: str) -> Path | None:
     return None if _is_uri(location) else Path(location)
 
 
-def _private_tree(path: Path) -> None:
-    """0700 folders, 0600 files, whatever the umask (the user's own dataset)."""
-    for root, dirs, files in os.walk(path):
-        os.chmod(root, 0o700)
-        for name in dirs:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(root, name), 0o700)
-        for name in files:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(root, name), 0o600)
-
-
 @dataclass(frozen=True)
 class Identity:
     """What a dataset is of: its site (base URL, no credentials) and its schema version."""
@@ -357,16 +346,8 @@ def site_of(base_url: str) -> str:
 # reading
 # --------------------------------------------------------------------------------------------
 
-_FILTERS = (
-    "created_after",
-    "created_before",
-    "updated_after",
-    "updated_before",
-    "reviewed",
-    "name",
-    "tag",
-    "field_engineer_email",
-)
+# the loaders' work-order filters, evaluated on the stored work orders (ordering aside)
+_FILTERS = tuple(f for f in LIST_FILTERS if f != "ordering")
 
 
 def _ts(value: Any, name: str) -> pd.Timestamp:
@@ -815,8 +796,13 @@ class Dataset:
         the columns of the pandas frames: value columns decoded from JSON, categorical
         columns as plain strings (partitions would not share their categories). The audit
         functions (``override_rates``, ``confusion``, ``drift``) accept it."""
-        import dask.dataframe as dd
-
+        try:
+            import dask.dataframe as dd
+            from dask import delayed
+        except ImportError:
+            raise ConfigurationError(
+                "Dataset.to_dask needs Dask: pip install 'dfs-analytics[dask]'."
+            ) from None
         _check_table(name)
         files = self.files(name, as_of)
         meta = from_arrow(name, arrow_schema(name).empty_table(), columns, categories=False)
@@ -826,20 +812,8 @@ class Dataset:
         known = set(arrow_schema(name).names)
         if read_cols is not None:
             read_cols = [c for c in dict.fromkeys(read_cols) if c in known]
-        parts = [_dask_part(name, f, read_cols, columns, self.storage_options) for f in files]
+        parts = [delayed(_read_file)(name, f, read_cols, columns) for f in files]
         return dd.from_delayed(parts, meta=meta, verify_meta=False)
-
-
-def _dask_part(
-    table: str,
-    uri: str,
-    read_cols: Sequence[str] | None,
-    columns: Sequence[str] | None,
-    storage_options: Mapping[str, str] | None,
-) -> Any:
-    from dask import delayed
-
-    return delayed(_read_file)(table, uri, read_cols, columns)
 
 
 def _read_file(

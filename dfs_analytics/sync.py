@@ -506,14 +506,7 @@ def _sync(
         stored, dirty, mark = _stored_state(index, state)
 
         def consider(record: dict[str, Any]) -> None:
-            wo_id = record.get("id")
-            if not isinstance(wo_id, str):
-                return
-            listed_date = _ts(record.get("update_date"))
-            if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
-                return
-            committer.add(record, wo_id not in stored, mark(wo_id))
-            stored[wo_id] = listed_date
+            _consider(committer, stored, dirty, mark, record)
 
         walk = not stored
         listed = 0
@@ -606,6 +599,25 @@ def _stored_state(
         return None if m is None or pd.isna(m) else m
 
     return stored, dirty, mark
+
+
+def _consider(
+    committer: _Committer,
+    stored: dict[str, Any],
+    dirty: set[str],
+    mark: Callable[[str], pd.Timestamp | None],
+    record: dict[str, Any],
+) -> None:
+    """Hand a work order read from the server to the committer unless the dataset already
+    holds it at that ``update_date`` (and this client did not write to it since)."""
+    wo_id = record.get("id")
+    if not isinstance(wo_id, str):
+        return
+    listed_date = _ts(record.get("update_date"))
+    if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
+        return
+    committer.add(record, wo_id not in stored, mark(wo_id))
+    stored[wo_id] = listed_date
 
 
 def _finish(w: store.Writer, committer: _Committer) -> None:
@@ -883,14 +895,9 @@ def _sync_ids(
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         with ThreadPoolExecutor(max(1, min(client.settings.workers, len(ids)))) as pool:
             records = list(pool.map(one, ids))
-        for wo_id, record in zip(ids, records, strict=True):
-            if not isinstance(record, dict):
-                continue
-            listed_date = _ts(record.get("update_date"))
-            if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
-                continue
-            committer.add(record, wo_id not in stored, mark(wo_id))
-            stored[wo_id] = listed_date
+        for record in records:
+            if isinstance(record, dict):
+                _consider(committer, stored, dirty, mark, record)
         result.listed = len(ids)
         if timelines:
             leftover = [
