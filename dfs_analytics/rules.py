@@ -9,6 +9,12 @@ Schemas use a small JSON-schema subset: ``type`` (boolean, integer, number, stri
 ``enum``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``
 (ECMA-262 semantics: ``$`` is the very end), ``minLength``, ``maxLength``; other keywords are
 ignored, as JSON-schema does.
+
+This module is also the one home of what a task's value *is*: :func:`effective` (the corrected
+value when set, else the analysed one), :func:`effective_values` (the same over frame columns)
+and :func:`is_missing` / :func:`none_if_missing` (None, NaN, ``pd.NA`` and ``NaT`` all mean "no
+value"). Both the toolkit and the simulator may import it. It never does I/O and never imports
+the rest of the package.
 """
 
 from __future__ import annotations
@@ -138,6 +144,38 @@ def coerce_value(outcome_type: str, value: object) -> object:
             return value
         raise InvalidValue(f"Not a valid string, got {value!r}.")
     raise InvalidValue(f"Unknown outcome type {outcome_type!r}.")
+
+
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas' missing markers, without pandas
+
+
+def is_missing(value: object) -> bool:
+    """Whether ``value`` means "no value": None, a float NaN, ``pd.NA`` or ``pd.NaT``."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return bool(value != value)
+    return type(value).__name__ in _MISSING_TYPES
+
+
+def none_if_missing(value: Any) -> Any:
+    """``value``, or None when it is missing (see :func:`is_missing`)."""
+    return None if is_missing(value) else value
+
+
+def effective(state: Mapping[str, Any] | None) -> Any:
+    """A task state's effective value: its ``corrected_value`` when set, else its
+    ``analyzed_value``; None for no state."""
+    if not state:
+        return None
+    corrected = state.get("corrected_value")
+    return state.get("analyzed_value") if is_missing(corrected) else corrected
+
+
+def effective_values(corrected: Any, analyzed: Any) -> Any:
+    """:func:`effective` over two aligned pandas Series (or an array mask's worth of values):
+    the corrected value where set, else the analysed one. Returns a Series of objects."""
+    return corrected.astype(object).where(corrected.notna(), analyzed.astype(object))
 
 
 def json_equal(a: object, b: object) -> bool:
