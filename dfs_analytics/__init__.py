@@ -41,7 +41,7 @@ from .errors import (
     VersionNotFoundError,
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
-from .sync import SyncResult, sync
+from .syncing import SyncResult, sync
 
 _LAZY = {
     "plots": "plots",

@@ -22,7 +22,7 @@ timestamps, nullable booleans and integers. Values whose type varies by task (``
 not know (``metadata.<key>``, ...) as one JSON object per row (``_extra``). Nothing is ever
 pickled: reading the dataset never runs code.
 
-``Dataset`` reads; :class:`Writer` (used by :mod:`dfs_analytics.sync`) writes. This module
+``Dataset`` reads; :class:`Writer` (used by :mod:`dfs_analytics.syncing`) writes. This module
 knows nothing of HTTP.
 """
 
@@ -1351,7 +1351,7 @@ def open_dataset(
     from .client import Client
 
     if isinstance(source, Client):
-        from .sync import dataset
+        from .syncing import dataset
 
         return dataset(source)  # the client's own (created empty when new and writable)
     if source is None:

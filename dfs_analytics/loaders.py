@@ -1,14 +1,18 @@
 """Loaders: complete, concurrent, incrementally refreshed DataFrames of work orders, tasks,
 timelines and task groups, read back from the client's dataset.
 
-Each loader first syncs (:func:`dfs_analytics.sync`: asks the server what changed and commits
-it to the dataset in resumable batches), then reads the frame back from the dataset with the
-filters and ``columns=`` pushed down to the read. ``as_of=`` reads any past version instead,
-without a request, offline too. ``offline=True`` clients read the dataset as it is, and fail
-with :class:`~dfs_analytics.errors.OfflineCacheMiss` when the query was never synced.
+Each loader first syncs (:func:`dfs_analytics.sync`, from :mod:`dfs_analytics.syncing`: asks
+the server what changed and commits it to the dataset in resumable batches), then reads the
+frame back from the dataset with the filters and ``columns=`` pushed down to the read.
+``as_of=`` reads any past version instead, without a request, offline too. ``offline=True``
+clients read the dataset as it is, and fail with
+:class:`~dfs_analytics.errors.OfflineCacheMiss` when the query was never synced.
 
 Frames carry ``frame.attrs["dfs_provenance"]``: the dataset's path, its version and the
 filters, so an audit can state where its numbers come from.
+
+This module never speaks HTTP except through the client's endpoint methods, never writes the
+dataset except through the sync's writer, and keeps no state of its own on the client.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from . import normalize
 from .client import Client
 from .errors import DFSError, OfflineCacheMiss
 from .periods import expand_created_in
-from .sync import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
+from .syncing import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
 
 
 def _read_version(

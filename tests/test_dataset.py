@@ -76,6 +76,13 @@ def other_client(sim, client_for) -> dfs.Client:
     return client_for(sim, cache=None)
 
 
+def test_the_sync_module_is_not_hidden_by_the_sync_function() -> None:
+    import dfs_analytics.syncing as syncing
+
+    assert dfs.sync is syncing.sync and callable(dfs.sync)
+    assert dfs.SyncResult is syncing.SyncResult
+
+
 def test_sync_result_of_a_filtered_query(sim, client_for) -> None:
     client = client_for(sim)
     res = dfs.sync(client, reviewed=True)
@@ -214,8 +221,7 @@ _CHILD = textwrap.dedent(
     """
     import sys
     import dfs_analytics as dfs
-    import importlib
-    s = importlib.import_module("dfs_analytics.sync")  # the module, not dfs.sync
+    import dfs_analytics.syncing as s
     s.BATCH = 100
     s.CHUNK = 50
     client = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=sys.argv[3], progress=False,
@@ -274,8 +280,7 @@ def test_two_processes_syncing_one_dataset_at_once(sim, client_for, tmp_path) ->
         """
         import sys
         import dfs_analytics as dfs
-        import importlib
-        s = importlib.import_module("dfs_analytics.sync")  # the module, not dfs.sync
+        import dfs_analytics.syncing as s
         s.BATCH = 10
         c = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=None, dataset=sys.argv[3],
                        progress=False)

@@ -1,5 +1,11 @@
 """``sync()``: bring the dataset up to date with the server, in resumable, bounded batches.
 
+The module behind :func:`dfs_analytics.sync` (named ``syncing`` so that the function
+``dfs_analytics.sync`` does not hide it). It reads the server only through
+:class:`~dfs_analytics.client.Client` and writes only through :class:`dataset.Writer`: it never
+speaks HTTP itself, never builds a frame for the user (the loaders read the dataset back), and
+never stores its per-client state on the client object (a registry keyed by client holds it).
+
 What a sync does for a query (the loaders' filters):
 
 1. It reads from the dataset the stored work orders the filters select (ids and dates only).
