@@ -37,14 +37,10 @@ the file and the line, before anything is sent.
 from __future__ import annotations
 
 import csv
-import errno
 import json
-import os
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +62,17 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
+from .journal import Journal, last_events
 from .rules import json_equal
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "PLAN_COLUMNS",
+    "Campaign",
+    "CampaignValidationError",
+    "Journal",
+    "JournalError",
+]
 
 PLAN_COLUMNS = ("work_order_id", "task_name", "task_id", "corrected_value")
 MAX_ATTEMPTS = 6
@@ -75,166 +81,6 @@ MAX_ATTEMPTS = 6
 def _pause(seconds: float, deadline: float) -> None:
     """Sleep ``seconds`` (at most 8), never past ``deadline`` (a ``time.monotonic()``)."""
     time.sleep(max(0.0, min(8.0, seconds, deadline - time.monotonic())))
-
-
-# --------------------------------------------------------------------------------------------
-# the journal
-# --------------------------------------------------------------------------------------------
-
-# every record starts like this (``time`` is its first key); a torn write is a prefix of one
-_RECORD_START = '{"time": "'
-
-
-def _torn(text: str) -> bool:
-    """Whether a line that is not JSON is what a crash leaves: the start of a record (after
-    any zero bytes a lost write can leave), cut short."""
-    text = text.lstrip("\x00").strip()
-    return not text or text.startswith(_RECORD_START) or _RECORD_START.startswith(text)
-
-
-class Journal:
-    """An append-only JSONL file whose appends return once durable (group-committed fsync).
-
-    A new journal file is created owner-only (0600, whatever the umask) and its folder is
-    fsync'ed, so the file itself survives a crash, not only its content."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        missing = []
-        folder = self.path.parent
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-            created = True
-        except FileExistsError:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            created = False
-        try:
-            if created:
-                if hasattr(os, "fchmod"):  # the umask may have taken bits away, never added
-                    os.fchmod(fd, 0o600)
-                # the new entries must be durable too: the file's, and any new folder's
-                for entry in (self.path, *missing):
-                    _fsync_folder(entry.parent)
-            torn = (
-                not created and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
-            )
-            self._fh = os.fdopen(fd, "a", encoding="utf-8")
-        except BaseException:
-            os.close(fd)
-            raise
-        if torn:  # a crash cut the last line: start a new one so no record is glued to it
-            self._fh.write("\n")
-        self._cond = threading.Condition()
-        self._written = 0
-        self._durable = 0
-        self._syncing = False
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Write one record; returns once it is on disk (flushed and fsync'ed)."""
-        line = json.dumps(
-            {"time": datetime.now(timezone.utc).isoformat(), **record},
-            default=str,
-            ensure_ascii=False,
-        )
-        with self._cond:
-            self._fh.write(line + "\n")
-            self._written += 1
-            mine = self._written
-            while self._durable < mine:
-                if self._syncing:
-                    self._cond.wait()
-                    continue
-                self._syncing = True
-                target = self._written
-                try:
-                    self._fh.flush()
-                    self._cond.release()
-                    try:
-                        os.fsync(self._fh.fileno())
-                    finally:
-                        self._cond.acquire()
-                    self._durable = max(self._durable, target)
-                finally:  # a disk error fails this append, and never leaves others waiting
-                    self._syncing = False
-                    self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._fh.close()
-
-    @staticmethod
-    def read(path: str | Path) -> list[dict[str, Any]]:
-        """Every complete record of a journal, in order (an empty list if there is no file).
-
-        What a crash leaves is skipped: a torn last line, or a torn line that a later run
-        closed. Anything else that is not a record raises :class:`JournalError` naming the
-        file and the line.
-        """
-        records: list[dict[str, Any]] = []
-        p = Path(path)
-        if not p.exists():
-            return records
-        with open(p, "rb") as fh:
-            for number, raw in enumerate(fh, 1):
-                if not raw.endswith(b"\n"):
-                    break  # torn write
-                try:
-                    text = raw[:-1].decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    cut = exc.reason == "unexpected end of data"  # cut inside a character
-                    if cut and _torn(raw[: exc.start].decode("utf-8", "replace")):
-                        continue
-                    raise JournalError(
-                        p, number, f"bytes that are not UTF-8 (byte {exc.start + 1} of the line)"
-                    ) from None
-                try:
-                    record = json.loads(text)
-                except (ValueError, RecursionError):
-                    if _torn(text):
-                        continue
-                    raise JournalError(p, number, f"not a JSON record: {text[:60]!r}") from None
-                if not isinstance(record, dict):
-                    raise JournalError(
-                        p, number, f"a JSON {type(record).__name__}, not a record (an object)"
-                    )
-                records.append(record)
-        return records
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a folder's entries durable, where the platform can (not on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # folders cannot be opened here (Windows): nothing more can be done
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
-
-
-def _last_events(records: list[dict[str, Any]]) -> dict[str, str]:
-    """The last journaled event per correction key."""
-    status: dict[str, str] = {}
-    for record in records:
-        key = record.get("key")
-        if isinstance(key, str) and key:
-            event = record.get("event")
-            status[key] = event if isinstance(event, str) else ""
-    return status
 
 
 def _key(work_order_id: str, task_id: str, value: Any) -> str:
@@ -442,7 +288,7 @@ class Campaign:
     def journal_status(self) -> dict[str, str]:
         """The last journaled event per correction key (``work_order/task/value``); raises
         :class:`JournalError` if the journal holds something that is not a record."""
-        return _last_events(Journal.read(self.journal_path))
+        return last_events(Journal.read(self.journal_path))
 
     def apply(
         self,
@@ -482,7 +328,7 @@ class Campaign:
         problems = self.validate()
         if len(problems):
             raise CampaignValidationError(problems)
-        done = _last_events(records)
+        done = last_events(records)
         results: list[dict[str, Any]] = []
         show = self.client.settings.progress if progress is None else progress
         todo = []
