@@ -1,9 +1,15 @@
-"""A self-contained HTML audit report: tables and PNG plots inlined, opens offline."""
+"""A self-contained HTML audit report: tables and PNG plots inlined, opens offline.
+
+:func:`audit_report` turns a tasks frame into one HTML file of figures computed by
+:mod:`~dfs_analytics.audit` and drawn by :mod:`~dfs_analytics.plots`; tables and escaping go
+through :mod:`~dfs_analytics._html`. It never sends a request, never reads the dataset (the
+frame it is given is all it shows) and never writes anything but the one file it is asked for;
+the page never refers to an outside resource (no URL, script or stylesheet link).
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -14,9 +20,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import audit, plots
+from . import _html, audit, plots
 from ._version import __version__
 from .connect import SIMULATOR_NOTE
+from .rules import is_missing
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;
@@ -47,6 +54,9 @@ def _png(draw: Callable[[Axes], Any], size: tuple[float, float]) -> str:
 def _table(
     frame: pd.DataFrame, percent: tuple[str, ...] = (), flag: str | None = None, digits: int = 3
 ) -> str:
+    """``frame`` as an HTML table: ``percent`` columns as percentages, other floats to
+    ``digits`` significant digits, dates as days; rows whose ``flag`` column is true
+    highlighted (class ``flag``)."""
     shown = frame.copy()
     for col in shown.columns:
         if col in percent:
@@ -55,13 +65,9 @@ def _table(
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}g}")
         elif pd.api.types.is_datetime64_any_dtype(shown[col]):
             shown[col] = shown[col].dt.strftime("%Y-%m-%d")
-    rows = []
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     flags = frame[flag].tolist() if flag and flag in frame else [False] * len(frame)
-    for (_, row), flagged in zip(shown.iterrows(), flags, strict=True):
-        cells = "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row)
-        rows.append(f'<tr class="flag">{cells}</tr>' if flagged else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    classes = ["flag" if not is_missing(f) and f else None for f in flags]
+    return _html.table(shown, row_classes=classes)
 
 
 _TITLES = {"value": "Values changed", "verdict": "Verdicts flipped"}
@@ -86,7 +92,7 @@ def _data_line(source: dict[str, Any] | None) -> str:
         )
 
     def show(value: Any) -> str:
-        return html.escape("unknown" if value is None else str(value))
+        return _html.escape("unknown" if value is None else str(value))
 
     filters = source.get("filters") or {}
     if isinstance(filters, dict):
@@ -96,7 +102,7 @@ def _data_line(source: dict[str, Any] | None) -> str:
     line = (
         f"Data: dataset <code>{show(source.get('dataset'))}</code>, table "
         f"{show(source.get('table') or 'tasks')}, version {show(source.get('version'))}; "
-        f"filters: {html.escape(shown) if shown else 'none'}"
+        f"filters: {_html.escape(shown) if shown else 'none'}"
     )
     if source.get("as_of") is not None:
         line += f"; as of {show(source['as_of'])}"
@@ -139,10 +145,10 @@ def audit_report(
     rates = audit.override_rates(tasks, level=level)
     pct = ("rate", "ci_low", "ci_high")
     parts = [
-        f"<h1>{html.escape(title)}</h1>",
+        f"<h1>{_html.escape(title)}</h1>",
         f'<p class="meta">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by '
         f"dfs-analytics {__version__}"
-        + (f" from {html.escape(source)}" if source else "")
+        + (f" from {_html.escape(source)}" if source else "")
         + "</p>",
         _data_line(head["provenance"]),
         *(
@@ -269,7 +275,7 @@ def audit_report(
         for name in top["task_name"].astype(str):
             table = audit.confusion(tasks, task_name=name, labels=labels)
             parts += [
-                f"<h3>{html.escape(name)}</h3>",
+                f"<h3>{_html.escape(name)}</h3>",
                 _png(
                     lambda ax, t=table, n=name: plots.plot_confusion(t, task_name=n, ax=ax),
                     (1.4 * len(table.columns) + 3, 0.7 * len(table.index) + 2),
@@ -292,7 +298,7 @@ def audit_report(
     ]
     document = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_html.escape(title)}</title><style>{_CSS}</style></head><body>"
         + "\n".join(parts)
         + "</body></html>"
     )
