@@ -11,6 +11,10 @@
 Writes are never re-sent blindly: a lost answer raises
 :class:`~dfs_analytics.errors.OutcomeUnknownError`. For many corrections, use
 :class:`dfs_analytics.campaign.Campaign`, which journals and resumes.
+
+This module writes; it never builds read models or views (those of the widgets live in
+:mod:`~dfs_analytics.widget_views`), never reads the dataset or imports the loaders, and never
+re-implements what a value or a verdict is: :mod:`~dfs_analytics.rules` says that.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from tqdm.auto import tqdm
 
 from .client import Client
 from .errors import ConfigurationError, DFSError, InvalidCorrectionError
-from .rules import InvalidValue, coerce_value, json_equal, matching_rule
+from .rules import (
+    InvalidValue,
+    coerce_value,
+    effective,  # also imported from here by campaign
+    is_missing,
+    json_equal,
+    matching_rule,
+)
 
 IMAGE_LIMIT = 5 * 1024 * 1024
 PDF_LIMIT = 8 * 1024 * 1024
@@ -94,7 +105,7 @@ def resolve_value(task: Mapping[str, Any], value: Any) -> Any:
     outcome_type = task.get("outcome_type") or "Text"
     name = task.get("name")
     rules = task.get("outcome_validation") or []
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         raise InvalidCorrectionError(f"task {name!r}: a correction needs a value (got {value!r}).")
     # a verdict sentence, when it names one value
     if isinstance(value, str) and outcome_type != "Text":
@@ -130,73 +141,6 @@ def _accepted(task: Mapping[str, Any]) -> str:
         shown = "; ".join(f"{r.get('sentence')!r}: {json.dumps(r.get('schema'))}" for r in rules)
         return f"Rules: {shown}."
     return f"Any {task.get('outcome_type', '')} value is allowed."
-
-
-def effective(state: Mapping[str, Any] | None) -> Any:
-    """A state's effective value: the corrected one when set, else the analysed one."""
-    if not state:
-        return None
-    corrected = state.get("corrected_value")
-    return corrected if corrected is not None else state.get("analyzed_value")
-
-
-# --------------------------------------------------------------------------------------------
-# one work order in detail
-# --------------------------------------------------------------------------------------------
-
-
-def describe(client: Client, work_order_id: str) -> dict[str, Any]:
-    """One work order in detail, for a detail view.
-
-    Returns ``{"work_order": dict, "tasks": DataFrame, "timeline": DataFrame, "inputs": list}``
-    where the tasks frame has, per task: ``task_group_name, task_id, task_name, outcome_type,
-    analyzed_value, corrected_value, value, message, is_conform, color`` (the colour of the
-    verdict's rule) and ``choices`` (the values its rules name, for a correction dropdown).
-    """
-    from .loaders import load_timeline
-
-    work_order = client.get_work_order(work_order_id, include_inputs=True)
-    rows = []
-    for task in work_order.get("tasks") or ():
-        state = task.get("state") or {}
-        value = effective(state) if state else None
-        rule = matching_rule(task.get("outcome_validation"), value) if state else None
-        rows.append(
-            {
-                "task_group_name": task.get("task_group_name"),
-                "task_id": task.get("id"),
-                "task_name": task.get("name"),
-                "outcome_type": task.get("outcome_type"),
-                "analyzed_value": state.get("analyzed_value"),
-                "corrected_value": state.get("corrected_value"),
-                "value": value,
-                "message": state.get("message"),
-                "is_conform": state.get("is_conform"),
-                "color": (rule or {}).get("color"),
-                "choices": allowed_values(task),
-            }
-        )
-    return {
-        "work_order": work_order,
-        "tasks": pd.DataFrame(
-            rows,
-            columns=[
-                "task_group_name",
-                "task_id",
-                "task_name",
-                "outcome_type",
-                "analyzed_value",
-                "corrected_value",
-                "value",
-                "message",
-                "is_conform",
-                "color",
-                "choices",
-            ],
-        ),
-        "timeline": load_timeline(client, [work_order_id], progress=False),
-        "inputs": list(work_order.get("inputs") or []),
-    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,16 +2,20 @@
 re-run the AI, correct a task, and run a correction campaign with an explicit confirmation.
 
 They are built on :mod:`~dfs_analytics.loaders`, :mod:`~dfs_analytics.actions` and
-:mod:`~dfs_analytics.campaign` (never on raw HTTP). Every control is an attribute, so an app
-can be driven from code or tests (``explorer.task.value = "cables_ranges"``,
+:mod:`~dfs_analytics.campaign`, with their read models in :mod:`~dfs_analytics.widget_views`
+and their HTML from :mod:`~dfs_analytics._html`. Every control is an attribute, so an app can
+be driven from code or tests (``explorer.task.value = "cables_ranges"``,
 ``explorer.load_button.click()``). Errors are shown inside the app, in ``status``, and kept in
 ``last_error``; nothing is lost in a callback.
+
+The apps never speak HTTP or use the client themselves (they hand it to the modules above),
+never write anything but through ``actions`` and ``campaign``, and never escape text
+themselves (``_html`` does).
 """
 
 from __future__ import annotations
 
 import functools
-import html
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -19,10 +23,8 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
-from . import actions
+from . import _html, actions, loaders, widget_views
 from .campaign import Campaign
-from .client import Client
-from .loaders import load_tasks
 
 _ANY = "(any)"
 _TABLE_CSS = (
@@ -60,7 +62,7 @@ class _App(W.VBox):
 
     def _say(self, message: str, error: bool = False) -> None:
         color = "#b00020" if error else "#333"
-        self.status.value = f'<span style="color:{color}">{html.escape(message)}</span>'
+        self.status.value = f'<span style="color:{color}">{_html.escape(message)}</span>'
 
     def _busy(self, on: bool, total: int = 0) -> None:
         self.progress.layout.visibility = "visible" if on else "hidden"
@@ -70,26 +72,11 @@ class _App(W.VBox):
 
 
 def _table(frame: pd.DataFrame, colors: pd.Series | None = None) -> str:
+    """A compact table of ``frame`` (``colors``: a colour per row for its ``message`` cells)."""
     if frame.empty:
         return "<i>nothing to show</i>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for i, (_, row) in enumerate(frame.iterrows()):
-        cells = []
-        for col, value in row.items():
-            text = (
-                "" if value is None or (isinstance(value, float) and value != value) else str(value)
-            )
-            style = ""
-            if colors is not None and col == "message" and isinstance(colors.iloc[i], str):
-                color = html.escape(colors.iloc[i])
-                style = f' style="background:{color}33;border-left:4px solid {color}"'
-            cells.append(f"<td{style}>{html.escape(text)}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (
-        f"{_TABLE_CSS}<table class='dfs-t'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    cell_colors = {"message": list(colors)} if colors is not None else None
+    return _TABLE_CSS + _html.table(frame, css_class="dfs-t", cell_colors=cell_colors)
 
 
 class Explorer(_App):
@@ -104,9 +91,12 @@ class Explorer(_App):
     task; ``reanalyze_button`` re-runs the AI on stored inputs of ``analyze_groups``;
     ``upload`` + ``analyze_button`` runs it on a new photo. The detail view is read again from
     the server after every action.
+
+    ``client``: the :class:`~dfs_analytics.Client` to read and act with; ``page_size``: table
+    rows per page; ``load=False`` waits for :meth:`load` (or ``load_button``).
     """
 
-    def __init__(self, client: Client, page_size: int = 15, load: bool = True):
+    def __init__(self, client: Any, page_size: int = 15, load: bool = True):
         super().__init__()
         self.client = client
         self.page_size = page_size
@@ -234,7 +224,7 @@ class Explorer(_App):
         """Load (or refresh) the tasks matching the date and review filters."""
         self._busy(True)
         self._say("Loading…")
-        self.tasks = load_tasks(self.client, progress=False, **self._server_filters())
+        self.tasks = loaders.load_tasks(self.client, progress=False, **self._server_filters())
         self._options()
         self._refilter()
         self._say(
@@ -283,30 +273,8 @@ class Explorer(_App):
         if frame.empty:
             return frame
         if self.view.value == "tasks":
-            cols = [
-                "work_order_name",
-                "work_order_id",
-                "task_group_name",
-                "task_name",
-                "analyzed_value",
-                "corrected_value",
-                "message",
-                "reviewed",
-                "field_engineer_email",
-                "create_date",
-            ]
-            return frame[cols]
-        grouped = frame.groupby("work_order_id", observed=True, sort=False)
-        return pd.DataFrame(
-            {
-                "work_order_name": grouped["work_order_name"].first(),
-                "field_engineer_email": grouped["field_engineer_email"].first(),
-                "create_date": grouped["create_date"].first(),
-                "reviewed": grouped["reviewed"].first(),
-                "tasks": grouped.size(),
-                "overridden": grouped["is_overridden"].sum(),
-            }
-        ).reset_index()
+            return widget_views.task_rows(frame)
+        return widget_views.work_order_rows(frame)
 
     def _render(self) -> None:
         rows = self.rows()
@@ -340,7 +308,7 @@ class Explorer(_App):
     def show_work_order(self, work_order_id: str) -> None:
         """Show one work order: its task states (verdicts in rule colours) and timeline."""
         self._busy(True)
-        detail = actions.describe(self.client, work_order_id)
+        detail = widget_views.describe(self.client, work_order_id)
         self.detail = detail
         if self.work_order.value != work_order_id:
             self.work_order.options = (
@@ -368,8 +336,8 @@ class Explorer(_App):
             "progress": f"{wo.get('progress_score')}%",
         }
         self.detail_html.value = (
-            f"<p><b>{html.escape(str(wo.get('name')))}</b> — "
-            + ", ".join(f"{k} {html.escape(str(v))}" for k, v in facts.items())
+            f"<p><b>{_html.escape(wo.get('name'))}</b> — "
+            + ", ".join(f"{k} {_html.escape(v)}" for k, v in facts.items())
             + "</p>"
             + _table(shown, tasks["color"])
         )
@@ -489,7 +457,7 @@ class CampaignPanel(_App):
         self.results_html = W.HTML()
         self.verify_html = W.HTML()
         self.journal = W.HTML(
-            f"Journal: <code>{html.escape(str(campaign.journal_path.resolve()))}</code>"
+            f"Journal: <code>{_html.escape(campaign.journal_path.resolve())}</code>"
         )
         self.preview_button = W.Button(description="Preview (dry run)", icon="eye")
         self.confirm = W.Checkbox(
