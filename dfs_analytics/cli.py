@@ -1,8 +1,14 @@
-"""The ``dfs-analytics`` command: ``simulate``, ``demo``, ``report``, ``export`` and ``correct``.
+"""The ``dfs-analytics`` command: ``demo``, ``simulate``, ``export``, ``report``, ``correct``.
 
 Every argument is checked before anything is loaded or served. A failure prints one line,
 ``dfs-analytics: error: ...``, on stderr and exits non-zero (2: bad arguments or settings,
 1: the work failed, 130: interrupted); ``--debug`` prints the traceback as well.
+
+The command only parses, checks and prints: where the data comes from is
+:func:`dfs_analytics.connect` (a site from the ``DFS_*`` environment, or the local simulator
+with ``--simulator`` / ``DFS_SIMULATOR=1``), what the environment means is
+:mod:`dfs_analytics.config`, and the frames come from the loaders. It never reads the
+environment or builds a client by itself, and never prints the API key.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .config import check_environment, require_site, simulator_requested
 from .errors import ConfigurationError, DFSError
 from .simulator.generator import DEFAULT_WORK_ORDERS
 
@@ -54,64 +61,47 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def rate(text: str) -> float:
-    """A share between 0 and 1 (``--fault-rate 0.05``)."""
-    value = _number(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
+def _argument_type(
+    parse: Callable[[str], Any], accept: Callable[[Any], bool], expected: str, name: str
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``parse`` the text, then refuse a value ``accept`` rejects,
+    saying ``expected ...``; returns the checker, named ``name``."""
+
+    def check(text: str) -> Any:
+        value = parse(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    check.__name__ = check.__qualname__ = name
+    check.__doc__ = f"Returns the value of an argument that must be {expected}."
+    return check
 
 
-def seconds(text: str) -> float:
-    """A non-negative, finite number (seconds, requests per second, a multiplier)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def count(text: str) -> int:
-    """A number of work orders: a whole number from 0 to ``MAX_WORK_ORDERS``."""
-    value = _integer(text)
-    if not 0 <= value <= MAX_WORK_ORDERS:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number from 0 to {MAX_WORK_ORDERS:,}, got {text!r}"
-        )
-    return value
-
-
-def positive(text: str) -> int:
-    """A whole number >= 1."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    """A whole number >= 0."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def port(text: str) -> int:
-    """A TCP port, 0 (any free port) to 65535."""
-    value = _integer(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
-
-
-def level(text: str) -> float:
-    """A confidence level strictly between 0 and 1 (``0.95``)."""
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a confidence level between 0 and 1 such as 0.95, got {text!r}"
-        )
-    return value
+#: A share between 0 and 1 (``--fault-rate 0.05``).
+rate = _argument_type(_number, lambda v: 0 <= v <= 1, "a share between 0 and 1", "rate")
+#: A non-negative, finite number (seconds, requests per second, a multiplier).
+seconds = _argument_type(_number, lambda v: v >= 0, "a number >= 0", "seconds")
+#: A number of work orders: a whole number from 0 to ``MAX_WORK_ORDERS``.
+count = _argument_type(
+    _integer,
+    lambda v: 0 <= v <= MAX_WORK_ORDERS,
+    f"a whole number from 0 to {MAX_WORK_ORDERS:,}",
+    "count",
+)
+#: A whole number >= 1.
+positive = _argument_type(_integer, lambda v: v >= 1, "a whole number >= 1", "positive")
+#: A whole number >= 0.
+non_negative = _argument_type(_integer, lambda v: v >= 0, "a whole number >= 0", "non_negative")
+#: A TCP port, 0 (any free port) to 65535.
+port = _argument_type(_integer, lambda v: 0 <= v <= 65535, "a port from 0 to 65535", "port")
+#: A confidence level strictly between 0 and 1 (``0.95``).
+level = _argument_type(
+    _number,
+    lambda v: 0 < v < 1,
+    "a confidence level between 0 and 1 such as 0.95",
+    "level",
+)
 
 
 def date(text: str) -> str:
@@ -379,8 +369,6 @@ def check_args(args: argparse.Namespace) -> None:
     """Checks across arguments, the environment and the file system: UsageError (or
     ConfigurationError for an unknown ``DFS_*`` variable) before any work; returns None."""
     if args.command in ("report", "export", "correct"):
-        from .connect import check_environment, simulator_requested
-
         check_environment()
         simulator_requested()  # a DFS_SIMULATOR value that means nothing fails here
     if args.command in ("report", "export"):
@@ -406,6 +394,7 @@ def check_args(args: argparse.Namespace) -> None:
         if journal.is_dir():
             raise UsageError(f"--journal {str(journal)!r} is a folder; give a file name.")
         _check_writable_folder("--journal", journal.parent)
+        require_site(advice=" Corrections go to that site only (never to a simulator).")
     elif args.command == "simulate":
         _check_dates(args.start, args.end, ("--start", "--end"))
         if args.app is not None:
@@ -523,15 +512,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with _data_source(args) as (client, _label):
         simulated = is_simulator(client)
-        filters = _filters(args)
-        if args.what == "work-orders":
-            frame = loaders.load_work_orders(client, **filters)
-        elif args.what == "tasks":
-            frame = loaders.load_tasks(client, **filters)
-        elif args.what == "timeline":
-            frame = loaders.load_timeline(client, **filters)
-        else:
+        if args.what == "task-groups":
             frame = loaders.load_task_groups(client)
+        else:
+            load = {
+                "work-orders": loaders.load_work_orders,
+                "tasks": loaders.load_tasks,
+                "timeline": loaders.load_timeline,
+            }[args.what]
+            frame = load(client, **_filters(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix == ".csv":
@@ -577,14 +566,9 @@ def _cmd_correct(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .campaign import Campaign
-    from .client import Client
+    from .connect import connect
 
-    if not (os.environ.get("DFS_BASE_URL") or os.environ.get("DFS_SITE_ID")):
-        raise ConfigurationError(
-            "set DFS_BASE_URL (or DFS_SITE_ID and DFS_REGION) and DFS_API_KEY to say which "
-            "site to correct."
-        )
-    campaign = Campaign(Client.from_env(), args.plan, journal=args.journal)
+    campaign = Campaign(connect(simulator=False), args.plan, journal=args.journal)
     problems = campaign.validate()
     with pd.option_context(
         "display.max_rows", 200, "display.width", 160, "display.max_colwidth", 80

@@ -12,6 +12,12 @@ Settings come from arguments or from the environment (:meth:`Settings.from_env`)
 ``DFS_DATASET``    where the loaders' dataset lives: a folder or an object-store URI
                    (default: ``dataset/`` inside the client's cache folder)
 =================  ========================================================================
+
+This module is the one home of what the environment says: :func:`check_environment` (a
+mistyped ``DFS_*`` name), :func:`simulator_requested` (``DFS_SIMULATOR``),
+:func:`missing_site_settings` / :func:`require_site` (is a site configured?), and of the checks
+on URLs (:func:`normalize_base_url`, :func:`is_loopback`, :func:`is_loopback_url`). It never
+speaks HTTP, never starts a simulator, and never writes, logs or shows the API key.
 """
 
 from __future__ import annotations
@@ -151,6 +157,9 @@ def normalize_base_url(url: str) -> str:
 
 
 def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a name, or an IP address with or without brackets) is this machine:
+    ``localhost``, a name under ``.localhost``, or a loopback address (``127.0.0.0/8``,
+    ``::1``). Returns False for None, ``""`` and every other host."""
     if not host:
         return False
     if host == "localhost" or host.endswith(".localhost"):
@@ -159,6 +168,19 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL whose host is this machine (:func:`is_loopback`).
+
+    Returns False for any other scheme, a URL without a host, or text that is not a URL.
+    """
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and is_loopback(host)
 
 
 @dataclass
@@ -371,6 +393,70 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         f"{', '.join(problems)}: dfs-analytics reads only {', '.join(KNOWN_VARIABLES)}. "
         "Rename or unset it."
     )
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def simulator_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``DFS_SIMULATOR`` asks for the local simulator (``1``, ``true``, ``yes``,
+    ``on``); returns False when it is unset or ``0``/``false``/``no``/``off``, and raises
+    :class:`~dfs_analytics.ConfigurationError` for any other value."""
+    env = os.environ if environ is None else environ
+    value = env.get("DFS_SIMULATOR", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(
+        f"DFS_SIMULATOR={env['DFS_SIMULATOR']!r} is not understood: use 1 to ask for the local "
+        "simulator (made-up data), 0 or unset for the site in DFS_BASE_URL / DFS_SITE_ID."
+    )
+
+
+def missing_site_settings(
+    environ: Mapping[str, str] | None = None, options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What is missing to reach a site: a list of the variables to set (``[]`` when a site and
+    a key are given), by ``options`` (``base_url``, ``site_id``, ``api_key`` as a client takes
+    them) or by the environment (``DFS_BASE_URL`` or ``DFS_SITE_ID``, ``DFS_API_KEY``)."""
+    env = os.environ if environ is None else environ
+    given = options or {}
+    missing = []
+    if not (
+        given.get("base_url")
+        or given.get("site_id")
+        or env.get("DFS_BASE_URL")
+        or env.get("DFS_SITE_ID")
+    ):
+        missing.append("DFS_BASE_URL (or DFS_SITE_ID, with DFS_REGION for the US)")
+    if not (given.get("api_key") or env.get("DFS_API_KEY", "").strip()):
+        missing.append("DFS_API_KEY")
+    return missing
+
+
+def require_site(
+    environ: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    advice: str = "",
+) -> None:
+    """Raise :class:`~dfs_analytics.ConfigurationError` unless a site and its key are given
+    (:func:`missing_site_settings`); returns None when they are.
+
+    The message names what to set, then ``advice`` (e.g. how to use the simulator instead).
+    When only the key is missing, a bad URL, site id or region in the environment is reported
+    first: it is the first thing to fix.
+    """
+    env = os.environ if environ is None else environ
+    given = options or {}
+    missing = missing_site_settings(env, given)
+    if not missing:
+        return
+    if missing == ["DFS_API_KEY"] and not (given.get("base_url") or given.get("site_id")):
+        Settings.from_env(dict(env))
+    raise ConfigurationError(f"no site is configured: set {' and '.join(missing)}.{advice}")
 
 
 def _check_key(key: Any) -> Secret | None:

@@ -5,8 +5,11 @@ A real site comes from the environment (``DFS_BASE_URL`` or ``DFS_SITE_ID`` + ``
 is used only when asked for: ``dfs.connect(simulator=True)`` or ``DFS_SIMULATOR=1``. Anything
 else is an error that says what to set, so a typo never turns into made-up figures.
 
-:func:`check_environment` refuses ``DFS_*`` variables the toolkit does not know (naming the
-nearest known one); :func:`connect` and the ``dfs-analytics`` command call it first.
+What the environment says is decided in :mod:`dfs_analytics.config` (:func:`check_environment`,
+:func:`simulator_requested`, :func:`~dfs_analytics.config.require_site`); this module only acts
+on it. It keeps the simulators it started in its own registry, keyed by client
+(:func:`simulator_of`, :func:`is_simulator`), and stops them at exit. It never sets attributes
+on a client or a simulator, and never serves made-up data unless asked to.
 """
 
 from __future__ import annotations
@@ -15,51 +18,34 @@ import atexit
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import Client
-from .config import KNOWN_VARIABLES, check_environment
+from .config import KNOWN_VARIABLES, check_environment, require_site, simulator_requested
 from .errors import ConfigurationError
 from .simulator.generator import DEFAULT_WORK_ORDERS
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
 
 #: What a title gets when the data behind it comes from the simulator.
 SIMULATOR_NOTE = "(simulator data)"
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
-_SIMULATORS: list[Any] = []
+#: What to do instead when no site is configured (the end of connect()'s error).
+SIMULATOR_ADVICE = (
+    " To try the toolkit on made-up data instead, ask for the local simulator: "
+    "dfs.connect(simulator=True), DFS_SIMULATOR=1, or --simulator on the command line."
+)
 
-
-def simulator_requested(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``DFS_SIMULATOR`` asks for the local simulator (``1``, ``true``, ``yes``,
-    ``on``); returns False when it is unset or ``0``/``false``/``no``/``off``, and raises
-    :class:`~dfs_analytics.ConfigurationError` for any other value."""
-    env = os.environ if environ is None else environ
-    value = env.get("DFS_SIMULATOR", "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(
-        f"DFS_SIMULATOR={env['DFS_SIMULATOR']!r} is not understood: use 1 to ask for the local "
-        "simulator (made-up data), 0 or unset for the site in DFS_BASE_URL / DFS_SITE_ID."
-    )
-
-
-def _missing_settings(env: Mapping[str, str], options: Mapping[str, Any]) -> list[str]:
-    missing = []
-    if not (
-        options.get("base_url")
-        or options.get("site_id")
-        or env.get("DFS_BASE_URL")
-        or env.get("DFS_SITE_ID")
-    ):
-        missing.append("DFS_BASE_URL (or DFS_SITE_ID, with DFS_REGION for the US)")
-    if not (options.get("api_key") or env.get("DFS_API_KEY", "").strip()):
-        missing.append("DFS_API_KEY")
-    return missing
+# The simulators connect() started and not yet stopped (stopped at exit), which client talks
+# to which of them, and the scratch folders of the running ones: this module's state, on no
+# one else's object. A client that is garbage-collected leaves the mapping by itself.
+_SIMULATORS: list[Simulator] = []
+_SIMULATOR_OF: weakref.WeakKeyDictionary[Client, Simulator] = weakref.WeakKeyDictionary()
+_SCRATCH: dict[Simulator, dict[str, Path]] = {}  # simulator -> name -> folder
 
 
 def connect(
@@ -77,7 +63,7 @@ def connect(
       (``DFS_CACHE``, ``DFS_DATASET`` too). Without them: ConfigurationError naming what to set.
     - ``simulator=True``: a local simulator with ``work_orders`` generated work orders
       (``seed``; ``simulator_options`` such as ``drift`` go to it), started now and stopped when
-      Python exits. Its data is made up; the client's ``simulator`` attribute is the server.
+      Python exits. Its data is made up; :func:`simulator_of` gives the server.
     - ``simulator=False``: the configured site, whatever ``DFS_SIMULATOR`` says.
 
     An unknown ``DFS_*`` environment variable raises ConfigurationError first
@@ -88,19 +74,7 @@ def connect(
     check_environment(env)
     wanted = simulator_requested(env) if simulator is None else bool(simulator)
     if not wanted:
-        missing = _missing_settings(env, client_options)
-        if missing == ["DFS_API_KEY"] and not (
-            client_options.get("base_url") or client_options.get("site_id")
-        ):
-            from .config import Settings
-
-            Settings.from_env(dict(env))  # a bad URL, site id or region is the first thing to fix
-        if missing:
-            raise ConfigurationError(
-                f"no site is configured: set {' and '.join(missing)}. To try the toolkit on "
-                "made-up data instead, ask for the local simulator: dfs.connect(simulator=True), "
-                "DFS_SIMULATOR=1, or --simulator on the command line."
-            )
+        require_site(env, client_options, advice=SIMULATOR_ADVICE)
         return Client.from_env(**client_options)
 
     from .simulator import Simulator
@@ -109,7 +83,7 @@ def connect(
     _SIMULATORS.append(sim)
     client_options.setdefault("cache", None)
     client = Client(sim.base_url, api_key=sim.api_key, **client_options)
-    client.simulator = sim  # type: ignore[attr-defined]
+    _SIMULATOR_OF[client] = sim
     ignored = [name for name in ("DFS_BASE_URL", "DFS_SITE_ID") if env.get(name)]
     note = f" ({' and '.join(ignored)} ignored)" if ignored else ""
     print(
@@ -119,10 +93,20 @@ def connect(
     return client
 
 
+def simulator_of(client: Any) -> Simulator | None:
+    """The local simulator :func:`connect` started for ``client`` (still the one after
+    :func:`stop`: the client's data stays made up), or None for a client of a real site or
+    one built by hand."""
+    try:
+        return _SIMULATOR_OF.get(client)
+    except TypeError:  # not something a weak reference can point at: not connect()'s client
+        return None
+
+
 def is_simulator(client: Any) -> bool:
     """Whether ``client`` talks to a local simulator started by :func:`connect` (its data is
     made up); returns False for a client of a real site."""
-    return getattr(client, "simulator", None) is not None
+    return simulator_of(client) is not None
 
 
 def data_note(client: Any) -> str:
@@ -139,13 +123,13 @@ def scratch_folder(client: Any, name: str = "scratch") -> Path:
     not outlive it (a new simulator would not know its work orders). Raises
     ConfigurationError for a client of a real site: keep those files where you can find them.
     """
-    sim = getattr(client, "simulator", None)
+    sim = simulator_of(client)
     if sim is None:
         raise ConfigurationError(
             "scratch_folder() is for a simulator's client; for a real site, keep the files "
             "(a campaign journal especially) in a folder of your own."
         )
-    folders: dict[str, Path] = sim.__dict__.setdefault("_dfs_scratch", {})
+    folders = _SCRATCH.setdefault(sim, {})
     if name not in folders:
         folders[name] = Path(tempfile.mkdtemp(prefix=f"dfs-simulator-{name}-"))
     return folders[name]
@@ -154,7 +138,7 @@ def scratch_folder(client: Any, name: str = "scratch") -> Path:
 def stop(client: Any) -> None:
     """Stop ``client``'s simulator now (if :func:`connect` started one), remove its scratch
     folders and close the client; returns None. Connected simulators stop at exit anyway."""
-    sim = getattr(client, "simulator", None)
+    sim = simulator_of(client)
     try:
         close = getattr(client, "close", None)
         if close is not None:
@@ -166,11 +150,11 @@ def stop(client: Any) -> None:
             _stop_simulator(sim)
 
 
-def _stop_simulator(sim: Any) -> None:
+def _stop_simulator(sim: Simulator) -> None:
     try:
         sim.stop()
     finally:
-        for folder in sim.__dict__.pop("_dfs_scratch", {}).values():
+        for folder in _SCRATCH.pop(sim, {}).values():
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -185,4 +169,10 @@ __all__ = [
     "SIMULATOR_NOTE",
     "check_environment",
     "connect",
+    "data_note",
+    "is_simulator",
+    "scratch_folder",
+    "simulator_of",
+    "simulator_requested",
+    "stop",
 ]

@@ -16,6 +16,7 @@ from dfs_analytics.connect import (
     data_note,
     is_simulator,
     scratch_folder,
+    simulator_of,
     stop,
 )
 from dfs_analytics.simulator.generator import DEFAULT_WORK_ORDERS
@@ -134,7 +135,16 @@ def test_simulator_when_asked_for_in_code(capsys) -> None:
         assert len(dfs.load_work_orders(client)) == 12  # over real HTTP
     finally:
         stop(client)
-    assert client.simulator not in connect_module._SIMULATORS
+    sim = simulator_of(client)
+    assert sim is not None and sim not in connect_module._SIMULATORS
+    assert is_simulator(client)  # its data stays made up after the simulator stops
+    assert "simulator" not in vars(client)  # connect() keeps its own registry
+
+
+def test_a_client_built_by_hand_has_no_simulator(dfs_simulator) -> None:
+    client = dfs.Client(dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None)
+    assert simulator_of(client) is None and not is_simulator(client)
+    assert simulator_of(object()) is None and simulator_of(None) is None
 
 
 def test_simulator_when_asked_for_in_the_environment(monkeypatch) -> None:
