@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .rules import json_equal as _json_equal
-from .rules import matching_rule, verdict_label
+from .rules import effective_values, is_missing, is_number, json_equal, matching_rule, verdict_label
 
 
 @dataclass(frozen=True)
@@ -192,12 +191,7 @@ def _convert(values: Sequence[Any], kind: str) -> Any:
             return pd.array([v if isinstance(v, bool) else None for v in values], dtype="boolean")
     if kind == "Int64":
         return pd.array(
-            [
-                int(v)
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-                else None
-                for v in values
-            ],
+            [int(v) if is_number(v) and not is_missing(v) else None for v in values],
             dtype="Int64",
         )
     if kind == "float":
@@ -399,11 +393,13 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     by_def = np.asarray(def_index, dtype=np.intp)
     av = _convert(analyzed_v, "object")
     cv = _convert(corrected_v, "object")
-    has_a = np.fromiter((v is not None for v in analyzed_v), dtype=bool, count=n)
-    has_c = np.fromiter((v is not None for v in corrected_v), dtype=bool, count=n)
+    has_a = av.notna().to_numpy()
+    has_c = cv.notna().to_numpy()
+    values = effective_values(cv, av)
+    final_v = values.to_numpy()
     overridden = has_c.copy()
     for r in np.flatnonzero(has_c):
-        overridden[r] = not _json_equal(corrected_v[r], analyzed_v[r])
+        overridden[r] = not json_equal(corrected_v[r], analyzed_v[r])
     # the AI's own verdict: the task's rule that its analysed value matches
     ai_message: list[Any] = [None] * n
     ai_conform: list[Any] = [None] * n
@@ -435,7 +431,7 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for r in np.flatnonzero(has_a | has_c):
         if not _rules_of(defs[def_index[r]]):
             continue
-        final_label[r] = label_of(r, corrected_v[r] if has_c[r] else analyzed_v[r])
+        final_label[r] = label_of(r, final_v[r])
         if has_a[r]:
             ai_label[r] = label_of(r, analyzed_v[r])
             verdict_flip[r] = bool(has_c[r]) and final_label[r] != ai_label[r]
@@ -443,7 +439,7 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "analyzed": pd.array(has_a, dtype="boolean"),
         "analyzed_value": av,
         "corrected_value": cv,
-        "value": pd.Series(np.where(has_c, cv.to_numpy(), av.to_numpy()), dtype=object),
+        "value": values,
         "message": _convert(messages, "category"),
         "is_conform": _convert(conform, "boolean"),
         "ai_message": _convert(ai_message, "category"),
