@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import platformdirs
 import pytest
 
 import dfs_analytics as dfs
-from dfs_analytics.config import Settings
+from dfs_analytics.config import (
+    Settings,
+    is_loopback,
+    is_loopback_url,
+    missing_site_settings,
+    require_site,
+    simulator_requested,
+)
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -110,7 +118,19 @@ def test_base_url_is_normalised(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["ftp://example.com/v0.2/", "api.example.com/v0.2/", "not a url", "http://", ""]
+    "bad",
+    [
+        "ftp://example.com/v0.2/",
+        "ftp://127.0.0.1/v0.2/",
+        "api.example.com/v0.2/",
+        "not a url",
+        "http://",
+        "",
+        "http://:8765/v0.2/",
+        "http://127.0.0.1:99999/v0.2/",
+        "http://127.0.0.1:0/v0.2/",
+        "http://127.0.0.1:abc/v0.2/",
+    ],
 )
 def test_a_base_url_that_is_not_http_is_refused(bad: str) -> None:
     with pytest.raises(dfs.ConfigurationError, match="base_url"):
@@ -160,13 +180,22 @@ def test_loopback_http_and_any_https_are_allowed(url: str) -> None:
         {"page_size": 0},
         {"timeout": 0},
         {"timeout": -1},
+        {"timeout": math.inf},
+        {"timeout": math.nan},
         {"retries": -1},
+        {"retries": True},
+        {"retries": 1.5},
+        {"backoff_factor": -0.1},
+        {"backoff_factor": math.nan},
+        {"offline": "yes"},
         {"api_key": "two words"},
     ],
+    ids=repr,
 )
-def test_bad_settings_are_configuration_errors(kwargs: dict) -> None:
+def test_bad_settings_are_configuration_errors_naming_the_setting(kwargs: dict) -> None:
+    name = next(iter(kwargs))
     kwargs.setdefault("api_key", "k")
-    with pytest.raises(dfs.ConfigurationError):
+    with pytest.raises(dfs.ConfigurationError, match=name):
         dfs.Client("http://127.0.0.1:9/v0.2/", cache=None, **kwargs)
 
 
@@ -209,41 +238,41 @@ def test_cache_folder_is_per_base_url_and_key(tmp_path: Path) -> None:
 # -- environment ------------------------------------------------------------------------------
 
 
-def test_from_env_with_base_url_key_and_cache_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DFS_BASE_URL", "http://127.0.0.1:8765/V0.2")
-    monkeypatch.setenv("DFS_API_KEY", SECRET)
-    monkeypatch.setenv("DFS_CACHE", "none")
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DFS_BASE_URL": "http://127.0.0.1:8765/V0.2"}, "http://127.0.0.1:8765/v0.2/"),
+        ({"DFS_SITE_ID": FULL_UUID, "DFS_REGION": "us"}, US_URL),
+        ({"DFS_SITE_ID": SITE}, EU_URL),  # the region defaults to eu
+        (
+            {
+                "DFS_BASE_URL": "http://127.0.0.1:8765/v0.2/",
+                "DFS_SITE_ID": FULL_UUID,
+                "DFS_REGION": "us",
+            },
+            "http://127.0.0.1:8765/v0.2/",  # the base URL wins over the site id
+        ),
+    ],
+    ids=["base-url", "site-id-us", "site-id-eu", "base-url-wins"],
+)
+def test_from_env_finds_the_base_url(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in {**env, "DFS_API_KEY": SECRET, "DFS_CACHE": "none"}.items():
+        monkeypatch.setenv(name, value)
     client = dfs.Client.from_env()
-    assert client.base_url == "http://127.0.0.1:8765/v0.2/"
+    assert client.base_url == expected
     assert client.settings.api_key == SECRET
-    assert client.settings.cache is None
-    assert client.cache_dir is None
+    assert client.settings.cache is None and client.cache_dir is None
 
 
-def test_from_env_with_site_id_and_region(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_from_env_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("DFS_SITE_ID", FULL_UUID)
-    monkeypatch.setenv("DFS_REGION", "us")
     monkeypatch.setenv("DFS_API_KEY", SECRET)
     monkeypatch.setenv("DFS_CACHE", str(tmp_path / "envcache"))
     client = dfs.Client.from_env()
-    assert client.base_url == US_URL
     assert client.settings.cache == tmp_path / "envcache"
     assert client.cache_dir is not None and client.cache_dir.parent == tmp_path / "envcache"
-
-
-def test_from_env_region_defaults_to_eu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DFS_SITE_ID", SITE)
-    monkeypatch.setenv("DFS_API_KEY", SECRET)
-    monkeypatch.setenv("DFS_CACHE", "none")
-    assert dfs.Client.from_env().base_url == EU_URL
-
-
-def test_from_env_base_url_wins_over_site_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DFS_BASE_URL", "http://127.0.0.1:8765/v0.2/")
-    monkeypatch.setenv("DFS_SITE_ID", FULL_UUID)
-    monkeypatch.setenv("DFS_REGION", "us")
-    monkeypatch.setenv("DFS_CACHE", "none")
-    assert dfs.Client.from_env().base_url == "http://127.0.0.1:8765/v0.2/"
 
 
 def test_from_env_bad_site_id_or_region(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -322,3 +351,98 @@ def test_configuration_errors_never_contain_the_key() -> None:
     with pytest.raises(dfs.ConfigurationError) as info:
         dfs.Client("http://127.0.0.1:9/v0.2/", api_key=SECRET + " x", cache=None)
     assert SECRET not in str(info.value)
+
+
+# -- loopback hosts and URLs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("api.localhost", True),
+        ("127.0.0.1", True),
+        ("127.5.6.7", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("10.0.0.5", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_loopback(host: str | None, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8765/hook", True),
+        ("https://localhost/hook", True),
+        ("HTTP://[::1]:9/x", True),
+        ("http://example.com/hook", False),
+        ("http://10.0.0.5/hook", False),
+        ("ftp://127.0.0.1/hook", False),
+        ("file:///etc/passwd", False),
+        ("127.0.0.1:8765/hook", False),
+        ("http://[::1/hook", False),  # not a URL
+        ("", False),
+    ],
+)
+def test_is_loopback_url(url: str, loopback: bool) -> None:
+    assert is_loopback_url(url) is loopback
+
+
+# -- is a site configured ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "options", "missing"),
+    [
+        ({}, {}, ["DFS_BASE_URL", "DFS_API_KEY"]),
+        ({"DFS_BASE_URL": "https://api.example.com/v0.2/"}, {}, ["DFS_API_KEY"]),
+        ({"DFS_SITE_ID": SITE, "DFS_API_KEY": " "}, {}, ["DFS_API_KEY"]),
+        ({"DFS_API_KEY": "k"}, {}, ["DFS_BASE_URL"]),
+        ({"DFS_SITE_ID": SITE, "DFS_API_KEY": "k"}, {}, []),
+        ({}, {"base_url": "https://api.example.com/v0.2/", "api_key": "k"}, []),
+        ({"DFS_API_KEY": "k"}, {"site_id": SITE}, []),
+    ],
+)
+def test_missing_site_settings_names_what_to_set(
+    env: dict[str, str], options: dict[str, str], missing: list[str]
+) -> None:
+    found = missing_site_settings(env, options)
+    assert [name.split()[0] for name in found] == missing
+    if missing:
+        with pytest.raises(dfs.ConfigurationError, match="no site is configured") as info:
+            require_site(env, options, advice=" Or else.")
+        assert all(name in str(info.value) for name in missing)
+        assert str(info.value).endswith(" Or else.")
+    else:
+        assert require_site(env, options) is None
+
+
+def test_require_site_reports_a_bad_url_before_the_missing_key() -> None:
+    with pytest.raises(dfs.ConfigurationError, match="is not an http"):
+        require_site({"DFS_BASE_URL": "ftp://example.com/"})
+    with pytest.raises(dfs.ConfigurationError, match="region"):
+        require_site({"DFS_SITE_ID": SITE, "DFS_REGION": "mars"})
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        *[("1", True), ("true", True), (" YES ", True), ("on", True)],
+        *[("0", False), ("false", False), ("no", False), ("off", False), ("", False)],
+    ],
+)
+def test_simulator_requested(value: str, wanted: bool) -> None:
+    assert simulator_requested({"DFS_SIMULATOR": value}) is wanted
+    assert simulator_requested({}) is False
+
+
+def test_a_simulator_request_that_means_nothing_is_an_error() -> None:
+    with pytest.raises(dfs.ConfigurationError, match="DFS_SIMULATOR='maybe'"):
+        simulator_requested({"DFS_SIMULATOR": "maybe"})

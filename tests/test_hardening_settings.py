@@ -1,9 +1,10 @@
 """Bad settings and arguments are ConfigurationErrors (never a raw traceback), refused before
-any request; errors point at the likely fix; progress bars obey ``TQDM_DISABLE``."""
+any request; errors point at the likely fix; progress bars obey ``TQDM_DISABLE``.
+
+(Bad knobs and base URLs given to the client are in ``test_config.py``.)"""
 
 from __future__ import annotations
 
-import math
 import warnings
 from datetime import date, datetime
 
@@ -18,43 +19,6 @@ from .conftest import closed_port, delta
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 URL = "http://127.0.0.1:8765/v0.2/"
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"timeout": math.inf},
-        {"timeout": math.nan},
-        {"timeout": -1},
-        {"retries": True},
-        {"retries": 1.5},
-        {"backoff_factor": -0.1},
-        {"backoff_factor": math.nan},
-        {"max_workers": 0},
-        {"page_size": 0},
-        {"offline": "yes"},
-    ],
-    ids=repr,
-)
-def test_bad_knobs_are_configuration_errors(kwargs) -> None:
-    name = next(iter(kwargs))
-    with pytest.raises(dfs.ConfigurationError, match=name):
-        dfs.Client(URL, api_key="k", cache=None, **kwargs)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:99999/v0.2/",
-        "http://127.0.0.1:0/v0.2/",
-        "http://127.0.0.1:abc/v0.2/",
-        "http://:8765/v0.2/",
-        "ftp://127.0.0.1/v0.2/",
-    ],
-)
-def test_bad_base_urls_are_configuration_errors(url: str) -> None:
-    with pytest.raises(dfs.ConfigurationError, match="base_url"):
-        dfs.Client(url, api_key="k", cache=None)
 
 
 def test_a_cache_that_is_a_file_is_a_configuration_error(tmp_path) -> None:
