@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-from dfs_analytics import widgets
+from dfs_analytics import widget_views, widgets
 
 
 @pytest.fixture
@@ -19,6 +20,19 @@ def sim(dfs_simulator_factory):
 
 def _task_option(explorer: widgets.Explorer, name: str) -> str:
     return next(v for label, v in explorer.correct_task.options if label.startswith(name + " "))
+
+
+def _flip_plan(client: dfs.Client, n: int) -> pd.DataFrame:
+    """A campaign plan that flips ``cables_ranges`` on the first ``n`` work orders analysed."""
+    tasks = dfs.load_tasks(client)
+    picked = tasks[(tasks["task_name"] == "cables_ranges") & tasks["analyzed"]].head(n)
+    return pd.DataFrame(
+        {
+            "work_order_id": picked["work_order_id"].astype(str),
+            "task_name": "cables_ranges",
+            "corrected_value": [not bool(v) for v in picked["value"]],
+        }
+    )
 
 
 def test_explorer_filters_pages_and_views(client) -> None:
@@ -142,15 +156,7 @@ def test_explorer_reanalyze_and_upload(client, sim) -> None:
 
 
 def test_campaign_panel_needs_preview_and_confirmation(client, sim, tmp_path: Path) -> None:
-    tasks = dfs.load_tasks(client)
-    picked = tasks[(tasks["task_name"] == "cables_ranges") & tasks["analyzed"]].head(4)
-    plan = pd.DataFrame(
-        {
-            "work_order_id": picked["work_order_id"].astype(str),
-            "task_name": "cables_ranges",
-            "corrected_value": [not bool(v) for v in picked["value"]],
-        }
-    )
+    plan = _flip_plan(client, 4)
     panel = widgets.CampaignPanel(dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl"))
     assert "4 row(s) are valid" in panel.problems_html.value
     assert panel.apply_button.disabled and panel.confirm.disabled
@@ -177,18 +183,10 @@ def test_campaign_panel_needs_preview_and_confirmation(client, sim, tmp_path: Pa
 
 
 def test_campaign_panel_shows_what_differs_after_applying(client, sim, tmp_path: Path) -> None:
-    tasks = dfs.load_tasks(client)
-    picked = tasks[(tasks["task_name"] == "cables_ranges") & tasks["analyzed"]].head(3)
-    plan = pd.DataFrame(
-        {
-            "work_order_id": picked["work_order_id"].astype(str),
-            "task_name": "cables_ranges",
-            "corrected_value": [not bool(v) for v in picked["value"]],
-        }
-    )
+    plan = _flip_plan(client, 3)
     panel = widgets.CampaignPanel(dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl"))
     panel.preview_button.click()
-    gone = str(picked["work_order_id"].iloc[1])
+    gone = str(plan["work_order_id"].iloc[1])
     with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as other:
         other.delete_work_order(gone)  # by someone else, between the preview and the run
     panel.confirm.value = True
@@ -212,3 +210,49 @@ def test_campaign_panel_with_problems_cannot_apply(client, sim, tmp_path: Path) 
     assert panel.apply_button.disabled
     panel.apply()
     assert panel.last_error is not None and sim.correction_counts() == {}
+
+
+def test_work_order_detail_read_model(client, sim) -> None:
+    tasks = dfs.load_tasks(client)
+    row = tasks[(tasks["task_name"] == "cables_ranges") & tasks["analyzed"]].iloc[0]
+    detail = widget_views.describe(client, row["work_order_id"])
+    assert detail["work_order"]["id"] == row["work_order_id"]
+    frame = detail["tasks"]
+    assert list(frame.columns) == widget_views.DETAIL_COLUMNS
+    assert len(frame) == len(tasks[tasks["work_order_id"] == row["work_order_id"]])
+    cables = frame.set_index("task_name").loc["cables_ranges"]
+    assert cables["value"] is bool(row["value"])
+    assert cables["color"].startswith("#")  # the colour of the verdict's rule
+    assert [value for value, _ in cables["choices"]] == [True, False]
+    assert set(detail["timeline"]["work_order_id"]) == {row["work_order_id"]}
+    assert detail["inputs"]  # analysed: its inputs come along
+
+
+def test_task_and_work_order_rows(client) -> None:
+    tasks = dfs.load_tasks(client)
+    assert list(widget_views.task_rows(tasks).columns) == widget_views.TASK_COLUMNS
+    per_wo = widget_views.work_order_rows(tasks).set_index("work_order_id")
+    assert len(per_wo) == tasks["work_order_id"].nunique()
+    assert per_wo["tasks"].sum() == len(tasks)
+    assert per_wo["overridden"].sum() == tasks["is_overridden"].sum()
+    # in order of first appearance
+    assert list(per_wo.index) == list(dict.fromkeys(tasks["work_order_id"]))
+
+
+def _package_imports(module: str) -> set[str]:
+    """The package's modules that ``dfs_analytics/<module>.py`` imports, at any level."""
+    path = Path(dfs.__file__).with_name(f"{module}.py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_widgets_use_only_the_modules_that_act_and_read() -> None:
+    allowed = {"actions", "campaign", "loaders", "audit", "plots", "widget_views", "_html"}
+    assert _package_imports("widgets") <= allowed
+    assert "loaders" not in _package_imports("actions")  # actions write; views read
