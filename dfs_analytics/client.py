@@ -25,6 +25,7 @@ served as they are.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import itertools
@@ -41,8 +42,9 @@ import time
 import urllib.parse
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -68,6 +70,7 @@ from .errors import (
 )
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+OK_STATUSES = frozenset({200, 201, 202, 204})  # what a call expects unless it says otherwise
 LIST_FILTERS = (
     "created_after",
     "created_before",
@@ -197,6 +200,23 @@ def _detail(body: Any, text: str) -> str:
     snippet = re.sub(r"<[^>]+>", " ", text or "")
     snippet = " ".join(snippet.split())
     return (snippet[:200] + "...") if len(snippet) > 200 else (snippet or "(no body)")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """What one request carries besides its method and path, defined once for
+    :meth:`Client.send`, :meth:`Client.request` and :meth:`Client.parse`.
+
+    ``params``: query parameters; ``body``: a JSON body (``default=str`` for dates and the
+    like); ``cached``: read through the HTTP cache (GET only); ``headers``: extra headers
+    (``If-None-Match``...); ``expected``: the statuses below 400 that count as success.
+    """
+
+    params: Mapping[str, Any] | None = None
+    body: Any = None
+    cached: bool = False
+    headers: Mapping[str, str] | None = None
+    expected: Collection[int] = OK_STATUSES
 
 
 class Client:
@@ -411,11 +431,17 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send one request with the retry policy (see the module docstring); return the last
-        response whatever its status.
+        response whatever its status (the keywords are those of :class:`RequestOptions`).
 
         Raises TransportError / OutcomeUnknownError when no answer came, OfflineCacheMiss
         offline. Most callers want :meth:`request`, which also maps statuses to errors.
         """
+        return self._send(method, path_or_url, RequestOptions(params, body, cached, headers))
+
+    def _send(self, method: str, path_or_url: str, options: RequestOptions) -> requests.Response:
+        """The body of :meth:`send`: one request, retried as the policy allows."""
+        params, body, cached = options.params, options.body, options.cached
+        headers = options.headers
         method = method.upper()
         if "://" in path_or_url or path_or_url.startswith(("/", ".")) or "/." in path_or_url:
             url = self._same_origin(self._absolute(path_or_url))
@@ -566,20 +592,21 @@ class Client:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         cached: bool = False,
-        expected: Iterable[int] = (200, 201, 202, 204),
+        expected: Collection[int] = OK_STATUSES,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request and return its parsed JSON body (None for an empty body).
 
-        ``cached`` reads through the HTTP cache (GET only). Raises the typed errors of
+        The keywords are those of :class:`RequestOptions`: ``cached`` reads through the HTTP
+        cache (GET only), ``expected`` lists the success statuses. Raises the typed errors of
         :mod:`dfs_analytics.errors`.
         """
-        response = self.send(method, path_or_url, params=params, body=body, cached=cached)
-        return self.parse(response, expected=expected)
+        options = RequestOptions(params, body, cached, headers, expected)
+        return self.parse(self._send(method, path_or_url, options), expected=expected)
 
-    def parse(
-        self, response: requests.Response, *, expected: Iterable[int] = (200, 201, 202, 204)
-    ) -> Any:
-        """The JSON of a successful response, or the typed error of a failed one."""
+    def parse(self, response: requests.Response, *, expected: Collection[int] = OK_STATUSES) -> Any:
+        """The JSON of a successful response (None for an empty body), or the typed error of
+        a failed one; ``expected`` as in :class:`RequestOptions`."""
         method = response.request.method or "GET"
         status = response.status_code
         path = self._path_of(response.url)
@@ -638,17 +665,21 @@ class Client:
         on_page: Callable[[int, int | None], None] | None = None,
         strict: bool = True,
     ) -> tuple[list[Any], int | None]:
-        """Every item of a list endpoint, and the server's ``count``.
+        """Every item of a list endpoint, in the server's order, and the server's ``count``
+        (None when it announces none, as with a bare JSON array).
 
         Follows ``next`` whatever its style; when it is page-numbered, the remaining pages are
-        fetched concurrently. Accepts a bare JSON array. Items are checked against ``count``
-        (deduplicated by ``id``); a mismatch is re-walked once, then raises
-        :class:`IncompleteDataError` (``strict``) or warns.
+        fetched concurrently. Items are checked against ``count`` (deduplicated by ``id``); a
+        mismatch is re-walked once, then raises :class:`IncompleteDataError` (``strict``) or
+        warns. ``on_page(n_items, count)`` is called after each page, in order.
         """
-        params = dict(params or {})
-        params.setdefault("page_size", self.settings.page_size)
         for _ in range(2):
-            items, count = self._walk(path, params, on_page)
+            items: list[Any] = []
+            count: int | None = None
+            for batch, count, bare in self._pages(path, params, window=None, ordered=True):
+                items.extend(batch)
+                if on_page:
+                    on_page(len(batch), len(batch) if bare else count)
             unique = _dedupe(items)
             if count is None or len(unique) == count:
                 return unique, count
@@ -663,20 +694,39 @@ class Client:
         return unique, count
 
     def iter_pages(
-        self, path: str, params: Mapping[str, Any] | None = None, *, window: int | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        window: int | None = None,
+        ordered: bool = False,
     ) -> Iterator[tuple[list[Any], int | None]]:
-        """Yield ``(items, count)`` page by page, as pages arrive, holding at most ``window``
-        pages (default: 8, or ``max_workers`` when smaller) in memory at once.
+        """Yield ``(items, count)`` page by page, holding at most ``window`` pages in memory
+        at once (default: 8, or ``max_workers`` when smaller; with ``ordered``, every page).
 
-        Page-numbered links are fetched concurrently (pages then arrive in any order);
-        other ``next`` styles are followed one by one. No deduplication or ``count`` check:
-        the caller does it (see :meth:`paginate` for the checked, in-memory form).
+        Page-numbered links are fetched concurrently: pages then arrive in any order, or in
+        the server's order with ``ordered=True``. Other ``next`` styles are followed one by
+        one. A bare JSON array is one page whose ``count`` is its length. No deduplication or
+        ``count`` check: the caller does it (see :meth:`paginate` for the checked form).
         """
+        for items, count, bare in self._pages(path, params, window=window, ordered=ordered):
+            yield items, len(items) if bare else count
+
+    def _pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        *,
+        window: int | None,
+        ordered: bool,
+    ) -> Iterator[tuple[list[Any], int | None, bool]]:
+        """The one walk of a list: ``(items, count, bare)`` per page, ``bare`` when the server
+        answered a plain JSON array (no ``count``, no pages)."""
         params = dict(params or {})
         params.setdefault("page_size", self.settings.page_size)
         first = self.request("GET", path, params=params)
-        if isinstance(first, list):
-            yield first, len(first)
+        if isinstance(first, list):  # an un-paginated list
+            yield first, None, True
             return
         if not isinstance(first, dict) or "results" not in first:
             raise APIError(
@@ -688,32 +738,15 @@ class Client:
             )
         items = list(first.get("results") or [])
         count = first.get("count") if isinstance(first.get("count"), int) else None
-        yield items, count
+        yield items, count, False
         nxt = _resolve(self._absolute(path), first.get("next"))
         urls = _page_urls(nxt, count, len(items))
         if urls:
-            size = max(1, window or min(self.settings.workers, 8))
-
-            def fetch(url: str) -> tuple[str, Any]:
-                try:
-                    return url, self.request("GET", url)
-                except NotFoundError:  # fewer pages than count announced: the caller checks
-                    return url, {"results": [], "next": None}
-
-            last_page: Any = None
-            with ThreadPoolExecutor(size) as pool:
-                pending = iter(urls)
-                running = {pool.submit(fetch, u) for u in itertools.islice(pending, size)}
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        url, page = future.result()
-                        if url == urls[-1]:
-                            last_page = page
-                        yield (page.get("results") or []) if isinstance(page, dict) else [], count
-                        more = next(pending, None)
-                        if more is not None:
-                            running.add(pool.submit(fetch, more))
+            last_page = None
+            for url, page in self._fetch_pages(urls, window, ordered):
+                if url == urls[-1]:
+                    last_page = page
+                yield (page.get("results") or []) if isinstance(page, dict) else [], count, False
             nxt = _resolve(urls[-1], last_page.get("next")) if isinstance(last_page, dict) else None
         seen_next: set[str] = set()
         while nxt:
@@ -724,71 +757,44 @@ class Client:
             seen_next.add(nxt)
             page = self.request("GET", nxt)
             if isinstance(page, list):
-                yield page, count
+                yield page, count, False
                 break
-            yield list(page.get("results") or []), count
+            yield list(page.get("results") or []), count, False
             nxt = _resolve(nxt, page.get("next"))
 
-    def _walk(
-        self,
-        path: str,
-        params: Mapping[str, Any],
-        on_page: Callable[[int, int | None], None] | None,
-    ) -> tuple[list[Any], int | None]:
-        first = self.request("GET", path, params=params)
-        if isinstance(first, list):  # an un-paginated list
-            if on_page:
-                on_page(len(first), len(first))
-            return first, None
-        if not isinstance(first, dict) or "results" not in first:
-            raise APIError(
-                method="GET",
-                path=path,
-                status=200,
-                detail="expected a page with 'results' or a JSON array",
-                hint="Check that the base URL points at the Field Services API.",
+    def _fetch_pages(
+        self, urls: list[str], window: int | None, ordered: bool
+    ) -> Iterator[tuple[str, Any]]:
+        """``(url, page)`` of page-numbered ``urls``, fetched concurrently with at most
+        ``window`` pages held at once; in ``urls`` order when ``ordered``, else as they come.
+        A page that is not there (fewer pages than ``count`` announced) comes back empty:
+        the caller's ``count`` check notices it."""
+        if window is None:
+            window = len(urls) if ordered else min(self.settings.workers, 8)
+        window = max(1, window)
+
+        def fetch(url: str) -> tuple[str, Any]:
+            try:
+                return url, self.request("GET", url)
+            except NotFoundError:
+                return url, {"results": [], "next": None}
+
+        pending = iter(urls)
+        with ThreadPoolExecutor(max(1, min(window, len(urls), self.settings.workers))) as pool:
+            running = collections.deque(
+                pool.submit(fetch, u) for u in itertools.islice(pending, window)
             )
-        items = list(first.get("results") or [])
-        count = first.get("count")
-        count = count if isinstance(count, int) else None
-        if on_page:
-            on_page(len(items), count)
-        here = self._absolute(path)
-        nxt = _resolve(here, first.get("next"))
-        urls = _page_urls(nxt, count, len(items))
-        if urls:
-
-            def fetch(url: str) -> dict[str, Any]:
-                try:
-                    page = self.request("GET", url)
-                except NotFoundError:  # fewer pages than count announced: checked below
-                    return {"results": [], "next": None}
-                if on_page:
-                    on_page(len(page.get("results") or []), count)
-                return page
-
-            with ThreadPoolExecutor(min(self.settings.workers, len(urls))) as pool:
-                pages = list(pool.map(fetch, urls))
-            for page in pages:
-                items.extend(page.get("results") or [])
-            nxt = _resolve(urls[-1], pages[-1].get("next")) if pages else None
-        seen_next: set[str] = set()
-        while nxt:
-            if nxt in seen_next:
-                raise APIError(
-                    method="GET", path=path, status=200, detail=f"the 'next' link loops ({nxt})"
-                )
-            seen_next.add(nxt)
-            page = self.request("GET", nxt)
-            if isinstance(page, list):
-                items.extend(page)
-                break
-            batch = page.get("results") or []
-            items.extend(batch)
-            if on_page:
-                on_page(len(batch), count)
-            nxt = _resolve(nxt, page.get("next"))
-        return items, count
+            while running:
+                if ordered:
+                    done: Iterable[Future[tuple[str, Any]]] = (running.popleft(),)
+                else:
+                    done, rest = wait(running, return_when=FIRST_COMPLETED)
+                    running = collections.deque(rest)
+                for future in done:
+                    yield future.result()
+                    more = next(pending, None)
+                    if more is not None:
+                        running.append(pool.submit(fetch, more))
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -935,7 +941,7 @@ class Client:
         sub_path: str,
         *,
         body: Any = None,
-        expected: Iterable[int] = (200, 201, 202, 204),
+        expected: Collection[int] = OK_STATUSES,
     ) -> Any:
         """A write to one work order; its cached reads are forgotten whatever the outcome (a
         lost answer may still have been applied)."""

@@ -187,6 +187,24 @@ def test_list_work_orders_without_filters_is_complete(write_sim, client_for) -> 
     assert set(ids) == set(write_sim.store.work_orders)
 
 
+@pytest.mark.parametrize("window", [None, 1, 3])
+def test_pages_in_order_or_as_they_come_hold_the_same_items(write_sim, client_for, window) -> None:
+    client = client_for(write_sim, page_size=7)
+    pages_seen: list[tuple[int, int | None]] = []
+    items, count = client.paginate(
+        "work-orders/", on_page=lambda n, total: pages_seen.append((n, total))
+    )
+    ids = [w["id"] for w in items]
+    assert count == len(ids) and len(pages_seen) == -(-count // 7)
+    assert sum(n for n, _ in pages_seen) == count and {t for _, t in pages_seen} == {count}
+
+    ordered = list(client.iter_pages("work-orders/", window=window, ordered=True))
+    assert [w["id"] for page, _ in ordered for w in page] == ids
+    streamed = list(client.iter_pages("work-orders/", window=window))
+    assert sorted(w["id"] for page, _ in streamed for w in page) == sorted(ids)
+    assert {n for _, n in ordered + streamed} == {count}
+
+
 # -- timeline and metadata --------------------------------------------------------------------
 
 
