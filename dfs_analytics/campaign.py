@@ -10,17 +10,19 @@ The preview is what the server held when it was read; :meth:`Campaign.apply` dec
 again from the task's state read right before sending it (someone may have changed it since).
 
 A plan is a DataFrame or a CSV file with ``work_order_id``, ``task_name`` (or ``task_id``) and
-``corrected_value`` (a value, its string form, or a verdict sentence such as "OK").
+``corrected_value`` (a value, its string form, or a verdict sentence such as "OK"). Each of its
+rows becomes a :class:`PlanRow`, resolved against the server.
 
 Never twice, never lost
 -----------------------
-Every attempt is appended to the JSONL journal and made durable (flushed and fsync'ed)
-*before* the request is sent, and its outcome after. Running :meth:`Campaign.apply` again with
-the same journal skips what was applied. A row whose outcome is in doubt (sent, but the answer
-was lost, the server failed, or the process died) is checked against the server's current state
-before anything is re-sent: the platform records every accepted correction call on the work
-order's timeline, so a blind re-send would be a visible duplicate. Throttling and server errors
-are retried; permanent failures (the server refusing the value) are reported, never dropped.
+Every attempt is appended to the JSONL journal (:class:`~dfs_analytics.journal.Journal`) and
+made durable (flushed and fsync'ed) *before* the request is sent, and its outcome after.
+Running :meth:`Campaign.apply` again with the same journal skips what was applied. A row whose
+outcome is in doubt (sent, but the answer was lost, the server failed, or the process died) is
+checked against the server's current state before anything is re-sent: the platform records
+every accepted correction call on the work order's timeline, so a blind re-send would be a
+visible duplicate. Throttling and server errors are retried; permanent failures (the server
+refusing the value) are reported, never dropped.
 
 Retries: the client retries throttling, server errors and lost connections where that cannot
 double an effect, within its ``retry_budget`` (see :class:`~dfs_analytics.Client`). The
@@ -29,9 +31,17 @@ checked on the server and sent again if it was not applied, at most ``MAX_ATTEMP
 never past one ``retry_budget`` per row; a row still throttled or unreachable then is reported
 (``failed`` or ``in doubt``) and the next run resumes it.
 
+The words on disk and in the frames are :class:`Event` (journal records), :class:`Status`
+(``apply()``'s ``status`` column) and :class:`Action` (``preview()``'s ``action`` column): enums
+that are their strings, so old journals read as they always did.
+
 A new journal file is created owner-only (0600) and its folder fsync'ed. A journal holding
 anything but records (and the torn line a crash may leave) raises :class:`JournalError`, naming
 the file and the line, before anything is sent.
+
+This module never speaks HTTP itself (only through the :class:`~dfs_analytics.Client`), never
+sends anything while the plan has problems, and never sends a correction again whose outcome is
+in doubt without first reading the task's state on the server.
 """
 
 from __future__ import annotations
@@ -41,13 +51,15 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .actions import effective, find_task, resolve_value
+from .actions import find_task, resolve_value
 from .client import Client
 from .errors import (
     APIError,
@@ -63,28 +75,185 @@ from .errors import (
     TransportError,
 )
 from .journal import Journal, last_events
-from .rules import json_equal
+from .rules import effective, is_missing, json_equal, none_if_missing
 
 __all__ = [
     "MAX_ATTEMPTS",
     "PLAN_COLUMNS",
+    "Action",
     "Campaign",
     "CampaignValidationError",
+    "Event",
     "Journal",
     "JournalError",
+    "PlanRow",
+    "Status",
 ]
 
 PLAN_COLUMNS = ("work_order_id", "task_name", "task_id", "corrected_value")
 MAX_ATTEMPTS = 6
 
 
+# --------------------------------------------------------------------------------------------
+# the words of a campaign: on disk, and in the frames it returns
+# --------------------------------------------------------------------------------------------
+
+
+class _StrEnum(str, Enum):
+    """An enum whose members are their strings: equal to, hashed, printed, formatted and
+    JSON-serialised as them (``enum.StrEnum`` is Python 3.11+)."""
+
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Event(_StrEnum):
+    """What a journal record says happened to a row (its ``event``)."""
+
+    ATTEMPT = "attempt"  # about to send: journaled before the request
+    APPLIED = "applied"  # the server accepted it
+    CONFIRMED = "confirmed"  # its outcome was in doubt; the server has it
+    IN_DOUBT = "in doubt"  # sent, outcome unknown: check the server before sending again
+    THROTTLED = "throttled"  # still throttled after the client's retries
+    FAILED = "failed"  # refused for good, or given up
+
+
+class Status(_StrEnum):
+    """A row's outcome in :meth:`Campaign.apply`'s ``status`` column."""
+
+    APPLIED = "applied"  # this run
+    APPLIED_EARLIER = "applied earlier"  # found in the journal: nothing sent
+    CONFIRMED = "confirmed"  # in doubt, found applied on the server: not sent again
+    SKIPPED = "skipped"  # the server already had the value, or a duplicate row
+    FAILED = "failed"  # refused for good, or the task could not be read
+    IN_DOUBT = "in doubt"  # sent, and the server could not be asked: run again
+
+
+class Action(_StrEnum):
+    """The start of :meth:`Campaign.preview`'s ``action`` (``"skip: ..."``, ``"invalid: ..."``)."""
+
+    APPLY = "apply"
+    SKIP = "skip"
+    INVALID = "invalid"
+
+
+ALREADY = "already that value"
+"""Why a row is skipped when the server already has its value."""
+
+# the journaled events after which a row is never sent again
+_DONE = (Event.APPLIED, Event.CONFIRMED)
+
+PROBLEM_COLUMNS = ("row", "work_order_id", "task", "corrected_value", "problem")
+PREVIEW_COLUMNS = (
+    "row",
+    "work_order_id",
+    "task_name",
+    "task_id",
+    "current_value",
+    "current_message",
+    "new_value",
+    "action",
+)
+VERIFY_COLUMNS = (
+    "row",
+    "work_order_id",
+    "task_name",
+    "planned_value",
+    "server_value",
+    "problem",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# rows
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanRow:
+    """One row of a plan, as resolved against the server's state when it was read."""
+
+    row: int  # its 0-based place in the plan
+    work_order_id: str  # "" when the plan gives none
+    task: Any  # the plan's task_id, else its task_name (None when blank)
+    corrected_value: Any  # as the plan gives it
+    task_id: str | None = None
+    task_name: str | None = None
+    value: Any = None  # the value to send, checked against the task's type and rules
+    state: dict[str, Any] | None = None  # the task's state when read
+    problem: str | None = None  # why it cannot be applied
+    duplicate_of: int | None = None  # the earlier row planning the same correction
+
+    @property
+    def key(self) -> str:
+        """The correction's key in the journal: ``work_order/task/value``."""
+        return f"{self.work_order_id}/{self.task_id}/{json.dumps(self.value, sort_keys=True)}"
+
+
+@dataclass
+class _Outcome:
+    """One row of :meth:`Campaign.apply`'s frame (its fields are the frame's columns)."""
+
+    row: int
+    work_order_id: str
+    task_name: str | None
+    task_id: str | None
+    value: Any
+    status: str
+    attempts: int = 0
+    detail: str | None = None
+
+
+RESULT_COLUMNS = tuple(f.name for f in fields(_Outcome))
+
+
+@dataclass
+class _Job:
+    """A row being applied: the journal its records go to, what each of them carries, and
+    what was journaled of it before this run."""
+
+    journal: Journal
+    row: PlanRow
+    ids: dict[str, Any]
+    last: str | None  # the last event journaled before this run; None if it was never sent
+    attempts: int = 0
+
+    def note(self, event: Event, **more: Any) -> None:
+        """Journal ``event`` for this row; returns once it is on disk."""
+        self.journal.append({**self.ids, "event": event, **more})
+
+    def outcome(self, status: Status, detail: str | None = None) -> _Outcome:
+        """The row's line in the result frame, with the attempts made so far."""
+        return _outcome(self.row, status, self.attempts, detail)
+
+
+def _outcome(
+    row: PlanRow, status: Status, attempts: int = 0, detail: str | None = None
+) -> _Outcome:
+    """A plan row's line in the result frame; the status as its plain string."""
+    return _Outcome(
+        row=row.row,
+        work_order_id=row.work_order_id,
+        task_name=row.task_name,
+        task_id=row.task_id,
+        value=row.value,
+        status=str(status),
+        attempts=attempts,
+        detail=detail,
+    )
+
+
+def _holds(state: dict[str, Any], value: Any) -> bool:
+    """Whether a task state's correction is ``value`` (a correction in doubt went through)."""
+    corrected = state.get("corrected_value")
+    return not is_missing(corrected) and json_equal(corrected, value)
+
+
 def _pause(seconds: float, deadline: float) -> None:
     """Sleep ``seconds`` (at most 8), never past ``deadline`` (a ``time.monotonic()``)."""
     time.sleep(max(0.0, min(8.0, seconds, deadline - time.monotonic())))
-
-
-def _key(work_order_id: str, task_id: str, value: Any) -> str:
-    return f"{work_order_id}/{task_id}/{json.dumps(value, sort_keys=True)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,7 +281,7 @@ class Campaign:
         self.journal_path = Path(journal)
         self._structural: list[dict[str, Any]] = []
         self.plan = self._read_plan(plan)
-        self._rows: list[dict[str, Any]] | None = None
+        self._rows: list[PlanRow] | None = None
 
     def __repr__(self) -> str:
         return f"<Campaign {len(self.plan)} row(s), journal {str(self.journal_path)!r}>"
@@ -154,16 +323,15 @@ class Campaign:
             self._structural.append({"row": None, "problem": "the plan has no rows"})
         return frame.reset_index(drop=True)
 
-    def _check(self) -> list[dict[str, Any]]:
+    def _check(self) -> list[PlanRow]:
         """Resolve every row against the server's current state (cached until apply)."""
         if self._rows is not None:
             return self._rows
         if self._structural:
             self._rows = []
             return self._rows
-        frame = self.plan
-        ids = [str(v).strip() for v in frame["work_order_id"]]
-        work_orders: dict[str, Any] = {}
+        records = self.plan.to_dict("records")
+        ids = [_text(record.get("work_order_id")) for record in records]
 
         def fetch(wo_id: str) -> tuple[str, Any]:
             try:
@@ -174,47 +342,27 @@ class Campaign:
         distinct = sorted({i for i in ids if i})
         # the client's limiter decides how many of these threads send at once
         with ThreadPoolExecutor(max(1, min(self.client.settings.workers, len(distinct)))) as pool:
-            work_orders.update(dict(pool.map(fetch, distinct)))
+            work_orders: dict[str, Any] = dict(pool.map(fetch, distinct))
         rows = []
-        for i, record in enumerate(frame.to_dict("records")):
-            wo_id = ids[i]
-            task_ref = _cell(record.get("task_id")) or _cell(record.get("task_name"))
-            raw = record.get("corrected_value")
-            row: dict[str, Any] = {
-                "row": i,
-                "work_order_id": wo_id,
-                "task": task_ref,
-                "corrected_value": raw,
-                "task_id": None,
-                "task_name": None,
-                "value": None,
-                "problem": None,
-                "state": None,
-            }
-            work_order = work_orders.get(wo_id) if wo_id else None
-            if not wo_id:
-                row["problem"] = "no work_order_id"
+        for i, record in enumerate(records):
+            row = PlanRow(
+                row=i,
+                work_order_id=ids[i],
+                task=_cell(record.get("task_id")) or _cell(record.get("task_name")),
+                corrected_value=record.get("corrected_value"),
+            )
+            work_order = work_orders.get(row.work_order_id) if row.work_order_id else None
+            if not row.work_order_id:
+                row.problem = "no work_order_id"
             elif work_order is None:
-                row["problem"] = f"unknown work order {wo_id!r}"
-            elif not task_ref:
-                row["problem"] = "no task_name or task_id"
+                row.problem = f"unknown work order {row.work_order_id!r}"
+            elif not row.task:
+                row.problem = "no task_name or task_id"
             else:
                 try:
-                    task = find_task(work_order, task_ref)
-                    row["task_id"], row["task_name"] = str(task["id"]), task.get("name")
-                    row["state"] = task.get("state")
-                    if _cell(raw) is None:
-                        raise InvalidCorrectionError(
-                            f"task {task.get('name')!r}: no corrected_value"
-                        )
-                    row["value"] = resolve_value(task, raw)
-                    if not row["state"] or row["state"].get("analyzed_value") is None:
-                        raise InvalidCorrectionError(
-                            f"task {task.get('name')!r} was never analysed on this work order: "
-                            "there is nothing to correct"
-                        )
+                    _resolve(row, work_order)
                 except InvalidCorrectionError as exc:
-                    row["problem"] = str(exc)
+                    row.problem = str(exc)
             rows.append(row)
         _mark_duplicates_and_conflicts(rows)
         self._rows = rows
@@ -225,19 +373,17 @@ class Campaign:
         0-based row, None for the whole plan). Empty when the plan can be applied."""
         problems = list(self._structural)
         for row in self._check():
-            if row["problem"]:
+            if row.problem:
                 problems.append(
                     {
-                        "row": row["row"],
-                        "work_order_id": row["work_order_id"],
-                        "task": row["task"],
-                        "corrected_value": row["corrected_value"],
-                        "problem": row["problem"],
+                        "row": row.row,
+                        "work_order_id": row.work_order_id,
+                        "task": row.task,
+                        "corrected_value": row.corrected_value,
+                        "problem": row.problem,
                     }
                 )
-        return pd.DataFrame(
-            problems, columns=["row", "work_order_id", "task", "corrected_value", "problem"]
-        )
+        return pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
 
     def preview(self) -> pd.DataFrame:
         """Per plan row: the current value and verdict, the new value, and the action:
@@ -245,43 +391,31 @@ class Campaign:
         ``invalid: <why>``. Nothing is sent."""
         out = []
         for row in self._check():
-            state = row["state"] or {}
-            current = effective(state) if state else None
-            if row["problem"]:
-                action = f"invalid: {row['problem']}"
-            elif "duplicate_of" in row:
-                action = f"skip: duplicate of row {row['duplicate_of']}"
-            elif state and json_equal(current, row["value"]):
-                action = "skip: already that value"
+            state = row.state or {}
+            current = effective(state)
+            if row.problem:
+                action = f"{Action.INVALID}: {row.problem}"
+            elif row.duplicate_of is not None:
+                action = f"{Action.SKIP}: duplicate of row {row.duplicate_of}"
+            elif state and json_equal(current, row.value):
+                action = f"{Action.SKIP}: {ALREADY}"
             else:
-                action = "apply"
+                action = str(Action.APPLY)
             out.append(
                 {
-                    "row": row["row"],
-                    "work_order_id": row["work_order_id"],
-                    "task_name": row["task_name"],
-                    "task_id": row["task_id"],
+                    "row": row.row,
+                    "work_order_id": row.work_order_id,
+                    "task_name": row.task_name,
+                    "task_id": row.task_id,
                     "current_value": current,
                     "current_message": state.get("message"),
-                    "new_value": row["value"],
+                    "new_value": row.value,
                     "action": action,
                 }
             )
         for problem in self._structural:
-            out.append({"row": None, "action": f"invalid: {problem['problem']}"})
-        return pd.DataFrame(
-            out,
-            columns=[
-                "row",
-                "work_order_id",
-                "task_name",
-                "task_id",
-                "current_value",
-                "current_message",
-                "new_value",
-                "action",
-            ],
-        )
+            out.append({"row": None, "action": f"{Action.INVALID}: {problem['problem']}"})
+        return pd.DataFrame(out, columns=list(PREVIEW_COLUMNS))
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -301,13 +435,14 @@ class Campaign:
         Each row is decided when it is applied, from the task's state read from the server
         right before sending: what the preview showed may have changed since.
 
-        Statuses: ``applied`` (this run), ``applied earlier`` (found in the journal),
-        ``confirmed`` (in doubt, found applied on the server: not re-sent), ``skipped`` (the
-        server already had that value, or a duplicate row), ``failed`` (refused for good, or
-        the task could not be read; ``detail`` says why), ``in doubt`` (sent, and the server
-        could not be asked whether it applied it: run again). ``on_progress(done, total)`` is
-        called as rows complete. Raises CampaignValidationError, sending nothing, if
-        :meth:`validate` finds problems, and JournalError if the journal is not one.
+        Statuses (:class:`Status`): ``applied`` (this run), ``applied earlier`` (found in the
+        journal), ``confirmed`` (in doubt, found applied on the server: not re-sent),
+        ``skipped`` (the server already had that value, or a duplicate row), ``failed``
+        (refused for good, or the task could not be read; ``detail`` says why), ``in doubt``
+        (sent, and the server could not be asked whether it applied it: run again).
+        ``on_progress(done, total)`` is called as rows complete. Raises
+        CampaignValidationError, sending nothing, if :meth:`validate` finds problems, and
+        JournalError if the journal is not one.
         """
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
@@ -329,41 +464,26 @@ class Campaign:
         if len(problems):
             raise CampaignValidationError(problems)
         done = last_events(records)
-        results: list[dict[str, Any]] = []
         show = self.client.settings.progress if progress is None else progress
-        todo = []
-        for row in self._check():
-            key = _key(row["work_order_id"], row["task_id"], row["value"])
-            base = {
-                "row": row["row"],
-                "work_order_id": row["work_order_id"],
-                "task_name": row["task_name"],
-                "task_id": row["task_id"],
-                "value": row["value"],
-                "attempts": 0,
-                "detail": None,
-            }
-            last = done.get(key)
-            if last in ("applied", "confirmed"):
-                results.append({**base, "status": "applied earlier"})
-            elif "duplicate_of" in row:
-                results.append(
-                    {
-                        **base,
-                        "status": "skipped",
-                        "detail": f"duplicate of row {row['duplicate_of']}",
-                    }
-                )
-            else:  # decided from the server's state when its turn comes
-                todo.append((row, key, base, last))
-        journal = Journal(self.journal_path)
-        try:
+        results: list[_Outcome] = []
+        with Journal(self.journal_path) as journal:
+            jobs = []
+            for row in self._check():
+                last = done.get(row.key)
+                if last in _DONE:
+                    results.append(_outcome(row, Status.APPLIED_EARLIER))
+                elif row.duplicate_of is not None:
+                    results.append(
+                        _outcome(row, Status.SKIPPED, detail=f"duplicate of row {row.duplicate_of}")
+                    )
+                else:  # decided from the server's state when its turn comes
+                    jobs.append(_Job(journal, row, self._ids(row), last))
             with (
                 # at most max_workers rows at once; the client's limiter (shared with
                 # everything else it sends) decides how many requests are in flight
                 ThreadPoolExecutor(max_workers or self.client.settings.workers) as pool,
                 tqdm(
-                    total=len(todo),
+                    total=len(jobs),
                     desc="corrections",
                     unit="row",
                     disable=not show,
@@ -371,192 +491,135 @@ class Campaign:
                     leave=False,
                 ) as bar,
             ):
-                for n, outcome in enumerate(
-                    pool.map(lambda item: self._apply_one_safely(journal, *item), todo), 1
-                ):
+                for n, outcome in enumerate(pool.map(self._apply_one_safely, jobs), 1):
                     results.append(outcome)
                     bar.update(1)
                     if on_progress is not None:
-                        on_progress(n, len(todo))
-        finally:
-            journal.close()
+                        on_progress(n, len(jobs))
         self._rows = None  # the server changed: re-check on the next preview
-        frame = pd.DataFrame(results).sort_values("row", kind="stable").reset_index(drop=True)
-        return frame[
-            [
-                "row",
-                "work_order_id",
-                "task_name",
-                "task_id",
-                "value",
-                "status",
-                "attempts",
-                "detail",
-            ]
-        ]
+        frame = pd.DataFrame([vars(r) for r in results], columns=list(RESULT_COLUMNS))
+        return frame.sort_values("row", kind="stable").reset_index(drop=True)
 
-    def _read_state(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _read_state(self, row: PlanRow) -> dict[str, Any] | None:
         """The task's state on the server now (``{}`` if it has none), read fresh (the client
         retries within its budget); None if it could not be read. Refusals (the work order or
         the task gone, the key revoked) raise."""
         try:
-            work_order = self.client.get_work_order(row["work_order_id"], include_inputs=False)
+            work_order = self.client.get_work_order(row.work_order_id, include_inputs=False)
         except (ServerError, ThrottledError, TransportError):
             return None
-        return dict(find_task(work_order, row["task_id"]).get("state") or {})
+        return dict(find_task(work_order, row.task_id or "").get("state") or {})
 
-    def _applied_on_server(self, row: dict[str, Any]) -> bool | None:
-        """True/False when the server could be asked, None if it could not."""
-        state = self._read_state(row)
-        if state is None:
-            return None
-        return state.get("corrected_value") is not None and json_equal(
-            state.get("corrected_value"), row["value"]
-        )
-
-    def _ids(self, row: dict[str, Any], key: str) -> dict[str, Any]:
+    def _ids(self, row: PlanRow) -> dict[str, Any]:
         """What every journal record of a row carries."""
         return {
-            "key": key,
+            "key": row.key,
             "base_url": self.client.base_url,
-            "row": row["row"],
-            "work_order_id": row["work_order_id"],
-            "task_id": row["task_id"],
-            "task_name": row["task_name"],
-            "value": row["value"],
+            "row": row.row,
+            "work_order_id": row.work_order_id,
+            "task_id": row.task_id,
+            "task_name": row.task_name,
+            "value": row.value,
         }
 
-    def _apply_one_safely(
-        self,
-        journal: Journal,
-        row: dict[str, Any],
-        key: str,
-        base: dict[str, Any],
-        last: str | None,
-    ) -> dict[str, Any]:
+    def _apply_one_safely(self, job: _Job) -> _Outcome:
         """:meth:`_apply_one`, with any other error (the key revoked...) reported on the row
         instead of aborting the campaign. Such a row is journaled "in doubt", so a later run
         checks the server before sending anything."""
         try:
-            return self._apply_one(journal, row, key, base, last)
+            return self._apply_one(job)
         except DFSError as exc:
-            journal.append({**self._ids(row, key), "event": "in doubt", "detail": str(exc)})
-            return {
-                **base,
-                "status": "failed",
-                "detail": f"{exc} (a later run checks the server before sending it again)",
-            }
+            job.note(Event.IN_DOUBT, detail=str(exc))
+            return job.outcome(
+                Status.FAILED, f"{exc} (a later run checks the server before sending it again)"
+            )
 
-    def _apply_one(
-        self,
-        journal: Journal,
-        row: dict[str, Any],
-        key: str,
-        base: dict[str, Any],
-        last: str | None,
-    ) -> dict[str, Any]:
-        ids = self._ids(row, key)
+    def _apply_one(self, job: _Job) -> _Outcome:
+        """Send one row's correction when the server's state says it is still needed, checking
+        the server before sending again whatever may have been applied; returns its outcome."""
         # anything sent before is checked on the server before it is sent again
-        in_doubt = last is not None
+        in_doubt = job.last is not None
         # and nothing is sent before the task's current state says it is still needed
         decided = False
-        attempts = 0
         detail = None
         # one budget per row, as for one call: in-doubt checks and re-sends stay within it
         deadline = time.monotonic() + self.client.settings.retry_budget
-        while attempts < MAX_ATTEMPTS and (attempts == 0 or time.monotonic() < deadline):
+        while job.attempts < MAX_ATTEMPTS and (job.attempts == 0 or time.monotonic() < deadline):
             if in_doubt or not decided:
-                try:
-                    state = self._read_state(row)
-                except (APIError, InvalidCorrectionError) as exc:
-                    if isinstance(exc, APIError) and exc.status >= 500:
-                        raise
-                    # the work order or the task is gone, or reads are refused: for good
-                    journal.append({**ids, "event": "failed", "detail": str(exc)})
-                    return {**base, "attempts": attempts, "status": "failed", "detail": str(exc)}
-                if state is None and in_doubt:
-                    journal.append(
-                        {**ids, "event": "in doubt", "detail": "server unreachable for checking"}
-                    )
-                    return {
-                        **base,
-                        "attempts": attempts,
-                        "status": "in doubt",
-                        "detail": "sent, but the server could not be asked whether it applied; "
-                        "run apply() again later",
-                    }
-                if state is None:
-                    return {
-                        **base,
-                        "attempts": attempts,
-                        "status": "failed",
-                        "detail": "the task's current state could not be read; nothing was sent "
-                        "(run apply() again later)",
-                    }
-                corrected = state.get("corrected_value")
-                if in_doubt and corrected is not None and json_equal(corrected, row["value"]):
-                    journal.append({**ids, "event": "confirmed"})
-                    return {**base, "attempts": attempts, "status": "confirmed"}
-                if json_equal(effective(state), row["value"]):
-                    return {
-                        **base,
-                        "attempts": attempts,
-                        "status": "skipped",
-                        "detail": "already that value",
-                    }
+                settled = self._before_sending(job, in_doubt)
+                if settled is not None:
+                    return settled
                 in_doubt, decided = False, True
-            attempts += 1
-            journal.append({**ids, "event": "attempt", "attempt": attempts})
+            job.attempts += 1
+            job.note(Event.ATTEMPT, attempt=job.attempts)
             try:
-                answer = self.client.correct(row["work_order_id"], row["task_id"], row["value"])
+                answer = self.client.correct(job.row.work_order_id, job.row.task_id, job.row.value)
             except ThrottledError as exc:  # the client retried it within its budget already
-                journal.append({**ids, "event": "throttled", "attempt": attempts})
+                job.note(Event.THROTTLED, attempt=job.attempts)
                 detail = str(exc)
                 break
-            except APIError as exc:
-                if exc.status >= 500:  # the server may have done it before failing
-                    journal.append(
-                        {**ids, "event": "in doubt", "attempt": attempts, "detail": str(exc)}
-                    )
-                    detail, in_doubt = str(exc), True
-                    _pause(0.2 * 2**attempts, deadline)
-                    continue
-                journal.append({**ids, "event": "failed", "attempt": attempts, "detail": str(exc)})
-                return {**base, "attempts": attempts, "status": "failed", "detail": str(exc)}
-            except (OutcomeUnknownError, TransportError) as exc:
-                journal.append(
-                    {**ids, "event": "in doubt", "attempt": attempts, "detail": str(exc)}
-                )
-                detail = str(exc)
-                in_doubt = True
-                _pause(0.2 * 2**attempts, deadline)
+            except (APIError, OutcomeUnknownError, TransportError) as exc:
+                if isinstance(exc, APIError) and exc.status < 500:  # refused for good
+                    job.note(Event.FAILED, attempt=job.attempts, detail=str(exc))
+                    return job.outcome(Status.FAILED, str(exc))
+                # the server may have done it before failing, or its answer was lost
+                job.note(Event.IN_DOUBT, attempt=job.attempts, detail=str(exc))
+                detail, in_doubt = str(exc), True
+                _pause(0.2 * 2**job.attempts, deadline)
                 continue
-            state = (answer or {}).get("state")
-            journal.append({**ids, "event": "applied", "attempt": attempts, "state": state})
-            return {**base, "attempts": attempts, "status": "applied"}
+            job.note(Event.APPLIED, attempt=job.attempts, state=(answer or {}).get("state"))
+            return job.outcome(Status.APPLIED)
+        return self._give_up(job, in_doubt, detail)
+
+    def _before_sending(self, job: _Job, in_doubt: bool) -> _Outcome | None:
+        """Read the task's state before sending: the row's outcome when that settles it (it is
+        gone, unreadable, already has the value, or a correction in doubt went through), None
+        when the correction is still to be sent."""
+        try:
+            state = self._read_state(job.row)
+        except (APIError, InvalidCorrectionError) as exc:
+            if isinstance(exc, APIError) and exc.status >= 500:
+                raise
+            # the work order or the task is gone, or reads are refused: for good
+            job.note(Event.FAILED, detail=str(exc))
+            return job.outcome(Status.FAILED, str(exc))
+        if state is None and in_doubt:
+            job.note(Event.IN_DOUBT, detail="server unreachable for checking")
+            return job.outcome(
+                Status.IN_DOUBT,
+                "sent, but the server could not be asked whether it applied; "
+                "run apply() again later",
+            )
+        if state is None:
+            return job.outcome(
+                Status.FAILED,
+                "the task's current state could not be read; nothing was sent "
+                "(run apply() again later)",
+            )
+        if in_doubt and _holds(state, job.row.value):
+            job.note(Event.CONFIRMED)
+            return job.outcome(Status.CONFIRMED)
+        if json_equal(effective(state), job.row.value):
+            return job.outcome(Status.SKIPPED, ALREADY)
+        return None
+
+    def _give_up(self, job: _Job, in_doubt: bool, detail: str | None) -> _Outcome:
+        """The outcome of a row whose attempts or budget ran out: confirmed if the server has
+        it, in doubt if the server cannot say, failed otherwise."""
         if in_doubt:
-            applied = self._applied_on_server(row)
-            if applied:
-                journal.append({**ids, "event": "confirmed"})
-                return {**base, "attempts": attempts, "status": "confirmed"}
-            if applied is None:  # still unknown: the next run checks before sending
-                journal.append({**ids, "event": "in doubt", "attempt": attempts, "detail": detail})
-                return {
-                    **base,
-                    "attempts": attempts,
-                    "status": "in doubt",
-                    "detail": f"outcome unknown after {attempts} attempts: {detail}; "
+            state = self._read_state(job.row)
+            if state is not None and _holds(state, job.row.value):
+                job.note(Event.CONFIRMED)
+                return job.outcome(Status.CONFIRMED)
+            if state is None:  # still unknown: the next run checks before sending
+                job.note(Event.IN_DOUBT, attempt=job.attempts, detail=detail)
+                return job.outcome(
+                    Status.IN_DOUBT,
+                    f"outcome unknown after {job.attempts} attempts: {detail}; "
                     "run apply() again to check and resume",
-                }
-        journal.append(
-            {**ids, "event": "failed", "attempt": attempts, "detail": f"gave up: {detail}"}
-        )
-        return {
-            **base,
-            "attempts": attempts,
-            "status": "failed",
-            "detail": f"gave up after {attempts} attempts: {detail}",
-        }
+                )
+        job.note(Event.FAILED, attempt=job.attempts, detail=f"gave up: {detail}")
+        return job.outcome(Status.FAILED, f"gave up after {job.attempts} attempts: {detail}")
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -566,40 +629,34 @@ class Campaign:
         self._rows = None
         mismatches = []
         for row in self._check():
-            if row["problem"]:
-                mismatches.append(
-                    {
-                        "row": row["row"],
-                        "work_order_id": row["work_order_id"],
-                        "task_name": row["task_name"],
-                        "planned_value": row["corrected_value"],
-                        "server_value": None,
-                        "problem": row["problem"],
-                    }
-                )
+            server = effective(row.state)
+            if not row.problem and json_equal(server, row.value):
                 continue
-            state = row["state"] or {}
-            if not json_equal(effective(state), row["value"]):
-                mismatches.append(
-                    {
-                        "row": row["row"],
-                        "work_order_id": row["work_order_id"],
-                        "task_name": row["task_name"],
-                        "planned_value": row["value"],
-                        "server_value": effective(state),
-                        "problem": "differs from the plan",
-                    }
-                )
-        return pd.DataFrame(
-            mismatches,
-            columns=[
-                "row",
-                "work_order_id",
-                "task_name",
-                "planned_value",
-                "server_value",
-                "problem",
-            ],
+            mismatches.append(
+                {
+                    "row": row.row,
+                    "work_order_id": row.work_order_id,
+                    "task_name": row.task_name,
+                    "planned_value": row.corrected_value if row.problem else row.value,
+                    "server_value": None if row.problem else server,
+                    "problem": row.problem or "differs from the plan",
+                }
+            )
+        return pd.DataFrame(mismatches, columns=list(VERIFY_COLUMNS))
+
+
+def _resolve(row: PlanRow, work_order: Any) -> None:
+    """Fill a row's task and value from its work order; raises InvalidCorrectionError."""
+    task = find_task(work_order, row.task)
+    row.task_id, row.task_name = str(task["id"]), task.get("name")
+    row.state = task.get("state")
+    if _cell(row.corrected_value) is None:
+        raise InvalidCorrectionError(f"task {row.task_name!r}: no corrected_value")
+    row.value = resolve_value(task, row.corrected_value)
+    if not row.state or is_missing(row.state.get("analyzed_value")):
+        raise InvalidCorrectionError(
+            f"task {row.task_name!r} was never analysed on this work order: "
+            "there is nothing to correct"
         )
 
 
@@ -614,21 +671,21 @@ def _value_key(value: Any) -> str:
     return "j:" + json.dumps(value, sort_keys=True, default=str)
 
 
-def _mark_duplicates_and_conflicts(rows: list[dict[str, Any]]) -> None:
+def _mark_duplicates_and_conflicts(rows: list[PlanRow]) -> None:
     """Rows planning the same task: identical values are one correction (later rows get
     ``duplicate_of``, the first row's number), different values all get a ``problem``.
 
     Time and memory are linear in the rows: one group-by, one message per conflicting task
     (shared by its rows, and naming at most a few values)."""
-    valid = [r for r in rows if r["problem"] is None]
+    valid = [r for r in rows if r.problem is None]
     if len(valid) < 2:
         return
     frame = pd.DataFrame(
         {
             "pos": range(len(valid)),
-            "work_order_id": [r["work_order_id"] for r in valid],
-            "task_id": [r["task_id"] for r in valid],
-            "value": [_value_key(r["value"]) for r in valid],
+            "work_order_id": [r.work_order_id for r in valid],
+            "task_id": [r.task_id for r in valid],
+            "value": [_value_key(r.value) for r in valid],
         }
     )
     by_task = frame.groupby(["work_order_id", "task_id"], sort=False)["value"]
@@ -641,7 +698,7 @@ def _mark_duplicates_and_conflicts(rows: list[dict[str, Any]]) -> None:
     same = repeated[repeated["values"] == 1]
     for pos, first in zip(same["pos"], same["first"], strict=True):
         if pos != first:
-            valid[pos]["duplicate_of"] = valid[first]["row"]
+            valid[pos].duplicate_of = valid[first].row
     conflicting = repeated[repeated["values"] > 1]
     if conflicting.empty:
         return
@@ -662,8 +719,7 @@ def _mark_duplicates_and_conflicts(rows: list[dict[str, Any]]) -> None:
         if len(listed) < 4:
             row = valid[first]
             listed.append(
-                f"{row['value']!r} in row {row['row']}"
-                + (f" and {size - 1} more" if size > 1 else "")
+                f"{row.value!r} in row {row.row}" + (f" and {size - 1} more" if size > 1 else "")
             )
     messages: dict[tuple[str, str], str] = {}
     for pos, wo_id, task_id, n_rows in zip(
@@ -677,12 +733,12 @@ def _mark_duplicates_and_conflicts(rows: list[dict[str, Any]]) -> None:
         if task not in messages:
             more = counts[task] - len(shown[task])
             messages[task] = (
-                f"conflicting rows for task {valid[pos]['task_name']!r}: {n_rows} rows plan "
+                f"conflicting rows for task {valid[pos].task_name!r}: {n_rows} rows plan "
                 f"{counts[task]} different values ({'; '.join(shown[task])}"
                 + (f"; and {more} more value(s)" if more > 0 else "")
                 + ")"
             )
-        valid[pos]["problem"] = messages[task]
+        valid[pos].problem = messages[task]
 
 
 def _read_csv_strictly(path: Path) -> pd.DataFrame:
@@ -703,12 +759,15 @@ def _read_csv_strictly(path: Path) -> pd.DataFrame:
 
 
 def _cell(value: Any) -> Any:
-    """A plan cell, with blanks (empty strings, NaN, None) as None."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
+    """A plan cell, stripped if text; None for a blank (an empty string, or a missing value:
+    None, NaN, ``pd.NA``, ``NaT``)."""
+    value = none_if_missing(value)
     if isinstance(value, str):
-        value = value.strip()
-        return value or None
+        return value.strip() or None
     return value
+
+
+def _text(value: Any) -> str:
+    """A plan cell as text (a work order id); ``""`` for a blank."""
+    value = _cell(value)
+    return "" if value is None else str(value).strip()
