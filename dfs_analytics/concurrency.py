@@ -30,6 +30,10 @@ Two controllers decide, from what the answers say:
 
 ``Client(max_workers=N)`` pins the number of slots to N (pacing on 429s still applies).
 The per-request cost is one lock taken twice and a few float operations.
+
+This module never sends a request, never sleeps or waits while holding its lock, and never
+reads the clock or the network itself in the controllers (they are handed the times), so
+their decisions can be tested without a server.
 """
 
 from __future__ import annotations
