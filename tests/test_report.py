@@ -222,38 +222,48 @@ def data_line(text: str) -> str:
     return match.group(1)
 
 
-def test_report_states_dataset_version_and_filters(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("provenance", "expected"),
+    [
+        (
+            {
+                "dataset": "/data/dfs/site <1>",
+                "version": 12,
+                "table": "tasks",
+                "filters": {"created_after": "2026-01-01T00:00:00Z", "reviewed": True},
+                "as_of": None,
+            },
+            "Data: dataset <code>/data/dfs/site &lt;1&gt;</code>, table tasks, version 12; "
+            "filters: created_after=2026-01-01T00:00:00Z, reviewed=True.",
+        ),
+        (
+            {
+                "dataset": "s3://bucket/dfs",
+                "version": 3,
+                "table": "tasks",
+                "filters": {},
+                "as_of": 3,
+            },
+            "Data: dataset <code>s3://bucket/dfs</code>, table tasks, version 3; filters: none; "
+            "as of 3.",
+        ),
+        (
+            None,  # says what is missing
+            "Data: this frame has no recorded provenance (no dataset, version or filters), so "
+            "these figures cannot be traced back to a dataset version.",
+        ),
+    ],
+    ids=["filters", "as-of", "none"],
+)
+def test_report_states_dataset_version_and_filters(
+    tmp_path, provenance: dict[str, Any] | None, expected: str
+) -> None:
     tasks = normalize.tasks_frame(small_work_orders())
-    tasks.attrs["dfs_provenance"] = {
-        "dataset": "/data/dfs/site <1>",
-        "version": 12,
-        "table": "tasks",
-        "filters": {"created_after": "2026-01-01T00:00:00Z", "reviewed": True},
-        "as_of": None,
-    }
-    path = dfs.audit_report(tasks, tmp_path / "with-provenance.html")
+    if provenance is not None:
+        tasks.attrs["dfs_provenance"] = provenance
+    path = dfs.audit_report(tasks, tmp_path / "report.html")
     check_self_contained(path)
-    line = data_line(path.read_text(encoding="utf-8"))
-    assert line == (
-        "Data: dataset <code>/data/dfs/site &lt;1&gt;</code>, table tasks, version 12; "
-        "filters: created_after=2026-01-01T00:00:00Z, reviewed=True."
-    )
-    assert "as of" not in line
-
-
-def test_report_states_as_of_and_no_filters(tmp_path) -> None:
-    tasks = normalize.tasks_frame(small_work_orders())
-    tasks.attrs["dfs_provenance"] = {
-        "dataset": "s3://bucket/dfs",
-        "version": 3,
-        "table": "tasks",
-        "filters": {},
-        "as_of": 3,
-    }
-    path = dfs.audit_report(tasks, tmp_path / "as-of.html")
-    line = data_line(path.read_text(encoding="utf-8"))
-    assert "<code>s3://bucket/dfs</code>" in line and "version 3" in line
-    assert "filters: none" in line and line.endswith("; as of 3.")
+    assert data_line(path.read_text(encoding="utf-8")) == expected
 
 
 def test_report_of_loaded_tasks_names_their_dataset_version(sim_report, sim_tasks) -> None:
@@ -263,15 +273,6 @@ def test_report_of_loaded_tasks_names_their_dataset_version(sim_report, sim_task
     assert f"<code>{html.escape(str(source['dataset']))}</code>" in line
     assert f"version {source['version']};" in line
     assert dfs.audit.summary(sim_tasks)["provenance"] == source
-
-
-def test_report_says_when_the_frame_has_no_provenance(tmp_path) -> None:
-    tasks = normalize.tasks_frame(small_work_orders())
-    assert "dfs_provenance" not in tasks.attrs
-    path = dfs.audit_report(tasks, tmp_path / "no-provenance.html")
-    line = data_line(path.read_text(encoding="utf-8"))
-    assert "no recorded provenance" in line
-    assert "version" in line and "dataset" in line  # says what is missing
 
 
 def test_cli_report_with_the_simulator(tmp_path) -> None:
