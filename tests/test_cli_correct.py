@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.rules import effective
 
 CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
 CHOICES: dict[str, list[Any]] = {
@@ -78,11 +79,7 @@ def make_plan(sim, path: Path, n: int = 8) -> tuple[list[dict[str, Any]], dict[s
                 state = task["state"]
                 if task["name"] not in CHOICES or not state or state["analyzed_value"] is None:
                     continue
-                current = (
-                    state["corrected_value"]
-                    if state["corrected_value"] is not None
-                    else state["analyzed_value"]
-                )
+                current = effective(state)
                 value = next(v for v in CHOICES[task["name"]] if not _same(v, current))
                 rows.append(
                     {

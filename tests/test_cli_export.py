@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
@@ -30,50 +31,56 @@ def _run(
     )
 
 
-def test_export_writes_the_same_rows_as_the_loaders(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, pd.DataFrame]:
+    """What the loaders give from the simulator the exports below ask for."""
     with Simulator(work_orders=60, seed=4) as sim:
         client = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False)
-        tasks = dfs.load_tasks(client, created_after="2026-03-01")
-        timeline = dfs.load_timeline(client, created_after="2026-03-01")
+        return {
+            "tasks": dfs.load_tasks(client, created_after="2026-03-01"),
+            "timeline": dfs.load_timeline(client, created_after="2026-03-01"),
+        }
 
+
+@pytest.mark.parametrize(
+    ("what", "out", "option", "env_vars"),
+    [
+        ("tasks", "out/tasks.csv", ["--simulator"], None),
+        ("timeline", "tl.jsonl", [], {"DFS_SIMULATOR": "1"}),  # the other way to ask for it
+    ],
+)
+def test_export_writes_the_same_rows_as_the_loaders(
+    tmp_path: Path,
+    loaded: dict[str, pd.DataFrame],
+    what: str,
+    out: str,
+    option: list[str],
+    env_vars: dict[str, str] | None,
+) -> None:
+    simulator = ["--work-orders", "60", "--seed", "4", *option]
     done = _run(
-        "tasks",
+        what,
         "--out",
-        "out/tasks.csv",
-        "--simulator",
-        "--work-orders",
-        "60",
-        "--seed",
-        "4",
+        out,
+        *simulator,
         "--created-after",
         "2026-03-01",
         cwd=tmp_path,
+        env_vars=env_vars,
     )
     assert done.returncode == 0, done.stderr
     assert "local simulator" in done.stderr
     assert "(simulator data)" in done.stdout  # what was written is made-up data, and says so
-    written = pd.read_csv(tmp_path / "out" / "tasks.csv")
-    assert len(written) == len(tasks)
-    assert list(written["task_id"]) == list(tasks["task_id"].astype(str))
-
-    done = _run(
-        "timeline",
-        "--out",
-        "tl.jsonl",
-        "--work-orders",
-        "60",
-        "--seed",
-        "4",
-        "--created-after",
-        "2026-03-01",
-        cwd=tmp_path,
-        env_vars={"DFS_SIMULATOR": "1"},  # the other way to ask for the simulator
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in (tmp_path / "tl.jsonl").read_text().splitlines()]
-    assert len(rows) == len(timeline)
-    # dates keep their microseconds
-    assert pd.Timestamp(rows[0]["date"]) == timeline["date"].iloc[0]
+    expected = loaded[what]
+    if out.endswith(".csv"):
+        written = pd.read_csv(tmp_path / out)
+        assert len(written) == len(expected)
+        assert list(written["task_id"]) == list(expected["task_id"].astype(str))
+    else:
+        rows = [json.loads(line) for line in (tmp_path / out).read_text().splitlines()]
+        assert len(rows) == len(expected)
+        # dates keep their microseconds
+        assert pd.Timestamp(rows[0]["date"]) == expected["date"].iloc[0]
 
 
 def test_export_refuses_an_unknown_format(tmp_path: Path) -> None:
