@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AuditInputError, ConfigurationError
-from .rules import NO_RULE
+from .rules import NO_RULE, effective_values, is_missing, is_number
 
 if TYPE_CHECKING:  # Dask is optional: never imported at run time
     import dask.dataframe as dd
@@ -206,7 +206,7 @@ def app_version_labels(ids: Any, tasks: pd.DataFrame | None = None) -> dict[Any,
                 break
     out: dict[Any, str] = {}
     for i in pd.unique(pd.Series(list(ids), dtype=object)):
-        if i is None or (not isinstance(i, str) and pd.isna(i)):
+        if is_missing(i):
             out[i] = NONE_LABEL
         else:
             out[i] = names.get(i, str(i)[:8])
@@ -385,29 +385,27 @@ def _sum_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _ai_verdict(frame: pd.DataFrame, mode: str = "sentence") -> pd.DataFrame:
+# the columns a side of the confusion reads, per mode: (AI's, final)
+_VERDICT_COLUMNS = {"verdict": ("ai_verdict", "verdict"), "sentence": ("ai_message", "message")}
+
+
+def _verdicts(frame: pd.DataFrame, mode: str = "sentence", final: bool = False) -> pd.Series:
+    """The AI's (or, with ``final``, the final) label of each task for the confusion table:
+    its value's text (``mode="value"``; the final value is the rules' effective value), its
+    stable verdict label (``"verdict"``; ``"no verdict"`` when it has none) or its sentence
+    (``"sentence"``; ``"other"`` when none); ``"not analysed"`` for a task without value."""
     analysed = _flag(frame["analyzed"])
+    if final:
+        analysed = analysed | frame["corrected_value"].notna()
     if mode == "value":
-        label = frame["analyzed_value"].map(_value_text)
-    elif mode == "verdict":
-        column = frame["ai_verdict"]
-        label = column.astype(object).where(column.notna(), NO_VERDICT)
+        analyzed = frame["analyzed_value"]
+        values = effective_values(frame["corrected_value"], analyzed) if final else analyzed
+        label = values.map(_value_text)
     else:
-        label = frame["ai_message"].astype(object).where(frame["ai_message"].notna(), OTHER)
-    return label.where(analysed, NOT_ANALYSED)
-
-
-def _final_verdict(frame: pd.DataFrame, mode: str = "sentence") -> pd.Series:
-    analysed = _flag(frame["analyzed"]) | frame["corrected_value"].notna()
-    if mode == "value":
-        corrected = frame["corrected_value"]
-        final = corrected.where(corrected.notna(), frame["analyzed_value"])
-        label = final.map(_value_text)
-    elif mode == "verdict":
-        column = frame["verdict"]
-        label = column.astype(object).where(column.notna(), NO_VERDICT)
-    else:
-        label = frame["message"].astype(object).where(frame["message"].notna(), OTHER)
+        column = frame[_VERDICT_COLUMNS[mode][final]]
+        label = column.astype(object).where(
+            column.notna(), NO_VERDICT if mode == "verdict" else OTHER
+        )
     return label.where(analysed, NOT_ANALYSED)
 
 
@@ -545,8 +543,8 @@ def _confusion_counts(
     frame = part if names is None else part[part["task_name"].isin(names)]
     columns: dict[str, Any] = {
         "reviewed": _flag(frame["reviewed"]),
-        "ai_verdict": _ai_verdict(frame, mode),
-        "final_verdict": _final_verdict(frame, mode),
+        "ai_verdict": _verdicts(frame, mode),
+        "final_verdict": _verdicts(frame, mode, final=True),
     }
     keys = ["reviewed", "ai_verdict", "final_verdict"]
     if display:
@@ -572,11 +570,16 @@ def _label_order(totals: pd.Series) -> list[str]:
     return named + [v for v in _SPECIAL if v in present]
 
 
-def _value_key(value: Any) -> Any:
+def _value_key(value: Any) -> tuple[Any, ...]:
+    """A hashable key of a task value: two values get equal keys exactly when
+    ``rules.json_equal`` finds them equal (``true`` is not ``1``, ``1`` is ``1.0``); every
+    missing value (``rules.is_missing``) gets the same key."""
+    if is_missing(value):
+        return ("missing",)
     if isinstance(value, bool):
         return ("bool", value)
-    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-        return ("num", float(value))
+    if is_number(value):
+        return ("num", value)  # 1 == 1.0 and hash(1) == hash(1.0): exact, unlike float(value)
     return ("other", repr(value))
 
 
@@ -605,10 +608,8 @@ def agreement(
             groups[k] = counted.iloc[0:0]
     for key, group in groups.items():
         ai = [_value_key(v) for v in group["analyzed_value"]]
-        final = [
-            _value_key(c if c is not None and not (isinstance(c, float) and math.isnan(c)) else a)
-            for a, c in zip(group["analyzed_value"], group["corrected_value"], strict=True)
-        ]
+        final_values = effective_values(group["corrected_value"], group["analyzed_value"])
+        final = [_value_key(v) for v in final_values]
         n = len(ai)
         observed = sum(a == f for a, f in zip(ai, final, strict=True)) / n if n else math.nan
         pa = pd.Series(ai, dtype=object).value_counts(normalize=True)
@@ -632,8 +633,7 @@ def _same_key(a: Any, b: Any) -> bool:
     a_t = a if isinstance(a, tuple) else (a,)
     b_t = b if isinstance(b, tuple) else (b,)
     return len(a_t) == len(b_t) and all(
-        (pd.isna(x) and pd.isna(y)) if not isinstance(x, (list, dict)) and pd.isna(x) else x == y
-        for x, y in zip(a_t, b_t, strict=True)
+        is_missing(y) if is_missing(x) else x == y for x, y in zip(a_t, b_t, strict=True)
     )
 
 
@@ -759,7 +759,7 @@ def drift(
     for row, before in zip(
         stats.itertuples(index=False), prev.itertuples(index=False), strict=True
     ):
-        if pd.isna(before.n):
+        if is_missing(before.n):
             pvalues.append(np.nan)
         else:
             pvalues.append(
