@@ -18,6 +18,9 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.actions import IMAGE_LIMIT, PDF_LIMIT, find_task
+from dfs_analytics.rules import effective, is_missing
+
+from .conftest import image_url, task_of
 
 ANALYZE = "POST /v0.2/work-orders/{wo_id}/analyze/"
 ANALYZE_CALLBACK = "POST /v0.2/work-orders/{wo_id}/analyze/callback/"
@@ -65,40 +68,15 @@ def sim(dfs_simulator_factory):
 # --------------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def forced_url(**values: Any) -> str:
-    query = ";".join(f"dfs-sim:{k}={_text(v)}" for k, v in values.items())
-    return f"https://img.example.com/{uuid.uuid4()}.jpg?{query}"
-
-
 def forced_bytes(magic: bytes, **values: Any) -> bytes:
-    directives = " ".join(f"dfs-sim:{k}={_text(v)}" for k, v in values.items())
+    """Image bytes of type ``magic`` that carry the same ``dfs-sim:`` directives as
+    ``image_url(**values)``, so the AI's values are forced by the content itself."""
+    directives = image_url(**values).partition("?")[2].replace(";", " ")
     return magic + f" {uuid.uuid4()} {directives} ".encode() + bytes(range(256))
 
 
 def forced(table: dict[str, tuple[Any, str, bool]]) -> dict[str, Any]:
     return {name: value for name, (value, _, _) in table.items()}
-
-
-def task_named(wo: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [t for t in wo["tasks"] if t["name"] == name]
-    assert len(found) == 1, (wo["id"], name)
-    return found[0]
-
-
-def effective(state: dict[str, Any] | None) -> Any:
-    if state is None:
-        return None
-    return (
-        state["corrected_value"]
-        if state["corrected_value"] is not None
-        else state["analyzed_value"]
-    )
 
 
 def py(value: Any) -> Any:
@@ -113,10 +91,10 @@ def same(a: Any, b: Any) -> bool:
 
 
 def same_or_missing(a: Any, b: Any) -> bool:
-    """Equal, or both missing (None or NaN)."""
-    missing_a = a is None or (isinstance(a, float) and a != a)
-    missing_b = b is None or (isinstance(b, float) and b != b)
-    return (missing_a and missing_b) or (not missing_a and not missing_b and same(a, b))
+    """Equal, or both missing (None, NaN, pd.NA)."""
+    if is_missing(a) or is_missing(b):
+        return is_missing(a) and is_missing(b)
+    return same(a, b)
 
 
 def sent(sim, before: dict[str, int], route: str) -> int:
@@ -144,7 +122,7 @@ def rule_sentence(task: dict[str, Any], value: Any) -> str:
 
 def check_frame_against_server(frame: pd.DataFrame, server_wo: dict[str, Any]) -> None:
     for row in frame.itertuples(index=False):
-        state = task_named(server_wo, row.task_name)["state"]
+        state = task_of(server_wo, row.task_name)["state"]
         assert state is not None, row.task_name
         assert same(row.analyzed_value, state["analyzed_value"]), row.task_name
         assert row.message == state["message"], row.task_name
@@ -159,7 +137,7 @@ def check_frame_against_server(frame: pd.DataFrame, server_wo: dict[str, Any]) -
 
 def test_analyze_url_returns_new_states_with_before_and_changed(sim, client, reader) -> None:
     wo_id = client.create_work_order("analyze-url")["id"]
-    url = forced_url(**forced(BAD_PB))
+    url = image_url(**forced(BAD_PB))
     before = sim.request_counts()
 
     frame = dfs.analyze(client, wo_id, "pb-ouvert-apres", url)
@@ -184,7 +162,7 @@ def test_analyze_url_returns_new_states_with_before_and_changed(sim, client, rea
     assert server["inputs"][-1]["task_group_name"] == "pb-ouvert-apres"
 
     # a second analysis: only what differs is 'changed', with the value it had before
-    url2 = forced_url(**dict(forced(BAD_PB), cables_ranges=True))
+    url2 = image_url(**dict(forced(BAD_PB), cables_ranges=True))
     frame2 = dfs.analyze(client, wo_id, "pb-ouvert-apres", url2).set_index("task_name")
     assert py(frame2.loc["cables_ranges", "before_value"]) is False
     assert frame2.loc["cables_ranges", "before_message"] == "Non-conforme"
@@ -256,7 +234,7 @@ def test_analyze_bytes_is_sent_as_a_data_uri_of_its_type(
 def test_a_bad_photo_leaves_the_job_tasks_unanalysed(sim, client) -> None:
     wo_id = client.create_work_order("bad-photo")["id"]
     frame = dfs.analyze(
-        client, wo_id, "pb-ferme-avant", forced_url(pb_ferme_avant_quality=False)
+        client, wo_id, "pb-ferme-avant", image_url(pb_ferme_avant_quality=False)
     ).set_index("task_name")
     assert py(frame.loc["pb_ferme_avant_quality", "value"]) is False
     assert frame.loc["pb_ferme_avant_quality", "message"] == "Photo incorrecte"
@@ -317,13 +295,13 @@ def test_analyze_refuses_bad_arguments_before_analysing(sim, client, tmp_path: P
         dfs.analyze(client, wo_id, "pb-ferme-avant", 12345)  # type: ignore[arg-type]
     assert sim.request_counts() == before
     with pytest.raises(dfs.ConfigurationError, match="no task group 'nope'"):
-        dfs.analyze(client, wo_id, "nope", forced_url())
+        dfs.analyze(client, wo_id, "nope", image_url())
     with pytest.raises(dfs.NotFoundError):
-        dfs.analyze(client, str(uuid.uuid4()), "pb-ferme-avant", forced_url())
+        dfs.analyze(client, str(uuid.uuid4()), "pb-ferme-avant", image_url())
     # a group the work order's types do not include
     maintenance = next(wo for wo in client.list_work_orders() if wo["types"] == ["maintenance"])
     with pytest.raises(dfs.ConfigurationError, match="no task group 'pb-ferme-avant'"):
-        dfs.analyze(client, maintenance["id"], "pb-ferme-avant", forced_url())
+        dfs.analyze(client, maintenance["id"], "pb-ferme-avant", image_url())
     assert sent(sim, before, ANALYZE) == 0
 
 
@@ -336,7 +314,7 @@ def test_analyze_with_a_callback(sim, client, reader) -> None:
             client,
             wo_id,
             "pb-ouvert-apres",
-            forced_url(**forced(BAD_PB)),
+            image_url(**forced(BAD_PB)),
             callback_url=receiver.url,
         )
         second = dfs.analyze(
@@ -354,21 +332,21 @@ def test_analyze_with_a_callback(sim, client, reader) -> None:
         payload1 = receiver.wait(first, timeout=60)
         assert payload1["analysis_id"] == first and payload2["analysis_id"] == second
         assert payload1["id"] == wo_id == payload2["id"]
-        state = task_named(payload1, "cables_ranges")["state"]
+        state = task_of(payload1, "cables_ranges")["state"]
         assert state["analyzed_value"] is False and state["message"] == "Non-conforme"
         assert state["analysis_id"] == first
-        state = task_named(payload2, "mesure_puissance")["state"]
+        state = task_of(payload2, "mesure_puissance")["state"]
         assert state["analyzed_value"] == -12.5 and state["message"] == "Dans la plage"
         assert receiver.wait(timeout=1)["analysis_id"] in (first, second)
         with pytest.raises(TimeoutError):
             receiver.wait("no-such-analysis", timeout=0.2)
 
     server = reader.get_work_order(wo_id)
-    assert task_named(server, "cables_ranges")["state"]["analyzed_value"] is False
-    assert task_named(server, "mesure_puissance")["state"]["analyzed_value"] == -12.5
+    assert task_of(server, "cables_ranges")["state"]["analyzed_value"] is False
+    assert task_of(server, "mesure_puissance")["state"]["analyzed_value"] == -12.5
     # the client's cached read does not hide the callback's analysis either
     cached = client.get_work_order(wo_id)
-    assert task_named(cached, "mesure_puissance")["state"]["analyzed_value"] == -12.5
+    assert task_of(cached, "mesure_puissance")["state"]["analyzed_value"] == -12.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,7 +385,7 @@ def test_reanalyze_resubmits_stored_inputs(sim, client, reader) -> None:
         now = reader.get_work_order(wo_id)
         for row in rows.itertuples(index=False):
             assert same_or_missing(row.before_value, effective(old[row.task_id]))
-            state = task_named(now, row.task_name)["state"]
+            state = task_of(now, row.task_name)["state"]
             assert same_or_missing(row.value, effective(state))
             assert same_or_missing(row.message, (state or {}).get("message"))
             was = old[row.task_id] or {}
@@ -429,7 +407,7 @@ def test_reanalyze_resubmits_stored_inputs(sim, client, reader) -> None:
 def test_reanalyze_gives_before_and_after_of_changed_tasks(sim, client, reader) -> None:
     wo_id = client.create_work_order("reanalyze-change")["id"]
     values = {"releve_optique_quality": True, "mesure_puissance": -6.0}
-    dfs.analyze(client, wo_id, "releve-optique", forced_url(**values))
+    dfs.analyze(client, wo_id, "releve-optique", image_url(**values))
     # a correction, then a re-analysis: the analysed value stays, the correction too
     dfs.correct(client, wo_id, "mesure_puissance", -10)
     out = dfs.reanalyze(client, [wo_id]).set_index("task_name")
@@ -465,7 +443,7 @@ def test_reanalyze_keeps_the_groups_done_and_reports_each_failed_group(sim, clie
         wo_id = client.create_work_order(f"reanalyze-{order[0]}", types=["raccordement"])["id"]
         for group in order:
             values = good_values if group == "releve-optique" else forced(BAD_PB)
-            dfs.analyze(client, wo_id, group, forced_url(**values))
+            dfs.analyze(client, wo_id, group, image_url(**values))
         dfs.correct(client, wo_id, "mesure_puissance", -10)
         client.update_work_order(wo_id, types=["maintenance"])  # no pb-ouvert-apres any more
         ids.append(wo_id)
@@ -497,7 +475,7 @@ def test_reanalyze_keeps_the_groups_done_and_reports_each_failed_group(sim, clie
 
 def test_correct_by_task_id_with_a_python_value(sim, client, reader) -> None:
     wo = analysed_work_orders(reader, "cables_ranges")[0]
-    task = task_named(wo, "cables_ranges")
+    task = task_of(wo, "cables_ranges")
     new = not effective(task["state"])
     before = sim.request_counts()
 
@@ -513,7 +491,7 @@ def test_correct_by_task_id_with_a_python_value(sim, client, reader) -> None:
     assert result["after"]["corrected_value"] is new
     assert result["after"]["analyzed_value"] is task["state"]["analyzed_value"]
     assert result["after"]["message"] == rule_sentence(task, new)
-    server = task_named(reader.get_work_order(wo["id"]), "cables_ranges")["state"]
+    server = task_of(reader.get_work_order(wo["id"]), "cables_ranges")["state"]
     assert server == result["after"]
 
 
@@ -535,10 +513,10 @@ def test_correct_by_task_name_with_string_forms_and_sentences(
     sim, client, reader, task_name: str, given: Any, expected: Any
 ) -> None:
     wo = analysed_work_orders(reader, task_name)[0]
-    task = task_named(wo, task_name)
+    task = task_of(wo, task_name)
     result = dfs.correct(client, wo["id"], task_name, given)
     assert same(result["value"], expected)
-    state = task_named(reader.get_work_order(wo["id"]), task_name)["state"]
+    state = task_of(reader.get_work_order(wo["id"]), task_name)["state"]
     assert same(state["corrected_value"], expected)
     assert sim.correction_counts() == {(wo["id"], task["id"]): 1}
 
@@ -548,12 +526,12 @@ def test_correct_with_verdict_sentences_of_each_app_version(sim, client, reader)
     v1 = [
         wo
         for wo in work_orders
-        if rule_sentence(task_named(wo, "cables_ranges"), False) == "Non conforme"
+        if rule_sentence(task_of(wo, "cables_ranges"), False) == "Non conforme"
     ]
     v2 = [
         wo
         for wo in work_orders
-        if rule_sentence(task_named(wo, "cables_ranges"), False) == "Non-conforme"
+        if rule_sentence(task_of(wo, "cables_ranges"), False) == "Non-conforme"
     ]
     assert v1 and v2
     for wo, sentence, value in [
@@ -565,7 +543,7 @@ def test_correct_with_verdict_sentences_of_each_app_version(sim, client, reader)
         result = dfs.correct(client, wo["id"], "cables_ranges", sentence)
         assert result["value"] is value
         assert result["after"]["message"] == sentence
-        state = task_named(reader.get_work_order(wo["id"]), "cables_ranges")["state"]
+        state = task_of(reader.get_work_order(wo["id"]), "cables_ranges")["state"]
         assert state["corrected_value"] is value and state["message"] == sentence
     # "Non conforme" is not a verdict of 2.4.0 (it says "Non-conforme"): refused, not sent
     before = sim.request_counts()
@@ -606,10 +584,10 @@ def test_correct_refuses_what_the_task_cannot_take_and_sends_nothing(
         w
         for w in analysed_work_orders(reader, "couleur_fibre")
         if all(
-            (task_named(w, n)["state"] or {}).get("analyzed_value") is not None
+            (task_of(w, n)["state"] or {}).get("analyzed_value") is not None
             for n in ("cables_ranges", "bouchon_retire", "nombre_connecteurs", "numero_serie")
         )
-        and task_named(w, "mesure_puissance")["state"]
+        and task_of(w, "mesure_puissance")["state"]
     )
     before = sim.request_counts()
     with pytest.raises(dfs.InvalidCorrectionError, match=match or None):
@@ -621,7 +599,7 @@ def test_correct_refuses_what_the_task_cannot_take_and_sends_nothing(
 def test_correct_refuses_a_never_analysed_task(sim, client, reader) -> None:
     fresh = client.create_work_order("never-analysed")
     before = sim.request_counts()
-    for task in ("cables_ranges", task_named(fresh, "mesure_puissance")["id"]):
+    for task in ("cables_ranges", task_of(fresh, "mesure_puissance")["id"]):
         with pytest.raises(dfs.InvalidCorrectionError, match="never analysed"):
             dfs.correct(client, fresh["id"], task, "Conforme" if task == "cables_ranges" else -9)
     # a generated work order whose task has no state yet
@@ -668,7 +646,7 @@ def test_correct_unknown_work_order_is_not_found(sim, client) -> None:
 
 def test_load_tasks_right_after_actions_shows_the_new_values(sim, client, reader) -> None:
     wo = analysed_work_orders(reader, "jarretiere_connectee")[0]
-    task = task_named(wo, "jarretiere_connectee")
+    task = task_of(wo, "jarretiere_connectee")
     new = not effective(task["state"])
     first = dfs.load_tasks(client)
     client.get_work_order(wo["id"])  # a cached single read as well
@@ -679,9 +657,7 @@ def test_load_tasks_right_after_actions_shows_the_new_values(sim, client, reader
     row = tasks.loc[(wo["id"], "jarretiere_connectee")]
     assert py(row["corrected_value"]) is new and py(row["value"]) is new
     assert len(tasks) == len(first)
-    assert (
-        task_named(client.get_work_order(wo["id"]), task["name"])["state"]["corrected_value"] is new
-    )
+    assert task_of(client.get_work_order(wo["id"]), task["name"])["state"]["corrected_value"] is new
 
     fresh = client.create_work_order("load-after-analyze")["id"]
     dfs.load_tasks(client)
@@ -689,7 +665,7 @@ def test_load_tasks_right_after_actions_shows_the_new_values(sim, client, reader
         client,
         fresh,
         "releve-optique",
-        forced_url(releve_optique_quality=True, mesure_puissance=-9),
+        image_url(releve_optique_quality=True, mesure_puissance=-9),
     )
     tasks = dfs.load_tasks(client).set_index(["work_order_id", "task_name"])
     assert tasks.loc[(fresh, "mesure_puissance"), "value"] == -9
