@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import PercentFormatter
 
 from . import audit
+from .rules import is_missing
 
 _BAR = "#3b6ea8"
 _PERCENT = PercentFormatter(xmax=1.0, decimals=None)  # 7.5%, not a rounded 8%
@@ -46,7 +47,7 @@ def _basis_of(frame: pd.DataFrame, basis: str) -> str:
 def _format_key(key: str, value: Any, versions: dict[Any, str] | None = None) -> str:
     """A group value as shown: periods by their name (2026-W10, 2026-03, 2026Q1), app
     versions by name or short id, a missing value as "(none)"."""
-    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+    if is_missing(value):
         return audit.NONE_LABEL
     if isinstance(value, pd.Timestamp):
         if key == "week":
@@ -59,6 +60,13 @@ def _format_key(key: str, value: Any, versions: dict[Any, str] | None = None) ->
     if key == "app_version_id":
         return (versions or {}).get(value) or audit.app_version_labels([value])[value]
     return str(value)
+
+
+def _grid_and_legend(ax: Axes, legend: str) -> Axes:
+    """``ax`` with a light grid and a small legend at ``legend`` (a matplotlib location)."""
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+    return ax
 
 
 def _label(row: pd.Series, keys: Sequence[str], versions: dict[Any, str] | None = None) -> str:
@@ -235,9 +243,7 @@ def plot_drift(
         ax.tick_params(axis="x", labelrotation=30)
     ax.yaxis.set_major_formatter(_PERCENT)
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    return ax
+    return _grid_and_legend(ax, "upper left")
 
 
 def plot_engineers(
@@ -324,9 +330,7 @@ def plot_funnel(
     ceiling = max(float(shown["rate"].max()), float(widest[0]), overall)
     ax.set_ylim(0, min(1.0, ceiling * 1.15 + 0.005))
     ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    return ax
+    return _grid_and_legend(ax, "upper right")
 
 
 def plot_heatmap(
