@@ -33,6 +33,13 @@ to counts per group, the counts are summed in a tree, and the statistics (Wilson
 Fisher tests, labels, ordering) run on that small result in pandas. The pandas path goes
 through the very same counts, so there is one implementation of each figure. Dask stays
 optional: nothing here imports it (a Dask frame is recognised by its type's module).
+
+Never
+-----
+This module never does I/O (no HTTP, no files, no dataset writes), never changes the frame it
+is given (derived keys go to a copy), and never re-decides what a value is: effective values,
+missing values and JSON equality come from :mod:`dfs_analytics.rules`, the override flags from
+the tasks frame (:mod:`dfs_analytics.normalize`).
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ Warnings: :class:`IncompleteDataWarning` (a listing did not add up and ``strict=
 
 Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
 and what to do next. No exception ever contains the API key.
+
+This module only defines the tree: it never raises, logs or does I/O itself, and never imports
+the rest of the package (every module may import it).
 """
 
 from __future__ import annotations

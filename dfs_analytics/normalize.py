@@ -9,6 +9,11 @@ that the spec does not know are kept as extra columns (``metadata.<key>`` for me
 Rows are built column by column in plain Python (no ``pd.json_normalize``), and work-order
 level columns of the task and timeline frames are converted once per work order and then
 repeated, which is what makes normalisation fast.
+
+What a value *is* comes from :mod:`dfs_analytics.rules`: the effective value (``value``), what
+counts as missing, JSON equality (``is_overridden``) and the verdict labels. This module never
+decides those rules itself, never does I/O (no HTTP, no files, no dataset), never mutates the
+records it is given, and never drops a key it does not know.
 """
 
 from __future__ import annotations

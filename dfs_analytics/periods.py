@@ -4,6 +4,9 @@
 :func:`expand_created_in` turns the loaders' ``created_in=`` filter into ``created_after`` /
 ``created_before``. Weeks are ISO weeks (Monday to Monday); days (``"2026-03-05"``) and
 years (``"2026"``) are accepted too.
+
+It never reads the clock or the local time zone: every bound is UTC and depends only on the
+period's name. It does no I/O.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ or the frame that audit function returned, so a notebook can plot what it alread
 ``basis="value"`` shows changed values, ``basis="verdict"`` flipped verdicts; titles and axis
 labels say which. Periods are shown in date order, app versions by name or short id, and a
 missing group as ``"(none)"``.
+
+Plots never compute a figure of their own (every number comes from :mod:`dfs_analytics.audit`),
+never show or save a figure (``plt.show``, ``savefig`` are the caller's), and never do I/O.
 """
 
 from __future__ import annotations
