@@ -175,3 +175,30 @@ def assert_no_secret(text: str, key: Any) -> None:
     """``key`` (a string, or the settings' masked Secret) is nowhere in ``text``."""
     key = key.reveal() if isinstance(key, Secret) else key
     assert key not in text, f"the API key leaked into: {text[:300]!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# audit, normalisation and plot tests: hand-built rules, the shared simulator's tasks frame
+# --------------------------------------------------------------------------------------------
+
+
+def verdict_rule(schema: dict[str, Any], sentence: str, ok: bool) -> dict[str, Any]:
+    """A verdict rule as the API sends it in a task's ``outcome_validation``."""
+    return {
+        "schema": schema,
+        "sentence": sentence,
+        "color": "#000000",
+        "not_analyzed": False,
+        "is_conformity_validated": ok,
+    }
+
+
+@pytest.fixture(scope="session")
+def sim_tasks(dfs_simulator: Simulator) -> pd.DataFrame:
+    """The tasks frame of the shared, read-only ``dfs_simulator``, loaded once per session
+    over HTTP (no cache). Every test that asks for it gets the same frame: read it, never
+    change it (copy it first)."""
+    with dfs.Client(
+        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
+    ) as client:
+        return dfs.load_tasks(client)
