@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -418,7 +419,7 @@ def reanalyze(
 # --------------------------------------------------------------------------------------------
 
 
-class CallbackReceiver:
+class CallbackReceiver(AbstractContextManager["CallbackReceiver"]):
     """A small HTTP server that collects analysis callbacks, for notebooks and tests.
 
     >>> with CallbackReceiver() as receiver:
@@ -550,9 +551,6 @@ class CallbackReceiver:
         self._closed = True
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> CallbackReceiver:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
