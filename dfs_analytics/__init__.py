@@ -3,6 +3,10 @@
 >>> import dfs_analytics as dfs
 >>> client = dfs.Client.from_env()                  # or dfs.Client(base_url=..., api_key=...)
 >>> tasks = dfs.load_tasks(client, reviewed=True)   # one row per work order x task
+
+This module only re-exports the public names of the modules below it. It never holds logic of
+its own, and never imports matplotlib or ipywidgets until ``dfs.plots``, ``dfs.report`` or
+``dfs.widgets`` is asked for.
 """
 
 from . import audit

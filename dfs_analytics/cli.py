@@ -142,11 +142,27 @@ def _debug_option(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def _simulate_parser(sub: argparse._SubParsersAction) -> None:
+def _command(
+    sub: argparse._SubParsersAction, name: str, summary: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` (defaults shown in its help, ``--debug`` accepted
+    after the subcommand too); returns it for its own arguments."""
     p = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _debug_option(p, argparse.SUPPRESS)
+    return p
+
+
+def _simulate_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
         "simulate",
-        help="serve a local simulator of the Field Services API",
-        description=(
+        "serve a local simulator of the Field Services API",
+        (
             "Serve a local simulator of the Deepomatic Field Services API v0.2 with seeded, "
             "realistic data. The API is at http://HOST:PORT/v0.2/ (send 'Authorization: Token "
             "KEY'); the simulator's own view (ground truth, request counts, runtime settings) is "
@@ -155,18 +171,10 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
             "answer like a plain Django REST Framework server behind a TLS-terminating proxy. "
             "Stop with Ctrl-C."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _debug_option(p, argparse.SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=port, default=8765, help="port to listen on (0: any free port)")
-    p.add_argument(
-        "--work-orders",
-        type=count,
-        default=DEFAULT_WORK_ORDERS,
-        help="number of generated work orders",
-    )
-    p.add_argument("--seed", type=_integer, default=0, help="random seed: same seed, same data")
+    _generated_data_options(p, count)
     p.add_argument("--app", default=None, help="app definition to serve (data/apps/*.json)")
     p.add_argument("--api-key", default="demo-key", help="the API key clients must send")
     p.add_argument("--latency", type=seconds, default=0.0, help="seconds added to every request")
@@ -239,6 +247,22 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", type=date, default=None, help="last creation date (ISO-8601)")
 
 
+def _generated_data_options(
+    p: argparse.ArgumentParser, work_orders: Callable[[str], int], prefix: str = ""
+) -> None:
+    """``--work-orders`` (checked by ``work_orders``) and ``--seed``: what a simulator
+    generates."""
+    p.add_argument(
+        "--work-orders",
+        type=work_orders,
+        default=DEFAULT_WORK_ORDERS,
+        help=f"{prefix}number of generated work orders",
+    )
+    p.add_argument(
+        "--seed", type=_integer, default=0, help=f"{prefix}random seed: same seed, same data"
+    )
+
+
 def _simulator_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--simulator",
@@ -247,13 +271,7 @@ def _simulator_options(p: argparse.ArgumentParser) -> None:
         help="use a local simulator's made-up data instead of the site in DFS_BASE_URL or "
         "DFS_SITE_ID (also DFS_SIMULATOR=1); the output says '(simulator data)'",
     )
-    p.add_argument(
-        "--work-orders",
-        type=positive,
-        default=DEFAULT_WORK_ORDERS,
-        help="(simulator) work orders",
-    )
-    p.add_argument("--seed", type=_integer, default=0, help="(simulator) seed")
+    _generated_data_options(p, positive, "(simulator) ")
     p.add_argument(
         "--drift",
         type=seconds,
@@ -270,6 +288,7 @@ def _date_filters(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dfs-analytics`` argument parser, every subcommand in it; errors raise UsageError."""
     parser = _Parser(
         prog=PROG,
         description="Deepomatic Field Services data in pandas: load, audit, correct.",
@@ -277,56 +296,49 @@ def build_parser() -> argparse.ArgumentParser:
     _debug_option(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _simulate_parser(sub)
-    r = sub.add_parser(
+    r = _command(
+        sub,
         "report",
-        help="write a self-contained HTML audit report of the AI's verdicts",
-        description="Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
+        "write a self-contained HTML audit report of the AI's verdicts",
+        "Load the tasks (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
         "--simulator from a local simulator's made-up data) and write an HTML audit report "
         "with inlined plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _debug_option(r, argparse.SUPPRESS)
     r.add_argument("--out", default="audit.html", help="the HTML file to write (.html)")
     _date_filters(r)
     r.add_argument(
         "--level", type=level, default=0.95, help="confidence level of intervals (0 to 1)"
     )
     _simulator_options(r)
-    e = sub.add_parser(
+    e = _command(
+        sub,
         "export",
-        help="write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
-        description="Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
+        "write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
+        "Load a frame (from DFS_BASE_URL or DFS_SITE_ID + DFS_API_KEY, or with "
         "--simulator from a local simulator's made-up data) and write it to a file; the format "
         "follows --out's extension.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _debug_option(e, argparse.SUPPRESS)
     e.add_argument("what", choices=EXPORTS, help="which frame")
     e.add_argument("--out", required=True, help="file to write (.csv, .json, .jsonl, .parquet)")
     _date_filters(e)
     _simulator_options(e)
-    c = sub.add_parser(
+    c = _command(
+        sub,
         "correct",
-        help="validate, preview and apply a correction campaign from a CSV plan",
-        description="A CSV plan has work_order_id, task_name (or task_id) and corrected_value. "
+        "validate, preview and apply a correction campaign from a CSV plan",
+        "A CSV plan has work_order_id, task_name (or task_id) and corrected_value. "
         "Without --apply this is a dry run that prints the preview. The site comes from "
         "DFS_BASE_URL or DFS_SITE_ID (+ DFS_REGION) and DFS_API_KEY. Re-running with the same "
         "journal resumes: nothing applied is sent twice.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _debug_option(c, argparse.SUPPRESS)
     c.add_argument("plan", help="the CSV plan")
     c.add_argument("--journal", default="campaign.jsonl", help="the JSONL journal (keep it)")
     c.add_argument("--apply", action="store_true", help="apply the plan (default: dry run)")
     c.add_argument("--workers", type=positive, default=8, help="concurrent requests")
-    d = sub.add_parser(
-        "demo",
-        help="start the simulator and show the toolkit at work on its made-up data",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    d = _command(
+        sub, "demo", "start the simulator and show the toolkit at work on its made-up data"
     )
-    _debug_option(d, argparse.SUPPRESS)
-    d.add_argument("--work-orders", type=positive, default=DEFAULT_WORK_ORDERS)
-    d.add_argument("--seed", type=_integer, default=0)
+    _generated_data_options(d, positive)
     d.add_argument("--out", default="demo-output", help="folder for the demo's files")
     return parser
 
