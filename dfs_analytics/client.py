@@ -4,6 +4,10 @@ One method per endpoint; retries with backoff where a retry cannot double an eff
 errors (:mod:`dfs_analytics.errors`); pagination that never truncates; a requests-cache HTTP
 cache for single-resource reads, and an offline mode.
 
+It never builds frames nor writes the dataset (that is :mod:`~dfs_analytics.syncing`'s), never
+pickles what it caches, never sends the API key to another origin or in cleartext, and never
+re-sends a write whose outcome is unknown.
+
 Retry policy (decided in one place, :meth:`Client.send`; urllib3 itself never retries):
 
 - A connection that could not be opened, and a 429 (the server did nothing), are retried for
@@ -27,7 +31,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import email.utils
+import inspect
 import itertools
 import json
 import math
@@ -44,7 +50,6 @@ import warnings
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -202,7 +207,7 @@ def _detail(body: Any, text: str) -> str:
     return (snippet[:200] + "...") if len(snippet) > 200 else (snippet or "(no body)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RequestOptions:
     """What one request carries besides its method and path, defined once for
     :meth:`Client.send`, :meth:`Client.request` and :meth:`Client.parse`.
@@ -420,23 +425,18 @@ class Client:
         parts = urllib.parse.urlsplit(url)
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
-    def send(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        cached: bool = False,
-        headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
+    def send(self, method: str, path_or_url: str, **options: Any) -> requests.Response:
         """Send one request with the retry policy (see the module docstring); return the last
-        response whatever its status (the keywords are those of :class:`RequestOptions`).
+        response whatever its status.
 
-        Raises TransportError / OutcomeUnknownError when no answer came, OfflineCacheMiss
-        offline. Most callers want :meth:`request`, which also maps statuses to errors.
+        Keywords: ``params``, ``body``, ``cached``, ``headers``, as in
+        :class:`RequestOptions`. Raises TransportError / OutcomeUnknownError when no answer
+        came, OfflineCacheMiss offline. Most callers want :meth:`request`, which also maps
+        statuses to errors.
         """
-        return self._send(method, path_or_url, RequestOptions(params, body, cached, headers))
+        if "expected" in options:
+            raise TypeError("send() returns any status: expected= goes with request()")
+        return self._send(method, path_or_url, RequestOptions(**options))
 
     def _send(self, method: str, path_or_url: str, options: RequestOptions) -> requests.Response:
         """The body of :meth:`send`: one request, retried as the policy allows."""
@@ -584,25 +584,15 @@ class Client:
             f"(cache: {self.cache_dir})."
         )
 
-    def request(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        cached: bool = False,
-        expected: Collection[int] = OK_STATUSES,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
+    def request(self, method: str, path_or_url: str, **options: Any) -> Any:
         """Send one request and return its parsed JSON body (None for an empty body).
 
-        The keywords are those of :class:`RequestOptions`: ``cached`` reads through the HTTP
-        cache (GET only), ``expected`` lists the success statuses. Raises the typed errors of
-        :mod:`dfs_analytics.errors`.
+        Keywords: ``params``, ``body``, ``cached`` (read through the HTTP cache, GET only),
+        ``headers`` and ``expected`` (the success statuses), as in :class:`RequestOptions`.
+        Raises the typed errors of :mod:`dfs_analytics.errors`.
         """
-        options = RequestOptions(params, body, cached, headers, expected)
-        return self.parse(self._send(method, path_or_url, options), expected=expected)
+        opts = RequestOptions(**options)
+        return self.parse(self._send(method, path_or_url, opts), expected=opts.expected)
 
     def parse(self, response: requests.Response, *, expected: Collection[int] = OK_STATUSES) -> Any:
         """The JSON of a successful response (None for an empty body), or the typed error of
@@ -995,6 +985,25 @@ class Client:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def _keywords_of_options(method: Callable[..., Any], names: Iterable[str]) -> None:
+    """Show ``method(..., **options)`` with the :class:`RequestOptions` fields ``names`` as
+    its keywords, in ``help()`` and Jupyter: one definition of them, no per-call cost."""
+    sig = inspect.signature(method)
+    fields = {f.name: f for f in dataclasses.fields(RequestOptions)}
+    keep = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [
+        inspect.Parameter(
+            n, inspect.Parameter.KEYWORD_ONLY, default=fields[n].default, annotation=fields[n].type
+        )
+        for n in names
+    ]
+    method.__signature__ = sig.replace(parameters=keep + extra)  # type: ignore[attr-defined]
+
+
+_keywords_of_options(Client.send, ("params", "body", "cached", "headers"))
+_keywords_of_options(Client.request, ("params", "body", "cached", "headers", "expected"))
 
 
 def segment(value: Any, name: str = "id") -> str:
