@@ -23,7 +23,8 @@ not know (``metadata.<key>``, ...) as one JSON object per row (``_extra``). Noth
 pickled: reading the dataset never runs code.
 
 ``Dataset`` reads; :class:`Writer` (used by :mod:`dfs_analytics.syncing`) writes. This module
-knows nothing of HTTP.
+never speaks HTTP (it takes from :mod:`~dfs_analytics.client` only the filter names and the
+date parser, so that both sides read a filter alike), never holds a secret, and never pickles.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from .errors import (
     SiteMismatchError,
     VersionNotFoundError,
 )
+from .rules import is_missing
 
 SCHEMA_VERSION = 2  # 2: tasks gained ai_verdict, verdict, is_verdict_overridden
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
@@ -131,9 +133,8 @@ def arrow_schema(table: str) -> pa.Schema:
 
 
 def _json(value: Any) -> str | None:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and value != value:
+    """``value`` as compact JSON text; None for a missing value (None, NaN, NA, NaT)."""
+    if is_missing(value):
         return None
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -186,11 +187,7 @@ def to_arrow(table: str, frame: pd.DataFrame, months: Sequence[str] | np.ndarray
         rows: list[str | None] = []
         columns = [frame[c].to_numpy(dtype=object) for c in extras]
         for values in zip(*columns, strict=True):
-            found = {
-                k: v
-                for k, v in zip(extras, values, strict=True)
-                if not (v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v))
-            }
+            found = {k: v for k, v in zip(extras, values, strict=True) if not is_missing(v)}
             rows.append(_json(found) if found else None)
         arrays.append(pa.array(rows, pa.string()))
     else:
@@ -542,7 +539,7 @@ class Dataset:
         out: dict[str, int | None] = {}
         for t in TABLES:
             v = None if row is None else row[f"{t}_version"]
-            out[t] = None if v is None or pd.isna(v) or int(v) < 0 else int(v)
+            out[t] = None if is_missing(v) or int(v) < 0 else int(v)
         return out
 
     def resolve(self, as_of: Any = None) -> int | None:

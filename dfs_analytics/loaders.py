@@ -18,7 +18,7 @@ dataset except through the sync's writer, and keeps no state of its own on the c
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,7 @@ from . import normalize
 from .client import Client
 from .errors import DFSError, OfflineCacheMiss
 from .periods import expand_created_in
+from .rules import is_missing
 from .syncing import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
 
 
@@ -70,7 +71,7 @@ def _check_no_writes(client: Client, ds: store.Dataset, local: Mapping[str, Any]
     dirty = [
         i
         for i, at in zip(index["work_order_id"], index[store.SYNCED_AT], strict=True)
-        if pd.isna(at) or writes[i] >= at.timestamp()
+        if is_missing(at) or writes[i] >= at.timestamp()
     ]
     if dirty:
         raise OfflineCacheMiss(
@@ -106,7 +107,7 @@ def _hint_name(
             "select a task, filter the frame, e.g. tasks[tasks.task_name == "
             f"{name.strip()!r}].",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the user's call of a loader: loader -> _load -> here
         )
     return frame
 
@@ -118,6 +119,27 @@ def _as_of(client: Client, as_of: Any) -> store.Dataset:
         raise store.VersionNotFoundError(
             f"as_of={as_of!r}: this client's dataset has no version yet; load once first."
         ) from None
+
+
+def _load(
+    read: Callable[..., pd.DataFrame],
+    client: Client,
+    columns: Sequence[str] | None,
+    as_of: Any,
+    progress: bool | None,
+    filters: Mapping[str, Any],
+    *,
+    timelines: bool = False,
+) -> pd.DataFrame:
+    """The frame ``read`` (a :class:`~dfs_analytics.dataset.Dataset` method) gives for the
+    filters: at ``as_of`` without a request, else after a sync (``timelines``: with the
+    timelines), with the hint of :func:`_hint_name`."""
+    filters = expand_created_in(filters)  # created_in="2026Q3" -> created_after/_before
+    _query(filters)  # bad filters fail before anything else
+    if as_of is not None:
+        return read(_as_of(client, as_of), as_of=as_of, columns=columns, **filters)
+    ds = _read_version(client, filters, timelines, progress)
+    return _hint_name(client, ds, read(ds, columns=columns, **filters), filters)
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,12 +176,7 @@ def load_work_orders(
     tags, types`` (lists), ``n_tasks``, one ``metadata.<key>`` column per metadata key, and
     any other key the server sends.
     """
-    filters = expand_created_in(filters)  # created_in="2026Q3" -> created_after/_before
-    _query(filters)  # bad filters fail before anything else
-    if as_of is not None:
-        return _as_of(client, as_of).work_orders(as_of=as_of, columns=columns, **filters)
-    ds = _read_version(client, filters, False, progress)
-    return _hint_name(client, ds, ds.work_orders(columns=columns, **filters), filters)
+    return _load(store.Dataset.work_orders, client, columns, as_of, progress, filters)
 
 
 def load_tasks(
@@ -179,12 +196,7 @@ def load_tasks(
     ``normalize.TASK_SPEC``). ``value`` is the corrected value if any, else the analysed one;
     ``is_overridden`` means corrected to a different value.
     """
-    filters = expand_created_in(filters)
-    _query(filters)
-    if as_of is not None:
-        return _as_of(client, as_of).tasks(as_of=as_of, columns=columns, **filters)
-    ds = _read_version(client, filters, False, progress)
-    return _hint_name(client, ds, ds.tasks(columns=columns, **filters), filters)
+    return _load(store.Dataset.tasks, client, columns, as_of, progress, filters)
 
 
 def load_timeline(
@@ -204,16 +216,17 @@ def load_timeline(
     date, type, user, analysis_id, task_group_name, task_id, task_name, analyzed_value,
     corrected_value, message, is_conform``.
     """
+    if work_order_ids is None:
+        return _load(
+            store.Dataset.timeline, client, columns, as_of, progress, filters, timelines=True
+        )
     filters = expand_created_in(filters)
     _query(filters)
-    ids = None if work_order_ids is None else _check_ids(work_order_ids)
+    ids = _check_ids(work_order_ids)
     if as_of is not None:
         return _as_of(client, as_of).timeline(
             as_of=as_of, columns=columns, work_order_ids=ids, **filters
         )
-    if ids is None:
-        ds = _read_version(client, filters, True, progress)
-        return _hint_name(client, ds, ds.timeline(columns=columns, **filters), filters)
     if filters:
         _read_version(client, filters, True, progress)
         ds = dataset(client)

@@ -50,6 +50,7 @@ from . import dataset as store
 from . import normalize
 from .client import Client, list_params, to_api_date
 from .errors import ConfigurationError, IncompleteDataError, NotFoundError, OfflineCacheMiss
+from .rules import is_missing, none_if_missing
 
 BATCH = 1000  # work orders per commit, at most
 BATCH_SECONDS = 2.0  # seconds of work per commit, at most
@@ -197,7 +198,7 @@ def _ts(value: Any) -> pd.Timestamp | None:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
         return None
-    if ts is pd.NaT:
+    if is_missing(ts):
         return None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -521,15 +522,10 @@ def _sync(
         if walk:
             listed = _full_walk(client, params, index, stored, dirty, committer, consider, progress)
         result.listed = listed
-        if timelines:  # stored work orders whose timeline is missing or older than them
-            leftover = [
-                i
-                for i, u in zip(index["work_order_id"], index["update_date"], strict=True)
-                if i in stored and not committer.touched(i) and not _same(u, mark(i))
-            ]
-            if leftover:
-                committer.commit()
-                _sync_timelines(client, w, committer, fetcher, leftover)
+        if timelines:
+            _sync_stale_timelines(
+                client, w, committer, fetcher, index["work_order_id"], stored, mark
+            )
         _finish(w, committer)
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
@@ -597,12 +593,12 @@ def _stored_state(
     dirty = {
         i
         for i, when in state.written().items()
-        if i in stored and (pd.isna(synced[i]) or when >= synced[i].timestamp())
+        if i in stored and (is_missing(synced[i]) or when >= synced[i].timestamp())
     }
 
     def mark(wo_id: str) -> pd.Timestamp | None:
         m = None if wo_id in dirty else marks.get(wo_id)
-        return None if m is None or pd.isna(m) else m
+        return none_if_missing(m)
 
     return stored, dirty, mark
 
@@ -642,7 +638,7 @@ def _finish(w: store.Writer, committer: _Committer) -> None:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if a is None or (not isinstance(a, str) and pd.isna(a)):
+    if is_missing(a):
         return b is None
     return b is not None and pd.Timestamp(a) == b
 
@@ -684,7 +680,7 @@ def _refresh(
     dates = [_ts(r.get("update_date")) for r in rows]
     if any(d is None for d in dates) or any(a < b for a, b in itertools.pairwise(dates)):
         return 0, True  # the server ignored the ordering
-    known = [pd.Timestamp(v) for v in stored.values() if v is not None and not pd.isna(v)]
+    known = [pd.Timestamp(v) for v in stored.values() if not is_missing(v)]
     cursor = max(known) if known else None
     in_window = [d for d in dates if cursor is None or d >= cursor]
     if len(in_window) == len(rows) and page.get("next"):
@@ -785,6 +781,25 @@ def _full_walk(
     _reread(client, sorted(gone & set(stored)), stored, committer, consider)
     # dirty work orders that were listed were rewritten; dirty ones no longer listed reread
     return len(listed)
+
+
+def _sync_stale_timelines(
+    client: Client,
+    w: store.Writer,
+    committer: _Committer,
+    fetcher: _TimelineFetcher,
+    ids: Iterable[str],
+    stored: Mapping[str, Any],
+    mark: Callable[[str], pd.Timestamp | None],
+) -> None:
+    """Fetch the timelines of the stored work orders among ``ids`` that this sync did not
+    rewrite and whose stored timeline was read at another ``update_date`` (or never)."""
+    stale = [
+        i for i in ids if i in stored and not committer.touched(i) and not _same(stored[i], mark(i))
+    ]
+    if stale:
+        committer.commit()
+        _sync_timelines(client, w, committer, fetcher, stale)
 
 
 def _sync_timelines(
@@ -906,14 +921,7 @@ def _sync_ids(
                 _consider(committer, stored, dirty, mark, record)
         result.listed = len(ids)
         if timelines:
-            leftover = [
-                i
-                for i in ids
-                if i in stored and not committer.touched(i) and not _same(stored[i], mark(i))
-            ]
-            if leftover:
-                committer.commit()
-                _sync_timelines(client, w, committer, fetcher, leftover)
+            _sync_stale_timelines(client, w, committer, fetcher, ids, stored, mark)
         _finish(w, committer)
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
