@@ -409,7 +409,9 @@ def test_validate_lists_every_bad_row_and_apply_sends_nothing(
     )
 
 
-def _csv_cases(wo_id: str) -> dict[str, tuple[bytes, str]]:
+def _csv_cases(item: dict[str, Any]) -> dict[str, tuple[bytes | None, str]]:
+    """Plan files that are not plans: (content, or None for no file; what the problem says)."""
+    wo_id = item["work_order_id"]
     header = b"work_order_id,task_name,corrected_value\n"
     return {
         "missing corrected_value": (
@@ -426,9 +428,16 @@ def _csv_cases(wo_id: str) -> dict[str, tuple[bytes, str]]:
             header + f"{wo_id},cables_ranges,true\n{wo_id},x,true,extra\n".encode(),
             "malformed",
         ),
+        # every row one field too many: never read by shifting the columns (the first field
+        # taken as an index), which here would give a valid-looking correction of a real task
+        "a field too many on every row": (
+            header + f"note,{wo_id},{item['task_name']},{text(item['value'])}\n".encode(),
+            "malformed",
+        ),
         "empty file": (b"", "malformed"),
         "header only": (header, "no rows"),
         "not text": (b"\xff\xfe\x00\x81 plan \x00\xff\n", "malformed"),
+        "no file": (None, "not found"),
     }
 
 
@@ -440,18 +449,20 @@ def _csv_cases(wo_id: str) -> dict[str, tuple[bytes, str]]:
         "missing work_order_id",
         "unterminated quote",
         "ragged rows",
+        "a field too many on every row",
         "empty file",
         "header only",
         "not text",
+        "no file",
     ],
 )
 def test_a_malformed_csv_gives_a_problem_table(
     sim, client, reader, tmp_path: Path, case: str
 ) -> None:
-    wo_id = targets(reader, 1)[0]["work_order_id"]
-    content, match = _csv_cases(wo_id)[case]
+    content, match = _csv_cases(targets(reader, 1)[0])[case]
     path = tmp_path / "plan.csv"
-    path.write_bytes(content)
+    if content is not None:
+        path.write_bytes(content)
     before = sim.request_counts()
 
     campaign = dfs.Campaign(client, path, journal=tmp_path / "j.jsonl")
@@ -468,53 +479,50 @@ def test_a_malformed_csv_gives_a_problem_table(
     assert corrections(sim) == {}
 
 
-def test_a_missing_plan_file_and_a_frame_without_columns(sim, client, tmp_path: Path) -> None:
-    missing = dfs.Campaign(client, tmp_path / "nope.csv", journal=tmp_path / "j.jsonl")
-    assert "not found" in missing.validate()["problem"].iloc[0]
-    frame = pd.DataFrame({"wo": ["x"], "value": ["true"]})
-    bad = dfs.Campaign(client, frame, journal=tmp_path / "j.jsonl")
+def test_a_frame_without_the_columns_and_a_plan_of_another_type(
+    sim, client, tmp_path: Path
+) -> None:
+    bad = dfs.Campaign(
+        client, pd.DataFrame({"wo": ["x"], "value": ["true"]}), journal=tmp_path / "j.jsonl"
+    )
     assert "missing column" in bad.validate()["problem"].iloc[0]
-    for campaign in (missing, bad):
-        with pytest.raises(dfs.CampaignValidationError):
-            campaign.apply()
+    with pytest.raises(dfs.CampaignValidationError):
+        bad.apply()
     with pytest.raises(dfs.ConfigurationError):
         dfs.Campaign(client, 42, journal=tmp_path / "j.jsonl")  # type: ignore[arg-type]
     assert corrections(sim) == {}
 
 
-def test_rows_with_one_field_too_many_are_malformed(sim, client, reader, tmp_path: Path) -> None:
-    """Every data row has 4 fields under a 3-column header: a malformed CSV. It must not be read
-    by shifting the columns (the first field taken as an index), which here yields a
-    valid-looking correction of a real task."""
-    item = targets(reader, 1)[0]
-    path = tmp_path / "plan.csv"
-    path.write_text(
-        "work_order_id,task_name,corrected_value\n"
-        f"note,{item['work_order_id']},{item['task_name']},{text(item['value'])}\n"
+@pytest.mark.parametrize(
+    "blank", [None, float("nan"), pd.NA, "  "], ids=["none", "nan", "pd-na", "spaces"]
+)
+def test_blank_cells_of_a_frame_plan(sim, client, reader, tmp_path: Path, blank: Any) -> None:
+    """None, NaN, pd.NA and blank text are all "no value": a row without a work order, a task
+    or a value has that problem; a blank task_name beside a task_id is none."""
+    item, other = targets(reader, 2)
+    plan = pd.DataFrame(
+        [
+            (blank, item["task_name"], None, text(item["value"])),
+            (item["work_order_id"], blank, blank, text(item["value"])),
+            (item["work_order_id"], item["task_name"], None, blank),
+            (other["work_order_id"], blank, other["task_id"], other["value"]),
+        ],
+        columns=["work_order_id", "task_name", "task_id", "corrected_value"],
+        dtype=object,
     )
-    campaign = dfs.Campaign(client, path, journal=tmp_path / "j.jsonl")
+    campaign = dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl")
+
     problems = campaign.validate()
-    assert len(problems) >= 1, "a CSV with more fields than its header was accepted as valid"
+
+    why = dict(zip(problems["row"], problems["problem"], strict=True))
+    assert set(why) == {0, 1, 2}, why
+    assert why[0] == "no work_order_id"
+    assert why[1] == "no task_name or task_id"
+    assert why[2] == f"task {item['task_name']!r}: no corrected_value"
+    assert campaign.preview()["action"].iloc[3] == "apply"
     with pytest.raises(dfs.CampaignValidationError):
         campaign.apply()
-    assert corrections(sim) == {}
-
-
-def test_a_torn_journal_line_does_not_swallow_the_next_record(
-    sim, client, reader, tmp_path: Path
-) -> None:
-    """A crash may leave a torn last line; the next run's records must all stay readable."""
-    items = targets(reader, 3)
-    plan = plan_frame(items, forms=False)
-    journal = tmp_path / "j.jsonl"
-    journal.write_text('{"time": "2026-01-01T00:00:00+00:00", "event": "attem')
-    result = dfs.Campaign(client, plan, journal=journal).apply()
-    assert (result["status"] == "applied").all()
-    records = dfs.campaign.Journal.read(journal)
-    by_task = events_by_task([r for r in records if "task_id" in r])
-    assert by_task == {(i["work_order_id"], i["task_id"]): ["attempt", "applied"] for i in items}, (
-        journal.read_text().splitlines()[0][:160]
-    )
+    assert patches(sim) == 0
 
 
 def test_a_dataframe_plan_with_typed_columns(sim, client, reader, tmp_path: Path) -> None:

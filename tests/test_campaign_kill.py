@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -28,18 +27,20 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
+from tests.test_campaign import targets
 
 PLANNED = 150
-CHOICES: dict[str, list[Any]] = {
-    "pb_etiquette_presente": [True, False],
-    "cables_ranges": [True, False],
-    "jarretiere_connectee": [True, False],
-    "photo_environnement": [True, False],
-    "nombre_connecteurs": [2, 13, 7],
-    "couleur_fibre": ["vert", "rouge", "bleu"],
-    "mesure_puissance": [-15.25, -26.5],
-    "numero_serie": ["ZX81ZX81", "AB12CD34EF"],
-}
+# the tasks corrected (a value each task does not have, as in tests.test_campaign)
+TASKS = (
+    "pb_etiquette_presente",
+    "cables_ranges",
+    "jarretiere_connectee",
+    "photo_environnement",
+    "nombre_connecteurs",
+    "couleur_fibre",
+    "mesure_puissance",
+    "numero_serie",
+)
 
 CHILD = """\
 import json
@@ -77,40 +78,20 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
-
-
 def _plan(client: dfs.Client) -> pd.DataFrame:
-    """PLANNED corrections (two per work order), each to a value the task does not have."""
-    rows = []
-    for wo in client.list_work_orders():
-        picked = 0
-        for task in wo["tasks"]:
-            state = task["state"]
-            if picked == 2 or task["name"] not in CHOICES or not state:
-                continue
-            if state["analyzed_value"] is None:
-                continue
-            current = (
-                state["corrected_value"]
-                if state["corrected_value"] is not None
-                else state["analyzed_value"]
-            )
-            value = next(v for v in CHOICES[task["name"]] if not _same(v, current))
-            rows.append(
-                {
-                    "work_order_id": wo["id"],
-                    "task_name": task["name"],
-                    "task_id": task["id"],
-                    "corrected_value": json.dumps(value) if not isinstance(value, str) else value,
-                }
-            )
-            picked += 1
-    assert len(rows) >= PLANNED
-    return pd.DataFrame(rows[:PLANNED])
+    """PLANNED corrections (at most two per work order), each to a value the task does not
+    have; values in their JSON text, as a CSV plan gives them."""
+    return pd.DataFrame(
+        {
+            "work_order_id": item["work_order_id"],
+            "task_name": item["task_name"],
+            "task_id": item["task_id"],
+            "corrected_value": item["value"]
+            if isinstance(item["value"], str)
+            else json.dumps(item["value"]),
+        }
+        for item in targets(client, PLANNED, names=TASKS)
+    )
 
 
 def _lines(path: Path) -> int:
