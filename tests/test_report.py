@@ -20,7 +20,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
@@ -112,18 +111,8 @@ def check_self_contained(path: Path) -> _Collect:
 
 
 @pytest.fixture(scope="module")
-def sim_tasks(dfs_simulator) -> pd.DataFrame:
-    client = dfs.Client(
-        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
-    )
-    try:
-        return dfs.load_tasks(client)
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
 def sim_report(sim_tasks, tmp_path_factory) -> Path:
+    """The report of the shared simulator's tasks (``sim_tasks``, from conftest)."""
     out = tmp_path_factory.mktemp("report")
     path = dfs.audit_report(sim_tasks, out / "audit.html")
     return path
