@@ -232,6 +232,16 @@ def test_correct_without_a_site_fails_in_one_line(capsys):
     Path("plan.csv").write_text("work_order_id,task_name,corrected_value\nx,y,true\n")
     line = fails(capsys, "correct", "plan.csv")
     assert "DFS_BASE_URL" in line and "DFS_API_KEY" in line
+    assert "simulator" in line  # corrections never go to one
+
+
+def test_correct_without_a_key_fails_before_any_request(site, capsys, monkeypatch):
+    monkeypatch.delenv("DFS_API_KEY")
+    Path("plan.csv").write_text("work_order_id,task_name,corrected_value\nx,y,true\n")
+    line = fails(capsys, "correct", "plan.csv", "--journal", "j.jsonl")
+    assert "DFS_API_KEY" in line and "DFS_BASE_URL (or" not in line
+    assert site.request_counts() == {}
+    assert not Path("j.jsonl").exists()
 
 
 # --------------------------------------------------------------------------------------------
