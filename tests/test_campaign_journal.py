@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -193,20 +195,46 @@ def test_an_existing_journal_in_a_read_only_folder_reads_and_appends(tmp_path: P
         folder.chmod(0o755)
 
 
+def refused(path: Path) -> bool:
+    """Whether opening a new journal at ``path`` is refused for want of permission, as a user
+    other than root (root may write in any folder: then a forked child asks as ``nobody``)."""
+
+    def attempt() -> bool:
+        try:
+            Journal(path).close()
+        except PermissionError:
+            return True
+        return False
+
+    if os.geteuid() != 0:
+        return attempt()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code = 0 if attempt() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1), status
+    return os.WEXITSTATUS(status) == 0
+
+
 def test_a_new_journal_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
+    # a folder every user can reach (tmp_path's parents are the owner's only), none can write
+    folder = Path(tempfile.mkdtemp(prefix="journal-ro-"))
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("this user may write in a read-only folder (root)")
-        path = folder / "j.jsonl"
-        with pytest.raises(PermissionError):
-            Journal(path)
-        assert not path.exists()
-        assert Journal.read(path) == []
+        folder.chmod(0o555)
+        for path in (folder / "j.jsonl", folder / "new" / "j.jsonl"):
+            assert refused(path), path
+            assert not path.exists()
+            assert Journal.read(path) == []
+        assert list(folder.iterdir()) == []  # no file, no folder left behind
     finally:
         folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_a_new_journal_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
