@@ -24,32 +24,24 @@ from dfs_analytics import audit, normalize
 from dfs_analytics.audit import AuditInputError
 from dfs_analytics.errors import ConfigurationError
 
+from .conftest import verdict_rule
+
 # --------------------------------------------------------------------------------------------
 # hand-built work orders
 # --------------------------------------------------------------------------------------------
 
 
-def rule(schema: dict[str, Any], sentence: str, ok: bool) -> dict[str, Any]:
-    return {
-        "schema": schema,
-        "sentence": sentence,
-        "color": "#000000",
-        "not_analyzed": False,
-        "is_conformity_validated": ok,
-    }
-
-
 RULES = {
     "present": [
-        rule({"type": "boolean", "const": True}, "OK", True),
-        rule({"type": "boolean", "const": False}, "Missing", False),
+        verdict_rule({"type": "boolean", "const": True}, "OK", True),
+        verdict_rule({"type": "boolean", "const": False}, "Missing", False),
     ],
     "power": [
-        rule({"type": "number", "minimum": -20}, "In range", True),
-        rule({"type": "number"}, "Too weak", False),
+        verdict_rule({"type": "number", "minimum": -20}, "In range", True),
+        verdict_rule({"type": "number"}, "Too weak", False),
     ],
     # "??" matches no rule: its verdict is "other"
-    "serial": [rule({"type": "string", "pattern": "^[A-Z]{2}[0-9]+$"}, "Readable", True)],
+    "serial": [verdict_rule({"type": "string", "pattern": "^[A-Z]{2}[0-9]+$"}, "Readable", True)],
     "never": [],
 }
 TYPES = {"present": "Boolean", "power": "Number", "serial": "Text", "never": "Text"}
@@ -357,11 +349,32 @@ def test_audited_keeps_analysed_tasks_of_reviewed_work_orders(tasks) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_override_rates_per_task(tasks) -> None:
+PER_TASK = {"present": (5, 2), "power": (3, 1), "serial": (4, 1), "never": (0, 0)}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key", "expected"),
+    [
+        ({}, "task_name", PER_TASK),
+        ({"level": 0.9}, "task_name", PER_TASK),
+        (
+            {"reviewed_only": False},
+            "task_name",
+            {"present": (6, 2), "power": (4, 1), "serial": (4, 1), "never": (0, 0)},
+        ),
+        ({"by": "task_group_name"}, "task_group_name", {"grp-a": (8, 3), "grp-b": (4, 1)}),
+    ],
+    ids=["per-task", "level-90", "not-only-reviewed", "per-task-group"],
+)
+def test_override_rates_counts_and_intervals(tasks, kwargs, key, expected) -> None:
+    rates = dfs.override_rates(tasks, **kwargs)
+    check_rates(rates, expected, key, level=kwargs.get("level", 0.95))
+    assert rates.attrs["level"] == kwargs.get("level", 0.95)
+
+
+def test_override_rates_columns_and_dtypes(tasks) -> None:
     rates = dfs.override_rates(tasks)
     assert list(rates.columns) == ["task_name", "n", "n_overridden", "rate", "ci_low", "ci_high"]
-    expected = {"present": (5, 2), "power": (3, 1), "serial": (4, 1), "never": (0, 0)}
-    check_rates(rates, expected, "task_name")
     assert rates["n"].dtype == "int64" and rates["n_overridden"].dtype == "int64"
     assert isinstance(rates["task_name"].dtype, pd.CategoricalDtype)
     assert rates.attrs["level"] == 0.95
@@ -390,27 +403,13 @@ def test_override_rates_use_the_exact_normal_quantile_not_1_96(tasks) -> None:
     assert abs(present["ci_low"] - rounded_low) > 1e-6
 
 
-def test_override_rates_level_90(tasks) -> None:
+def test_override_rates_level_90_is_narrower(tasks) -> None:
     rates = dfs.override_rates(tasks, level=0.9)
-    expected = {"present": (5, 2), "power": (3, 1), "serial": (4, 1), "never": (0, 0)}
-    check_rates(rates, expected, "task_name", level=0.9)
-    assert rates.attrs["level"] == 0.9
     wide = dfs.override_rates(tasks)
     seen = (rates["n"] > 0).to_numpy()
     width_90 = (rates["ci_high"] - rates["ci_low"]).to_numpy()[seen]
     width_95 = (wide["ci_high"] - wide["ci_low"]).to_numpy()[seen]
     assert (width_90 < width_95).all()
-
-
-def test_override_rates_not_only_reviewed(tasks) -> None:
-    rates = dfs.override_rates(tasks, reviewed_only=False)
-    expected = {"present": (6, 2), "power": (4, 1), "serial": (4, 1), "never": (0, 0)}
-    check_rates(rates, expected, "task_name")
-
-
-def test_override_rates_by_task_group(tasks) -> None:
-    rates = dfs.override_rates(tasks, by="task_group_name")
-    check_rates(rates, {"grp-a": (8, 3), "grp-b": (4, 1)}, "task_group_name")
 
 
 def test_override_rates_keyed_by_name_across_app_versions(tasks) -> None:
@@ -769,6 +768,26 @@ def test_agreement_true_is_not_one_and_one_value_gives_nan() -> None:
     )
     row = row_of(dfs.agreement(mixed), task_name="present")
     assert row["observed"] == 0.5
+
+
+def test_agreement_and_value_confusion_agree_with_the_override_flag() -> None:
+    # 2**53 + 1 and the float 2**53 are different JSON values: an override, and no agreement
+    day = "2026-03-02T12:00:00Z"
+    frame = normalize.tasks_frame(
+        [
+            make_wo("wo-x", V1, A, day, True, [("count", st(2**53 + 1, float(2**53), None))]),
+            make_wo("wo-y", V1, A, day, True, [("count", st(5, None, None))]),
+        ]
+    )
+    assert frame["is_overridden"].tolist() == [True, False]
+    assert row_of(dfs.agreement(frame), task_name="count")["observed"] == 0.5
+    counts = dfs.confusion(frame, basis="value").drop(index="total", columns="total")
+    assert np.trace(counts.to_numpy()) == 1 and counts.to_numpy().sum() == 2
+    # a NaN correction (a frame read back from a file) is no value: the AI's value stands
+    read_back = frame.assign(corrected_value=[float("nan"), None])
+    assert row_of(dfs.agreement(read_back), task_name="count")["observed"] == 1.0
+    counts = dfs.confusion(read_back, basis="value").drop(index="total", columns="total")
+    assert np.trace(counts.to_numpy()) == counts.to_numpy().sum() == 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,17 +39,6 @@ def cluster() -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture(scope="module")
-def tasks(dfs_simulator) -> pd.DataFrame:
-    client = dfs.Client(
-        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
-    )
-    try:
-        return dfs.load_tasks(client)
-    finally:
-        client.close()
-
-
 def category_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
 
@@ -70,11 +59,11 @@ def to_dask(frame: pd.DataFrame, npartitions: int = PARTITIONS) -> Any:
 
 
 @pytest.fixture(scope="module")
-def variants(tasks) -> dict[str, tuple[pd.DataFrame, Any]]:
+def variants(sim_tasks) -> dict[str, tuple[pd.DataFrame, Any]]:
     """name -> (pandas frame, Dask frame of the same rows)."""
-    strings = as_strings(tasks)
+    strings = as_strings(sim_tasks)
     return {
-        "categorical": (tasks, to_dask(tasks)),
+        "categorical": (sim_tasks, to_dask(sim_tasks)),
         "str": (strings, to_dask(strings)),
     }
 
@@ -131,7 +120,7 @@ def test_dask_gives_exactly_the_pandas_result(variants, variant, call) -> None:
     assert len(result) > 0
 
 
-def test_the_fixture_frames_are_what_a_dataset_hands_over(tasks, variants) -> None:
+def test_the_fixture_frames_are_what_a_dataset_hands_over(sim_tasks, variants) -> None:
     _, ddf = variants["categorical"]
     assert ddf.npartitions == PARTITIONS
     assert isinstance(ddf["task_name"].dtype, pd.CategoricalDtype)
@@ -144,9 +133,9 @@ def test_the_fixture_frames_are_what_a_dataset_hands_over(tasks, variants) -> No
     assert not category_columns(strings._meta)
     assert pd.api.types.is_string_dtype(strings["task_name"].dtype)
     # the data has what the comparisons need: several versions, weeks, engineers, overrides
-    assert tasks["app_version_id"].nunique() > 1
-    assert dfs.override_rates(tasks, by="week")["n"].gt(0).sum() > 2
-    assert dfs.override_rates(tasks, by=None)["n_overridden"].iloc[0] > 0
+    assert sim_tasks["app_version_id"].nunique() > 1
+    assert dfs.override_rates(sim_tasks, by="week")["n"].gt(0).sum() > 2
+    assert dfs.override_rates(sim_tasks, by=None)["n_overridden"].iloc[0] > 0
 
 
 def test_strings_and_categoricals_give_the_same_figures(variants) -> None:
@@ -161,9 +150,9 @@ def test_strings_and_categoricals_give_the_same_figures(variants) -> None:
     assert_frame_equal(dfs.confusion(variants["categorical"][1]), dfs.confusion(variants["str"][1]))
 
 
-def test_unknown_categories_differing_per_partition(tasks) -> None:
+def test_unknown_categories_differing_per_partition(sim_tasks) -> None:
     """As read from a dataset: each partition knows only the categories it holds."""
-    columns = category_columns(tasks)
+    columns = category_columns(sim_tasks)
 
     def own_categories(part: pd.DataFrame) -> pd.DataFrame:
         part = part.copy()
@@ -171,7 +160,7 @@ def test_unknown_categories_differing_per_partition(tasks) -> None:
             part[column] = part[column].cat.remove_unused_categories()
         return part
 
-    ordered = tasks.sort_values("create_date", kind="stable")
+    ordered = sim_tasks.sort_values("create_date", kind="stable")
     ddf = to_dask(ordered, npartitions=5).map_partitions(own_categories)
     for column in columns:
         ddf[column] = ddf[column].cat.as_unknown()
@@ -193,9 +182,9 @@ def test_unknown_categories_differing_per_partition(tasks) -> None:
         assert_frame_equal(CALLS[name](ddf), CALLS[name](same_rows), obj=name)
 
 
-def test_dask_default_string_conversion_gives_the_pandas_result(tasks) -> None:
+def test_dask_default_string_conversion_gives_the_pandas_result(sim_tasks) -> None:
     # Dask's own default turns object columns into strings: the figures do not change
-    ddf = dd.from_pandas(tasks, npartitions=3)
+    ddf = dd.from_pandas(sim_tasks, npartitions=3)
     same_rows = ddf.compute()
     for name in ("rates-task", "rates-month-task", "confusion-two-tasks", "drift-version"):
         assert_frame_equal(CALLS[name](ddf), CALLS[name](same_rows), obj=name)

@@ -9,6 +9,8 @@ import pytest
 
 from dfs_analytics import normalize
 
+from .conftest import verdict_rule
+
 UTC = "UTC"
 
 
@@ -19,16 +21,6 @@ def flag(value: Any) -> bool | None:
 
 def ts(text: str) -> pd.Timestamp:
     return pd.Timestamp(text).tz_convert(UTC)
-
-
-def rule(schema: dict[str, Any], sentence: str, ok: bool) -> dict[str, Any]:
-    return {
-        "schema": schema,
-        "sentence": sentence,
-        "color": "#000000",
-        "not_analyzed": False,
-        "is_conformity_validated": ok,
-    }
 
 
 def task(
@@ -271,17 +263,31 @@ def test_tasks_frame_dtypes(wos) -> None:
     assert type(df.loc[1, "value"]) is float
 
 
-def test_tasks_frame_number_correction_equal_in_int_and_float_is_not_an_override() -> None:
-    wo = work_order(tasks=[task("t", "count", "Number", state(3, 3.0, "OK", True))])
+@pytest.mark.parametrize(
+    ("outcome_type", "analysed", "corrected", "corrected_flag", "overridden", "value"),
+    [
+        # JSON equality: 3 is 3.0, so a correction to 3.0 is no override
+        ("Number", 3, 3.0, True, False, 3.0),
+        # true is not 1
+        ("Boolean", 1, True, True, True, True),
+        ("Text", "AB12", "AB12", True, False, "AB12"),
+        # exact: 2**53 + 1 is not the float 2**53
+        ("Number", 2**53 + 1, float(2**53), True, True, float(2**53)),
+        # a NaN correction is no value: the analysed value stands
+        ("Number", -12.5, float("nan"), False, False, -12.5),
+    ],
+    ids=["int-vs-float", "bool-vs-number", "same-text", "big-int", "nan-correction"],
+)
+def test_tasks_frame_corrections_follow_the_rules(
+    outcome_type, analysed, corrected, corrected_flag, overridden, value
+) -> None:
+    wo = work_order(
+        tasks=[task("t", "count", outcome_type, state(analysed, corrected, "OK", True))]
+    )
     df = normalize.tasks_frame([wo])
-    assert flag(df.loc[0, "is_corrected"]) is True
-    assert flag(df.loc[0, "is_overridden"]) is False
-
-
-def test_tasks_frame_bool_is_not_equal_to_a_number() -> None:
-    wo = work_order(tasks=[task("t", "flag", "Boolean", state(1, True, "OK", True))])
-    df = normalize.tasks_frame([wo])
-    assert flag(df.loc[0, "is_overridden"]) is True
+    assert flag(df.loc[0, "is_corrected"]) is corrected_flag
+    assert flag(df.loc[0, "is_overridden"]) is overridden
+    assert df.loc[0, "value"] == value and type(df.loc[0, "value"]) is type(value)
 
 
 # -- timeline ---------------------------------------------------------------------------------
@@ -384,8 +390,8 @@ def test_timeline_frame_dtypes(timelines) -> None:
 
 
 def test_task_groups_frame() -> None:
-    ok = rule({"type": "boolean", "const": True}, "OK", True)
-    ko = rule({"type": "boolean", "const": False}, "KO", False)
+    ok = verdict_rule({"type": "boolean", "const": True}, "OK", True)
+    ko = verdict_rule({"type": "boolean", "const": False}, "KO", False)
     groups = [
         {
             "id": "g-a",
@@ -464,9 +470,8 @@ def test_empty_inputs_give_empty_frames_with_every_column(build, spec) -> None:
             assert df[col.name].dtype == "boolean", col.name
 
 
-def test_documented_minimum_columns_are_there(wos, timelines) -> None:
-    wo_cols = set(normalize.work_orders_frame(wos).columns)
-    assert {
+DOCUMENTED_COLUMNS = {
+    "work_orders": {
         "work_order_id",
         "name",
         "site_id",
@@ -479,9 +484,8 @@ def test_documented_minimum_columns_are_there(wos, timelines) -> None:
         "field_engineer_email",
         "tags",
         "types",
-    } <= wo_cols
-    task_cols = set(normalize.tasks_frame(wos).columns)
-    assert {
+    },
+    "tasks": {
         "work_order_id",
         "work_order_name",
         "task_group_name",
@@ -503,9 +507,8 @@ def test_documented_minimum_columns_are_there(wos, timelines) -> None:
         "create_date",
         "update_date",
         "review_date",
-    } <= task_cols
-    tl_cols = set(normalize.timeline_frame(timelines).columns)
-    assert {
+    },
+    "timeline": {
         "work_order_id",
         "event_id",
         "date",
@@ -519,9 +522,8 @@ def test_documented_minimum_columns_are_there(wos, timelines) -> None:
         "corrected_value",
         "message",
         "is_conform",
-    } <= tl_cols
-    tg_cols = set(normalize.task_groups_frame([]).columns)
-    assert {
+    },
+    "task_groups": {
         "task_group_id",
         "task_group_name",
         "order",
@@ -532,42 +534,58 @@ def test_documented_minimum_columns_are_there(wos, timelines) -> None:
         "conformity_status",
         "only_for_dashboard",
         "rules",
-    } <= tg_cols
+    },
+}
+
+
+@pytest.mark.parametrize("frame", DOCUMENTED_COLUMNS)
+def test_documented_minimum_columns_are_there(frame, wos, timelines) -> None:
+    built = {
+        "work_orders": lambda: normalize.work_orders_frame(wos),
+        "tasks": lambda: normalize.tasks_frame(wos),
+        "timeline": lambda: normalize.timeline_frame(timelines),
+        "task_groups": lambda: normalize.task_groups_frame([]),
+    }[frame]()
+    assert not DOCUMENTED_COLUMNS[frame] - set(built.columns)
 
 
 # -- values stay Python objects whatever the mix of types ---------------------------------------
 
 
-def test_value_columns_stay_objects_when_the_only_correction_is_a_text() -> None:
-    # a batch whose only corrected task is a Text one: missing values must stay None, as in
-    # any other batch, or frames built from different batches do not compare equal
-    wo = work_order(
-        tasks=[
-            task("t-text", "serial", "Text", state("PM11408C55", "PM48213A77", "Lu", True)),
-            task("t-bool", "label_present", "Boolean", state(True, None, "OK", True)),
-            task("t-num", "power", "Number", None),
-        ]
-    )
-    df = normalize.tasks_frame([wo])
+@pytest.mark.parametrize(
+    ("tasks", "analysed", "corrected", "value"),
+    [
+        # a batch whose only corrected task is a Text one: missing values must stay None, as
+        # in any other batch, or frames built from different batches do not compare equal
+        (
+            [
+                task("t-text", "serial", "Text", state("PM11408C55", "PM48213A77", "Lu", True)),
+                task("t-bool", "label_present", "Boolean", state(True, None, "OK", True)),
+                task("t-num", "power", "Number", None),
+            ],
+            ["PM11408C55", True, None],
+            ["PM48213A77", None, None],
+            ["PM48213A77", True, None],
+        ),
+        (
+            [
+                task("t-a", "serial", "Text", state("AB12CD34", None, "Lu", True)),
+                task("t-b", "colour", "Text", None),
+            ],
+            ["AB12CD34", None],
+            [None, None],
+            ["AB12CD34", None],
+        ),
+    ],
+    ids=["only-correction-is-text", "every-value-is-text"],
+)
+def test_value_columns_stay_objects(tasks, analysed, corrected, value) -> None:
+    df = normalize.tasks_frame([work_order(tasks=tasks)])
     for col in ("analyzed_value", "corrected_value", "value"):
         assert df[col].dtype == object, (col, df[col].dtype)
-    assert df["corrected_value"].tolist() == ["PM48213A77", None, None]
-    assert df["analyzed_value"].tolist() == ["PM11408C55", True, None]
-    assert df["value"].tolist() == ["PM48213A77", True, None]
-
-
-def test_value_columns_stay_objects_when_every_value_is_a_text() -> None:
-    wo = work_order(
-        tasks=[
-            task("t-a", "serial", "Text", state("AB12CD34", None, "Lu", True)),
-            task("t-b", "colour", "Text", None),
-        ]
-    )
-    df = normalize.tasks_frame([wo])
-    for col in ("analyzed_value", "corrected_value", "value"):
-        assert df[col].dtype == object, (col, df[col].dtype)
-    assert df["analyzed_value"].tolist() == ["AB12CD34", None]
-    assert df["corrected_value"].tolist() == [None, None]
+    assert df["analyzed_value"].tolist() == analysed
+    assert df["corrected_value"].tolist() == corrected
+    assert df["value"].tolist() == value
 
 
 def test_timeline_value_columns_stay_objects_when_every_value_is_a_text() -> None:

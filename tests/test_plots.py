@@ -32,17 +32,6 @@ def tasks() -> pd.DataFrame:
     return small_tasks()
 
 
-@pytest.fixture(scope="module")
-def sim_tasks(dfs_simulator) -> pd.DataFrame:
-    client = dfs.Client(
-        dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
-    )
-    try:
-        return dfs.load_tasks(client)
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def ax() -> Iterator[Axes]:
     fig = Figure(figsize=(6, 4))
@@ -189,23 +178,17 @@ def test_drift_with_nothing_audited_renders_an_empty_axes(ax) -> None:
     rendered(ax)
 
 
-def test_engineers_from_tasks_frame(tasks, ax) -> None:
-    assert plots.plot_engineers(tasks, ax=ax, min_n=1) is ax
+@pytest.mark.parametrize("given", ["tasks frame", "audit frame"])
+def test_engineers(tasks, ax, given) -> None:
+    # the module's promise: a tasks frame or the frame the audit function returned
     rates = dfs.override_rates(tasks, by="field_engineer_email")
+    assert plots.plot_engineers(tasks if given == "tasks frame" else rates, ax=ax, min_n=1) is ax
     check_errorbar(ax, rates[rates["n"] >= 1])
     labels = " ".join(t.get_text() for t in ax.get_yticklabels())
     assert A in labels and B in labels
     overall = [line for line in ax.lines if line.get_label().startswith("all engineers")]
     assert len(overall) == 1
     assert overall[0].get_xdata()[0] == pytest.approx(4 / 12)
-    rendered(ax)
-
-
-def test_engineers_from_the_audit_frame(tasks, ax) -> None:
-    # the module's promise: a tasks frame or the frame the audit function returned
-    rates = dfs.override_rates(tasks, by="field_engineer_email")
-    assert plots.plot_engineers(rates, ax=ax, min_n=1) is ax
-    check_errorbar(ax, rates[rates["n"] >= 1])
     rendered(ax)
 
 
