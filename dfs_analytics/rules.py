@@ -225,7 +225,7 @@ def verdict_label(rules: Sequence[Mapping[str, Any]] | None, value: object) -> s
     """The stable verdict label of ``value`` (see :func:`rule_labels`): that of the first rule
     it matches, :data:`NO_RULE` when it matches none, None when the task has no rules (no
     verdict) or there is no value."""
-    if not rules or value is None:
+    if not rules or is_missing(value):
         return None
     labels = rule_labels(rules)
     for label, rule in zip(labels, rules, strict=True):

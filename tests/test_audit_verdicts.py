@@ -82,6 +82,10 @@ def test_rule_labels_rest_on_place_and_conformity_not_sentence() -> None:
     assert verdict_label(several, 9) == "no rule"
     assert verdict_label([], True) is None and verdict_label(None, True) is None
     assert verdict_label(several, None) is None
+    # no value is no verdict, however it is spelled (a NaN would match a number rule's bounds)
+    bounded = [rule({"type": "number", "minimum": 0}, "OK", True)]
+    for missing in (float("nan"), pd.NA, pd.NaT):
+        assert verdict_label(bounded, missing) is None, missing
 
 
 def frame() -> pd.DataFrame:
