@@ -293,67 +293,72 @@ def test_tasks_frame_corrections_follow_the_rules(
 # -- timeline ---------------------------------------------------------------------------------
 
 
+def event(
+    eid: str,
+    date: str,
+    kind: str,
+    states: list[dict[str, Any]],
+    *,
+    user: str | None = None,
+    analysis_id: str | None = None,
+    group: str | None = "grp-a",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A timeline event as the API sends it."""
+    return {
+        "id": eid,
+        "date": date,
+        "type": kind,
+        "user": user,
+        "analysis_id": analysis_id,
+        "task_group_name": group,
+        **extra,
+        "states": states,
+    }
+
+
+def event_state(
+    tid: str, name: str, analysed: Any, corrected: Any, message: str | None, conform: bool | None
+) -> dict[str, Any]:
+    """A task state changed by a timeline event."""
+    return {
+        "task_id": tid,
+        "task_name": name,
+        "analyzed_value": analysed,
+        "corrected_value": corrected,
+        "message": message,
+        "is_conform": conform,
+    }
+
+
 @pytest.fixture
 def timelines() -> dict[str, list[dict[str, Any]]]:
     return {
         "wo-1": [
-            {
-                "id": "e1",
-                "date": "2026-03-05T09:52:30.110425+01:00",
-                "type": "created",
-                "user": None,
-                "analysis_id": None,
-                "task_group_name": None,
-                "states": [],
-            },
-            {
-                "id": "e2",
-                "date": "2026-03-05T09:00:00Z",
-                "type": "analysis",
-                "user": "tech@example.com",
-                "analysis_id": "an-1",
-                "task_group_name": "grp-a",
-                "source": "mobile",
-                "states": [
+            event("e1", "2026-03-05T09:52:30.110425+01:00", "created", [], group=None),
+            event(
+                "e2",
+                "2026-03-05T09:00:00Z",
+                "analysis",
+                [
+                    event_state("t-num", "power", -12.5, None, "In range", True),
                     {
-                        "task_id": "t-num",
-                        "task_name": "power",
-                        "analyzed_value": -12.5,
-                        "corrected_value": None,
-                        "message": "In range",
-                        "is_conform": True,
-                    },
-                    {
-                        "task_id": "t-bool",
-                        "task_name": "label_present",
-                        "analyzed_value": False,
-                        "corrected_value": None,
-                        "message": None,
-                        "is_conform": None,
+                        **event_state("t-bool", "label_present", False, None, None, None),
                         "confidence": 0.4,
                     },
                 ],
-            },
+                user="tech@example.com",
+                analysis_id="an-1",
+                source="mobile",
+            ),
         ],
         "wo-2": [
-            {
-                "id": "e3",
-                "date": "2026-03-07T03:00:00Z",
-                "type": "correction",
-                "user": None,
-                "analysis_id": None,
-                "task_group_name": "grp-a",
-                "states": [
-                    {
-                        "task_id": "t-num",
-                        "task_name": "power",
-                        "analyzed_value": -30,
-                        "corrected_value": -20,
-                        "message": "In range",
-                        "is_conform": True,
-                    }
-                ],
-            }
+            event(
+                "e3",
+                "2026-03-07T03:00:00Z",
+                "correction",
+                [event_state("t-num", "power", -30, -20, "In range", True)],
+            )
         ],
     }
 
@@ -591,33 +596,13 @@ def test_value_columns_stay_objects(tasks, analysed, corrected, value) -> None:
 def test_timeline_value_columns_stay_objects_when_every_value_is_a_text() -> None:
     events = {
         "wo-1": [
-            {
-                "id": "e1",
-                "date": "2026-03-05T09:00:00Z",
-                "type": "created",
-                "user": None,
-                "analysis_id": None,
-                "task_group_name": None,
-                "states": [],
-            },
-            {
-                "id": "e2",
-                "date": "2026-03-05T10:00:00Z",
-                "type": "correction",
-                "user": None,
-                "analysis_id": None,
-                "task_group_name": "grp-a",
-                "states": [
-                    {
-                        "task_id": "t-a",
-                        "task_name": "serial",
-                        "analyzed_value": "AB12CD34",
-                        "corrected_value": "AB12CD35",
-                        "message": "Lu",
-                        "is_conform": True,
-                    }
-                ],
-            },
+            event("e1", "2026-03-05T09:00:00Z", "created", [], group=None),
+            event(
+                "e2",
+                "2026-03-05T10:00:00Z",
+                "correction",
+                [event_state("t-a", "serial", "AB12CD34", "AB12CD35", "Lu", True)],
+            ),
         ]
     }
     df = normalize.timeline_frame(events)
