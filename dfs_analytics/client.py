@@ -191,6 +191,36 @@ def _instant(api_date: str) -> datetime:
     return datetime.fromisoformat(api_date[:-1] + "+00:00")
 
 
+class _ResponseNotes:
+    """Notes on responses (how a call gave up), kept beside them rather than on them (a
+    response is requests' object) and forgotten when the response is."""
+
+    def __init__(self) -> None:
+        self._notes: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def put(self, response: requests.Response, note: str) -> None:
+        key = id(response)
+        try:
+            weakref.finalize(response, self._forget, key)
+        except TypeError:  # a response that takes no weak reference: no note
+            return
+        with self._lock:
+            self._notes[key] = note
+
+    def get(self, response: requests.Response) -> str | None:
+        """The note put on ``response``, if any."""
+        with self._lock:
+            return self._notes.get(id(response))
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._notes.pop(key, None)
+
+
+_RETRY_NOTES = _ResponseNotes()
+
+
 def _detail(body: Any, text: str) -> str:
     if isinstance(body, dict):
         if "detail" in body and len(body) == 1:
@@ -543,8 +573,7 @@ class Client:
                     + (f"; the server asked to wait {advised:g} s more" if advised else "")
                     + ")."
                 )
-                with contextlib.suppress(AttributeError):  # a response taking no attribute
-                    response.dfs_retry_note = note  # type: ignore[attr-defined]
+                _RETRY_NOTES.put(response, note)
             break
         if self.settings.offline and response.status_code == 504:  # requests-cache's miss
             raise OfflineCacheMiss(
@@ -625,7 +654,7 @@ class Client:
                 f"({self.settings.display_url}); check the site id and region, or that a "
                 "custom base_url ends with the API's /v0.2/."
             )
-        note = getattr(response, "dfs_retry_note", None)
+        note = _RETRY_NOTES.get(response)
         if note:
             hint = f"{note} " + (hint if hint is not None else _default_hint_for(status))
         err = cls(

@@ -445,6 +445,11 @@ class Dataset:
                 "damaged or missing: restore it, or sync into a new dataset path."
             ) from None
 
+    def _reload_identity(self, identity: Identity | None = None) -> None:
+        """Take ``identity`` (a writer just changed it), or read it again from the ``syncs``
+        table (another process may have rebuilt the dataset)."""
+        self._identity = identity if identity is not None else self._read_identity()
+
     @_locked
     def _read_identity(self) -> Identity:
         try:
@@ -974,6 +979,8 @@ class Writer:
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
         self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
         self._lock = threading.RLock()
+        # (Delta version of ``syncs``, dataset version) of this writer's last commit
+        self._syncs_seen: tuple[int, int] | None = None
         local = _local(self.location)
         if local is not None:
             try:
@@ -1048,10 +1055,7 @@ class Writer:
         syncs = self._dt("syncs")
         if syncs is None:
             raise NotADatasetError(f"the dataset at {self.location} disappeared; sync again.")
-        try:
-            self.dataset._identity = self.dataset._read_identity()
-        except NotADatasetError:
-            raise
+        self.dataset._reload_identity()
         if self.dataset.site != self.site:
             raise SiteMismatchError(
                 f"the dataset at {self.location} now holds {self.dataset.site}, not "
@@ -1067,7 +1071,7 @@ class Writer:
         ds = self.dataset
         old = ds.schema_version
         with _commit_lock(self.location):
-            ds._identity = ds._read_identity()  # another process may have rebuilt it
+            ds._reload_identity()  # another process may have rebuilt it
             if ds.schema_version == SCHEMA_VERSION:
                 return
             present = [t for t in TABLES if ds._exists(t)]
@@ -1166,7 +1170,7 @@ class Writer:
             versions[f"{t}_version"] = -1 if dt is None else dt.version()
         syncs = self._dt("syncs")
         assert syncs is not None
-        seen = getattr(self, "_syncs_seen", None)
+        seen = self._syncs_seen
         if seen is not None and seen[0] == syncs.version():  # nobody else committed since
             version = seen[1] + 1
         else:
@@ -1192,7 +1196,7 @@ class Writer:
             syncs = self._dt("syncs")
             assert syncs is not None
             syncs.alter.set_table_description(identity.description())
-            ds._identity = identity
+            ds._reload_identity(identity)
         else:
             self._write("syncs", data, mode="append")
         written = self._dt("syncs")
