@@ -394,37 +394,40 @@ def test_correct_a_number_task(write_sim, client) -> None:
     assert client.get_timeline(wo["id"])[-1]["type"] == "correction"
 
 
-def test_correct_a_boolean_task_with_its_string_form(client) -> None:
+@pytest.mark.parametrize(
+    ("image", "task_name", "sent", "stored", "message"),
+    [
+        (
+            {"pm_ouvert_apres_quality": True, "jarretiere_connectee": False},
+            "jarretiere_connectee",
+            "TRUE",
+            True,
+            "Conforme",
+        ),
+        (
+            {"pm_ouvert_apres_quality": True, "numero_serie": "AB12CD34"},
+            "numero_serie",
+            "",
+            "",
+            "Non lu",
+        ),
+    ],
+    ids=["boolean-from-its-string-form", "text-emptied"],
+)
+def test_correct_a_task_stores_the_typed_value_and_its_verdict(
+    client, image: dict[str, Any], task_name: str, sent: Any, stored: Any, message: str
+) -> None:
     wo = client.create_work_order(unique_name())
-    analysed = client.analyze(
-        wo["id"],
-        "pm-ouvert-apres",
-        image_url(pm_ouvert_apres_quality=True, jarretiere_connectee=False),
-    )
-    task = task_of(analysed, "jarretiere_connectee")
-    answer = client.correct(wo["id"], task["id"], "TRUE")
-    assert answer["state"]["corrected_value"] is True
-    assert answer["state"]["message"] == "Conforme"
-    read = client.get_work_order(wo["id"], include_inputs=False)
-    assert task_of(read, "jarretiere_connectee")["state"]["corrected_value"] is True
-
-
-def test_correct_a_text_task(client) -> None:
-    wo = client.create_work_order(unique_name())
-    analysed = client.analyze(
-        wo["id"],
-        "pm-ouvert-apres",
-        image_url(pm_ouvert_apres_quality=True, numero_serie="AB12CD34"),
-    )
-    task = task_of(analysed, "numero_serie")
-    assert task["state"]["message"] == "Lu"
-    answer = client.correct(wo["id"], task["id"], "")
-    assert answer["state"]["analyzed_value"] == "AB12CD34"
-    assert answer["state"]["corrected_value"] == ""
-    assert answer["state"]["message"] == "Non lu"
-    state = task_of(client.get_work_order(wo["id"]), "numero_serie")["state"]
-    assert state["message"] == "Non lu"
-    assert state["corrected_value"] == ""
+    task = task_of(client.analyze(wo["id"], "pm-ouvert-apres", image_url(**image)), task_name)
+    analysed = task["state"]["analyzed_value"]
+    answer = client.correct(wo["id"], task["id"], sent)
+    for state in (
+        answer["state"],
+        task_of(client.get_work_order(wo["id"], include_inputs=False), task_name)["state"],
+    ):
+        assert state["corrected_value"] == stored and type(state["corrected_value"]) is type(stored)
+        assert state["analyzed_value"] == analysed
+        assert state["message"] == message
 
 
 def test_context_manager_closes(write_sim, tmp_path) -> None:

@@ -302,46 +302,39 @@ def test_good_date_filters_of_every_kind_are_accepted(write_sim, client_for) -> 
 # -- offline ----------------------------------------------------------------------------------
 
 
-def test_offline_get_work_order_miss_on_an_empty_cache(write_sim, client_for) -> None:
+OFFLINE_MISSES: dict[str, Callable[[dfs.Client, str], Any]] = {
+    "get_work_order": lambda c, wo_id: c.get_work_order(wo_id),
+    "get_task_group": lambda c, wo_id: c.get_task_group("releve-optique"),
+    "get_timeline": lambda c, wo_id: c.get_timeline(wo_id),
+    "create_work_order": lambda c, wo_id: c.create_work_order("x"),
+    "patch_metadata": lambda c, wo_id: c.patch_metadata(wo_id, {"a": 1}),
+    "load_tasks": lambda c, wo_id: dfs.load_tasks(c),
+    "load_work_orders": lambda c, wo_id: dfs.load_work_orders(c),
+    "load_timeline": lambda c, wo_id: dfs.load_timeline(c),
+    "load_timeline_of_ids": lambda c, wo_id: dfs.load_timeline(c, work_order_ids=[wo_id]),
+    "load_task_groups": lambda c, wo_id: dfs.load_task_groups(c),
+}
+
+
+@pytest.mark.parametrize("call", OFFLINE_MISSES.values(), ids=OFFLINE_MISSES.keys())
+def test_offline_reads_writes_and_loads_miss_on_an_empty_cache(
+    write_sim, client_for, call: Callable[[dfs.Client, str], Any]
+) -> None:
     client = client_for(write_sim, offline=True)
     wo_id = next(iter(write_sim.store.work_orders))
     before = write_sim.request_counts()
     with pytest.raises(dfs.OfflineCacheMiss) as info:
-        client.get_work_order(wo_id)
-    assert wo_id in str(info.value) and "offline" in str(info.value)
+        call(client, wo_id)
+    assert "offline" in str(info.value)
     assert_no_secret(full_text(info.value), write_sim.api_key)
-    with pytest.raises(dfs.OfflineCacheMiss):
-        client.get_task_group("releve-optique")
     assert delta(write_sim, before) == {}
 
 
-def test_offline_loaders_and_writes_miss_on_an_empty_cache(write_sim, client_for) -> None:
+def test_an_offline_miss_names_what_was_asked_for(write_sim, client_for) -> None:
     client = client_for(write_sim, offline=True)
     wo_id = next(iter(write_sim.store.work_orders))
-    before = write_sim.request_counts()
-    for call in (
-        lambda: dfs.load_tasks(client),
-        lambda: dfs.load_work_orders(client),
-        lambda: dfs.load_timeline(client),
-        lambda: dfs.load_task_groups(client),
-        lambda: client.get_timeline(wo_id),
-        lambda: client.create_work_order("x"),
-        lambda: client.patch_metadata(wo_id, {"a": 1}),
-    ):
-        with pytest.raises(dfs.OfflineCacheMiss) as info:
-            call()
-        assert "offline" in str(info.value)
-        assert_no_secret(full_text(info.value), write_sim.api_key)
-    assert delta(write_sim, before) == {}
-
-
-def test_offline_timeline_of_given_ids_misses_on_an_empty_cache(write_sim, client_for) -> None:
-    client = client_for(write_sim, offline=True)
-    wo_id = next(iter(write_sim.store.work_orders))
-    before = write_sim.request_counts()
-    with pytest.raises(dfs.OfflineCacheMiss):
-        dfs.load_timeline(client, work_order_ids=[wo_id])
-    assert delta(write_sim, before) == {}
+    with pytest.raises(dfs.OfflineCacheMiss, match=wo_id):
+        client.get_work_order(wo_id)
 
 
 def test_offline_serves_a_work_order_read_online(write_sim, client_for) -> None:

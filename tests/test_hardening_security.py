@@ -108,16 +108,20 @@ def tls_front(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Simulator, Fron
             front.close()
 
 
-def test_http_next_links_from_an_https_server_are_followed_over_https(tls_front) -> None:
-    _sim, front = tls_front
-    client = dfs.Client(
+def front_client(front: Front, page_size: int) -> dfs.Client:
+    """A client of the TLS front, without a cache."""
+    return dfs.Client(
         f"https://127.0.0.1:{front.port}/v0.2/",
         api_key=KEY,
         cache=None,
         progress=False,
-        page_size=4,
+        page_size=page_size,
     )
-    with client:
+
+
+def test_http_next_links_from_an_https_server_are_followed_over_https(tls_front) -> None:
+    _sim, front = tls_front
+    with front_client(front, page_size=4) as client:
         items = client.list_work_orders()
         pages = list(client.iter_pages("work-orders/"))
     assert len(items) == 25
@@ -127,16 +131,7 @@ def test_http_next_links_from_an_https_server_are_followed_over_https(tls_front)
 
 def test_http_next_links_never_carry_the_key_in_cleartext(tls_front) -> None:
     _sim, front = tls_front
-    with (
-        dfs.Client(
-            f"https://127.0.0.1:{front.port}/v0.2/",
-            api_key=KEY,
-            cache=None,
-            progress=False,
-            page_size=10,
-        ) as client,
-        contextlib.suppress(dfs.DFSError),
-    ):
+    with front_client(front, page_size=10) as client, contextlib.suppress(dfs.DFSError):
         dfs.load_timeline(client)
     leaked = [r for r in front.cleartext if b"authorization" in r.lower()]
     assert leaked == [], leaked[:1]
