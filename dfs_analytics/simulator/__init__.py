@@ -12,7 +12,9 @@ next_scheme="http")`` (``--no-validators --next-scheme http``) answers like a pl
 Framework server behind a TLS-terminating proxy: no ``ETag``/``Last-Modified``, never 304, and
 ``http://`` next links; ``Simulator(tls=True)`` serves it over https. Needs the ``sim`` extra
 (``pip install 'dfs-analytics[sim]'``) to serve; ``DEFAULT_WORK_ORDERS``, the apps and the
-generator import without it. The rest of the package never imports it.
+generator import without it (generating data needs it: verdicts are judged with
+``jsonschema``). The rest of the package never imports the server; this package never imports
+it (FastAPI, uvicorn) before ``Simulator`` or ``SimulatorProcess`` is asked for.
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ stands for an upgrade of the deployed site: every task and task-group id changes
 tasks marked ``since_version: 2`` appear and ``version_changes`` may reword verdicts.
 
 Ids are derived with :func:`uuid.uuid5` from the app name, version and names, so the same app
-always gets the same ids, whatever the seed.
+always gets the same ids, whatever the seed. A task's verdicts and allowed corrections are judged
+by the simulator's own JSON-schema checks (:mod:`.verdicts`, loaded on first use).
+
+This module never changes an app once loaded (apps are cached and shared) and never imports
+the ``sim`` extra at import time: the generator and the rest of the package import it without.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..rules import OUTCOME_TYPES, allows, matching_rule
+from ..rules import OUTCOME_TYPES
+
+if TYPE_CHECKING:
+    from .verdicts import RuleJudge
 
 NAMESPACE = uuid.UUID("6b3f5f0e-2f7d-4d0c-9a39-8f1d2f4c1a00")
 
@@ -62,16 +69,21 @@ class TaskDef:
     truth: list[tuple[Any, float]]  # weighted true values
     is_quality: bool
 
+    @cached_property
+    def judge(self) -> RuleJudge:
+        """The task's rules checked by the simulator's own JSON-schema judge (built on first
+        use: it needs the ``sim`` extra, which importing this module does not)."""
+        from .verdicts import RuleJudge
+
+        return RuleJudge(self.rules)
+
     def verdict(self, value: object) -> tuple[str | None, bool | None]:
         """Return ``(message, is_conform)`` for an effective value: the first matching rule."""
-        rule = matching_rule(self.rules, value)
-        if rule is None:
-            return None, None
-        return rule.get("sentence"), rule.get("is_conformity_validated")
+        return self.judge.verdict(value)
 
     def allows(self, value: object) -> bool:
         """Whether a correction to ``value`` is accepted (any value when there are no rules)."""
-        return allows(self.rules, value)
+        return self.judge.allows(value)
 
     def conform(self, value: object) -> bool:
         return self.verdict(value)[1] is True

@@ -25,6 +25,9 @@ settings, same data (ids, dates, values, timelines).
 Ground truth (:func:`ground_truth`) is computed from the model, not counted from the data: the
 per-analysis AI error rate of each task, and the probability that an analysed task of a
 reviewed work order ends overridden (corrected to a different value).
+
+This module never serves anything and never reads the network or the clock: the same seed and
+settings give the same data on any machine (dates are relative to the settings, not to now).
 """
 
 from __future__ import annotations

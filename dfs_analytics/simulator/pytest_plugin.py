@@ -11,7 +11,8 @@ Installed as a pytest plugin with the package, so any project's tests can use th
   otherwise, as every other entry point) and stops it at the end of the test.
 
 Both serve ``/_sim/`` to the simulator's key only: use ``sim.view("truth")``,
-``sim.request_counts()`` ... or send ``headers=sim.auth_headers``.
+``sim.request_counts()`` ... or send ``headers=sim.auth_headers``. The fixtures never leave a
+simulator running after their scope ends.
 """
 
 from __future__ import annotations

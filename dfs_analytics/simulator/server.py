@@ -1,4 +1,10 @@
-"""Run the simulator: in-process on a free loopback port (tests, notebooks) or in the foreground."""
+"""Run the simulator: in-process on a free loopback port (tests, notebooks) or in the foreground.
+
+:class:`Simulator` serves a generated store with uvicorn in a thread; :class:`SimulatorProcess`
+runs ``dfs-analytics simulate`` in its own process; both read the ``/_sim/`` view with the key.
+This module never answers requests itself (that is :mod:`.app`'s) and, by default, never binds
+anything but a loopback address.
+"""
 
 from __future__ import annotations
 

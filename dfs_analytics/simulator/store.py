@@ -3,7 +3,12 @@
 Everything is kept in plain Python objects behind one lock. List queries are answered from
 sorted indexes (``create_date`` and ``update_date``) and inverted indexes (name, tag, field
 engineer, reviewed); the id list of a query is cached until the next write, so walking the pages
-of one listing costs one index lookup plus a slice per page.
+of one listing costs one index lookup plus a slice per page. A state's verdict is that of its
+effective value (:func:`dfs_analytics.rules.effective`) by the task's rules
+(:meth:`.apps.TaskDef.verdict`).
+
+This module never validates what it is given (the routes check values first) and never
+speaks HTTP.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..rules import effective
 from .apps import App, AppVersion, TaskDef
 
 UTC = timezone.utc
@@ -354,16 +360,17 @@ class Store:
         analysis_id: str | None,
         when: datetime,
     ) -> dict[str, Any]:
-        effective = corrected if corrected is not None else analyzed
-        message, is_conform = task.verdict(effective)
-        return {
+        """A task state; its verdict is that of its effective value (:func:`rules.effective`)."""
+        state: dict[str, Any] = {
             "analyzed_value": analyzed,
             "corrected_value": corrected,
-            "message": message,
-            "is_conform": is_conform,
+            "message": None,
+            "is_conform": None,
             "analysis_id": analysis_id,
             "update_date": fmt_date(when),
         }
+        state["message"], state["is_conform"] = task.verdict(effective(state))
+        return state
 
     @staticmethod
     def event(

@@ -1,0 +1,227 @@
+"""The simulator's gate: key check, request counting, latency, throttling and fault injection.
+
+:class:`SimulatorMiddleware` is a pure ASGI middleware in front of the app, so a fault can cut a
+connection even after the app has answered. On ``/v0.2/`` it counts the request, sleeps the
+configured latency, refuses a missing or wrong key (before anything else, even an unknown
+path), then may answer 429 (token bucket or random throttling) or a 5xx, or drop the
+connection. ``/_sim/`` is never slow or faulty but needs the key too, except the schema and
+docs pages. :class:`Faults` holds the seeded random draws and the token bucket. This module
+never reads or changes the store and never judges a request's body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from starlette.routing import BaseRoute, Match
+
+from .settings import RuntimeConfig
+from .store import dumps
+
+if TYPE_CHECKING:
+    from .state import SimState
+
+# paths under /_sim/ that answer without a key: a browser opening the docs cannot send one
+OPEN_SIM_PATHS = frozenset({"/_sim/openapi.json", "/_sim/docs", "/_sim/docs/"})
+
+
+class Faults:
+    """Random draws for latency, faults and throttling, and a token bucket."""
+
+    def __init__(self, config: RuntimeConfig):
+        self.rng = random.Random(config.fault_seed)
+        self.lock = threading.Lock()
+        self.tokens = 0.0
+        self.stamp = time.monotonic()
+
+    def random(self) -> float:
+        """A uniform draw in [0, 1) from the seeded generator."""
+        with self.lock:
+            return self.rng.random()
+
+    def choice(self, seq: list[str]) -> str:
+        """One item of ``seq`` drawn from the seeded generator."""
+        with self.lock:
+            return self.rng.choice(seq)
+
+    def take_token(self, rps: float) -> float:
+        """Take one token; return 0 when granted, else the seconds until one is available."""
+        with self.lock:
+            t = time.monotonic()
+            burst = max(1.0, rps)
+            self.tokens = min(burst, self.tokens + (t - self.stamp) * rps)
+            self.stamp = t
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / rps
+
+
+class DropConnection(Exception):
+    """Raised on purpose to cut a connection (fault injection); uvicorn closes the socket."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, DropConnection):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+def _plain(status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None):
+    hdrs = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    for k, v in (headers or {}).items():
+        hdrs.append((k.lower().encode(), v.encode()))
+    return hdrs, body, status
+
+
+class SimulatorMiddleware:
+    """Pure ASGI middleware so faults can cut a connection after the app has answered.
+
+    ``routes`` are the API's routes (full paths), to count requests per route: an included
+    router is not a list of routes the middleware could walk.
+    """
+
+    FAULT_BODIES: ClassVar[dict[int, tuple[bytes, str]]] = {
+        500: (b'{"detail":"A server error occurred."}', "application/json"),
+        502: (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+        503: (b"upstream connect error or disconnect/reset before headers", "text/plain"),
+        504: (b"<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html"),
+    }
+
+    def __init__(self, app: Any, sim: SimState, routes: Sequence[BaseRoute]):
+        self.app = app
+        self.sim = sim
+        self.routes = list(routes)  # the API's routes, flat, to name what a request asks
+
+    def _route_name(self, scope: dict[str, Any]) -> str:
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return f"{scope['method']} {route.path}"
+            if match == Match.PARTIAL and partial is None:
+                partial = route.path
+        return f"{scope['method']} {partial or '(unmatched)'}"
+
+    async def _send_plain(
+        self, send: Any, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
+        hdrs, body, status = _plain(status, body, ctype, headers)
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
+
+    def _authorized(self, scope: dict[str, Any]) -> bool:
+        auth = self._auth_words(scope)
+        return len(auth) == 2 and auth[0].lower() == "token" and auth[1] in self.sim.config.api_keys
+
+    @staticmethod
+    def _auth_words(scope: dict[str, Any]) -> list[str]:
+        headers = dict(scope.get("headers") or [])
+        return headers.get(b"authorization", b"").decode("latin-1").split()
+
+    async def _deny(self, scope: dict[str, Any], send: Any) -> None:
+        cfg = self.sim.config
+        detail = (
+            "Authentication credentials were not provided."
+            if not self._auth_words(scope)
+            else "Invalid token."
+        )
+        extra = {"WWW-Authenticate": "Token"} if cfg.auth_status == 401 else {}
+        await self._send_plain(
+            send, cfg.auth_status, dumps({"detail": detail}), "application/json", extra
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/_sim" or scope["path"].startswith("/_sim/"):
+            # the simulator's own view: never faulty or slow, but only for key holders
+            if scope["path"] in OPEN_SIM_PATHS or self._authorized(scope):
+                await self.app(scope, receive, send)
+            else:
+                await self._deny(scope, send)
+            return
+        if not scope["path"].endswith("/"):
+            scope = dict(
+                scope, path=scope["path"] + "/", raw_path=scope.get("raw_path", b"") + b"/"
+            )
+        sim, cfg = self.sim, self.sim.config
+        with sim.count_lock:
+            sim.counts[self._route_name(scope)] += 1
+            sim.counts["total"] += 1
+        if cfg.latency or cfg.jitter:
+            await asyncio.sleep(max(0.0, cfg.latency + sim.faults.random() * cfg.jitter))
+        # authentication comes before everything, even for unknown paths
+        if not self._authorized(scope):
+            await self._deny(scope, send)
+            return
+        # throttling
+        wait = sim.faults.take_token(cfg.throttle_rps) if cfg.throttle_rps > 0 else 0.0
+        if wait or (cfg.throttle_rate and sim.faults.random() < cfg.throttle_rate):
+            retry = max(cfg.retry_after, math.ceil(wait)) if wait else cfg.retry_after
+            await self._send_plain(
+                send,
+                429,
+                dumps({"detail": f"Request was throttled. Expected available in {retry} seconds."}),
+                "application/json",
+                {"Retry-After": str(retry)},
+            )
+            return
+        # faults: a 5xx before anything happens, or a connection cut (before or after the work)
+        if cfg.fault_rate and sim.faults.random() < cfg.fault_rate:
+            kind = sim.faults.choice(["500", "502", "503", "504", "drop-before", "drop-after"])
+            if kind == "drop-before":
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"1000")],
+                    }
+                )
+                raise DropConnection("injected fault: connection dropped before processing")
+            if kind != "drop-after":
+                status = int(kind)
+                body, ctype = self.FAULT_BODIES[status]
+                await self._send_plain(send, status, body, ctype)
+                return
+            await self._cut_after(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _cut_after(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Let the app do the work, then send only half of its answer and cut the connection."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(max(len(body), 2)).encode()))
+        await send(
+            {"type": "http.response.start", "status": start.get("status", 200), "headers": headers}
+        )
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+        raise DropConnection("injected fault: connection dropped after processing")
