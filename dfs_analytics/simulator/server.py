@@ -22,8 +22,10 @@ from typing import Any
 import requests
 import uvicorn
 
-from .app import RuntimeConfig, SimState, check_setting, create_app
+from .app import create_app
 from .generator import DEFAULT_WORK_ORDERS, SeedSettings, generate
+from .settings import RuntimeConfig, check_setting
+from .state import SimState
 from .store import Store
 
 _RUNTIME = {f.name for f in fields(RuntimeConfig)} - {"api_keys"}
