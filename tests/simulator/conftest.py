@@ -19,6 +19,9 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
+KEY = "demo-key"  # the simulator's default API key
+AUTH = {"Authorization": f"Token {KEY}"}
+
 # ISO-8601 UTC with a Z; a fraction, when there is one, is not all zeros
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.(?!0+Z)\d{1,6})?Z$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -82,6 +85,20 @@ EVENT_STATE_KEYS = {
     "is_conform",
 }
 EVENT_TYPES = {"created", "analysis", "correction", "review", "metadata_update", "updated"}
+# the query parameters of GET work-orders/ (CONTRACT.md)
+LIST_PARAMS = (
+    "page",
+    "page_size",
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+    "reviewed",
+    "name",
+    "tag",
+    "field_engineer_email",
+    "ordering",
+)
 
 # fiber-connection: the tasks of each task group (current app version)
 GROUP_TASKS = {

@@ -20,8 +20,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH
 
 
 class Receiver:

@@ -18,8 +18,8 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH
+
 THREADS = 16
 CREATES_PER_THREAD = 4
 HOT_CORRECTIONS_PER_THREAD = 2

@@ -9,50 +9,49 @@ import pytest
 
 from .conftest import STATE_KEYS, Api, assert_error, parse_date, state_of, task_of
 
+# the AI's values, per task group, of the work orders these tests correct
+AI_VALUES = {
+    "pb-ferme-avant": {"pb_etiquette_presente": False, "photo_environnement": True},
+    "pb-ouvert-apres": {
+        "cables_ranges": False,
+        "nombre_connecteurs": 14,
+        "couleur_fibre": "gris",
+        "etiquette_lisible": True,
+    },
+    "pm-ouvert-apres": {
+        "jarretiere_connectee": False,
+        "bouchon_retire": True,
+        "numero_serie": "PM11408C55",
+    },
+    "releve-optique": {"mesure_puissance": -30},
+}
+
+
+def analysed_work_order(api: Api, name: str, **values: Any) -> dict[str, Any]:
+    """A new work order with every task group analysed once: :data:`AI_VALUES`, except the
+    task values given here. Returns the work order after the last analysis."""
+    wo = api.create(name=name)
+    for group, defaults in AI_VALUES.items():
+        wo = api.analyze(wo["id"], group, **{k: values.get(k, v) for k, v in defaults.items()})
+    return wo
+
 
 @pytest.fixture(scope="module")
 def analysed(api: Api) -> dict[str, Any]:
     """A work order with every task group analysed once (read-only use: 400 cases)."""
-    wo = api.create(name="corrections-400")
-    api.analyze(wo["id"], "pb-ferme-avant", pb_etiquette_presente=True, photo_environnement=True)
-    api.analyze(
-        wo["id"],
-        "pb-ouvert-apres",
-        cables_ranges=False,
-        nombre_connecteurs=14,
-        couleur_fibre="gris",
-        etiquette_lisible=True,
-    )
-    api.analyze(
-        wo["id"],
-        "pm-ouvert-apres",
+    return analysed_work_order(
+        api,
+        "corrections-400",
+        pb_etiquette_presente=True,
         jarretiere_connectee=True,
-        bouchon_retire=True,
         numero_serie="PM48213A77",
+        mesure_puissance=-12.5,
     )
-    return api.analyze(wo["id"], "releve-optique", mesure_puissance=-12.5)
 
 
 def fresh(api: Api) -> dict[str, Any]:
     """A new work order with every task group analysed (for corrections that are accepted)."""
-    wo = api.create(name="corrections-" + uuid.uuid4().hex[:8])
-    api.analyze(wo["id"], "pb-ferme-avant", pb_etiquette_presente=False, photo_environnement=True)
-    api.analyze(
-        wo["id"],
-        "pb-ouvert-apres",
-        cables_ranges=False,
-        nombre_connecteurs=14,
-        couleur_fibre="gris",
-        etiquette_lisible=True,
-    )
-    api.analyze(
-        wo["id"],
-        "pm-ouvert-apres",
-        jarretiere_connectee=False,
-        bouchon_retire=True,
-        numero_serie="PM11408C55",
-    )
-    return api.analyze(wo["id"], "releve-optique", mesure_puissance=-30)
+    return analysed_work_order(api, "corrections-" + uuid.uuid4().hex[:8])
 
 
 def correct(api: Api, wo: dict[str, Any], name: str, value: Any):

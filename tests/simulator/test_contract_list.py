@@ -15,6 +15,7 @@ from dfs_analytics.simulator import Simulator
 
 from .conftest import (
     DATE_RE,
+    LIST_PARAMS,
     STATE_KEYS,
     WO_TASK_KEYS,
     WORK_ORDER_KEYS,
@@ -220,22 +221,7 @@ def test_invalid_query_is_400_naming_the_parameter(lapi: Api, param, value):
     assert_error(lapi.get("work-orders/", params={param: value}), 400, param)
 
 
-@pytest.mark.parametrize(
-    "param",
-    [
-        "page",
-        "page_size",
-        "created_after",
-        "created_before",
-        "updated_after",
-        "updated_before",
-        "reviewed",
-        "name",
-        "tag",
-        "field_engineer_email",
-        "ordering",
-    ],
-)
+@pytest.mark.parametrize("param", LIST_PARAMS)
 def test_a_blank_filter_value_is_ignored(lapi: Api, param):
     plain = lapi.get("work-orders/").json()
     for blank in ("", " "):

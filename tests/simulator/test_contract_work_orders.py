@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from dfs_analytics.simulator import SeedSettings, generate
 from dfs_analytics.simulator.store import WorkOrder
@@ -210,14 +211,19 @@ def test_retrieve_unknown_work_order_is_404(api: Api):
 # -- PUT, PATCH ------------------------------------------------------------------------------
 
 
-def test_put_replaces_and_resets_omitted_optional_keys(api: Api):
-    wo = api.create(
+def create_fully_set(api: Api) -> dict[str, Any]:
+    """A new work order with every optional writable key set (metadata, tags, types, email)."""
+    return api.create(
         name=unique_name(),
         metadata={"a": 1},
         tags=["t1"],
         types=["maintenance"],
         field_engineer_email="someone@example.com",
     )
+
+
+def test_put_replaces_and_resets_omitted_optional_keys(api: Api):
+    wo = create_fully_set(api)
     new_name = unique_name()
     r = api.put(f"work-orders/{wo['id']}/", json={"name": new_name})
     assert r.status_code == 200, r.text
@@ -252,13 +258,7 @@ def test_put_needs_a_name(api: Api, new_wo):
 
 
 def test_patch_is_partial(api: Api):
-    wo = api.create(
-        name=unique_name(),
-        metadata={"a": 1},
-        tags=["t1"],
-        types=["maintenance"],
-        field_engineer_email="someone@example.com",
-    )
+    wo = create_fully_set(api)
     r = api.patch(f"work-orders/{wo['id']}/", json={"tags": ["t2", "t3"]})
     assert r.status_code == 200, r.text
     patched = r.json()

@@ -11,8 +11,8 @@ import requests
 
 from dfs_analytics.simulator import Simulator, SimulatorProcess
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH
+
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 

@@ -19,8 +19,8 @@ import urllib3
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH, KEY
+
 FAULT_STATUSES = {500, 502, 503, 504}
 SIM_PATHS = (
     "truth",

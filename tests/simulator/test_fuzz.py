@@ -32,8 +32,8 @@ from schemathesis.checks import not_a_server_error
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH, LIST_PARAMS
+
 MAX_EXAMPLES = 30
 
 
@@ -148,19 +148,6 @@ def test_no_input_makes_the_api_fail(api_schema, known_ids, mode):
 # Targeted properties with plain Hypothesis: the inputs a schema does not describe well
 # --------------------------------------------------------------------------------------------
 
-LIST_PARAMS = (
-    "page",
-    "page_size",
-    "created_after",
-    "created_before",
-    "updated_after",
-    "updated_before",
-    "reviewed",
-    "name",
-    "tag",
-    "field_engineer_email",
-    "ordering",
-)
 DATE_PARAMS = {"created_after", "created_before", "updated_after", "updated_before"}
 
 

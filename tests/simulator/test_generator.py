@@ -12,8 +12,8 @@ import requests
 
 from dfs_analytics.simulator import Simulator, available_apps, load_app
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH
+
 APPS = ("fiber-connection", "solar-install")
 
 

@@ -20,8 +20,8 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH
+
 CLI = Path(sys.executable).with_name("dfs-analytics")
 
 

@@ -13,8 +13,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-KEY = "demo-key"
-AUTH = {"Authorization": f"Token {KEY}"}
+from .conftest import AUTH, KEY
 
 
 def admin_calls(sim: Simulator) -> list[tuple[str, str, dict]]:
