@@ -18,7 +18,6 @@ from typing import Any
 
 import requests
 
-from ..config import is_loopback
 from .state import SimState
 from .store import WorkOrder, dumps, fmt_date, now
 from .verdicts import InvalidCorrection, typed_value
@@ -118,21 +117,13 @@ def run_analysis(
         store.touch(wo, when)
 
 
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` is an http(s) URL to this machine (``config.is_loopback`` on its host)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        return parts.scheme in ("http", "https") and is_loopback(parts.hostname)
-    except ValueError:
-        return False
-
-
 def deliver_callback(
     sim: SimState, wo_id: str, parsed: dict[str, Any], url: str, analysis_id: str
 ) -> None:
     """Run a callback analysis, then POST the answer to ``url`` (up to 3 retries with backoff).
 
-    ``url`` must have passed :func:`is_loopback_url` (the route checks it)."""
+    ``url`` must have passed :func:`~dfs_analytics.config.is_loopback_url` (the route checks
+    it)."""
     time.sleep(sim.config.callback_delay)
     store = sim.store
     with store.lock:

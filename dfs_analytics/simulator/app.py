@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from .ai import ai_values, deliver_callback, directives, is_loopback_url, run_analysis
+from ..config import is_loopback_url
+from .ai import ai_values, deliver_callback, directives, run_analysis
 from .faults import OPEN_SIM_PATHS, DropConnection, Faults, SimulatorMiddleware
 from .responses import (
     ApiError,

@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
-from ..ai import deliver_callback, is_loopback_url, run_analysis
+from ...config import is_loopback_url
+from ..ai import deliver_callback, run_analysis
 from ..apps import TaskDef
 from ..responses import bad_request, json_response, not_found, openapi_body, wo_response
 from ..state import SimDep, StoreDep, get_wo
