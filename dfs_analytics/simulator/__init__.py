@@ -19,13 +19,15 @@ it (FastAPI, uvicorn) before ``Simulator`` or ``SimulatorProcess`` is asked for.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .apps import available_apps, load_app
 from .generator import DEFAULT_WORK_ORDERS, SeedSettings, generate, ground_truth
 
 if TYPE_CHECKING:
-    from .server import Simulator, SimulatorProcess
+    from .process import SimulatorProcess
+    from .server import Simulator
 
 __all__ = [
     "DEFAULT_WORK_ORDERS",
@@ -39,10 +41,11 @@ __all__ = [
 ]
 
 
+_LAZY = {"Simulator": "server", "SimulatorProcess": "process"}
+
+
 def __getattr__(name: str) -> Any:
     # the server needs FastAPI and uvicorn (the 'sim' extra): imported on first use only
-    if name in ("Simulator", "SimulatorProcess"):
-        from . import server
-
-        return getattr(server, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

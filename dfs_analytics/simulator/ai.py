@@ -19,8 +19,8 @@ from typing import Any
 import requests
 
 from .state import SimState
-from .store import WorkOrder, dumps, fmt_date, now
 from .verdicts import InvalidCorrection, typed_value
+from .work_order import WorkOrder, dumps, fmt_date, now
 
 DIRECTIVE_RE = re.compile(r"dfs-sim:([A-Za-z0-9_]+)=([^;&\s\"'<>]+)")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from starlette.routing import BaseRoute, Match
 
 from .settings import RuntimeConfig
-from .store import dumps
+from .work_order import dumps
 
 if TYPE_CHECKING:
     from .state import SimState

@@ -32,124 +32,17 @@ settings give the same data on any machine (dates are relative to the settings, 
 
 from __future__ import annotations
 
-import json
-import math
 import random
 import uuid
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .apps import App, AppVersion, TaskDef, data_dir, load_app, stable_id
-from .store import UTC, Store, WorkOrder
+from .apps import App, AppVersion, TaskDef, load_app, stable_id
+from .seed import DEFAULT_WORK_ORDERS, Engineer, SeedSettings, as_utc_date
+from .store import Store
+from .work_order import WorkOrder
 
-DEFAULT_WORK_ORDERS = 2000
-"""How many work orders are generated unless told otherwise, by every entry point:
-``Simulator()``, ``SimulatorProcess()``, ``SeedSettings.defaults()`` (``data/seed.json`` says
-the same), ``dfs-analytics simulate | demo | report | export`` and ``dfs_simulator_factory()``.
-One seed therefore gives the same data whichever way the simulator is started."""
-
-
-@dataclass
-class Engineer:
-    name: str | None
-    weight: float
-    photo_quality: float
-    retake: float
-    skip_group: float
-    hours: tuple[float, float]
-    ai_error_factor: float = 1.0
-
-    @property
-    def email(self) -> str | None:
-        if self.name is None:
-            return None
-        return self.name.lower().replace(" ", ".") + "@example.com"
-
-
-def _parse_date(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    d = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
-
-
-@dataclass
-class SeedSettings:
-    """What to generate. Defaults come from ``data/seed.json``; any field can be overridden."""
-
-    app: str = "fiber-connection"
-    work_orders: int = DEFAULT_WORK_ORDERS
-    seed: int = 0
-    start: str = "2026-01-05T00:00:00Z"
-    end: str = "2026-10-31T00:00:00Z"
-    upgrade_at: float = 0.6
-    review_rate: float = 0.6
-    reviewer_fixes_ai_error: float = 0.85
-    reviewer_overrides_right_verdict: float = 0.01
-    reviewer_confirms_right_verdict: float = 0.02
-    drift: float = 1.0
-    max_attempts: int = 3
-    metadata_update_rate: float = 0.1
-    photo_effect: float = 0.5
-    engineer_spread: float = 0.25
-    extra_engineers: int = 0
-    engineers: list[dict[str, Any]] = field(default_factory=list)
-    reviewers: list[str] = field(default_factory=list)
-    tags: list[list[Any]] = field(default_factory=list)
-    regions: list[str] = field(default_factory=list)
-
-    @classmethod
-    def defaults(cls, **overrides: Any) -> SeedSettings:
-        """Settings from ``data/seed.json`` with ``overrides`` applied (unknown names raise)."""
-        spec = json.loads((data_dir() / "seed.json").read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown seed settings: {', '.join(sorted(unknown))}")
-        spec.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**{k: v for k, v in spec.items() if k in known})
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def engineer_profiles(self) -> list[Engineer]:
-        """The engineers with their habits and AI error factors, drawn from a random stream
-        of their own (seeded by ``seed``), so the same settings give the same engineers."""
-        rng = random.Random(f"{self.seed}/engineers")
-        specs = list(self.engineers) or [
-            {"name": "Field Technician", "weight": 1, "photo_quality": 0.9, "retake": 0.8}
-        ]
-        for i in range(self.extra_engineers):
-            specs.append(
-                {
-                    "name": f"Technician {i + 1:03d}",
-                    "weight": round(rng.uniform(0.3, 2.0), 3),
-                    "photo_quality": round(rng.uniform(0.7, 0.98), 3),
-                    "retake": round(rng.uniform(0.4, 0.95), 3),
-                    "skip_group": round(rng.uniform(0.0, 0.06), 3),
-                    "hours": [7, 18],
-                }
-            )
-        engineers = []
-        for e in specs:
-            quality = float(e.get("photo_quality", 0.9))
-            jitter = math.exp(rng.gauss(0.0, 1.0) * self.engineer_spread)
-            factor = e.get("ai_error_factor")
-            if factor is None:
-                factor = (max(1 - quality, 1e-3) / 0.1) ** self.photo_effect * jitter
-            engineers.append(
-                Engineer(
-                    name=e.get("name"),
-                    weight=float(e.get("weight", 1)),
-                    photo_quality=quality,
-                    retake=float(e.get("retake", 0.8)),
-                    skip_group=float(e.get("skip_group", 0.02)),
-                    hours=tuple(e.get("hours", (8, 17))),
-                    ai_error_factor=float(factor),
-                )
-            )
-        return engineers
+__all__ = ["DEFAULT_WORK_ORDERS", "Engineer", "SeedSettings", "generate", "ground_truth"]
 
 
 def site_id_for(app: App) -> str:
@@ -206,7 +99,7 @@ def generate(settings: SeedSettings | None = None) -> Store:
     new_id = _Ids(rng)
     engineers = settings.engineer_profiles()
     eng_weights = [e.weight for e in engineers]
-    start, end = _parse_date(settings.start), _parse_date(settings.end)
+    start, end = as_utc_date(settings.start), as_utc_date(settings.end)
     days = max((end - start).total_seconds() / 86400.0, 1 / 24)
     upgrade = start + timedelta(days=days * settings.upgrade_at)
     v1, v2 = app.versions[0], app.versions[-1]
@@ -479,8 +372,8 @@ def ground_truth(store: Store) -> dict[str, Any]:
         "settings": settings.as_dict(),
         "app_versions": [{"id": v.id, "label": v.label, "number": v.number} for v in app.versions],
         "upgrade_date": (
-            _parse_date(settings.start)
-            + (_parse_date(settings.end) - _parse_date(settings.start)) * settings.upgrade_at
+            as_utc_date(settings.start)
+            + (as_utc_date(settings.end) - as_utc_date(settings.start)) * settings.upgrade_at
         ).isoformat(),
         "tasks": tasks,
         "engineers": per_engineer,

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .store import WorkOrder, dumps
+from .work_order import WorkOrder, dumps
 
 
 class ApiError(Exception):

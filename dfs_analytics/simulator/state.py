@@ -18,7 +18,8 @@ from .faults import Faults
 from .generator import ground_truth
 from .responses import not_found
 from .settings import RuntimeConfig
-from .store import Store, WorkOrder
+from .store import Store
+from .work_order import WorkOrder
 
 
 class SimState:

@@ -21,8 +21,9 @@ from fastapi import Depends, Query
 from .apps import TaskDef
 from .responses import ApiError, bad_request
 from .store import Query as ListQuery
-from .store import Store, WorkOrder
+from .store import Store
 from .verdicts import InvalidCorrection, typed_value
+from .work_order import WorkOrder
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -20,7 +20,6 @@ from ..ai import deliver_callback, run_analysis
 from ..apps import TaskDef
 from ..responses import bad_request, json_response, not_found, openapi_body, wo_response
 from ..state import SimDep, StoreDep, get_wo
-from ..store import now
 from ..validation import (
     check_allowed,
     corrected_value,
@@ -28,6 +27,7 @@ from ..validation import (
     parse_analyze,
     require_object,
 )
+from ..work_order import now
 from .work_orders import PREFIX
 
 OBJECT_SCHEMA = {"type": "object"}

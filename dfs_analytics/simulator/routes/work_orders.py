@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from ..responses import bad_request, json_response, openapi_body, page_of, wo_response
 from ..state import StoreDep, get_wo
-from ..store import Store, WorkOrder, dumps, now
+from ..store import Store
 from ..validation import (
     PageDep,
     check_scalar_map,
@@ -26,6 +26,7 @@ from ..validation import (
     require_object,
     writable_fields,
 )
+from ..work_order import WorkOrder, dumps, now
 
 PREFIX = "/v0.2"
 WRITABLE_SCHEMA = {
