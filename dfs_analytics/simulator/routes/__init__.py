@@ -1,8 +1,9 @@
 """The simulator's HTTP routes, one ``APIRouter`` per resource group, in the order the app
 includes them (the order of the OpenAPI schema).
 
-Routes get the shared state through ``Depends`` (:mod:`..state`); none of them checks keys,
-counts requests or injects faults, and none is included anywhere but :func:`..app.create_app`.
+Routes get the shared state through ``Depends`` (:mod:`..state`). They never check keys, count
+requests or inject faults (the gate of :mod:`..faults` does), and are never included anywhere
+but in :func:`..app.create_app`.
 """
 
 from __future__ import annotations
