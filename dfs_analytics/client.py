@@ -56,11 +56,12 @@ from typing import Any
 import requests
 import requests_cache
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from ._version import __version__
 from .concurrency import Limiter
-from .config import DEFAULT, Settings
+from .config import DEFAULT, Secret, Settings
 from .errors import (
     APIError,
     ConfigurationError,
@@ -366,7 +367,7 @@ class Client:
             session.headers["User-Agent"] = f"dfs-analytics/{__version__}"
             session.headers["Accept"] = "application/json"
             if s.api_key:
-                session.headers["Authorization"] = f"Token {s.api_key.reveal()}"
+                session.auth = _TokenAuth(s.api_key)
         self._base = urllib.parse.urlsplit(s.base_url)
         self._host = self._base.netloc.rpartition("@")[2]  # shown in messages: no password
 
@@ -1074,6 +1075,28 @@ def _retry_after(response: requests.Response) -> float | None:
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class _TokenAuth(AuthBase):
+    """Puts ``Authorization: Token <key>`` on each request a session prepares.
+
+    Being the session's ``auth`` (not a default header), it also keeps ``requests`` from
+    reading ``~/.netrc`` for every request: that costs a file lookup per request, and a netrc
+    entry for the site's host would replace the key with its own credentials. ``requests``
+    drops the header on a redirect to another host and does not put it back.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Token {self._key.reveal()}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_TokenAuth(****)"
 
 
 def _open_http_cache(path: Any, *, offline: bool) -> requests_cache.CachedSession:
