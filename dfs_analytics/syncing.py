@@ -34,6 +34,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ from .rules import is_missing, none_if_missing
 BATCH = 1000  # work orders per commit, at most
 BATCH_SECONDS = 2.0  # seconds of work per commit, at most
 SYNC_PAGE = 100  # list page size of a sync: small pages keep memory bounded
-CHUNK = 100  # work orders parsed into Arrow rows at a time
+CHUNK = 500  # work orders parsed into Arrow rows at a time (each parse has a fixed cost)
+AHEAD = 1  # chunks of stored work orders' timelines asked for ahead of the one being parsed
 PROBE_SIZE = 10
 COMPACT_FILES = 64  # compact once the tables hold more data files than this
 
@@ -572,13 +574,23 @@ class _TimelineFetcher:
         """Start reading one work order's timeline (None when the work order is gone)."""
         return self._start().submit(self._one, wo_id)
 
-    def fetch(self, ids: list[str]) -> dict[str, list[dict[str, Any]] | None]:
-        """Each id's events (None: the work order is gone), ``CHUNK`` requests at a time."""
-        pool = self._start()
-        out: dict[str, list[dict[str, Any]] | None] = {}
-        for chunk in _chunks(ids, CHUNK):
-            out.update(zip(chunk, pool.map(self._one, chunk), strict=True))
-        return out
+    def fetch(self, ids: list[str]) -> Iterator[dict[str, list[dict[str, Any]] | None]]:
+        """Each id's events (None: the work order is gone), one dict per ``CHUNK`` ids, in
+        order. The next ``AHEAD`` chunks are already asked for while one is handed over, so
+        the requests in flight do not drain between chunks; at most ``(AHEAD + 1) * CHUNK``
+        timelines are held at once."""
+        chunks = list(_chunks(ids, CHUNK))
+        pending: deque[list[Future[list[dict[str, Any]] | None]]] = deque()
+        try:
+            for i, chunk in enumerate(chunks):
+                while len(pending) <= AHEAD and i + len(pending) < len(chunks):
+                    pending.append([self.submit(x) for x in chunks[i + len(pending)]])
+                futures = pending.popleft()
+                yield dict(zip(chunk, (f.result() for f in futures), strict=True))
+        finally:
+            for futures in pending:  # stopped early (an error): nothing more is sent
+                for f in futures:
+                    f.cancel()
 
 
 def _stored_state(
@@ -820,9 +832,9 @@ def _sync_timelines(
     batch: list[pa.Table] = []
     batch_ids: list[str] = []
     started = time.monotonic()
-    for chunk in _chunks(stale["work_order_id"].tolist(), CHUNK):
+    for chunk in fetcher.fetch(stale["work_order_id"].tolist()):
         fetched: dict[str, list[dict[str, Any]]] = {}
-        for wo_id, events in fetcher.fetch(chunk).items():
+        for wo_id, events in chunk.items():
             if events is None:
                 committer.delete(wo_id)
             else:
