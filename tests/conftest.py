@@ -1,4 +1,4 @@
-"""Shared fixtures and helpers of the client and loader tests.
+"""Shared fixtures and helpers of the tests of the tests/ folder.
 
 Every test talks to a real simulator over HTTP (``dfs_simulator`` for read-only tests,
 ``dfs_simulator_factory`` or a module simulator for tests that write or count requests) and
@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics import normalize
 from dfs_analytics.config import Secret
 from dfs_analytics.simulator import Simulator
 
@@ -202,3 +203,238 @@ def sim_tasks(dfs_simulator: Simulator) -> pd.DataFrame:
         dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
     ) as client:
         return dfs.load_tasks(client)
+
+
+# --------------------------------------------------------------------------------------------
+# hand-built work orders of the audit, report and plot tests (tasks: present, power, serial,
+# never), and a frame of engineers' audited and overridden counts
+# --------------------------------------------------------------------------------------------
+
+
+RULES = {
+    "present": [
+        verdict_rule({"type": "boolean", "const": True}, "OK", True),
+        verdict_rule({"type": "boolean", "const": False}, "Missing", False),
+    ],
+    "power": [
+        verdict_rule({"type": "number", "minimum": -20}, "In range", True),
+        verdict_rule({"type": "number"}, "Too weak", False),
+    ],
+    # "??" matches no rule: its verdict is "other"
+    "serial": [verdict_rule({"type": "string", "pattern": "^[A-Z]{2}[0-9]+$"}, "Readable", True)],
+    "never": [],
+}
+TYPES = {"present": "Boolean", "power": "Number", "serial": "Text", "never": "Text"}
+TASK_GROUPS = {"present": "grp-a", "power": "grp-a", "serial": "grp-b", "never": "grp-b"}
+
+A, B, C = "a@example.com", "b@example.com", "c@example.com"
+V1, V2 = "av-1", "av-2"
+
+
+def st(analysed: Any, corrected: Any, message: str | None) -> dict[str, Any]:
+    return {
+        "analyzed_value": analysed,
+        "corrected_value": corrected,
+        "message": message,
+        "is_conform": None,
+        "analysis_id": "an-1",
+        "update_date": "2026-03-20T00:00:00Z",
+    }
+
+
+def make_task(name: str, version: str, state: dict[str, Any] | None) -> dict[str, Any]:
+    group = TASK_GROUPS.get(name, "grp-a")
+    return {
+        # ids change between app versions, names stay
+        "id": f"{name}-{version}",
+        "name": name,
+        "sentence": name.capitalize(),
+        "mandatory": True,
+        "only_for_dashboard": False,
+        "conformity_status": True,
+        "outcome_display": "Select",
+        "outcome_type": TYPES.get(name, "Boolean"),
+        "outcome_validation": RULES.get(name, RULES["present"]),
+        "task_group_id": f"{group}-{version}",
+        "task_group_name": group,
+        "state": state,
+    }
+
+
+def make_wo(
+    wid: str,
+    version: str,
+    engineer: str | None,
+    date: str,
+    reviewed: bool,
+    tasks: list[tuple[str, dict[str, Any] | None]],
+) -> dict[str, Any]:
+    return {
+        "id": wid,
+        "name": wid.upper(),
+        "site_id": "site-1",
+        "app_version_id": version,
+        "create_date": date,
+        "update_date": "2026-03-20T00:00:00Z",
+        "review_date": "2026-03-20T00:00:00Z" if reviewed else None,
+        "field_engineer_email": engineer,
+        "tasks": [make_task(name, version, state) for name, state in tasks],
+    }
+
+
+def small_work_orders() -> list[dict[str, Any]]:
+    """Six work orders, four tasks (Boolean, Number, Text, a Text task never analysed).
+
+    Audited (reviewed + analysed), per task:
+      present: wo-1 kept, wo-2 overridden, wo-3 overridden, wo-5 kept, wo-6 kept  -> 2 / 5
+      power:   wo-1 corrected to the same value (agreement), wo-2 kept, wo-3 overridden -> 1 / 3
+               (wo-5: not analysed, value entered by a human: does not count)
+      serial:  wo-1 overridden, wo-2 kept ("??": no verdict rule), wo-3 same value, wo-5 kept
+               -> 1 / 4
+      never:   never analysed -> 0 / 0
+    wo-4 is not reviewed (engineer C); wo-6 has no engineer.
+    """
+    return [
+        make_wo(
+            "wo-1",
+            V1,
+            A,
+            "2026-03-02T12:00:00Z",
+            True,
+            [
+                ("present", st(True, None, "OK")),
+                ("power", st(-12.5, -12.5, "In range")),
+                ("serial", st("AB123", "AB124", "Readable")),
+                ("never", None),
+            ],
+        ),
+        make_wo(
+            "wo-2",
+            V1,
+            A,
+            "2026-03-04T12:00:00Z",
+            True,
+            [
+                ("present", st(False, True, "OK")),
+                ("power", st(-30, None, "Too weak")),
+                ("serial", st("??", None, None)),
+                ("never", None),
+            ],
+        ),
+        make_wo(
+            "wo-3",
+            V2,
+            B,
+            "2026-03-10T12:00:00Z",
+            True,
+            [
+                ("present", st(True, False, "Missing")),
+                ("power", st(-25, -15, "In range")),
+                ("serial", st("CD9", "CD9", "Readable")),
+                ("never", st(None, None, None)),
+            ],
+        ),
+        make_wo(
+            "wo-4",
+            V2,
+            C,
+            "2026-03-11T12:00:00Z",
+            False,
+            [
+                ("present", st(False, None, "Missing")),
+                ("power", st(-10, None, "In range")),
+                ("serial", None),
+                ("never", None),
+            ],
+        ),
+        make_wo(
+            "wo-5",
+            V2,
+            B,
+            "2026-03-12T12:00:00Z",
+            True,
+            [
+                ("present", st(True, None, "OK")),
+                ("power", st(None, -18, "In range")),
+                ("serial", st("ZZ1", None, "Readable")),
+                ("never", None),
+            ],
+        ),
+        make_wo(
+            "wo-6",
+            V2,
+            None,
+            "2026-03-17T12:00:00Z",
+            True,
+            [("present", st(False, None, "Missing")), ("never", None)],
+        ),
+    ]
+
+
+def small_tasks() -> pd.DataFrame:
+    return normalize.tasks_frame(small_work_orders())
+
+
+def drift_work_orders(
+    old: str = "v9-old", new: str = "v10-new", per_version: int = 30
+) -> list[dict[str, Any]]:
+    """``per_version`` reviewed work orders per app version, two tasks each.
+
+    present: 1 / 30 overridden in the old version, 15 / 30 in the new one (a clear change).
+    power:   3 / 30 in both (no change). The new version's id sorts before the old one's, so
+    periods must be ordered by date, not by name.
+    """
+    wos = []
+    for v, version in enumerate((old, new)):
+        for i in range(per_version):
+            present_over = i < (1 if v == 0 else 15)
+            power_over = i < 3
+            wos.append(
+                make_wo(
+                    f"wo-{v}-{i:03d}",
+                    version,
+                    A if i % 2 else B,
+                    f"2026-0{1 + v}-{1 + i % 28:02d}T{8 + i // 28:02d}:00:00Z",
+                    True,
+                    [
+                        ("present", st(True, False if present_over else None, "OK")),
+                        ("power", st(-12, -30 if power_over else None, "In range")),
+                    ],
+                )
+            )
+    return wos
+
+
+def engineers_frame(counts: dict[str | None, tuple[int, int]]) -> pd.DataFrame:
+    """Tasks of engineers: ``{email: (n audited, k overridden)}``, one Boolean task each."""
+    wos: list[dict[str, Any]] = []
+    for email, (n, k) in counts.items():
+        for i in range(n):
+            wos.append(
+                {
+                    "id": f"{email}-{i}",
+                    "name": f"W{i}",
+                    "app_version_id": "v1",
+                    "create_date": "2026-03-02T10:00:00Z",
+                    "update_date": "2026-03-03T10:00:00Z",
+                    "review_date": "2026-03-03T10:00:00Z",
+                    "field_engineer_email": email,
+                    "tasks": [
+                        {
+                            "id": "t",
+                            "name": "present",
+                            "task_group_name": "g",
+                            "outcome_type": "Boolean",
+                            "outcome_validation": [
+                                {"schema": {"const": True}, "is_conformity_validated": True},
+                                {"schema": {"const": False}, "is_conformity_validated": False},
+                            ],
+                            "state": {
+                                "analyzed_value": True,
+                                "corrected_value": False if i < k else None,
+                            },
+                        }
+                    ],
+                }
+            )
+    return normalize.tasks_frame(wos)

@@ -21,6 +21,8 @@ from dfs_analytics import audit, normalize
 from dfs_analytics.errors import ConfigurationError
 from dfs_analytics.simulator import SeedSettings, generate, ground_truth
 
+from .conftest import engineers_frame
+
 
 def binom_cdf(k: int, n: int, p: Fraction) -> Fraction:
     return sum((math.comb(n, x) * p**x * (1 - p) ** (n - x) for x in range(k + 1)), Fraction(0))
@@ -28,41 +30,6 @@ def binom_cdf(k: int, n: int, p: Fraction) -> Fraction:
 
 def quantile(q: float, n: int, p: Fraction) -> int:
     return next(r for r in range(n + 1) if binom_cdf(r, n, p) >= Fraction(q))
-
-
-def engineers_frame(counts: dict[str | None, tuple[int, int]]) -> pd.DataFrame:
-    """Tasks of engineers: ``{email: (n audited, k overridden)}``, one Boolean task each."""
-    wos: list[dict[str, Any]] = []
-    for email, (n, k) in counts.items():
-        for i in range(n):
-            wos.append(
-                {
-                    "id": f"{email}-{i}",
-                    "name": f"W{i}",
-                    "app_version_id": "v1",
-                    "create_date": "2026-03-02T10:00:00Z",
-                    "update_date": "2026-03-03T10:00:00Z",
-                    "review_date": "2026-03-03T10:00:00Z",
-                    "field_engineer_email": email,
-                    "tasks": [
-                        {
-                            "id": "t",
-                            "name": "present",
-                            "task_group_name": "g",
-                            "outcome_type": "Boolean",
-                            "outcome_validation": [
-                                {"schema": {"const": True}, "is_conformity_validated": True},
-                                {"schema": {"const": False}, "is_conformity_validated": False},
-                            ],
-                            "state": {
-                                "analyzed_value": True,
-                                "corrected_value": False if i < k else None,
-                            },
-                        }
-                    ],
-                }
-            )
-    return normalize.tasks_frame(wos)
 
 
 COUNTS = {

@@ -17,8 +17,7 @@ import dfs_analytics as dfs
 from dfs_analytics import audit, normalize
 from dfs_analytics.errors import ConfigurationError
 
-from .test_audit import drift_work_orders, small_work_orders
-from .test_audit_funnel import engineers_frame
+from .conftest import drift_work_orders, engineers_frame, small_work_orders
 
 
 def hamilton(n: int, weights: list[Fraction]) -> list[int]:

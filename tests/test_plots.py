@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 import dfs_analytics as dfs
 from dfs_analytics import normalize, plots
 
-from .test_audit import A, B, drift_work_orders, small_tasks, small_work_orders
+from .conftest import A, B, drift_work_orders, small_tasks, small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

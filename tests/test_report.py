@@ -25,7 +25,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics import normalize
 
-from .test_audit import small_work_orders
+from .conftest import small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
