@@ -1,14 +1,23 @@
-"""Task values and verdict rules, as the platform defines them.
+r"""Task values and verdict rules, as the platform defines them.
 
 A task's ``outcome_validation`` is a list of rules; the first rule whose JSON-schema matches a
 value gives that value's verdict (its ``sentence``, e.g. "OK" or "Photo incorrecte") and
 whether it counts as conform (``is_conformity_validated``). A task may have one rule, several,
 or none (``[]`` or ``null``: any value of its type is allowed, with no verdict).
 
-Schemas use a small JSON-schema subset: ``type`` (boolean, integer, number, string), ``const``,
-``enum``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``
-(ECMA-262 semantics: ``$`` is the very end), ``minLength``, ``maxLength``; other keywords are
-ignored, as JSON-schema does.
+Schemas use a JSON Schema (Draft 2020-12) subset: ``type`` (a JSON type name or a list of
+them), ``const``, ``enum``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
+``pattern``, ``minLength``, ``maxLength``; other keywords are ignored, as JSON Schema does (and
+so is a ``type`` name JSON Schema does not know, which the ``jsonschema`` library refuses). Each
+keyword means what JSON Schema says:
+
+- ``pattern`` is an ECMA-262 regular expression, run by the ``regress`` engine (the one the
+  simulator's ``jsonschema`` judge uses), not by Python's ``re``: ``\d`` and ``\w`` are ASCII
+  only, ``.`` excludes every line terminator (``\n``, ``\r``, U+2028, U+2029), ``\s`` is
+  ECMA white space and line terminators (U+FEFF yes, U+001C no) and ``$`` is the very end.
+  A pattern that is not a valid ECMA-262 expression raises ``regress.RegressError``.
+- ``const`` and ``enum`` use JSON equality at every depth: ``true`` is not ``1``, ``[true]`` is
+  not ``[1]``, ``1`` equals ``1.0``.
 
 This module is also the one home of what a task's value *is*: :func:`effective` (the corrected
 value when set, else the analysed one), :func:`effective_values` (the same over frame columns)
@@ -21,33 +30,61 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
+
+import regress
 
 OUTCOME_TYPES = ("Boolean", "Text", "Number")
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def is_number(value: object) -> bool:
+    """Whether ``value`` is a JSON number: an int or a float, never a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def schema_matches(schema: dict[str, Any], value: object) -> bool:
-    """Whether ``value`` matches the JSON-schema subset used by verdict rules.
+def _is_integer(value: object) -> bool:
+    """Whether ``value`` is a JSON integer: an int (never a bool) or an integral float."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    Supported keywords: ``type`` (boolean, integer, number, string), ``const``, ``enum``,
-    ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``,
-    ``minLength``, ``maxLength``. Unknown keywords are ignored, as JSON-schema does.
+
+_TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": is_number,
+    "integer": _is_integer,
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+JSON_TYPES = frozenset(_TYPE_CHECKS)
+"""The type names of JSON Schema (a ``type`` keyword's name outside them is ignored)."""
+
+
+def _type_matches(kind: object, value: object) -> bool:
+    """Whether ``value`` is of the JSON type ``kind`` (a name or a list of names); names JSON
+    Schema does not know are ignored."""
+    if isinstance(kind, str):
+        check = _TYPE_CHECKS.get(kind)
+        return check is None or check(value)
+    if isinstance(kind, list):
+        checks = [_TYPE_CHECKS[k] for k in kind if isinstance(k, str) and k in _TYPE_CHECKS]
+        return not checks or any(check(value) for check in checks)
+    return True
+
+
+def schema_matches(schema: dict[str, Any], value: object) -> bool:
+    """Whether ``value`` matches the JSON Schema subset used by verdict rules.
+
+    Supported keywords: ``type`` (a JSON type name or a list of them), ``const``, ``enum``,
+    ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``pattern``
+    (ECMA-262), ``minLength``, ``maxLength``. Unknown keywords are ignored, as JSON Schema does.
     """
-    kind = schema.get("type")
-    if kind == "boolean" and not isinstance(value, bool):
-        return False
-    if kind == "number" and not is_number(value):
-        return False
-    if kind == "integer" and not (is_number(value) and float(value).is_integer()):
-        return False
-    if kind == "string" and not isinstance(value, str):
+    if "type" in schema and not _type_matches(schema["type"], value):
         return False
     if "const" in schema and not _json_equal(schema["const"], value):
         return False
@@ -73,37 +110,49 @@ def schema_matches(schema: dict[str, Any], value: object) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _ecma_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a JSON-schema (ECMA-262) pattern: ``$`` is the very end, not before a newline."""
-    out, in_class, escaped = [], False, False
-    for ch in pattern:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            out.append(ch)
-            escaped = True
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-        elif ch == "]":
-            in_class = False
-            out.append(ch)
-        elif ch == "$" and not in_class:
-            out.append(r"\Z")
-        else:
-            out.append(ch)
-    return re.compile("".join(out))
+def _ecma_pattern(pattern: str) -> regress.Regex:
+    """A JSON Schema ``pattern`` compiled as the ECMA-262 expression it is (cached)."""
+    return regress.Regex(pattern)
 
 
-def _ecma_search(pattern: str, value: str) -> re.Match[str] | None:
-    return _ecma_pattern(pattern).search(value)
+def _ecma_search(pattern: str, value: str) -> regress.Match | None:
+    """The first match of the ECMA-262 ``pattern`` anywhere in ``value``, or None."""
+    try:
+        return _ecma_pattern(pattern).find(value)
+    except UnicodeEncodeError:
+        # a lone surrogate (JSON allows "\ud800"): regress takes UTF-8 only, so it stands in
+        # as U+FFFD, as in the simulator's judge; only a pattern about surrogates could tell
+        clean = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _ecma_pattern(pattern).find(clean)
+
+
+_SCALARS = (str, int, float, type(None))
+_PLAIN = frozenset(_SCALARS)  # exactly these types (a bool is an int, but not exactly)
 
 
 def _json_equal(a: object, b: object) -> bool:
-    # JSON equality: true is not 1, 1 equals 1.0
+    """JSON equality at every depth: true is not 1, 1 equals 1.0, arrays and objects compare
+    item by item."""
+    if type(a) in _PLAIN and type(b) in _PLAIN:  # the common case, quickly
+        return a == b
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, _SCALARS) or isinstance(b, _SCALARS):  # no container equals a scalar
+        return a == b
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (
+            isinstance(a, (list, tuple))
+            and isinstance(b, (list, tuple))
+            and len(a) == len(b)
+            and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(_json_equal(a[k], b[k]) for k in a)
+        )
     return a == b
 
 
@@ -134,7 +183,7 @@ def coerce_value(outcome_type: str, value: object) -> object:
             number = float(value.strip())
         else:
             raise InvalidValue(f"A valid number is required, got {value!r}.")
-        if (isinstance(number, int) and abs(number) > 2**1023) or not math.isfinite(number):
+        if not _is_finite_double(number):
             raise InvalidValue("A finite number within the range of a double is required.")
         if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
             return int(number)
@@ -144,6 +193,15 @@ def coerce_value(outcome_type: str, value: object) -> object:
             return value
         raise InvalidValue(f"Not a valid string, got {value!r}.")
     raise InvalidValue(f"Unknown outcome type {outcome_type!r}.")
+
+
+def _is_finite_double(number: float) -> bool:
+    """Whether ``number`` is finite and within the range of a double (an int that rounds to
+    one: up to about 1.8e308)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an int too large for a double
+        return False
 
 
 _MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas' missing markers, without pandas
@@ -179,7 +237,8 @@ def effective_values(corrected: Any, analyzed: Any) -> Any:
 
 
 def json_equal(a: object, b: object) -> bool:
-    """JSON equality: ``true`` is not ``1``, ``1`` equals ``1.0``."""
+    """JSON equality at every depth: ``true`` is not ``1`` (nor ``[true]`` ``[1]``), ``1``
+    equals ``1.0``."""
     return _json_equal(a, b)
 
 
