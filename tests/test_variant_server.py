@@ -15,7 +15,7 @@ import re
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -370,53 +370,47 @@ def check_reload(client: dfs.Client, first: tuple[pd.DataFrame, ...]) -> None:
 # -- list styles ------------------------------------------------------------------------------
 
 
-def test_bare_json_arrays(variant_server, client_for) -> None:
-    variant = variant_server(style="array")
-    client = client_for(variant)
-    first = check_frames(client, variant)
-    check_reload(client, first)
-    assert len(client.list_work_orders()) == N
-
-
-def test_page_numbered_lists_with_a_server_page_cap(variant_server, client_for) -> None:
-    variant = variant_server(style="pages")
-    client = client_for(variant)
-    first = check_frames(client, variant)
-    check_reload(client, first)
-    assert len(variant.list_requests()) > 3
-
-
-def test_cursor_next_links(variant_server, client_for) -> None:
-    variant = variant_server(style="cursor", page_size=3)
-    client = client_for(variant)
-    first = check_frames(client, variant)
-    check_reload(client, first)
-    assert any("cursor=abc" in p for p in variant.list_requests())
-
-
-def test_cursor_lists_without_count(variant_server, client_for) -> None:
-    variant = variant_server(style="cursor", page_size=3, with_count=False)
-    client = client_for(variant)
-    first = check_frames(client, variant)
-    check_reload(client, first)
-
-
-def test_absolute_offset_next_links(variant_server, client_for) -> None:
-    variant = variant_server(style="offset", page_size=3, relative_next=False)
-    client = client_for(variant)
-    first = check_frames(client, variant)
-    check_reload(client, first)
-    assert any("offset=9" in p for p in variant.list_requests())
-
-
-def test_root_relative_next_links(variant_server, client_for) -> None:
+# name: (the variant's options, what else holds once its frames are checked and reloaded)
+LIST_STYLES: dict[str, tuple[dict[str, Any], Callable[[dfs.Client, Any], bool] | None]] = {
+    "bare-json-arrays": (
+        {"style": "array"},
+        lambda client, variant: len(client.list_work_orders()) == N,
+    ),
+    "page-numbered-with-a-server-page-cap": (
+        {"style": "pages"},
+        lambda client, variant: len(variant.list_requests()) > 3,
+    ),
+    "cursor-next-links": (
+        {"style": "cursor", "page_size": 3},
+        lambda client, variant: any("cursor=abc" in p for p in variant.list_requests()),
+    ),
+    "cursor-without-count": ({"style": "cursor", "page_size": 3, "with_count": False}, None),
+    "absolute-offset-next-links": (
+        {"style": "offset", "page_size": 3, "relative_next": False},
+        lambda client, variant: any("offset=9" in p for p in variant.list_requests()),
+    ),
     # "next": "/v0.2/work-orders/?limit=3&offset=3" is a URL reference to resolve against
     # the page's URL (RFC 3986), i.e. http://host/v0.2/work-orders/?limit=3&offset=3
-    variant = variant_server(style="offset", page_size=3)
+    "root-relative-next-links": (
+        {"style": "offset", "page_size": 3},
+        lambda client, variant: any("offset=9" in p for p in variant.list_requests()),
+    ),
+}
+
+
+@pytest.mark.parametrize(("options", "then"), LIST_STYLES.values(), ids=LIST_STYLES)
+def test_list_styles(
+    variant_server,
+    client_for,
+    options: dict[str, Any],
+    then: Callable[[dfs.Client, Any], bool] | None,
+) -> None:
+    variant = variant_server(**options)
     client = client_for(variant)
     first = check_frames(client, variant)
     check_reload(client, first)
-    assert any("offset=9" in p for p in variant.list_requests())
+    if then is not None:
+        assert then(client, variant)
 
 
 def test_next_links_to_another_host_are_aimed_back_at_ours(variant_server, client_for) -> None:
