@@ -94,11 +94,16 @@ def test_validators_switch_at_runtime(dfs_simulator_factory):
         sim.configure(validators="false")
 
 
+def api_get(sim: Simulator | SimulatorProcess, path: str, **params: object) -> requests.Response:
+    """GET ``path`` of the API, trusting the simulator's certificate when it serves https."""
+    return requests.get(
+        sim.base_url + path, headers=AUTH, params=params, timeout=30, verify=sim.ca_file or True
+    )
+
+
 def links(sim: Simulator, path: str, **params: object) -> tuple[str, str]:
     """The next link of page 1 and the previous link of page 2."""
-    first = requests.get(
-        sim.base_url + path, headers=AUTH, params=params, timeout=30, verify=sim.ca_file or True
-    ).json()
+    first = api_get(sim, path, **params).json()
     # follow it on the scheme actually served, as a client behind the proxy would
     served = urllib.parse.urlsplit(first["next"])._replace(scheme=sim.scheme).geturl()
     second = requests.get(
@@ -138,13 +143,7 @@ def test_served_over_https_with_http_next_links(dfs_simulator_factory):
     assert sim.ca_file
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(sim.base_url + "task-groups/", headers=AUTH, timeout=30)
-    r = requests.get(
-        sim.base_url + "work-orders/",
-        headers=AUTH,
-        params={"page_size": 5},
-        timeout=30,
-        verify=sim.ca_file,
-    )
+    r = api_get(sim, "work-orders/", page_size=5)
     assert r.status_code == 200
     nxt = r.json()["next"]
     assert nxt.startswith(f"http://127.0.0.1:{sim.port}/v0.2/work-orders/?")
@@ -169,13 +168,7 @@ def test_the_command_serves_plain_drf_over_https():
     ) as sim:
         assert "--no-validators" in sim.command()
         assert sim.url.startswith("https://")
-        r = requests.get(
-            sim.base_url + "work-orders/",
-            headers=AUTH,
-            params={"page_size": 3},
-            timeout=30,
-            verify=sim.ca_file,
-        )
+        r = api_get(sim, "work-orders/", page_size=3)
         assert r.status_code == 200
         assert "ETag" not in r.headers and "Last-Modified" not in r.headers
         assert r.json()["next"].startswith("http://")
