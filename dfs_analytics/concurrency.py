@@ -8,15 +8,17 @@ many of their threads send at a time.
 Two controllers decide, from what the answers say:
 
 - :class:`ConcurrencyController` (the number of slots), in the manner of TCP Vegas. It starts
-  at ``INITIAL`` and, while answers come back as fast as the fastest recently seen ("latency
-  stays flat") and every slot is in use, adds one slot per answer (slow start: it doubles per
-  round trip). Once a round trip's mean latency exceeds ``GROW_RTT`` times the baseline it
-  stops doubling: requests are queueing somewhere (the server, the network, this process's
-  CPU), so more of them in flight would only wait longer. Beyond ``SHRINK_RTT`` times the
-  baseline it gives back a fifth of its slots per round trip. A 429, a 503 or a request that
-  got no answer halves it (once per round trip: answers to requests sent before the last cut
-  say nothing new); it then grows again carefully, by about the square root of the limit per
-  round trip. The limit always stays between the floor (1) and the ceiling (64 by default).
+  at ``INITIAL``; after the first round trip, at ``START_RATE`` requests per second if that
+  takes more slots (a distant server is not started slower than a near one). While answers
+  come back as fast as the fastest recently seen ("latency stays flat") and every slot is in
+  use, it adds one slot per answer (slow start: it doubles per round trip). Once a round
+  trip's median latency exceeds ``GROW_RTT`` times the baseline it stops doubling: requests
+  are queueing somewhere (the server, the network, this process's CPU), so more of them in
+  flight would only wait longer. Beyond ``SHRINK_RTT`` times the baseline it gives back a
+  fifth of its slots per round trip. A 429, a 503 or a request that got no answer halves it
+  (once per round trip: answers to requests sent before the last cut say nothing new); it
+  then grows again carefully, by about the square root of the limit per round trip. The
+  limit always stays between the floor (1) and the ceiling (64 by default).
 - :class:`Pacer` (the send rate). A rate limit is a throughput ceiling, not a concurrency one,
   so a 429 also starts pacing: the first one means the server's budget is spent; the
   successful answers counted from then on, divided by the time until a later 429 (the budget
@@ -46,6 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 INITIAL = 16  # slots to start with (adaptive)
+START_RATE = 500.0  # requests per second to start at: after the first round trip, slow start
+# resumes from START_RATE x the fastest round trip when that is more than INITIAL slots (a
+# distant server gets as many requests per second at first as a near one, not fewer)
 GROW_RTT = 1.25  # mean round trip below this multiple of the baseline: latency is flat
 SHRINK_RTT = 2.0  # mean round trip above this multiple: queueing, give slots back
 SHRINK = 0.8  # share of the slots kept per round trip spent queueing
@@ -107,6 +112,9 @@ class ConcurrencyController:
     def _end_round(self) -> None:
         rtts = sorted(self._rtts)
         typical = rtts[len(rtts) // 2]  # the median: a few slow answers do not end growth
+        if not self._window_mins and self.slow_start and self.cuts == 0:
+            # the first round trip measured: start at START_RATE whatever the latency
+            self.limit = max(self.limit, min(self.ceiling, START_RATE * rtts[0]))
         self._window_mins.append(rtts[0])
         self.baseline = min(self._window_mins)
         ratio = typical / self.baseline if self.baseline > 0 else 1.0

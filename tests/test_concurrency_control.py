@@ -24,6 +24,22 @@ def test_grows_while_latency_stays_flat_up_to_the_ceiling() -> None:
     assert ctl.slots == 64  # and never above
 
 
+@pytest.mark.parametrize(("rtt", "start"), [(0.03, 16), (0.1, 50), (0.15, 64), (0.5, 64)])
+def test_the_first_round_trip_sets_the_starting_rate_whatever_the_latency(
+    rtt: float, start: int
+) -> None:
+    ctl = ConcurrencyController(16, ceiling=64)
+    feed(ctl, rtt, 16, rtt, 0.001)  # the first 16 requests answered, about together
+    assert ctl.slots == start  # START_RATE (500/s) x the round trip, within 16..64
+
+
+def test_a_cut_before_the_first_round_trip_keeps_the_start_low() -> None:
+    ctl = ConcurrencyController(16, ceiling=64)
+    ctl.on_overload(sent_at=0.0, now=0.15)
+    feed(ctl, 0.15, 20, 0.15, 0.01)
+    assert ctl.slots < 16
+
+
 def test_slow_start_doubles_at_most_every_0_2_s() -> None:
     ctl = ConcurrencyController(16, ceiling=64)
     feed(ctl, 0.03, 16, 0.0, 0.0001)  # a whole round in 1.6 ms
