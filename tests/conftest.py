@@ -131,12 +131,6 @@ def timeline_pages(sim: Simulator, ids: list[str], page_size: int) -> int:
 
 def image_url(**forced: Any) -> str:
     """A fresh image URL whose ``dfs-sim:`` directives force the AI's value of some tasks."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
     query = ";".join(f"dfs-sim:{k}={text(v)}" for k, v in forced.items())
     return f"https://img.example.com/{uuid.uuid4()}.jpg" + (f"?{query}" if query else "")
 
@@ -176,6 +170,143 @@ def assert_no_secret(text: str, key: Any) -> None:
     """``key`` (a string, or the settings' masked Secret) is nowhere in ``text``."""
     key = key.reveal() if isinstance(key, Secret) else key
     assert key not in text, f"the API key leaked into: {text[:300]!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# correction campaigns: plans of (work order, task, new value) picked from what the server holds
+# --------------------------------------------------------------------------------------------
+
+
+CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
+
+# values a correction may take, per task (all allowed by the task's rules)
+CHOICES: dict[str, list[Any]] = {
+    "pb_etiquette_presente": [True, False],
+    "cables_ranges": [True, False],
+    "jarretiere_connectee": [True, False],
+    "etiquette_lisible": [True, False],
+    "photo_environnement": [True, False],  # no rules: any boolean
+    "nombre_connecteurs": [2, 13, 7],
+    "couleur_fibre": ["vert", "rouge", "bleu"],
+    "mesure_puissance": [-15.25, -26.5],
+    "numero_serie": ["ZX81ZX81", "AB12CD34EF"],
+}
+
+
+def py(value: Any) -> Any:
+    """A numpy scalar (from a frame of one dtype) as its Python value."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: True is not 1, 1 equals 1.0."""
+    a, b = py(a), py(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+def text(value: Any) -> str:
+    """A value as a plan's CSV cell or a ``dfs-sim:`` directive writes it (booleans in JSON)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def effective(state: dict[str, Any] | None) -> Any:
+    """A task state's current value: the corrected one when set, else the analysed one."""
+    if not state:
+        return None
+    if state["corrected_value"] is not None:
+        return state["corrected_value"]
+    return state["analyzed_value"]
+
+
+def sentence_of(task: dict[str, Any], value: Any) -> str | None:
+    """The verdict sentence naming exactly ``value`` (a const rule), if any."""
+    for rule in task["outcome_validation"] or ():
+        schema = rule["schema"]
+        if "const" in schema and same(schema["const"], value):
+            return rule["sentence"]
+    return None
+
+
+def corrections(sim: Simulator) -> dict[tuple[str, str], int]:
+    """Accepted corrections per (work order, task) on the simulator."""
+    return dict(sim.correction_counts())
+
+
+def patches(sim: Simulator) -> int:
+    """Correction requests the simulator received (accepted or not)."""
+    return sim.request_counts().get(CORRECTION, 0)
+
+
+def targets(
+    reader: dfs.Client,
+    n: int,
+    *,
+    skip: int = 0,
+    names: tuple[str, ...] = tuple(CHOICES),
+    per_work_order: int = 2,
+) -> list[dict[str, Any]]:
+    """``n`` analysed (work order, task) pairs, each with a value of CHOICES different from the
+    task's current one; at most ``per_work_order`` per work order, in a stable order (the
+    server's order of work orders, then of tasks). Each is a dict: ``work_order_id``,
+    ``task_id``, ``task_name``, ``task`` (its JSON), ``current`` and ``value``."""
+    out = []
+    for wo in reader.list_work_orders():
+        picked = 0
+        for task in wo["tasks"]:
+            state = task["state"]
+            if picked == per_work_order or task["name"] not in names:
+                continue
+            if not state or state["analyzed_value"] is None:
+                continue
+            current = effective(state)
+            value = next(v for v in CHOICES[task["name"]] if not same(v, current))
+            out.append(
+                {
+                    "work_order_id": wo["id"],
+                    "task_id": task["id"],
+                    "task_name": task["name"],
+                    "task": task,
+                    "current": current,
+                    "value": value,
+                }
+            )
+            picked += 1
+    assert len(out) >= skip + n, "not enough analysed tasks in the simulator"
+    return out[skip : skip + n]
+
+
+def plan_frame(items: list[dict[str, Any]], *, forms: bool = True) -> pd.DataFrame:
+    """A plan: Python values, string forms and verdict sentences in turn; every fourth row by
+    task id instead of task name."""
+    rows = []
+    for i, item in enumerate(items):
+        value: Any = item["value"]
+        if forms and i % 3 == 1:
+            value = text(value)
+        elif forms and i % 3 == 2:
+            value = sentence_of(item["task"], item["value"]) or text(value)
+        by_id = forms and i % 4 == 3
+        rows.append(
+            {
+                "work_order_id": item["work_order_id"],
+                "task_name": None if by_id else item["task_name"],
+                "task_id": item["task_id"] if by_id else None,
+                "corrected_value": value,
+            }
+        )
+    return pd.DataFrame(rows, columns=["work_order_id", "task_name", "task_id", "corrected_value"])
+
+
+def events_by_task(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """A campaign journal's events, in order, per (work order, task)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        out.setdefault((record["work_order_id"], record["task_id"]), []).append(record["event"])
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,20 @@ import pytest
 
 import dfs_analytics as dfs
 
-CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
+from .conftest import (
+    CHOICES,
+    CORRECTION,
+    corrections,
+    events_by_task,
+    patches,
+    plan_frame,
+    py,
+    same,
+    targets,
+    task_of,
+    text,
+)
+
 FAULTS = {"fault_rate": 0.2, "throttle_rate": 0.1, "retry_after": 0}
 PROBLEM_COLUMNS = ["row", "work_order_id", "task", "corrected_value", "problem"]
 PREVIEW_COLUMNS = [
@@ -49,19 +62,6 @@ VERIFY_COLUMNS = [
     "server_value",
     "problem",
 ]
-
-# values a correction may take, per task (all allowed by the task's rules)
-CHOICES: dict[str, list[Any]] = {
-    "pb_etiquette_presente": [True, False],
-    "cables_ranges": [True, False],
-    "jarretiere_connectee": [True, False],
-    "etiquette_lisible": [True, False],
-    "photo_environnement": [True, False],  # no rules: any boolean
-    "nombre_connecteurs": [2, 13, 7],
-    "couleur_fibre": ["vert", "rouge", "bleu"],
-    "mesure_puissance": [-15.25, -26.5],
-    "numero_serie": ["ZX81ZX81", "AB12CD34EF"],
-}
 BOOLEANS = ("pb_etiquette_presente", "cables_ranges", "jarretiere_connectee")
 
 
@@ -79,114 +79,12 @@ def sim(request, dfs_simulator_factory):
 # --------------------------------------------------------------------------------------------
 
 
-def py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
-def same(a: Any, b: Any) -> bool:
-    """JSON equality: True is not 1, 1 equals 1.0."""
-    a, b = py(a), py(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
-
-
 def missing_or_same(a: Any, b: Any) -> bool:
     """Equal, or both missing (None or NaN)."""
     a, b = py(a), py(b)
     gone_a = a is None or (isinstance(a, float) and a != a)
     gone_b = b is None or (isinstance(b, float) and b != b)
     return (gone_a and gone_b) or (not gone_a and not gone_b and same(a, b))
-
-
-def text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def effective(state: dict[str, Any] | None) -> Any:
-    if not state:
-        return None
-    if state["corrected_value"] is not None:
-        return state["corrected_value"]
-    return state["analyzed_value"]
-
-
-def task_named(wo: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [t for t in wo["tasks"] if t["name"] == name]
-    assert len(found) == 1
-    return found[0]
-
-
-def sentence_of(task: dict[str, Any], value: Any) -> str | None:
-    """The verdict sentence naming exactly ``value`` (a const rule), if any."""
-    for rule in task["outcome_validation"] or ():
-        schema = rule["schema"]
-        if "const" in schema and same(schema["const"], value):
-            return rule["sentence"]
-    return None
-
-
-def corrections(sim) -> dict[tuple[str, str], int]:
-    return dict(sim.correction_counts())
-
-
-def patches(sim) -> int:
-    return sim.request_counts().get(CORRECTION, 0)
-
-
-def targets(
-    reader: dfs.Client, n: int, *, skip: int = 0, names: tuple[str, ...] = tuple(CHOICES)
-) -> list[dict[str, Any]]:
-    """``n`` analysed (work order, task) pairs with a value different from the current one,
-    at most two per work order, in a stable order."""
-    out = []
-    for wo in reader.list_work_orders():
-        picked = 0
-        for task in wo["tasks"]:
-            state = task["state"]
-            if picked == 2 or task["name"] not in names:
-                continue
-            if not state or state["analyzed_value"] is None:
-                continue
-            current = effective(state)
-            value = next(v for v in CHOICES[task["name"]] if not same(v, current))
-            out.append(
-                {
-                    "work_order_id": wo["id"],
-                    "task_id": task["id"],
-                    "task_name": task["name"],
-                    "task": task,
-                    "current": current,
-                    "value": value,
-                }
-            )
-            picked += 1
-    assert len(out) >= skip + n, "not enough analysed tasks in the simulator"
-    return out[skip : skip + n]
-
-
-def plan_frame(items: list[dict[str, Any]], *, forms: bool = True) -> pd.DataFrame:
-    """A plan: Python values, string forms and verdict sentences in turn; every fourth row by
-    task id instead of task name."""
-    rows = []
-    for i, item in enumerate(items):
-        value: Any = item["value"]
-        if forms and i % 3 == 1:
-            value = text(value)
-        elif forms and i % 3 == 2:
-            value = sentence_of(item["task"], item["value"]) or text(value)
-        by_id = forms and i % 4 == 3
-        rows.append(
-            {
-                "work_order_id": item["work_order_id"],
-                "task_name": None if by_id else item["task_name"],
-                "task_id": item["task_id"] if by_id else None,
-                "corrected_value": value,
-            }
-        )
-    return pd.DataFrame(rows, columns=["work_order_id", "task_name", "task_id", "corrected_value"])
 
 
 def complete_work_order(reader: dfs.Client) -> dict[str, Any]:
@@ -208,16 +106,9 @@ def journal_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def events_by_task(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
-    out: dict[tuple[str, str], list[str]] = {}
-    for record in records:
-        out.setdefault((record["work_order_id"], record["task_id"]), []).append(record["event"])
-    return out
-
-
 def assert_server_has(reader: dfs.Client, items: list[dict[str, Any]]) -> None:
     for item in items:
-        state = task_named(reader.get_work_order(item["work_order_id"]), item["task_name"])["state"]
+        state = task_of(reader.get_work_order(item["work_order_id"]), item["task_name"])["state"]
         assert same(state["corrected_value"], item["value"]), item
 
 
@@ -630,7 +521,7 @@ def test_apply_decides_from_the_servers_state_at_apply_time(
     assert now[(plain["work_order_id"], plain["task_id"])] == 1
     assert sum(now.values()) == sum(counts.values()) + 2
     assert campaign.verify().empty
-    server = task_named(reader.get_work_order(fixed["work_order_id"]), fixed["task_name"])
+    server = task_of(reader.get_work_order(fixed["work_order_id"]), fixed["task_name"])
     assert same(server["state"]["corrected_value"], fixed["current"])
 
 
@@ -641,8 +532,8 @@ def test_thousands_of_conflicting_or_duplicate_rows_validate_correctly(
     (the check is linear in the rows); 3,000 rows planning one value (in its different forms)
     for another task are one correction."""
     wo = complete_work_order(reader)
-    boolean = task_named(wo, "cables_ranges")
-    number = task_named(wo, "nombre_connecteurs")
+    boolean = task_of(wo, "cables_ranges")
+    number = task_of(wo, "nombre_connecteurs")
     conflicting = [
         (wo["id"], "cables_ranges", value) for value in [True, "false", "Conforme"] * 2666
     ] + [(wo["id"], "cables_ranges", False)] * 2
@@ -835,7 +726,7 @@ def test_load_tasks_right_after_a_campaign_shows_the_new_values(
         assert same(row["corrected_value"], item["value"]), item
         assert same(row["value"], item["value"]), item
         assert bool(row["is_corrected"]) is True
-        state = task_named(client.get_work_order(item["work_order_id"]), item["task_name"])["state"]
+        state = task_of(client.get_work_order(item["work_order_id"]), item["task_name"])["state"]
         assert same(state["corrected_value"], item["value"])
 
 

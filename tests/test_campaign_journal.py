@@ -25,7 +25,8 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Action, Event, Journal, JournalError, Status
 from dfs_analytics.journal import last_events
-from tests.test_campaign import corrections, events_by_task, patches, plan_frame, targets
+
+from .conftest import corrections, events_by_task, patches, plan_frame, targets
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -27,10 +27,11 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
-from tests.test_campaign import targets
+
+from .conftest import targets
 
 PLANNED = 150
-# the tasks corrected (a value each task does not have, as in tests.test_campaign)
+# the tasks corrected (a value each task does not have, picked by conftest.targets)
 TASKS = (
     "pb_etiquette_presente",
     "cables_ranges",

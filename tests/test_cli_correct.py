@@ -15,16 +15,17 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-from dfs_analytics.rules import effective
 
-CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
-CHOICES: dict[str, list[Any]] = {
-    "cables_ranges": [True, False],
-    "jarretiere_connectee": [True, False],
-    "nombre_connecteurs": [2, 13, 7],
-    "couleur_fibre": ["vert", "rouge"],
-    "mesure_puissance": [-15.25, -26.5],
-}
+from .conftest import patches, targets, text
+
+# the tasks corrected, to a value of conftest.CHOICES each task does not have
+TASKS = (
+    "cables_ranges",
+    "jarretiere_connectee",
+    "nombre_connecteurs",
+    "couleur_fibre",
+    "mesure_puissance",
+)
 
 
 def command() -> list[str]:
@@ -65,45 +66,18 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def make_plan(sim, path: Path, n: int = 8) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """A CSV plan of ``n`` corrections to new values, plus one row already at its value
-    (returned apart)."""
-    rows = []
+    """A CSV plan of ``n`` corrections to new values (one task per work order), plus one row
+    already at its value (returned apart)."""
     with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as client:
-        for wo in client.list_work_orders():
-            for task in wo["tasks"]:
-                state = task["state"]
-                if task["name"] not in CHOICES or not state or state["analyzed_value"] is None:
-                    continue
-                current = effective(state)
-                value = next(v for v in CHOICES[task["name"]] if not _same(v, current))
-                rows.append(
-                    {
-                        "work_order_id": wo["id"],
-                        "task_name": task["name"],
-                        "task_id": task["id"],
-                        "current": current,
-                        "value": value,
-                    }
-                )
-                break
-            if len(rows) == n + 1:
-                break
+        rows = targets(client, n + 1, names=TASKS, per_work_order=1)
     changes, same = rows[:n], rows[n]
-    plan = [(r["work_order_id"], r["task_name"], _text(r["value"])) for r in changes]
-    plan.append((same["work_order_id"], same["task_name"], _text(same["current"])))
+    plan = [(r["work_order_id"], r["task_name"], text(r["value"])) for r in changes]
+    plan.append((same["work_order_id"], same["task_name"], text(same["current"])))
     pd.DataFrame(plan, columns=["work_order_id", "task_name", "corrected_value"]).to_csv(
         path, index=False
     )
     return changes, same
-
-
-def patches(sim) -> int:
-    return sim.request_counts().get(CORRECTION, 0)
 
 
 def test_dry_run_prints_the_preview_and_sends_nothing(sim, tmp_path: Path) -> None:
