@@ -20,11 +20,10 @@ import dfs_analytics as dfs
 from dfs_analytics.actions import IMAGE_LIMIT, PDF_LIMIT, find_task
 from dfs_analytics.rules import effective, is_missing
 
-from .conftest import image_url, task_of
+from .conftest import CORRECTION, image_url, py, same, task_of
 
 ANALYZE = "POST /v0.2/work-orders/{wo_id}/analyze/"
 ANALYZE_CALLBACK = "POST /v0.2/work-orders/{wo_id}/analyze/callback/"
-CORRECTION = "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/"
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
@@ -77,17 +76,6 @@ def forced_bytes(magic: bytes, **values: Any) -> bytes:
 
 def forced(table: dict[str, tuple[Any, str, bool]]) -> dict[str, Any]:
     return {name: value for name, (value, _, _) in table.items()}
-
-
-def py(value: Any) -> Any:
-    """A numpy scalar (from a frame of one dtype) as its Python value."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def same(a: Any, b: Any) -> bool:
-    """JSON equality (True is not 1)."""
-    a, b = py(a), py(b)
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
 def same_or_missing(a: Any, b: Any) -> bool:
