@@ -355,7 +355,14 @@ class Client:
         else:
             self._cached = requests.Session()
         self._plain = requests.Session()
+        # the environment (proxies, NO_PROXY, a CA bundle) is read once, for the site's URL,
+        # instead of at every request: the one origin this client talks to
+        proxies = requests.utils.get_environ_proxies(s.base_url)
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         for session in (self._cached, self._plain):
+            session.trust_env = False
+            session.proxies.update(proxies)
+            session.verify = verify
             # urllib3 never retries: send() decides every retry, within the budget
             adapter = HTTPAdapter(
                 max_retries=Retry(0, read=False, redirect=False),

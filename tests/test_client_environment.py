@@ -1,12 +1,18 @@
-"""The API key is what authenticates every request, whatever the user's ~/.netrc holds."""
+"""What a client takes from its environment, read once when it is made: proxies and NO_PROXY,
+and never ~/.netrc credentials in place of the API key."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.errors import DFSError
 from dfs_analytics.simulator import Simulator
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -33,3 +39,58 @@ def test_a_netrc_entry_for_the_site_does_not_replace_the_key(
         progress=False,
     ) as cached:  # and through the HTTP cache's session
         assert len(dfs.load_work_orders(cached)) == len(dfs_simulator.store.work_orders)
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forward proxy that records the request lines it gets and answers 502."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.requestline)
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, list[str]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    seen: list[str] = []
+    _Proxy.seen = seen
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
+def test_proxies_and_no_proxy_from_the_environment_hold(
+    dfs_simulator: Simulator,
+    proxy: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str,
+) -> None:
+    url, seen = proxy
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, no_proxy)
+    client = dfs.Client(
+        dfs_simulator.base_url,
+        api_key=dfs_simulator.api_key,
+        cache=None,
+        progress=False,
+        retries=0,  # the proxy's 502 is final
+    )
+    with client:
+        if no_proxy:  # the site is exempt: straight to it
+            assert client.request("GET", "work-orders/", params={"page_size": 1})["count"] > 0
+            assert seen == []
+        else:  # through the proxy, which answers 502
+            with pytest.raises(DFSError):
+                client.request("GET", "work-orders/", params={"page_size": 1})
+            assert seen and seen[0].startswith(f"GET {dfs_simulator.base_url}work-orders/")
