@@ -1,8 +1,8 @@
 """The package's version, in one place: the User-Agent, the report footer and
 ``dfs_analytics.__version__`` read it here.
 
-It must stay equal to ``version`` in pyproject.toml, and it never holds or imports anything else
-(every module may import it without pulling in the package).
+pyproject.toml reads it from here (``[tool.hatch.version]``). It never holds or imports
+anything else (every module may import it without pulling in the package).
 """
 
 __version__ = "0.1.0"
