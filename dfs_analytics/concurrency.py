@@ -47,12 +47,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-INITIAL = 16  # slots to start with (adaptive)
-START_RATE = 500.0  # requests per second to start at: after the first round trip, slow start
+INITIAL = 12  # slots to start with (adaptive)
+START_RATE = 400.0  # requests per second to start at: after the first round trip, slow start
 # resumes from START_RATE x the fastest round trip when that is more than INITIAL slots (a
 # distant server gets as many requests per second at first as a near one, not fewer)
-GROW_RTT = 1.25  # mean round trip below this multiple of the baseline: latency is flat
-SHRINK_RTT = 2.0  # mean round trip above this multiple: queueing, give slots back
+GROW_RTT = 1.5  # median round trip below this multiple of the baseline: latency is flat
+# (1.5, as the rttTolerance of Netflix's Gradient2 limiter: a client's own CPU and scheduling
+# delays stretch round trips by that much without any queue at the server)
+SHRINK_RTT = 2.0  # median round trip above this multiple: queueing, give slots back
 SHRINK = 0.8  # share of the slots kept per round trip spent queueing
 BACKOFF = 0.5  # share of the slots kept after a 429 / 503 / lost answer
 BASELINE_WINDOWS = 16  # round trips over which the fastest one is the baseline
