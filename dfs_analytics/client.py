@@ -5,8 +5,9 @@ errors (:mod:`dfs_analytics.errors`); pagination that never truncates; a request
 cache for single-resource reads, and an offline mode.
 
 It never builds frames nor writes the dataset (that is :mod:`~dfs_analytics.syncing`'s), never
-pickles what it caches, never sends the API key to another origin or in cleartext, and never
-re-sends a write whose outcome is unknown.
+pickles what it caches, never sends the API key to another origin, nor in cleartext except to
+a loopback host or when ``allow_insecure_http`` asks for it, and never re-sends a write whose
+outcome is unknown.
 
 Retry policy (decided in one place, :meth:`Client.send`; urllib3 itself never retries):
 
@@ -797,7 +798,7 @@ class Client:
         A page that is not there (fewer pages than ``count`` announced) comes back empty:
         the caller's ``count`` check notices it."""
         if window is None:
-            window = len(urls) if ordered else min(self.settings.workers, 8)
+            window = self.settings.workers if ordered else min(self.settings.workers, 8)
         window = max(1, window)
 
         def fetch(url: str) -> tuple[str, Any]:
@@ -811,17 +812,21 @@ class Client:
             running = collections.deque(
                 pool.submit(fetch, u) for u in itertools.islice(pending, window)
             )
-            while running:
-                if ordered:
-                    done: Iterable[Future[tuple[str, Any]]] = (running.popleft(),)
-                else:
-                    done, rest = wait(running, return_when=FIRST_COMPLETED)
-                    running = collections.deque(rest)
-                for future in done:
-                    yield future.result()
-                    more = next(pending, None)
-                    if more is not None:
-                        running.append(pool.submit(fetch, more))
+            try:
+                while running:
+                    if ordered:
+                        done: Iterable[Future[tuple[str, Any]]] = (running.popleft(),)
+                    else:
+                        done, rest = wait(running, return_when=FIRST_COMPLETED)
+                        running = collections.deque(rest)
+                    for future in done:
+                        yield future.result()
+                        more = next(pending, None)
+                        if more is not None:
+                            running.append(pool.submit(fetch, more))
+            finally:  # an error, or the caller stopped: the pages not yet sent never are
+                for future in running:
+                    future.cancel()
 
     # -- endpoints ----------------------------------------------------------------------------
 

@@ -435,3 +435,60 @@ def test_context_manager_closes(write_sim, tmp_path) -> None:
         write_sim.base_url, api_key=write_sim.api_key, cache=tmp_path / "c", progress=False
     ) as client:
         assert client.list_task_groups()
+
+
+class _Pages(BaseHTTPRequestHandler):
+    """A list of 100 page-numbered pages whose page 2 is refused (400); records each page."""
+
+    served: list[int] = []  # noqa: RUF012 (one server per test, reset by the fixture)
+
+    def do_GET(self) -> None:
+        page = int(self.path.partition("page=")[2] or 1)
+        self.served.append(page)
+        if page == 2:
+            body, status = {"detail": "page 2 is refused"}, 400
+        else:
+            time.sleep(0.02)
+            base = f"http://127.0.0.1:{self.server.server_address[1]}/v0.2/things/"
+            body, status = (
+                {
+                    "count": 2000,
+                    "next": f"{base}?page={page + 1}" if page < 100 else None,
+                    "previous": None,
+                    "results": [{"id": f"{page}-{i}"} for i in range(20)],
+                },
+                200,
+            )
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_list_that_fails_midway_stops_asking_for_pages() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    _Pages.served = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            dfs.Client(
+                f"http://127.0.0.1:{server.server_address[1]}/v0.2/",
+                api_key="k",
+                cache=None,
+                progress=False,
+                max_workers=4,
+                retries=0,
+            ) as client,
+            pytest.raises(dfs.DFSError, match="page 2 is refused"),
+        ):
+            client.paginate("things/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    # the first page, then at most a window of pages in flight: not the 99 others
+    assert 2 in _Pages.served and len(_Pages.served) <= 1 + 4 + 4
