@@ -585,10 +585,10 @@ class _TimelineFetcher:
             for i, chunk in enumerate(chunks):
                 while len(pending) <= AHEAD and i + len(pending) < len(chunks):
                     pending.append([self.submit(x) for x in chunks[i + len(pending)]])
-                futures = pending.popleft()
-                yield dict(zip(chunk, (f.result() for f in futures), strict=True))
-        finally:
-            for futures in pending:  # stopped early (an error): nothing more is sent
+                yield dict(zip(chunk, (f.result() for f in pending[0]), strict=True))
+                pending.popleft()
+        finally:  # stopped early (an error, an interrupt): what is not sent yet never is
+            for futures in pending:
                 for f in futures:
                     f.cancel()
 
