@@ -41,7 +41,7 @@ from .errors import ConfigurationError, DFSError, InvalidCorrectionError
 from .rules import (
     InvalidValue,
     coerce_value,
-    effective,  # also imported from here by campaign
+    effective,
     is_missing,
     json_equal,
     matching_rule,

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AuditInputError, ConfigurationError
-from .rules import NO_RULE, effective_values, is_missing, is_number
+from .rules import NO_RULE, effective_values, is_missing, json_key
 
 if TYPE_CHECKING:  # Dask is optional: never imported at run time
     import dask.dataframe as dd
@@ -577,19 +577,6 @@ def _label_order(totals: pd.Series) -> list[str]:
     return named + [v for v in _SPECIAL if v in present]
 
 
-def _value_key(value: Any) -> tuple[Any, ...]:
-    """A hashable key of a task value: two values get equal keys exactly when
-    ``rules.json_equal`` finds them equal (``true`` is not ``1``, ``1`` is ``1.0``); every
-    missing value (``rules.is_missing``) gets the same key."""
-    if is_missing(value):
-        return ("missing",)
-    if isinstance(value, bool):
-        return ("bool", value)
-    if is_number(value):
-        return ("num", value)  # 1 == 1.0 and hash(1) == hash(1.0): exact, unlike float(value)
-    return ("other", repr(value))
-
-
 def agreement(
     tasks: pd.DataFrame, by: str | Sequence[str] = "task_name", reviewed_only: bool = True
 ) -> pd.DataFrame:
@@ -614,9 +601,9 @@ def agreement(
         if not any(_same_key(k, g) for g in groups):
             groups[k] = counted.iloc[0:0]
     for key, group in groups.items():
-        ai = [_value_key(v) for v in group["analyzed_value"]]
+        ai = [json_key(v) for v in group["analyzed_value"]]
         final_values = effective_values(group["corrected_value"], group["analyzed_value"])
-        final = [_value_key(v) for v in final_values]
+        final = [json_key(v) for v in final_values]
         n = len(ai)
         observed = sum(a == f for a, f in zip(ai, final, strict=True)) / n if n else math.nan
         pa = pd.Series(ai, dtype=object).value_counts(normalize=True)

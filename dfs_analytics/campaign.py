@@ -75,7 +75,7 @@ from .errors import (
     TransportError,
 )
 from .journal import Journal, last_events
-from .rules import effective, is_missing, json_equal, none_if_missing
+from .rules import effective, is_missing, json_equal, json_key, none_if_missing
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -660,17 +660,6 @@ def _resolve(row: PlanRow, work_order: Any) -> None:
         )
 
 
-def _value_key(value: Any) -> str:
-    """A text equal for values that are JSON-equal (``1`` and ``1.0``; never ``true`` and 1)."""
-    if isinstance(value, bool):
-        return f"b:{value}"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return f"n:{value!r}"
-    return "j:" + json.dumps(value, sort_keys=True, default=str)
-
-
 def _mark_duplicates_and_conflicts(rows: list[PlanRow]) -> None:
     """Rows planning the same task: identical values are one correction (later rows get
     ``duplicate_of``, the first row's number), different values all get a ``problem``.
@@ -685,7 +674,7 @@ def _mark_duplicates_and_conflicts(rows: list[PlanRow]) -> None:
             "pos": range(len(valid)),
             "work_order_id": [r.work_order_id for r in valid],
             "task_id": [r.task_id for r in valid],
-            "value": [_value_key(r.value) for r in valid],
+            "value": [json_key(r.value) for r in valid],
         }
     )
     by_task = frame.groupby(["work_order_id", "task_id"], sort=False)["value"]

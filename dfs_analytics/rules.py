@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -110,20 +111,35 @@ def schema_matches(schema: dict[str, Any], value: object) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _ecma_pattern(pattern: str) -> regress.Regex:
-    """A JSON Schema ``pattern`` compiled as the ECMA-262 expression it is (cached)."""
-    return regress.Regex(pattern)
+def _ecma_pattern(pattern: str) -> regress.Regex | None:
+    """A JSON Schema ``pattern`` compiled as the ECMA-262 expression it is (cached); None, with
+    a warning (once per pattern), when it is not one: such a rule matches no value, rather than
+    one bad rule failing a whole load."""
+    try:
+        return regress.Regex(pattern)
+    except regress.RegressError as exc:
+        warnings.warn(
+            f"The rule pattern {pattern!r} is not an ECMA-262 regular expression ({exc}); "
+            "the rule matches no value.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def _ecma_search(pattern: str, value: str) -> regress.Match | None:
-    """The first match of the ECMA-262 ``pattern`` anywhere in ``value``, or None."""
+    """The first match of the ECMA-262 ``pattern`` anywhere in ``value``, or None (also for a
+    pattern that does not compile)."""
+    compiled = _ecma_pattern(pattern)
+    if compiled is None:
+        return None
     try:
-        return _ecma_pattern(pattern).find(value)
+        return compiled.find(value)
     except UnicodeEncodeError:
         # a lone surrogate (JSON allows "\ud800"): regress takes UTF-8 only, so it stands in
         # as U+FFFD, as in the simulator's judge; only a pattern about surrogates could tell
         clean = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return _ecma_pattern(pattern).find(clean)
+        return compiled.find(clean)
 
 
 _SCALARS = (str, int, float, type(None))
@@ -234,6 +250,26 @@ def effective_values(corrected: Any, analyzed: Any) -> Any:
     """:func:`effective` over two aligned pandas Series (or an array mask's worth of values):
     the corrected value where set, else the analysed one. Returns a Series of objects."""
     return corrected.astype(object).where(corrected.notna(), analyzed.astype(object))
+
+
+def json_key(value: object) -> Hashable:
+    """A hashable key of a task value: two values get equal keys exactly when
+    :func:`json_equal` finds them equal (``true`` is not ``1``, ``1`` is ``1.0``, at every
+    depth of arrays and objects), and every missing value (:func:`is_missing`) gets the same
+    key. For grouping and counting values."""
+    if is_missing(value):
+        return ("missing",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if is_number(value):
+        return ("number", value)  # 1 == 1.0 and hash(1) == hash(1.0); big ints stay exact
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(json_key(item) for item in value))
+    if isinstance(value, Mapping):
+        return ("object", frozenset((k, json_key(v)) for k, v in value.items()))
+    return ("other", repr(value))
 
 
 def json_equal(a: object, b: object) -> bool:
