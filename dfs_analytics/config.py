@@ -158,11 +158,12 @@ def normalize_base_url(url: str) -> str:
 
 def is_loopback(host: str | None) -> bool:
     """Whether ``host`` (a name, or an IP address with or without brackets) is this machine:
-    ``localhost``, a name under ``.localhost``, or a loopback address (``127.0.0.0/8``,
-    ``::1``). Returns False for None, ``""`` and every other host."""
+    ``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``). Returns False for None,
+    ``""`` and every other host, names under ``.localhost`` included: not every resolver keeps
+    them on this machine, and a key sent in cleartext must not leave it."""
     if not host:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -360,7 +360,7 @@ def test_configuration_errors_never_contain_the_key() -> None:
     ("host", "loopback"),
     [
         ("localhost", True),
-        ("api.localhost", True),
+        ("api.localhost", False),  # a resolver may send it to DNS
         ("127.0.0.1", True),
         ("127.5.6.7", True),
         ("::1", True),
