@@ -23,70 +23,21 @@ Choices where the contract is silent are listed in ``docs/simulator.md``.
 This module only assembles the app: the gate in front (:mod:`.faults`: keys, counting,
 latency, throttling, faults), the error handlers (:mod:`.responses`) and the routers
 (:mod:`.routes`), which get the shared :class:`~.state.SimState` through ``Depends``. It never
-holds a route or a rule itself; the names it used to define are re-exported from their modules.
+holds a route or a rule itself.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ..config import is_loopback_url
-from .ai import ai_values, deliver_callback, directives, run_analysis
-from .faults import OPEN_SIM_PATHS, DropConnection, Faults, SimulatorMiddleware
-from .responses import (
-    ApiError,
-    bad_request,
-    install_error_handlers,
-    json_response,
-    not_found,
-    page_of,
-)
+from .faults import SimulatorMiddleware
+from .responses import install_error_handlers
 from .routes import ROUTERS
-from .routes.work_orders import PREFIX
-from .settings import NEXT_SCHEMES, RuntimeConfig, check_setting
+from .settings import RuntimeConfig
 from .state import SimState
 from .store import Store
-from .validation import (
-    check_scalar_map,
-    decode_body,
-    parse_analyze,
-    parse_bool,
-    parse_date,
-    parse_positive_int,
-    require_object,
-    writable_fields,
-)
 
-__all__ = [
-    "NEXT_SCHEMES",
-    "OPEN_SIM_PATHS",
-    "PREFIX",
-    "ApiError",
-    "DropConnection",
-    "Faults",
-    "RuntimeConfig",
-    "SimState",
-    "SimulatorMiddleware",
-    "ai_values",
-    "bad_request",
-    "check_scalar_map",
-    "check_setting",
-    "create_app",
-    "decode_body",
-    "deliver_callback",
-    "directives",
-    "is_loopback_url",
-    "json_response",
-    "not_found",
-    "page_of",
-    "parse_analyze",
-    "parse_bool",
-    "parse_date",
-    "parse_positive_int",
-    "require_object",
-    "run_analysis",
-    "writable_fields",
-]
+__all__ = ["create_app"]
 
 
 def create_app(store: Store, config: RuntimeConfig | None = None) -> FastAPI:
