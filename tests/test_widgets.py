@@ -244,11 +244,20 @@ def _package_imports(module: str) -> set[str]:
     path = Path(dfs.__file__).with_name(f"{module}.py")
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import / from . import x
             if node.module:
                 found.add(node.module.split(".")[0])
             else:
                 found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            top, _, rest = node.module.partition(".")
+            if top == "dfs_analytics":  # from dfs_analytics(.x) import ...
+                found.update([rest.split(".")[0]] if rest else (a.name for a in node.names))
+        elif isinstance(node, ast.Import):  # import dfs_analytics.x
+            for alias in node.names:
+                top, _, rest = alias.name.partition(".")
+                if top == "dfs_analytics":
+                    found.add(rest.split(".")[0] or "dfs_analytics")
     return found
 
 
