@@ -2,9 +2,10 @@
 
 The simulator is an oracle independent of the client: it judges values with the ``jsonschema``
 library and an ECMA-262 ``pattern``. Property tests generate verdict rules (schemas with
-``type``, ``const``, ``enum``, bounds, ``pattern``, lengths) and values (booleans, integers,
-floats, strings, null, lists) and require both sides to pick the same rule and to allow the
-same corrections, and to read a correction's value alike.
+``type`` (a JSON type name or a list of them), ``const``, ``enum``, bounds, ``pattern``,
+lengths) and values (booleans, integers, floats, strings, null, arrays, objects) and require
+both sides to pick the same rule and to allow the same corrections, and to read a correction's
+value alike.
 
 Where the two disagreed, JSON Schema (ECMA-262 regular expressions, JSON equality) decided which
 side was right; those cases, where Python's ``re`` and ``==`` differ from JSON Schema, are kept
@@ -51,7 +52,13 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     texts,
 )
-values = st.one_of(scalars, st.none(), st.lists(scalars, max_size=3))
+objects = st.dictionaries(st.sampled_from("ab"), scalars, max_size=2)
+values = st.one_of(scalars, st.none(), st.lists(scalars, max_size=3), objects)
+JSON_TYPES = ["boolean", "integer", "number", "string", "null", "array", "object"]
+types = st.one_of(
+    st.sampled_from(JSON_TYPES),
+    st.lists(st.sampled_from(JSON_TYPES), min_size=1, max_size=3, unique=True),
+)
 
 
 @st.composite
@@ -63,9 +70,9 @@ def patterns(draw: st.DrawFn) -> str:
 schemas = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["boolean", "integer", "number", "string"]),
-        "const": scalars,
-        "enum": st.lists(scalars, min_size=1, max_size=4),
+        "type": types,
+        "const": st.one_of(scalars, st.lists(scalars, max_size=2), objects),
+        "enum": st.lists(st.one_of(scalars, st.lists(scalars, max_size=2)), min_size=1, max_size=4),
         "minimum": bounds,
         "maximum": bounds,
         "exclusiveMinimum": bounds,
