@@ -226,7 +226,10 @@ def refused(path: Path) -> bool:
 def test_a_new_journal_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
     # a folder every user can reach (tmp_path's parents are the owner's only), none can write
     folder = Path(tempfile.mkdtemp(prefix="journal-ro-"))
+    control = Path(tempfile.mkdtemp(prefix="journal-rw-"))
     try:
+        control.chmod(0o777)  # the same user may write beside it: the refusal is the mode's
+        assert not refused(control / "j.jsonl")
         folder.chmod(0o555)
         for path in (folder / "j.jsonl", folder / "new" / "j.jsonl"):
             assert refused(path), path
@@ -236,6 +239,7 @@ def test_a_new_journal_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
     finally:
         folder.chmod(0o755)
         shutil.rmtree(folder)
+        shutil.rmtree(control)
 
 
 def test_a_new_journal_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
