@@ -7,11 +7,14 @@ gets its own cache folder under ``tmp_path``; nothing touches the user's real ca
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -569,3 +572,18 @@ def engineers_frame(counts: dict[str | None, tuple[int, int]]) -> pd.DataFrame:
                 }
             )
     return normalize.tasks_frame(wos)
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A loopback HTTP server answering with ``handler``, in a thread, for as long as the block
+    runs; ``server.server_address[1]`` is its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -7,7 +7,6 @@ following read (which also proves that writes invalidate the cached reads they m
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 import dfs_analytics as dfs
 
-from .conftest import CREATE, GROUPS, delta, image_url, task_of
+from .conftest import CREATE, GROUPS, delta, image_url, local_http_server, task_of
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -338,14 +337,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with local_http_server(_Receiver) as server:
+        server.received = []  # type: ignore[attr-defined]
+        yield server
 
 
 def test_analyze_with_callback(write_sim, client, receiver) -> None:
@@ -471,24 +465,19 @@ class _Pages(BaseHTTPRequestHandler):
 
 
 def test_a_list_that_fails_midway_stops_asking_for_pages() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     _Pages.served = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with (
-            dfs.Client(
-                f"http://127.0.0.1:{server.server_address[1]}/v0.2/",
-                api_key="k",
-                cache=None,
-                progress=False,
-                max_workers=4,
-                retries=0,
-            ) as client,
-            pytest.raises(dfs.DFSError, match="page 2 is refused"),
-        ):
-            client.paginate("things/")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        local_http_server(_Pages) as server,
+        dfs.Client(
+            f"http://127.0.0.1:{server.server_address[1]}/v0.2/",
+            api_key="k",
+            cache=None,
+            progress=False,
+            max_workers=4,
+            retries=0,
+        ) as client,
+        pytest.raises(dfs.DFSError, match="page 2 is refused"),
+    ):
+        client.paginate("things/")
     # the first page, then at most a window of pages in flight: not the 99 others
     assert 2 in _Pages.served and len(_Pages.served) <= 1 + 4 + 4

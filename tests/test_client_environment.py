@@ -3,9 +3,8 @@ and never ~/.netrc credentials in place of the API key."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,6 +13,8 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.errors import DFSError
 from dfs_analytics.simulator import Simulator
+
+from .conftest import local_http_server
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -58,13 +59,10 @@ class _Proxy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy() -> Iterator[tuple[str, list[str]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     seen: list[str] = []
     _Proxy.seen = seen
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Proxy) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
 
 
 @pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
