@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import socket
 import threading
@@ -572,6 +573,24 @@ def engineers_frame(counts: dict[str | None, tuple[int, int]]) -> pd.DataFrame:
                 }
             )
     return normalize.tasks_frame(wos)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler for the small servers of the tests: no log lines, and
+    :meth:`answer` to reply."""
+
+    def answer(self, status: int, body: Any = None) -> None:
+        """Reply ``status`` with ``body`` as JSON (None: an empty body)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 @contextlib.contextmanager

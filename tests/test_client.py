@@ -10,14 +10,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import pytest
 
 import dfs_analytics as dfs
 
-from .conftest import CREATE, GROUPS, delta, image_url, local_http_server, task_of
+from .conftest import CREATE, GROUPS, QuietHandler, delta, image_url, local_http_server, task_of
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -321,18 +321,13 @@ def test_analyze_argument_errors_send_nothing(write_sim, client) -> None:
     assert delta(write_sim, before) == {}
 
 
-class _Receiver(BaseHTTPRequestHandler):
+class _Receiver(QuietHandler):
     received: list[dict[str, Any]]
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(200)
 
 
 @pytest.fixture
@@ -431,37 +426,28 @@ def test_context_manager_closes(write_sim, tmp_path) -> None:
         assert client.list_task_groups()
 
 
-class _Pages(BaseHTTPRequestHandler):
+class _Pages(QuietHandler):
     """A list of 100 page-numbered pages whose page 2 is refused (400); records each page."""
 
-    served: list[int] = []  # noqa: RUF012 (one server per test, reset by the fixture)
+    served: ClassVar[list[int]] = []  # reset by the test that serves it
 
     def do_GET(self) -> None:
         page = int(self.path.partition("page=")[2] or 1)
         self.served.append(page)
         if page == 2:
-            body, status = {"detail": "page 2 is refused"}, 400
-        else:
-            time.sleep(0.02)
-            base = f"http://127.0.0.1:{self.server.server_address[1]}/v0.2/things/"
-            body, status = (
-                {
-                    "count": 2000,
-                    "next": f"{base}?page={page + 1}" if page < 100 else None,
-                    "previous": None,
-                    "results": [{"id": f"{page}-{i}"} for i in range(20)],
-                },
-                200,
-            )
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.answer(400, {"detail": "page 2 is refused"})
+            return
+        time.sleep(0.02)
+        base = f"http://127.0.0.1:{self.server.server_address[1]}/v0.2/things/"
+        self.answer(
+            200,
+            {
+                "count": 2000,
+                "next": f"{base}?page={page + 1}" if page < 100 else None,
+                "previous": None,
+                "results": [{"id": f"{page}-{i}"} for i in range(20)],
+            },
+        )
 
 
 def test_a_list_that_fails_midway_stops_asking_for_pages() -> None:

@@ -4,7 +4,6 @@ and never ~/.netrc credentials in place of the API key."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,7 +13,7 @@ import dfs_analytics as dfs
 from dfs_analytics.errors import DFSError
 from dfs_analytics.simulator import Simulator
 
-from .conftest import local_http_server
+from .conftest import QuietHandler, local_http_server
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -42,19 +41,14 @@ def test_a_netrc_entry_for_the_site_does_not_replace_the_key(
         assert len(dfs.load_work_orders(cached)) == len(dfs_simulator.store.work_orders)
 
 
-class _Proxy(BaseHTTPRequestHandler):
+class _Proxy(QuietHandler):
     """A forward proxy that records the request lines it gets and answers 502."""
 
     seen: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.seen.append(self.requestline)
-        self.send_response(502)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(502)
 
 
 @pytest.fixture
