@@ -179,9 +179,7 @@ def main() -> None:
     sizes = sorted(out["sizes"])
     if len(sizes) >= 2:
         a, b = out["sizes"][sizes[0]], out["sizes"][sizes[-1]]
-        out["rss_growth_when_doubled"] = round(
-            b["cold_peak_rss_mb"] / a["cold_peak_rss_mb"] - 1, 3
-        )
+        out["rss_growth_when_doubled"] = round(b["cold_peak_rss_mb"] / a["cold_peak_rss_mb"] - 1, 3)
     # the same measurements with the previous release (pickled snapshots of whole frames),
     # 20,000 work orders on this machine, for comparison
     out["previous_release_20000"] = {
