@@ -9,7 +9,9 @@
     │   ├── InvalidCorrectionError   a correction the task cannot take; nothing was sent
     │   ├── AuditInputError          a frame lacks the columns an audit needs (also KeyError)
     │   ├── CampaignValidationError  a campaign plan has problems (``.problems``); nothing sent
-    │   └── JournalError             a campaign journal line is not a record (file and line)
+    │   ├── JournalError             a campaign journal line is not a record (file and line)
+    │   ├── JournalMismatchError     a journal written for another plan or site; nothing sent
+    │   └── UnsafePathError          a file or folder the toolkit writes is a symbolic link
     ├── TransportError               the server could not be reached or the connection broke
     │   │                            (after retries): host unreachable, DNS failure, timeout
     │   └── OutcomeUnknownError      a write was sent but its answer was lost: it may or may not
@@ -24,6 +26,7 @@
     │   └── ServerError              5xx: still failing after retrying
     ├── OfflineCacheMiss             ``offline=True`` and the answer is not in the cache
     ├── IncompleteDataError          a listing did not add up (rows collected != ``count``)
+    ├── BusyError                    another process holds the lock (a journal being applied)
     └── DatasetError                 the on-disk dataset cannot be used as asked
         ├── NotADatasetError         the path holds no dfs-analytics dataset
         ├── DatasetCorruptError      a file of the dataset is damaged or missing
@@ -117,6 +120,36 @@ class JournalError(ConfigurationError):
         super().__init__(
             f"journal {str(path)!r}, line {line}: {problem}. This is not a campaign journal, or "
             "it was damaged: give another journal file, or repair this one (nothing was sent)."
+        )
+
+
+class JournalMismatchError(ConfigurationError):
+    """A campaign journal was written for another plan, or another site, than the campaign
+    applying it. Nothing was sent: give the campaign a new journal file."""
+
+
+class UnsafePathError(ConfigurationError):
+    """A file or folder the toolkit would create, lock or change permissions of is a symbolic
+    link (or not what it should be): it is never followed. ``path`` is the link."""
+
+    def __init__(self, path: str | Path, what: str):
+        self.path = Path(path)
+        super().__init__(
+            f"{what} {str(path)!r} is a symbolic link (or not a regular file/folder); the "
+            "toolkit never follows links where it writes. Remove it, or choose another path."
+        )
+
+
+class BusyError(DFSError):
+    """Another process (or another object in this one) holds the lock of a file the toolkit
+    needs for itself, such as a campaign journal being applied, and the caller asked not to
+    wait. Nothing was done. ``path`` is the lock file."""
+
+    def __init__(self, path: str | Path, what: str):
+        self.path = Path(path)
+        super().__init__(
+            f"{what} is in use by another process (lock {str(path)!r}); nothing was done. "
+            "Wait for it to finish, or call again with wait=True."
         )
 
 
