@@ -23,7 +23,10 @@
     │   │                            its per-field messages
     │   ├── PayloadTooLargeError     413: an input over its size limit
     │   ├── ThrottledError           429: still throttled after retrying; ``.retry_after``
-    │   └── ServerError              5xx: still failing after retrying
+    │   ├── ServerError              5xx: still failing after retrying
+    │   └── InvalidResponseError     an answer the client cannot use: not JSON, nested too
+    │                                deep, over the size cap, the wrong shape, a redirect to
+    │                                another origin, a listing that never ends
     ├── OfflineCacheMiss             ``offline=True`` and the answer is not in the cache
     ├── IncompleteDataError          a listing did not add up (rows collected != ``count``)
     ├── BusyError                    another process holds the lock (a journal being applied)
@@ -264,6 +267,13 @@ class ThrottledError(APIError):
 
 class ServerError(APIError):
     """5xx even after retrying."""
+
+
+class InvalidResponseError(APIError):
+    """An answer the client cannot use, whatever its status: a body that is not JSON, nested
+    too deep or larger than the client's cap once decompressed; a shape the client cannot read
+    (``tasks`` that is not a list...); a redirect to another origin; or a listing whose pages
+    never end or whose ``count`` cannot be right. Nothing from it was stored."""
 
 
 def error_for_status(status: int) -> type[APIError]:
