@@ -35,9 +35,14 @@
         ├── DatasetCorruptError      a file of the dataset is damaged or missing
         ├── SiteMismatchError        the dataset belongs to another site (base URL)
         ├── VersionNotFoundError     ``as_of`` names a version or time the dataset lacks
-        └── ReadOnlyDatasetError     a sync into a dataset this process cannot write
+        ├── ReadOnlyDatasetError     a sync into a dataset this process cannot write
+        └── DatasetLocationError     a dataset URI the toolkit cannot open: an unsupported
+                                     scheme, or an object store without credentials (also a
+                                     ConfigurationError)
 
-Warnings: :class:`IncompleteDataWarning` (a listing did not add up and ``strict=False``).
+Warnings: :class:`IncompleteDataWarning` (a listing did not add up and ``strict=False``),
+:class:`SkippedIdWarning` (a listed work order's id cannot be used in a URL path, so the sync
+could not ask for it by id; the rest of the load went on).
 
 Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
 and what to do next. No exception ever contains the API key.
@@ -160,6 +165,12 @@ class IncompleteDataWarning(UserWarning):
     """A listing's ``count`` and the rows collected disagree (see :class:`IncompleteDataError`)."""
 
 
+class SkippedIdWarning(UserWarning):
+    """The server listed work orders whose id the API cannot take as a URL path segment
+    (empty, ``.``, ``..``, or containing ``/``): the sync kept their listed fields but could
+    not read them (or their timeline) by id. The message names them."""
+
+
 class DatasetError(DFSError):
     """The on-disk dataset (``dfs.open_dataset``) cannot be used as asked."""
 
@@ -185,6 +196,13 @@ class VersionNotFoundError(DatasetError, KeyError):
 
 class ReadOnlyDatasetError(DatasetError):
     """A sync was asked of a dataset this process cannot write (read-only path)."""
+
+
+class DatasetLocationError(DatasetError, ConfigurationError):
+    """The dataset's path or URI cannot be used: a scheme deltalake cannot open (``http://``,
+    ``ftp://``...), a ``file:`` URI of another host, or an object store (``s3://``,
+    ``gs://``, ``az://``...) for which no credentials were given or found. Nothing was read
+    or written."""
 
 
 _HINTS = {
