@@ -22,6 +22,17 @@ timestamps, nullable booleans and integers. Values whose type varies by task (``
 not know (``metadata.<key>``, ...) as one JSON object per row (``_extra``). Nothing is ever
 pickled: reading the dataset never runs code.
 
+Integrity: delta-rs (the writer) cannot write Parquet page checksums, so every commit records
+the SHA-256 of each data file it adds, and a digest of its own ``syncs`` row, in the metadata
+of the ``syncs`` commit (the Delta log). Readers check each data file against it before using
+it (once per file per open :class:`Dataset`), check every ``syncs`` row against its digest and
+every table version it names against that table's log, and pyarrow verifies page checksums in
+any file that has them. A damaged file is a :class:`DatasetCorruptError` naming it, never a
+different frame; :meth:`Dataset.verify` re-reads every file and lists what failed. Files written
+by releases that did not record checksums are read unchecked, and ``verify()`` lists them.
+Column statistics in the Delta log are truncated to ``STATS_TRUNCATE`` characters, so a huge
+string never lands in the log.
+
 ``Dataset`` reads; :class:`Writer` (used by :mod:`dfs_analytics.syncing`) writes. This module
 never speaks HTTP (it takes from :mod:`~dfs_analytics.client` only the filter names and the
 date parser, so that both sides read a filter alike), never holds a secret, and never pickles.
@@ -30,15 +41,18 @@ date parser, so that both sides read a filter alike), never holds a secret, and 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +63,28 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import CommitProperties, PostCommitHookProperties
 
 from . import normalize
 from .client import LIST_FILTERS
 from .errors import (
     ConfigurationError,
     DatasetCorruptError,
+    DatasetError,
+    DatasetLocationError,
     NotADatasetError,
     ReadOnlyDatasetError,
     SiteMismatchError,
     VersionNotFoundError,
 )
+from .files import file_lock, open_no_follow
 from .rules import is_missing
 
 SCHEMA_VERSION = 2  # 2: tasks gained ai_verdict, verdict, is_verdict_overridden
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
 FRAME_CACHE_BYTES = 64 * 2**20  # larger frames are not kept
 FORMAT = "dfs-analytics"
+STATS_TRUNCATE = 64  # characters of a string kept in the Delta log's min/max statistics
 TABLES = ("work_orders", "tasks", "timeline", "task_groups")
 SPECS: dict[str, tuple[normalize.Column, ...]] = {
     "work_orders": normalize.WORK_ORDER_SPEC,
@@ -307,14 +326,130 @@ def from_arrow(
 # --------------------------------------------------------------------------------------------
 
 
+# object stores deltalake opens, by scheme -> provider (whose credentials they need)
+OBJECT_STORES = {
+    "s3": "aws",
+    "s3a": "aws",
+    "gs": "gcp",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "azure": "azure",
+    "adl": "azure",
+}
+_SUPPORTED = "a local path, a file:///absolute/path URI, or an object store: " + ", ".join(
+    f"{s}://" for s in OBJECT_STORES
+)
+
+
+def _parse(location: str) -> tuple[str | None, Path | None]:
+    """``(object-store URI, None)`` or ``(None, local folder)``: the one reading of a dataset
+    location, so that its lock and its tables are always in the same place. ``file:`` URIs
+    (``file:/abs``, ``file:///abs``, ``file://localhost/abs``) are local folders; any other
+    ``scheme://`` than an object store raises :class:`DatasetLocationError`."""
+    if location[:5].lower() == "file:":
+        parts = urllib.parse.urlsplit(location)
+        path = urllib.parse.unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            raise DatasetLocationError(
+                f"{location!r}: a file: URI must name an absolute path on this machine "
+                "(file:///absolute/path); give the folder's path instead."
+            )
+        return None, Path(path)
+    if "://" in location:
+        scheme = location.split("://", 1)[0].lower()
+        if scheme not in OBJECT_STORES:
+            raise DatasetLocationError(
+                f"{scheme}:// is not a dataset location deltalake can open ({location!r}); "
+                f"use {_SUPPORTED}. Nothing was read or written."
+            )
+        return location, None
+    return None, Path(location)
+
+
 def _is_uri(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
+    return _parse(location)[0] is not None
 
 
 def _local(location: str) -> Path | None:
-    if location.startswith("file://"):
-        return Path(urllib.parse.urlsplit(location).path)
-    return None if _is_uri(location) else Path(location)
+    return _parse(location)[1]
+
+
+# what shows that credentials were given, per provider: storage options (any key naming a
+# secret, a token, a profile...), environment variables, and the providers' own files
+_CREDENTIAL_OPTION = re.compile(
+    r"access_key|secret|token|sas|credential|service_account|profile|skip_signature|"
+    r"metadata|msi|azure_cli|use_emulator|account_key|bearer|client_id|federated",
+    re.IGNORECASE,
+)
+_CREDENTIAL_ENV = {
+    "aws": (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_SKIP_SIGNATURE",
+    ),
+    "gcp": (
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_PATH",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "GCE_METADATA_HOST",
+    ),
+    "azure": (
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCESS_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_USE_AZURE_CLI",
+        "AZURE_STORAGE_USE_EMULATOR",
+        "IDENTITY_ENDPOINT",
+        "MSI_ENDPOINT",
+    ),
+}
+_CREDENTIAL_FILES = {
+    "aws": ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+    "gcp": (None, "~/.config/gcloud/application_default_credentials.json"),
+    "azure": (None, None),
+}
+_HOW = {
+    "aws": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass "
+    "storage_options={'aws_access_key_id': ..., 'aws_secret_access_key': ...}; an EC2 "
+    "instance role needs storage_options={'aws_metadata_endpoint': 'http://169.254.169.254'}",
+    "gcp": "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or pass "
+    "storage_options={'google_service_account': '/path/key.json'}; a GCE machine's own "
+    "account needs GCE_METADATA_HOST",
+    "azure": "set AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN, or AZURE_CLIENT_ID, "
+    "AZURE_CLIENT_SECRET and AZURE_TENANT_ID), or pass storage_options={'azure_storage_"
+    "account_key': ...}",
+}
+
+
+def check_credentials(location: str, storage_options: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`DatasetLocationError` at once, before any request, when ``location`` is an
+    object store and neither ``storage_options``, the environment nor the provider's
+    credentials file gives credentials (the stores' own credential chains would otherwise
+    probe metadata services for a minute, then fail with an untyped error). Local paths
+    pass."""
+    uri = _parse(location)[0]
+    if uri is None:
+        return
+    provider = OBJECT_STORES[uri.split("://", 1)[0].lower()]
+    if any(_CREDENTIAL_OPTION.search(str(k)) for k in (storage_options or {})):
+        return
+    if any(os.environ.get(name) for name in _CREDENTIAL_ENV[provider]):
+        return
+    env, default = _CREDENTIAL_FILES[provider]
+    for candidate in (os.environ.get(env) if env else None, default):
+        if candidate and Path(candidate).expanduser().is_file():
+            return
+    raise DatasetLocationError(
+        f"no credentials for {uri}: {_HOW[provider]}. Nothing was read or written."
+    )
 
 
 @dataclass(frozen=True)
@@ -387,8 +522,9 @@ class Dataset:
         *,
         storage_options: Mapping[str, str] | None = None,
     ) -> None:
-        self.location = str(location)
+        self.location = os.fspath(location)
         self.storage_options = dict(storage_options) if storage_options else None
+        check_credentials(self.location, self.storage_options)  # also refuses bad schemes
         if not self._exists("syncs"):
             raise NotADatasetError(
                 f"{self.location} is not a dfs-analytics dataset (no 'syncs' table): check the "
@@ -426,7 +562,12 @@ class Dataset:
     def _exists(self, table: str) -> bool:
         try:
             return DeltaTable.is_deltatable(self._uri(table), self.storage_options)
-        except (DeltaError, OSError, ValueError):
+        except (DeltaError, OSError, ValueError) as exc:
+            if _is_uri(self.location):  # the store refused or could not be reached
+                raise DatasetLocationError(
+                    f"cannot open {self._uri(table)}: {_short(exc)}. Check the URI, the "
+                    "credentials (storage_options or the environment) and the network."
+                ) from None
             return False
 
     def _table(self, table: str, version: int | None = None) -> DeltaTable:
@@ -474,7 +615,9 @@ class Dataset:
 
     @_locked
     def _syncs(self) -> pd.DataFrame:
-        """The version table (cached until the table moves on; callers must not change it)."""
+        """The version table (cached until the table moves on; callers must not change it),
+        checked: each row against the digest its commit recorded, and each table version it
+        names against that table's log."""
         cache = self.__dict__.setdefault("_cache", {})
         dt = cache.get("syncs_dt")
         try:
@@ -482,16 +625,214 @@ class Dataset:
                 dt = cache["syncs_dt"] = self._table("syncs")
             else:
                 dt.update_incremental()
-            if cache.get("syncs_version") == dt.version():
+            delta_version = dt.version()
+            if cache.get("syncs_version") == delta_version:
                 return cache["syncs"]
-            frame = dt.to_pyarrow_table().to_pandas()
+            data = _checked(dt.to_pyarrow_dataset())
+            fragments = list(data.get_fragments())
+            records = self._records(dt, delta_version)
         except (OSError, pa.ArrowException, DeltaError) as exc:
             raise DatasetCorruptError(
                 f"{self._uri('syncs')}: cannot read the version table ({_short(exc)})."
             ) from None
+        parts: dict[str, pa.Table] = cache.setdefault("syncs_parts", {})
+        tables = []
+        for fragment in fragments:
+            if fragment.path not in parts:  # a file never changes: each is read once
+                try:
+                    parts[fragment.path] = fragment.to_table(schema=data.schema)
+                except (OSError, pa.ArrowException) as exc:
+                    raise DatasetCorruptError(
+                        f"{self._uri('syncs')}/{fragment.path}: this file of the version table "
+                        f"is damaged ({_short(exc)}). Restore it, or sync into a new dataset "
+                        "path."
+                    ) from None
+            tables.append((fragment.path, parts[fragment.path]))
+        self._check_syncs(tables, records)
+        if tables:
+            frame = pa.concat_tables([t for _, t in tables]).to_pandas()
+        else:
+            frame = data.schema.empty_table().to_pandas()
         frame = frame.sort_values("version", ignore_index=True)
-        cache["syncs"], cache["syncs_version"] = frame, dt.version()
+        cache["syncs"], cache["syncs_version"] = frame, delta_version
         return frame
+
+    def _records(self, dt: DeltaTable, delta_version: int) -> dict[int, dict[str, Any]]:
+        """What each commit of the version table recorded for its row (by dataset version):
+        ``row`` (the row's digest) and ``files`` (table -> data file -> SHA-256)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        records: dict[int, dict[str, Any]] = cache.setdefault("records", {})
+        seen = cache.get("records_seen", -1)
+        if delta_version > seen:
+            entries = dt.history(None if seen < 0 else delta_version - seen)
+            for entry in entries:
+                meta = entry.get(_RECORD)
+                if isinstance(meta, dict) and isinstance(meta.get("version"), int):
+                    records[meta["version"]] = meta
+            cache["records_seen"] = delta_version
+        return records
+
+    def _checksums(self) -> dict[str, dict[str, str]]:
+        """Each table's data files -> the SHA-256 recorded when they were written."""
+        self._syncs()
+        out: dict[str, dict[str, str]] = {}
+        for meta in self.__dict__["_cache"].get("records", {}).values():
+            files = meta.get("files")
+            if isinstance(files, dict):
+                for table, sums in files.items():
+                    if isinstance(sums, dict):
+                        out.setdefault(str(table), {}).update(sums)
+        return out
+
+    def _latest(self, table: str) -> int:
+        """The last version in the table's own log (-1: no table)."""
+        latest = self.__dict__.setdefault("_cache", {}).setdefault("latest_dt", {})
+        dt = latest.get(table)
+        try:
+            if dt is None:
+                if not self._exists(table):
+                    return -1
+                dt = latest[table] = DeltaTable(
+                    self._uri(table), storage_options=self.storage_options
+                )
+            else:
+                dt.update_incremental()
+            return dt.version()
+        except (DeltaError, OSError, ValueError) as exc:
+            raise DatasetCorruptError(
+                f"{self._uri(table)}: cannot read this Delta table's log ({_short(exc)})."
+            ) from None
+
+    def _check_syncs(
+        self, tables: Sequence[tuple[str, pa.Table]], records: Mapping[int, Mapping[str, Any]]
+    ) -> None:
+        """Every row of the version table is what its commit wrote (when the commit recorded
+        a digest: releases before did not), dataset versions follow each other, and every
+        table version a row names exists in that table's log."""
+        where: dict[int, str] = {}
+        latest: dict[str, int] = {}
+        for path, part in tables:
+            file = f"{self._uri('syncs')}/{path}"
+            for row in part.to_pylist():
+                version = row.get("version")
+                if not isinstance(version, int) or version < 0 or version in where:
+                    raise DatasetCorruptError(
+                        f"{file}: the version table holds an impossible version number "
+                        f"({version!r}): the file is damaged. Restore it, or sync into a new "
+                        "dataset path."
+                    )
+                where[version] = file
+                meta = records.get(version)
+                if meta is not None and meta.get("row") != _row_digest(row):
+                    raise DatasetCorruptError(
+                        f"{file}: the row of version {version} differs from what was written "
+                        "(its digest does not match): the file is damaged. Restore it, or sync "
+                        "into a new dataset path."
+                    )
+                for t in TABLES:
+                    named = row.get(f"{t}_version")
+                    if named is None or named == -1:
+                        continue
+                    if t not in latest:
+                        latest[t] = self._latest(t)
+                    if not isinstance(named, int) or not 0 <= named <= latest[t]:
+                        raise DatasetCorruptError(
+                            f"{file}: version {version} names version {named} of the {t} "
+                            f"table, whose log ends at {latest[t]}: a file is damaged. "
+                            "Restore it, or sync into a new dataset path."
+                        )
+        lost = sorted(set(records) - set(where))
+        if lost:
+            raise DatasetCorruptError(
+                f"{self._uri('syncs')}: version {lost[0]} was written but is not in the version "
+                "table any more: one of its files is damaged. Restore it, or sync into a new "
+                "dataset path."
+            )
+        if where and sorted(where) != list(range(min(where), min(where) + len(where))):
+            gap = next(v for v in sorted(where) if v - min(where) >= len(where))
+            raise DatasetCorruptError(
+                f"{where[gap]}: the version table jumps to version {gap}: the file is damaged. "
+                "Restore it, or sync into a new dataset path."
+            )
+
+    def _verify_files(self, table: str, data: pads.Dataset, paths: Iterable[str]) -> None:
+        """Check each file against the SHA-256 recorded when it was written, once per file
+        for this object (files never change; :meth:`verify` always reads them again).
+        Files written before checksums were recorded are not checked."""
+        sums = self._checksums().get(table, {})
+        done: set[tuple[str, str]] = self.__dict__.setdefault("_verified", set())
+        for path in paths:
+            if (table, path) in done:
+                continue
+            want = sums.get(path)
+            if want is None:
+                continue
+            problem = _file_problem(data.filesystem, path, want)
+            if problem is not None:
+                raise DatasetCorruptError(
+                    f"{self._uri(table)}/{path}: this data file is damaged or missing "
+                    f"({problem}). Restore it, or sync into a new dataset path; "
+                    "Dataset.verify() lists every damaged file."
+                )
+            done.add((table, path))
+
+    def verify(self, all_versions: bool = False) -> pd.DataFrame:
+        """Read every file of the latest version (``all_versions=True``: of every version)
+        again, and say what could not be verified.
+
+        Returns a DataFrame with one row per file that failed or could not be checked,
+        columns ``table, file, problem`` (empty: everything checked is intact). Problems are
+        a damaged or missing file, a content that differs from the SHA-256 recorded when the
+        file was written, a damaged version table, or "no checksum recorded" for files
+        written by releases that did not record them (read and decoded, but unverified).
+        ``frame.attrs["files_checked"]`` is how many files were read. Nothing is written.
+        """
+        problems: list[tuple[str, str, str]] = []
+        checked = 0
+        self.__dict__.setdefault("_cache", {}).pop("syncs_version", None)  # read it again
+        self.__dict__.get("_cache", {}).pop("syncs_parts", None)
+        try:
+            syncs = self._syncs()
+            sums = self._checksums()
+        except DatasetError as exc:
+            out = pd.DataFrame([("syncs", self._uri("syncs"), str(exc))], columns=_PROBLEMS)
+            out.attrs["files_checked"] = checked
+            return out
+        rows = syncs if all_versions else syncs.tail(1)
+        for table in TABLES:
+            versions = sorted({int(v) for v in rows[f"{table}_version"].dropna() if v >= 0})
+            seen: set[str] = set()
+            for version in versions:
+                try:
+                    data = _checked(self._table(table, version).to_pyarrow_dataset())
+                    fragments = list(data.get_fragments())
+                except (DatasetError, DeltaError, OSError, ValueError, pa.ArrowException) as e:
+                    problems.append((table, f"{self._uri(table)}@{version}", _short(e)))
+                    continue
+                for fragment in fragments:
+                    if fragment.path in seen:
+                        continue
+                    seen.add(fragment.path)
+                    checked += 1
+                    file = f"{self._uri(table)}/{fragment.path}"
+                    want = sums.get(table, {}).get(fragment.path)
+                    problem = (
+                        _file_problem(data.filesystem, fragment.path, want)
+                        if want is not None
+                        else None
+                    )
+                    if problem is None:
+                        try:  # decodes every page (and checks page checksums where present)
+                            fragment.to_table(schema=data.schema)
+                        except (OSError, pa.ArrowException) as exc:
+                            problem = f"cannot be read ({_short(exc)})"
+                    if problem is None and want is None:
+                        problem = "no checksum recorded (written by an older release)"
+                    if problem is not None:
+                        problems.append((table, file, problem))
+        out = pd.DataFrame(problems, columns=_PROBLEMS)
+        out.attrs["files_checked"] = checked
+        return out
 
     @property
     def version(self) -> int | None:
@@ -556,7 +897,15 @@ class Dataset:
 
     @_locked
     def arrow_dataset(self, table: str, as_of: Any = None) -> pads.Dataset | None:
-        """The table's files at ``as_of`` as a ``pyarrow.dataset.Dataset`` (None: empty)."""
+        """The table's files at ``as_of`` as a ``pyarrow.dataset.Dataset`` (None: empty),
+        each file checked against its recorded checksum first."""
+        data = self._arrow(table, as_of)
+        if data is not None:
+            self._verify_files(table, data, (f.path for f in data.get_fragments()))
+        return data
+
+    @_locked
+    def _arrow(self, table: str, as_of: Any = None) -> pads.Dataset | None:
         _check_table(table)
         version = self.table_versions(as_of)[table]
         if version is None:
@@ -567,7 +916,7 @@ class Dataset:
             return cache[key]
         dt = self._table(table, version)
         try:
-            data = dt.to_pyarrow_dataset()
+            data = _checked(dt.to_pyarrow_dataset())
         except (DeltaError, OSError, ValueError, pa.ArrowException) as exc:
             raise DatasetCorruptError(
                 f"{self._uri(table)}: cannot list its files ({_short(exc)})."
@@ -582,13 +931,15 @@ class Dataset:
         columns: Sequence[str] | None,
         expr: pc.Expression | None,
     ) -> pa.Table:
-        data = self.arrow_dataset(table, as_of)
+        data = self._arrow(table, as_of)
         schema = arrow_schema(table)
         if data is None:
             return schema.empty_table()
         present = set(data.schema.names)
         wanted = [c for c in (columns or schema.names) if c in present]
         try:
+            fragments = data.get_fragments() if expr is None else data.get_fragments(filter=expr)
+            self._verify_files(table, data, [f.path for f in fragments])
             return data.to_table(columns=wanted, filter=expr)
         except (OSError, pa.ArrowException) as exc:
             raise DatasetCorruptError(
@@ -814,17 +1165,103 @@ class Dataset:
         known = set(arrow_schema(name).names)
         if read_cols is not None:
             read_cols = [c for c in dict.fromkeys(read_cols) if c in known]
-        parts = [delayed(_read_file)(name, f, read_cols, columns) for f in files]
+        base = self._uri(name).rstrip("/") + "/"
+        sums = self._checksums().get(name, {})
+        parts = [
+            delayed(_read_file)(
+                name,
+                f,
+                read_cols,
+                columns,
+                sums.get(urllib.parse.unquote(f[len(base) :]) if f.startswith(base) else f),
+            )
+            for f in files
+        ]
         return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
 def _read_file(
-    table: str, uri: str, read_cols: Sequence[str] | None, columns: Sequence[str] | None
+    table: str,
+    uri: str,
+    read_cols: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    checksum: str | None = None,
 ) -> pd.DataFrame:
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    data = pq.read_table(uri, columns=list(read_cols) if read_cols else None)
+    if checksum is not None:
+        fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
+        problem = _file_problem(fs, path, checksum)
+        if problem is not None:
+            raise DatasetCorruptError(
+                f"{uri}: this data file is damaged or missing ({problem}). Restore it, or sync "
+                "into a new dataset path; Dataset.verify() lists every damaged file."
+            )
+    try:
+        data = pq.read_table(
+            uri, columns=list(read_cols) if read_cols else None, page_checksum_verification=True
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetCorruptError(f"{uri}: a data file is damaged ({_short(exc)}).") from None
     return from_arrow(table, data, columns, categories=False)
+
+
+_RECORD = "dfs"  # the key of what a version's commit records in the Delta log
+_PROBLEMS = ["table", "file", "problem"]
+_SCAN = pads.ParquetFileFormat(
+    default_fragment_scan_options=pads.ParquetFragmentScanOptions(
+        pre_buffer=True, page_checksum_verification=True
+    )
+)
+
+
+def _checked(data: pads.Dataset) -> pads.Dataset:
+    """The same files, read with Parquet page checksum verification (for files that carry
+    page checksums; delta-rs does not write them, hence the file checksums)."""
+    fragments = [
+        _SCAN.make_fragment(
+            f.path, filesystem=data.filesystem, partition_expression=f.partition_expression
+        )
+        for f in data.get_fragments()
+    ]
+    return pads.FileSystemDataset(fragments, data.schema, _SCAN, data.filesystem)
+
+
+def _sha256(fs: Any, path: str) -> str:
+    """The SHA-256 of a file, read in 8 MiB blocks (memory stays bounded)."""
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as stream:
+        while block := stream.read(8 * 2**20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_problem(fs: Any, path: str, want: str) -> str | None:
+    """What is wrong with a data file whose SHA-256 should be ``want`` (None: nothing)."""
+    try:
+        got = _sha256(fs, path)
+    except FileNotFoundError:
+        return "the file is missing"
+    except (OSError, pa.ArrowException) as exc:
+        return f"the file cannot be read ({_short(exc)})"
+    if got != want:
+        return "its content differs from the SHA-256 recorded when it was written"
+    return None
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _row_digest(row: Mapping[str, Any]) -> str:
+    """The SHA-256 of one version-table row, as written (its stored columns only)."""
+    plain = {k: _canonical(row.get(k)) for k in _SYNCS_SCHEMA.names}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
 
 
 def _sort_keys(table: str) -> list[str]:
@@ -903,8 +1340,11 @@ def _check_table(table: str) -> None:
         raise ConfigurationError(f"unknown table {table!r}; tables: {', '.join(TABLES)}.")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(_ANSI.sub("", str(exc)).replace("\u21b3", ":").split())
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
@@ -920,23 +1360,18 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 def _commit_lock(location: str) -> Iterator[None]:
     """One committer at a time per dataset: a thread lock, and on local paths a file lock
     shared with other processes (object stores rely on Delta's own commit protocol)."""
+    local = _local(location)
+    key = location if local is None else os.path.abspath(local)
     with _PROCESS_LOCKS_GUARD:
-        lock = _PROCESS_LOCKS.setdefault(location, threading.Lock())
+        lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
     with lock:
-        local = _local(location)
         if local is None:
             yield
             return
-        import fcntl
-
-        path = local / "_dfs.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # never through a symbolic link (UnsafePathError): a planted link would make the
+        # toolkit create or lock another file
+        with file_lock(local / "_dfs.lock", what=f"the dataset {location}"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 _UMASK_LOCK = threading.Lock()
@@ -972,10 +1407,11 @@ class Writer:
         private: bool = False,
         storage_options: Mapping[str, str] | None = None,
     ) -> None:
-        self.location = str(location)
+        self.location = os.fspath(location)
         self.site = site_of(site)
         self.private = private
         self.storage_options = dict(storage_options) if storage_options else None
+        check_credentials(self.location, self.storage_options)  # also refuses bad schemes
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
         self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
         self._lock = threading.RLock()
@@ -990,16 +1426,7 @@ class Writer:
                     f"cannot create the dataset folder {local} ({exc.strerror}); choose a "
                     "writable path with Client(dataset=...) or DFS_DATASET."
                 ) from None
-            try:  # a real write: permissions, read-only mounts, full disks all show here
-                fd, probe = tempfile.mkstemp(dir=local, prefix=".dfs-write-probe-")
-                os.close(fd)
-                os.unlink(probe)
-            except OSError as exc:
-                raise ReadOnlyDatasetError(
-                    f"the dataset at {local} is read-only here ({exc.strerror}): read it with "
-                    "dfs.open_dataset(path), or sync into a writable path "
-                    "(Client(dataset=...) or DFS_DATASET)."
-                ) from None
+            _check_writable(local)
         self.dataset = self._open_or_create()
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
@@ -1178,7 +1605,7 @@ class Writer:
             version = (pc.max(current).as_py() if len(current) else -1) + 1
         row = {
             "version": version,
-            "time": pd.Timestamp.now(tz="UTC"),
+            "time": pd.Timestamp.now(tz="UTC").floor("us"),
             "schema_version": SCHEMA_VERSION,
             "filters": json.dumps(stats.get("filters") or {}, sort_keys=True, default=str),
             **{k: int(stats.get(k, 0)) for k in ("listed", "fetched", "updated", "deleted")},
@@ -1190,18 +1617,57 @@ class Writer:
             **versions,
         }
         data = pa.Table.from_pylist([row], schema=_SYNCS_SCHEMA)
+        record = {
+            "version": version,
+            "row": _row_digest(data.to_pylist()[0]),
+            "files": self._new_checksums(),
+        }
+        kw: dict[str, Any] = {
+            "commit_properties": CommitProperties(custom_metadata={_RECORD: record}),
+            # the log holds the checksums: it is never cleaned up (it is small)
+            "post_commithook_properties": PostCommitHookProperties(cleanup_expired_logs=False),
+        }
         if ds.schema_version != SCHEMA_VERSION:
-            self._write("syncs", data, mode="append", schema_mode="merge")
+            self._write("syncs", data, mode="append", schema_mode="merge", **kw)
             identity = Identity(self.site, SCHEMA_VERSION)
             syncs = self._dt("syncs")
             assert syncs is not None
             syncs.alter.set_table_description(identity.description())
             ds._reload_identity(identity)
         else:
-            self._write("syncs", data, mode="append")
+            self._write("syncs", data, mode="append", **kw)
         written = self._dt("syncs")
         self._syncs_seen = (written.version(), version) if written is not None else None
         return version
+
+    def _new_checksums(self) -> dict[str, dict[str, str]]:
+        """The SHA-256 of each data file of the tables' latest versions that no commit has
+        recorded yet (those this commit wrote, and those a compaction wrote)."""
+        known = self.dataset._checksums()
+        out: dict[str, dict[str, str]] = {}
+        for table in TABLES:
+            dt = self._dt(table)
+            if dt is None:
+                continue
+            data = dt.to_pyarrow_dataset()
+            have = known.get(table, {})
+            new = {
+                f.path: _sha256(data.filesystem, f.path)
+                for f in data.get_fragments()
+                if f.path not in have
+            }
+            if new:
+                out[table] = new
+        return out
+
+    def _latest_data(self, table: str) -> pads.Dataset | None:
+        """The table's files at its latest version, checked against their checksums."""
+        dt = self._dt(table)
+        if dt is None:
+            return None
+        data = _checked(dt.to_pyarrow_dataset())
+        self.dataset._verify_files(table, data, (f.path for f in data.get_fragments()))
+        return data
 
     def _replace(
         self,
@@ -1265,20 +1731,20 @@ class Writer:
 
     def stored_table(self, table: str) -> pa.Table | None:
         """The whole table at its latest version, in a stable row order (None: no table)."""
-        dt = self._dt(table)
-        if dt is None:
+        latest = self._latest_data(table)
+        if latest is None:
             return None
-        data = dt.to_pyarrow_table()
+        data = latest.to_table()
         data = data.select(arrow_schema(table).names).cast(arrow_schema(table))
         return data.sort_by([(POS, "ascending")])
 
     def stored_rows(self, table: str, ids: Sequence[str]) -> pa.Table:
         """The stored rows (every stored column) of these work orders, at the latest
         table version."""
-        dt = self._dt(table)
-        if dt is None:
+        latest = self._latest_data(table)
+        if latest is None:
             return arrow_schema(table).empty_table()
-        data = dt.to_pyarrow_dataset().to_table(
+        data = latest.to_table(
             filter=pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
         )
         return data.select(arrow_schema(table).names).cast(arrow_schema(table))
@@ -1288,13 +1754,16 @@ class Writer:
     ) -> tuple[set[str], set[str]]:
         """Which of ``ids`` the table holds, and in which partitions (only ``months`` are
         searched when given: a work order's month never changes)."""
-        dt = self._dt(table)
-        if not ids or dt is None:
+        if not ids or self._dt(table) is None:
             return set(), set()
         expr = pc.field("work_order_id").isin(pa.array(list(ids), pa.string()))
         if months is not None:
             expr = pc.field(PARTITION).isin(pa.array(sorted(months), pa.string())) & expr
-        found = dt.to_pyarrow_dataset().to_table(columns=["work_order_id", PARTITION], filter=expr)
+        dt = self._dt(table)
+        assert dt is not None
+        data = _checked(dt.to_pyarrow_dataset())
+        self.dataset._verify_files(table, data, [f.path for f in data.get_fragments(filter=expr)])
+        found = data.to_table(columns=["work_order_id", PARTITION], filter=expr)
         return (
             set(found.column("work_order_id").to_pylist()),
             set(found.column(PARTITION).to_pylist()),
@@ -1320,7 +1789,39 @@ class Writer:
         return n
 
 
-_WRITER_PROPS = WriterProperties(compression="ZSTD")
+# min/max statistics of long strings are truncated (a 50 MB name would land in the log twice)
+_WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
+
+
+def _check_writable(local: Path) -> None:
+    """Refuse, before anything is written, a dataset folder this process cannot write: a
+    real write at its root (permissions, read-only mounts, full disks all show there), then
+    every folder of its tables (a read-only table folder would otherwise fail in the middle
+    of a commit, inside the Delta writer)."""
+    probe = local / f".dfs-write-probe-{secrets.token_hex(8)}"
+    try:  # O_EXCL and never through a link: a planted file or link is not touched
+        os.close(open_no_follow(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, what="write probe"))
+        os.unlink(probe)
+    except FileExistsError:
+        raise DatasetCorruptError(f"{probe} exists; remove it.") from None
+    except OSError as exc:
+        raise ReadOnlyDatasetError(
+            f"the dataset at {local} is read-only here ({exc.strerror}): read it with "
+            "dfs.open_dataset(path), or sync into a writable path "
+            "(Client(dataset=...) or DFS_DATASET)."
+        ) from None
+    for table in (*TABLES, "syncs"):
+        root = local / table
+        if not root.is_dir() or root.is_symlink():
+            continue
+        for folder, subfolders, _ in os.walk(root):
+            subfolders[:] = [d for d in subfolders if not os.path.islink(os.path.join(folder, d))]
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ReadOnlyDatasetError(
+                    f"the dataset at {local} is read-only here: {folder} cannot be written. "
+                    "Read it with dfs.open_dataset(path), or sync into a writable path "
+                    "(Client(dataset=...) or DFS_DATASET)."
+                )
 
 
 def _part(table: str) -> list[str]:
