@@ -47,6 +47,7 @@ in doubt without first reading the task's state on the server.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -68,12 +69,14 @@ from .errors import (
     DFSError,
     InvalidCorrectionError,
     JournalError,
+    JournalMismatchError,
     NotFoundError,
     OutcomeUnknownError,
     ServerError,
     ThrottledError,
     TransportError,
 )
+from .files import file_lock
 from .journal import Journal, last_events
 from .rules import effective, is_missing, json_equal, json_key, none_if_missing
 
@@ -118,6 +121,7 @@ class Event(_StrEnum):
     IN_DOUBT = "in doubt"  # sent, outcome unknown: check the server before sending again
     THROTTLED = "throttled"  # still throttled after the client's retries
     FAILED = "failed"  # refused for good, or given up
+    PLAN = "plan"  # not a row's: the plan the journal belongs to (its fingerprint)
 
 
 class Status(_StrEnum):
@@ -286,6 +290,11 @@ class Campaign:
     def __repr__(self) -> str:
         return f"<Campaign {len(self.plan)} row(s), journal {str(self.journal_path)!r}>"
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the journal (``<journal>.lock``) held while applying."""
+        return self.journal_path.with_name(self.journal_path.name + ".lock")
+
     # -- the plan ---------------------------------------------------------------------------
 
     def _read_plan(self, plan: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -429,8 +438,19 @@ class Campaign:
         max_workers: int | None = None,
         progress: bool | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
     ) -> pd.DataFrame:
         """Apply the plan; returns one row per plan row with its ``status``.
+
+        One apply per journal at a time, across processes and threads: an OS lock on the file
+        beside the journal (:attr:`lock_path`) is held for the whole apply. Another apply on
+        the same journal waits for it (``timeout`` seconds at most, None: as long as it
+        takes), or with ``wait=False`` raises :class:`~dfs_analytics.BusyError` at once; either
+        way nothing is ever sent twice. The journal records the plan's :meth:`fingerprint`,
+        and a journal written for another plan (or site) raises
+        :class:`~dfs_analytics.JournalMismatchError`, sending nothing.
 
         Each row is decided when it is applied, from the task's state read from the server
         right before sending: what the preview showed may have changed since.
@@ -441,8 +461,9 @@ class Campaign:
         (refused for good, or the task could not be read; ``detail`` says why), ``in doubt``
         (sent, and the server could not be asked whether it applied it: run again).
         ``on_progress(done, total)`` is called as rows complete. Raises
-        CampaignValidationError, sending nothing, if :meth:`validate` finds problems, and
-        JournalError if the journal is not one.
+        CampaignValidationError, sending nothing, if :meth:`validate` finds problems,
+        JournalError if the journal is not one, and UnsafePathError if the journal or its
+        lock file is a symbolic link.
         """
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
@@ -450,23 +471,62 @@ class Campaign:
             raise ConfigurationError(
                 f"max_workers must be a positive integer (or None), got {max_workers!r}."
             )
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        # one apply per journal at a time, across processes: each one's read-the-journal,
+        # read-the-state, send would otherwise race the other's and send twice
+        with file_lock(
+            self.lock_path,
+            wait=wait,
+            timeout=timeout,
+            what=f"the campaign journal {str(self.journal_path)!r}",
+        ):
+            results = self._apply_locked(max_workers, progress, on_progress)
+        self._rows = None  # the server changed: re-check on the next preview
+        frame = pd.DataFrame([vars(r) for r in results], columns=list(RESULT_COLUMNS))
+        return frame.sort_values("row", kind="stable").reset_index(drop=True)
+
+    def _apply_locked(
+        self,
+        max_workers: int | None,
+        progress: bool | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> list[_Outcome]:
+        """:meth:`apply` with the journal's lock held: the outcome of every plan row."""
         records = Journal.read(self.journal_path)
         others = {r.get("base_url") for r in records if isinstance(r.get("base_url"), str)} - {
             self.client.base_url
         }
         if others:
-            raise ConfigurationError(
+            raise JournalMismatchError(
                 f"the journal {str(self.journal_path)!r} belongs to a campaign on "
                 f"{', '.join(sorted(others))}, not {self.client.base_url}: use another journal "
-                "file."
+                "file (nothing was sent)."
             )
         problems = self.validate()
         if len(problems):
             raise CampaignValidationError(problems)
+        fingerprint = self.fingerprint()
+        written = [r.get("fingerprint") for r in records if r.get("event") == Event.PLAN]
+        if any(f != fingerprint for f in written):
+            raise JournalMismatchError(
+                f"the journal {str(self.journal_path)!r} was written for another plan "
+                f"(fingerprint {written[-1]}, this plan's is {fingerprint}): a journal "
+                "belongs to one plan. Start a new journal file for this plan, e.g. "
+                "Campaign(client, plan, journal='campaign-2.jsonl') (nothing was sent)."
+            )
         done = last_events(records)
         show = self.client.settings.progress if progress is None else progress
         results: list[_Outcome] = []
         with Journal(self.journal_path) as journal:
+            if not written:  # the plan this journal belongs to, before any of its rows
+                journal.append(
+                    {
+                        "event": Event.PLAN,
+                        "fingerprint": fingerprint,
+                        "rows": len(self.plan),
+                        "base_url": self.client.base_url,
+                    }
+                )
             jobs = []
             for row in self._check():
                 last = done.get(row.key)
@@ -496,9 +556,22 @@ class Campaign:
                     bar.update(1)
                     if on_progress is not None:
                         on_progress(n, len(jobs))
-        self._rows = None  # the server changed: re-check on the next preview
-        frame = pd.DataFrame([vars(r) for r in results], columns=list(RESULT_COLUMNS))
-        return frame.sort_values("row", kind="stable").reset_index(drop=True)
+        return results
+
+    def fingerprint(self) -> str:
+        """The plan's fingerprint: a SHA-256 (hex) of its corrections, each as its work order,
+        its task as the plan names it and its value as it will be sent; the same whatever the
+        rows' order, repeated rows, or whether the plan came as a CSV file or a DataFrame. A
+        journal records it, and :meth:`apply` refuses a journal written for another plan."""
+        corrections = sorted(
+            {
+                (row.work_order_id, str(row.task), json.dumps(row.value, sort_keys=True))
+                for row in self._check()
+                if not row.problem
+            }
+        )
+        text = json.dumps(corrections, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def _read_state(self, row: PlanRow) -> dict[str, Any] | None:
         """The task's state on the server now (``{}`` if it has none), read fresh (the client

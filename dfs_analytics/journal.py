@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import JournalError
+from .files import open_no_follow
 
 # every record starts like this (``time`` is its first key); a torn write is a prefix of one
 _RECORD_START = '{"time": "'
@@ -38,8 +39,8 @@ class Journal:
     """An append-only JSONL file whose appends return once durable (group-committed fsync).
 
     Opening creates the file (0600) and its missing folders, or reopens an existing one for
-    appending. Safe to append to from several threads; use it as a context manager, or
-    :meth:`close` it."""
+    appending; a symbolic link in its place raises :class:`~dfs_analytics.UnsafePathError`.
+    Safe to append to from several threads; use it as a context manager, or :meth:`close` it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -49,11 +50,12 @@ class Journal:
             missing.append(folder)
             folder = folder.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        flags = os.O_WRONLY | os.O_APPEND
+        try:  # never through a symbolic link: it would append to (and fsync) its target
+            fd = open_no_follow(self.path, flags | os.O_CREAT | os.O_EXCL, what="journal")
             created = True
         except FileExistsError:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            fd = open_no_follow(self.path, flags, what="journal")
             created = False
         try:
             if created:
@@ -128,6 +130,7 @@ class Journal:
     @staticmethod
     def read(path: str | Path) -> list[dict[str, Any]]:
         """Every complete record of a journal, in order (an empty list if there is no file).
+        A symbolic link raises :class:`~dfs_analytics.UnsafePathError`.
 
         What a crash leaves is skipped: a torn last line, or a torn line that a later run
         closed. Anything else that is not a record raises :class:`JournalError` naming the
@@ -135,9 +138,11 @@ class Journal:
         """
         records: list[dict[str, Any]] = []
         p = Path(path)
-        if not p.exists():
+        try:
+            fd = open_no_follow(p, os.O_RDONLY, what="journal")
+        except FileNotFoundError:
             return records
-        with open(p, "rb") as fh:
+        with open(fd, "rb") as fh:
             for number, raw in enumerate(fh, 1):
                 if not raw.endswith(b"\n"):
                     break  # torn write

@@ -101,9 +101,13 @@ def journal_records(path: Path) -> list[dict[str, Any]]:
     raw = path.read_text(encoding="utf-8")
     assert raw.endswith("\n")
     records = [json.loads(line) for line in raw.splitlines()]  # every line is valid JSON
-    for record in records:
+    # the plan's fingerprint comes first, once, before any row's record
+    plans = [i for i, record in enumerate(records) if record["event"] == "plan"]
+    assert plans == [0], records[:3]
+    assert len(records[0]["fingerprint"]) == 64 and records[0]["rows"] >= 1
+    for record in records[1:]:
         assert {"time", "event", "work_order_id", "task_id", "value", "row"} <= set(record)
-    return records
+    return records[1:]
 
 
 def assert_server_has(reader: dfs.Client, items: list[dict[str, Any]]) -> None:
@@ -420,7 +424,7 @@ def test_a_dataframe_plan_with_typed_columns(sim, client, reader, tmp_path: Path
     """A plan built with pandas: a bool column, an int64 column (numpy scalars)."""
     booleans = targets(reader, 4, names=BOOLEANS)
     numbers = targets(reader, 4, names=("nombre_connecteurs",))
-    for items in (booleans, numbers):
+    for n, items in enumerate((booleans, numbers)):
         plan = pd.DataFrame(
             {
                 "work_order_id": [i["work_order_id"] for i in items],
@@ -429,7 +433,7 @@ def test_a_dataframe_plan_with_typed_columns(sim, client, reader, tmp_path: Path
             }
         )
         assert plan["corrected_value"].dtype != object
-        campaign = dfs.Campaign(client, plan, journal=tmp_path / "j.jsonl")
+        campaign = dfs.Campaign(client, plan, journal=tmp_path / f"j{n}.jsonl")
         assert campaign.validate().empty, campaign.validate()["problem"].tolist()
         assert (campaign.apply()["status"] == "applied").all()
         assert_server_has(reader, items)

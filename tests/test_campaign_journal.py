@@ -318,7 +318,7 @@ def test_the_last_event_per_key() -> None:
 @pytest.mark.parametrize(
     ("enum", "words"),
     [
-        (Event, {"attempt", "applied", "confirmed", "in doubt", "throttled", "failed"}),
+        (Event, {"attempt", "applied", "confirmed", "in doubt", "throttled", "failed", "plan"}),
         (
             Status,
             {"applied", "applied earlier", "confirmed", "skipped", "failed", "in doubt"},
@@ -404,7 +404,9 @@ def test_a_new_campaign_journal_is_owner_only(sim, client, reader, tmp_path: Pat
     finally:
         os.umask(old)
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600, oct(journal.stat().st_mode)
-    assert len(Journal.read(journal)) == 4
+    records = Journal.read(journal)
+    assert records[0]["event"] == "plan"  # the plan's fingerprint, then the rows' records
+    assert sorted(r["event"] for r in records[1:]) == ["applied", "applied", "attempt", "attempt"]
 
 
 RECORD_KEYS = ["time", "key", "base_url", "row", "work_order_id", "task_id", "task_name", "value"]
@@ -472,6 +474,9 @@ def test_a_journal_of_earlier_versions_resumes(sim, client, reader, tmp_path: Pa
     planned = {(i["work_order_id"], i["task_id"]) for i in items}
     assert corrections(sim) == dict.fromkeys(planned, 1)  # the two earlier ones, five now
     new = json.loads("[" + ",".join(journal.read_text().splitlines()[before:]) + "]")
+    # a journal of earlier versions has no plan fingerprint: it gets one, before the rows
+    assert new[0]["event"] == "plan" and new[0]["fingerprint"] == campaign.fingerprint()
+    new = new[1:]
     assert {r["event"] for r in new} == {"attempt", "applied"}
     for record in new:
         assert list(record)[: len(RECORD_KEYS) + 1] == [*RECORD_KEYS, "event"]
