@@ -18,8 +18,10 @@ records it is given, and never drops a key it does not know.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -171,22 +173,92 @@ _TG_TASK_CONSUMED = {c.source for c in TASK_GROUP_SPEC if c.source} | {"question
 # --------------------------------------------------------------------------------------------
 
 
-def _datetimes(values: Sequence[Any]) -> pd.Series:
-    """Parse ISO-8601 strings (any offset) to UTC, parsing each distinct string once."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    parsed = pd.to_datetime(
-        pd.Series(uniques, dtype=object), utc=True, format="ISO8601", errors="coerce"
-    )
-    if len(parsed) == 0:
-        return pd.Series(pd.NaT, index=range(len(codes)), dtype="datetime64[us, UTC]")
-    out = parsed.take(np.where(codes < 0, 0, codes)).reset_index(drop=True)
-    out[codes < 0] = pd.NaT
+# epoch numbers: below 1e11 they are seconds (up to year 5138), then milliseconds, then
+# microseconds, then nanoseconds; the factor turns each into microseconds
+_EPOCH_UNITS = ((1e11, 10**6), (1e14, 10**3), (1e17, 1))
+
+
+def _epoch_micros(value: Any) -> int | None:
+    """An epoch number (seconds, milliseconds, microseconds or nanoseconds, told apart by
+    magnitude) as whole microseconds, rounded; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    size = abs(value)
+    for limit, factor in _EPOCH_UNITS:
+        if size < limit:
+            return value * factor if isinstance(value, int) else round(value * factor)
+    return value // 1000 if isinstance(value, int) else round(value / 1000)
+
+
+_EPOCH_TEXT = re.compile(r"[+-]?\d{9,}(\.\d*)?")  # an epoch number written as a string
+
+
+def _other_date(value: Any) -> pd.Timestamp | None:
+    """A date that is not ISO-8601 text: an epoch number (or its digits as a string), or a
+    Python/NumPy/pandas datetime (naive means UTC); None for anything else."""
+    if isinstance(value, str):
+        if not _EPOCH_TEXT.fullmatch(value.strip()):
+            return None
+        text = value.strip()
+        value = float(text) if "." in text else int(text)
+    if isinstance(value, (datetime, np.datetime64)):
+        ts = pd.Timestamp(value)
+        if pd.isna(ts):
+            return None
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.floor("us")
+    micros = _epoch_micros(value)
+    if micros is None:
+        return None
+    try:
+        return pd.Timestamp(micros, unit="us", tz="UTC")
+    except (OverflowError, ValueError):  # out of range: unknown
+        return None
+
+
+def utc_dates(values: Sequence[Any]) -> pd.Series:
+    """Dates as the API may send them, as UTC datetimes at microsecond precision (the
+    dataset's): ISO-8601 strings with any offset (naive means UTC; digits past the
+    microsecond are dropped) and epoch numbers, or their digits as a string (seconds,
+    milliseconds, microseconds or nanoseconds, told apart by magnitude). Anything else
+    (None, an empty or unparseable string, a boolean, an object, a date out of range) is
+    NaT: unknown, never a guess.
+
+    The one reading of a date: the sync compares what the server lists with what the
+    dataset holds through it, so the same value always gives the same stored date."""
+    values = values if isinstance(values, list) else list(values)
+    others = [i for i, v in enumerate(values) if v is not None and type(v) is not str]
+    texts = values
+    if others:
+        texts = list(values)
+        for i in others:
+            texts[i] = None
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+    if len(uniques):
+        parsed = pd.to_datetime(
+            pd.Series(uniques, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        )
+        parsed = parsed.dt.floor("us").astype("datetime64[us, UTC]")
+        for u in np.flatnonzero(parsed.isna().to_numpy()):
+            ts = _other_date(uniques[u])
+            if ts is not None:
+                parsed.iat[u] = ts
+        out = parsed.take(np.where(codes < 0, 0, codes)).reset_index(drop=True)
+        out[codes < 0] = pd.NaT
+    else:
+        out = pd.Series(pd.NaT, index=range(len(codes)), dtype="datetime64[us, UTC]")
+    for i in others:
+        ts = _other_date(values[i])
+        if ts is not None:
+            out.iat[i] = ts
     return out
 
 
 def _convert(values: Sequence[Any], kind: str) -> Any:
     if kind == "datetime":
-        return _datetimes(values)
+        return utc_dates(values)
     if kind == "category":
         return pd.Categorical([v if v is None or isinstance(v, str) else str(v) for v in values])
     if kind == "boolean":

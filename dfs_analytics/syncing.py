@@ -31,8 +31,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -49,8 +51,14 @@ from tqdm.auto import tqdm
 
 from . import dataset as store
 from . import normalize
-from .client import Client, list_params, to_api_date
-from .errors import ConfigurationError, IncompleteDataError, NotFoundError, OfflineCacheMiss
+from .client import Client, list_params, segment, to_api_date
+from .errors import (
+    ConfigurationError,
+    IncompleteDataError,
+    NotFoundError,
+    OfflineCacheMiss,
+    SkippedIdWarning,
+)
 from .rules import is_missing, none_if_missing
 
 BATCH = 1000  # work orders per commit, at most
@@ -193,16 +201,72 @@ def dataset(client: Client) -> store.Dataset:
 # --------------------------------------------------------------------------------------------
 
 
-def _ts(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
+def _dates(records: list[dict[str, Any]]) -> list[pd.Timestamp | None]:
+    """The listed ``update_date`` of each record, read as the dataset stores it (None:
+    missing or unparseable, that is unknown)."""
+    dates = normalize.utc_dates([r.get("update_date") for r in records])
+    return [None if pd.isna(ts) else ts for ts in dates.tolist()]
+
+
+def addressable(wo_id: str) -> bool:
+    """Whether the API can take ``wo_id`` as a URL path segment (to read the work order or
+    its timeline by id): not empty, not ``.`` or ``..``, no ``/``, ``\\`` or control
+    character."""
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return None
-    if is_missing(ts):
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        segment(wo_id, "work_order_id")
+    except ConfigurationError:
+        return False
+    return True
+
+
+_SKIPPED = (
+    "Their timelines were not read, and they cannot be read again one by one (one the list "
+    "no longer shows is taken as deleted)."
+)
+
+
+def _warn_skipped(ids: Iterable[str], what: str) -> None:
+    """One :class:`SkippedIdWarning` naming the work orders the sync could not ask for by id,
+    attributed to the first caller outside the package."""
+    ids = sorted(set(ids))
+    if not ids:
+        return
+    shown = ", ".join(repr(i) for i in ids[:10]) + (
+        f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    )
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        f"the server listed {len(ids)} work order(s) whose id cannot be used in a URL path "
+        f"(empty, '.', '..', or containing '/', '\\' or control characters): {shown}. "
+        f"{what} The rest of the load went on; their listed fields are kept.",
+        SkippedIdWarning,
+        stacklevel=level,
+    )
+
+
+_BOOKKEEPING = (store.SYNCED_AT, store.TIMELINE_AT)  # when rows were read, not what they say
+
+
+def _same_rows(new: pa.Table, old: pa.Table, ids: Iterable[str]) -> set[str]:
+    """The ``ids`` whose rows in ``new`` and ``old`` (tables of one stored schema) are the
+    same, in the same order, apart from when they were read (and a work order's place in
+    its batch)."""
+
+    def by_id(table: pa.Table) -> dict[str, list[tuple[Any, ...]]]:
+        table = table.sort_by([("work_order_id", "ascending"), (store.POS, "ascending")])
+        names = [n for n in table.schema.names if n not in (*_BOOKKEEPING, store.POS)]
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        columns = [table.column(n).to_pylist() for n in names]
+        key = names.index("work_order_id")
+        for row in zip(*columns, strict=True):
+            out.setdefault(row[key], []).append(row)
+        return out
+
+    a, b = by_id(new), by_id(old)
+    return {i for i in ids if a.get(i, []) == b.get(i, [])}
 
 
 def _positions(ids: pd.Series) -> np.ndarray:
@@ -265,6 +329,11 @@ class _Committer:
         self.months: dict[str, str] = {}  # stored work order id -> its partition
         self.seen: set[str] = set()  # every work order added or deleted
         self.last_complete = False
+        # stored work orders listed again without a usable update_date: rewritten only when
+        # their rows (or their timeline, when read) differ from the stored ones
+        self.unknown: set[str] = set()
+        # listed work orders whose id is no URL path segment: never asked for by id
+        self.skipped: set[str] = set()
 
     def touched(self, wo_id: str) -> bool:
         return wo_id in self.seen
@@ -275,16 +344,29 @@ class _Committer:
     def holds(self, wo_id: str) -> bool:
         return wo_id in self.timeline_at
 
-    def add(self, record: dict[str, Any], is_new: bool, timeline_at: pd.Timestamp | None) -> None:
+    def add(
+        self,
+        record: dict[str, Any],
+        is_new: bool,
+        timeline_at: pd.Timestamp | None,
+        unknown: bool = False,
+    ) -> None:
+        """Collect a listed work order; ``unknown``: it is stored, and its listed
+        ``update_date`` cannot tell whether it changed (its rows are compared instead)."""
         if record["id"] in self.timeline_at:  # listed twice in one batch: keep the newest
             self._flush()
             self.commit()
         self.records.append(record)
         self.ids.append(record["id"])
         self.seen.add(record["id"])
+        if unknown:
+            self.unknown.add(record["id"])
         if self.prefetch is not None and (self.all_timelines or timeline_at is not None):
-            # its timeline is fetched while the listing goes on
-            self.futures[record["id"]] = self.prefetch(record["id"])
+            if addressable(record["id"]):
+                # its timeline is fetched while the listing goes on
+                self.futures[record["id"]] = self.prefetch(record["id"])
+            else:
+                self.skipped.add(record["id"])
         self.timeline_at[record["id"]] = timeline_at
         if is_new:
             self.new += 1
@@ -319,31 +401,76 @@ class _Committer:
         months = {self.months[i] for i in gone if i in self.months}
         if any(i not in self.months for i in gone):
             months = None
-        changes: dict[str, tuple[Any, ...]] = {}
+        wo = tasks = timeline_rows = None
+        done: list[str] = []
         if self.tables:
             wo = pa.concat_tables([t[0] for t in self.tables])
             tasks = pa.concat_tables([t[1] for t in self.tables])
-            changes["work_orders"] = (wo, ids + gone, months)
-            changes["tasks"] = (tasks, ids + gone, months)
-        else:
-            changes["work_orders"] = (None, gone, months)
-            changes["tasks"] = (None, gone, months)
-        if self.futures and self.tables:
-            wo, timeline_rows, done = self._with_timelines(changes["work_orders"][0])
-            changes["work_orders"] = (wo, ids + gone, months)
-            changes["timeline"] = (timeline_rows, list(done) + gone, months)
+            if self.futures:
+                wo, timeline_rows, done = self._with_timelines(wo)
+        unchanged = self._unchanged(wo, tasks, timeline_rows, done) if self.unknown else set()
+        if unchanged:  # read again because their date is unknown, and the same as stored
+            keep = pa.array(sorted(set(ids) - unchanged), pa.string())
+            wo = wo.filter(pc.is_in(wo.column("work_order_id"), value_set=keep))
+            tasks = tasks.filter(pc.is_in(tasks.column("work_order_id"), value_set=keep))
+            if timeline_rows is not None:
+                timeline_rows = timeline_rows.filter(
+                    pc.is_in(timeline_rows.column("work_order_id"), value_set=keep)
+                )
+            self.result.timelines += sum(1 for i in done if i in unchanged)
+            ids = [i for i in ids if i not in unchanged]
+            done = [i for i in done if i not in unchanged]
+            self.changed -= len(unchanged)
+        if ids or gone:
+            changes: dict[str, tuple[Any, ...]] = {}
+            if ids:
+                changes["work_orders"] = (wo, ids + gone, months)
+                changes["tasks"] = (tasks, ids + gone, months)
+            else:
+                changes["work_orders"] = (None, gone, months)
+                changes["tasks"] = (None, gone, months)
+            if ids and (done or timeline_rows is not None):
+                changes["timeline"] = (timeline_rows, list(done) + gone, months)
+            elif gone:
+                changes["timeline"] = (None, gone, months)
             self.timelines_done = len(done)
-        elif gone:
-            changes["timeline"] = (None, gone, months)
-        self._write(changes, complete=complete)
-        self.result.timelines += self.timelines_done
-        self.timelines_done = 0
+            self._write(changes, complete=complete)
+            self.result.timelines += self.timelines_done
+            self.timelines_done = 0
         self.result.fetched += self.new
         self.result.updated += self.changed
         self.result.deleted += len(gone)
         self.records, self.timeline_at, self.deleted, self.ids, self.tables = [], {}, [], [], []
+        self.unknown = set()
         self.new = self.changed = 0
         self.started = time.monotonic()
+
+    def _unchanged(
+        self,
+        wo: pa.Table | None,
+        tasks: pa.Table | None,
+        timeline_rows: pa.Table | None,
+        done: list[str],
+    ) -> set[str]:
+        """The work orders of the batch listed without a usable ``update_date`` whose rows
+        (and timeline, when it was read) are those the dataset holds: rewriting them would
+        change nothing."""
+        if wo is None or tasks is None:
+            return set()
+        ids = sorted(self.unknown & set(wo.column("work_order_id").to_pylist()))
+        if not ids:
+            return set()
+        same = _same_rows(wo, self.w.stored_rows("work_orders", ids), ids)
+        same &= _same_rows(tasks, self.w.stored_rows("tasks", ids), ids)
+        read = sorted(same & set(done))
+        if read:
+            new = (
+                timeline_rows
+                if timeline_rows is not None
+                else store.arrow_schema("timeline").empty_table()
+            )
+            same -= set(read) - _same_rows(new, self.w.stored_rows("timeline", read), read)
+        return same
 
     def _with_timelines(self, wo: pa.Table) -> tuple[pa.Table, pa.Table | None, list[str]]:
         """Fetch the batch's timelines; the work orders marked as read at their listed
@@ -514,8 +641,8 @@ def _sync(
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         stored, dirty, mark = _stored_state(index, state)
 
-        def consider(record: dict[str, Any]) -> None:
-            _consider(committer, stored, dirty, mark, record)
+        def consider(records: Iterable[Any]) -> None:
+            _consider(committer, stored, dirty, mark, records)
 
         walk = not stored
         listed = 0
@@ -529,6 +656,7 @@ def _sync(
                 client, w, committer, fetcher, index["work_order_id"], stored, mark
             )
         _finish(w, committer)
+    _warn_skipped(committer.skipped, _SKIPPED)
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
     return result
@@ -620,18 +748,22 @@ def _consider(
     stored: dict[str, Any],
     dirty: set[str],
     mark: Callable[[str], pd.Timestamp | None],
-    record: dict[str, Any],
+    records: Iterable[Any],
 ) -> None:
-    """Hand a work order read from the server to the committer unless the dataset already
-    holds it at that ``update_date`` (and this client did not write to it since)."""
-    wo_id = record.get("id")
-    if not isinstance(wo_id, str):
-        return
-    listed_date = _ts(record.get("update_date"))
-    if wo_id in stored and wo_id not in dirty and _same(stored[wo_id], listed_date):
-        return
-    committer.add(record, wo_id not in stored, mark(wo_id))
-    stored[wo_id] = listed_date
+    """Hand the work orders read from the server to the committer, except those the dataset
+    already holds at their ``update_date`` (and this client did not write to since). A
+    missing or unparseable date is unknown: that work order goes on, and the committer
+    compares its rows with the stored ones."""
+    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)]
+    for record, listed_date in zip(records, _dates(records), strict=True):
+        wo_id = record["id"]
+        known = wo_id in stored and wo_id not in dirty
+        if known and _same(stored[wo_id], listed_date):
+            continue
+        committer.add(
+            record, wo_id not in stored, mark(wo_id), unknown=known and listed_date is None
+        )
+        stored[wo_id] = listed_date
 
 
 def _finish(w: store.Writer, committer: _Committer) -> None:
@@ -641,18 +773,21 @@ def _finish(w: store.Writer, committer: _Committer) -> None:
         return  # nothing changed: nothing committed
     if w.small_files() > COMPACT_FILES:
         committer.commit()
-        w.optimize()
-        committer._write({}, complete=True)
-    elif committer.pending():
-        committer.commit(complete=True)
-    elif not committer.last_complete:
+        if committer.result.commits:  # (what was pending may have been unchanged)
+            w.optimize()
+            committer._write({}, complete=True)
+        return
+    committer.commit(complete=True)  # writes nothing when nothing changed
+    if committer.result.commits and not committer.last_complete:
         committer._write({}, complete=True)
 
 
 def _same(a: Any, b: Any) -> bool:
-    if is_missing(a):
-        return b is None
-    return b is not None and pd.Timestamp(a) == b
+    """Whether two ``update_date`` values are the same known date: an unknown (missing)
+    date is never the same as anything, so what it dates is always read again."""
+    if is_missing(a) or is_missing(b):
+        return False
+    return pd.Timestamp(a) == pd.Timestamp(b)
 
 
 def _plain(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -676,22 +811,33 @@ def _refresh(
     committer: _Committer,
     consider: Any,
 ) -> tuple[int, bool]:
-    """Incremental refresh. Returns (listed count, whether a full walk is still needed)."""
+    """Incremental refresh. Returns (listed count, whether a full walk is still needed).
+
+    Stored work orders without a known ``update_date`` cannot be found by the date of their
+    last change: they are read again one by one, or when there are many (more than a walk
+    of the list would cost), the list is walked."""
+    undated = sorted(i for i, v in stored.items() if is_missing(v) and i not in dirty)
+    if undated and (
+        len(undated) > max(PROBE_SIZE, len(stored) // _page(client))
+        or not all(addressable(i) for i in undated)
+    ):
+        return 0, True
+    reread = sorted(set(dirty) | set(undated))
     key = json.dumps(params, sort_keys=True)
     probe = {**params, "ordering": "-update_date", "page_size": PROBE_SIZE}
     etag = state.etags.get(key)
     headers = {"If-None-Match": etag} if etag and not dirty else None
     response = client.send("GET", "work-orders/", params=probe, headers=headers)
     if response.status_code == 304:
-        _reread(client, dirty, stored, committer, consider)
+        _reread(client, reread, stored, committer, consider)
         return len(stored), False
     page = client.parse(response)
     if not isinstance(page, dict) or not isinstance(page.get("count"), int):
         return 0, True
     rows = [r for r in page.get("results") or [] if isinstance(r, dict)]
-    dates = [_ts(r.get("update_date")) for r in rows]
+    dates = _dates(rows)
     if any(d is None for d in dates) or any(a < b for a, b in itertools.pairwise(dates)):
-        return 0, True  # the server ignored the ordering
+        return 0, True  # the server ignored the ordering, or cannot order by an unknown date
     known = [pd.Timestamp(v) for v in stored.values() if not is_missing(v)]
     cursor = max(known) if known else None
     in_window = [d for d in dates if cursor is None or d >= cursor]
@@ -702,14 +848,10 @@ def _refresh(
         for items, _ in client.iter_pages(
             "work-orders/", {**since, "page_size": _page(client)}, window=_window(client)
         ):
-            for record in items:
-                if isinstance(record, dict):
-                    consider(record)
+            consider(items)
     else:
-        for record, d in zip(rows, dates, strict=True):
-            if cursor is None or d >= cursor:
-                consider(record)
-    _reread(client, dirty, stored, committer, consider)
+        consider(r for r, d in zip(rows, dates, strict=True) if cursor is None or d >= cursor)
+    _reread(client, reread, stored, committer, consider)
     if page["count"] != len(stored):
         return page["count"], True
     if not dirty and response.headers.get("ETag"):
@@ -720,9 +862,15 @@ def _refresh(
 def _reread(
     client: Client, ids: Iterable[str], stored: dict[str, Any], committer: _Committer, consider: Any
 ) -> None:
-    """Read work orders one by one (written by this client, or no longer listed): 404 means
-    deleted."""
+    """Read work orders one by one (written by this client, undated, or no longer listed):
+    404 means deleted. One whose id is no URL path segment cannot be asked for: it is only
+    read again when no longer listed, so it is taken as deleted."""
     todo = [i for i in ids if i in stored and not committer.holds(i)]
+    for wo_id in [i for i in todo if not addressable(i)]:
+        todo.remove(wo_id)
+        committer.skipped.add(wo_id)
+        stored.pop(wo_id, None)
+        committer.delete(wo_id)
     if not todo:
         return
 
@@ -739,7 +887,7 @@ def _reread(
                 committer.delete(wo_id)
             else:
                 stored[wo_id] = None  # force the rewrite
-                consider(record)
+                consider([record])
 
 
 def _page(client: Client) -> int:
@@ -775,10 +923,10 @@ def _full_walk(
                     bar.total = n
                     bar.refresh()
                 count = n
-                for record in items:
-                    if isinstance(record, dict) and isinstance(record.get("id"), str):
-                        listed.add(record["id"])
-                        consider(record)
+                listed.update(
+                    r["id"] for r in items if isinstance(r, dict) and isinstance(r.get("id"), str)
+                )
+                consider(items)
                 bar.update(len(items))
         if count is None or len(listed) == count:
             break
@@ -806,9 +954,13 @@ def _sync_stale_timelines(
 ) -> None:
     """Fetch the timelines of the stored work orders among ``ids`` that this sync did not
     rewrite and whose stored timeline was read at another ``update_date`` (or never)."""
-    stale = [
-        i for i in ids if i in stored and not committer.touched(i) and not _same(stored[i], mark(i))
-    ]
+    stale = []
+    for i in ids:
+        if i in stored and not committer.touched(i) and not _same(stored[i], mark(i)):
+            if addressable(i):
+                stale.append(i)
+            else:
+                committer.skipped.add(i)
     if stale:
         committer.commit()
         _sync_timelines(client, w, committer, fetcher, stale)
@@ -871,10 +1023,21 @@ def _commit_timelines(
     updates: Mapping[str, Any],
 ) -> None:
     """One version: the timelines' rows, and their work orders marked as read at the
-    ``update_date`` they were listed with."""
+    ``update_date`` they were listed with. Undated work orders (read again at every sync)
+    whose timeline is the stored one are left out; nothing left: no version."""
     if not ids:
         return
     rows = pa.concat_tables(batch)
+    undated = [i for i in ids if is_missing(updates.get(i))]
+    if undated:
+        same = _same_rows(rows, w.stored_rows("timeline", undated), undated)
+        if same:
+            committer.result.timelines += len(same)
+            ids = [i for i in ids if i not in same]
+            if not ids:
+                return
+            keep = pa.array(ids, pa.string())
+            rows = rows.filter(pc.is_in(rows.column("work_order_id"), value_set=keep))
     wo_rows = w.stored_rows("work_orders", ids)
     marks = [updates.get(i) for i in wo_rows.column("work_order_id").to_pylist()]
     col = wo_rows.schema.get_field_index(store.TIMELINE_AT)
@@ -928,9 +1091,7 @@ def _sync_ids(
         committer.months = dict(zip(index["work_order_id"], index[store.PARTITION], strict=True))
         with ThreadPoolExecutor(max(1, min(client.settings.workers, len(ids)))) as pool:
             records = list(pool.map(one, ids))
-        for record in records:
-            if isinstance(record, dict):
-                _consider(committer, stored, dirty, mark, record)
+        _consider(committer, stored, dirty, mark, records)
         result.listed = len(ids)
         if timelines:
             _sync_stale_timelines(client, w, committer, fetcher, ids, stored, mark)
