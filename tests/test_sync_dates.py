@@ -335,3 +335,25 @@ def test_tasks_then_timeline_with_a_slash_id_goes_on(serve, client_for) -> None:
     with pytest.warns(dfs.SkippedIdWarning, match="taken as deleted"):
         dfs.load_tasks(client)
     assert "site/7" not in set(dfs.load_work_orders(client)["work_order_id"])
+
+
+@pytest.mark.parametrize("n", [N, 15], ids=["walked", "read-one-by-one"])
+def test_an_undated_work_order_that_changes_is_read_again(serve, client_for, n) -> None:
+    # with 15 work orders the newest ten are dated, so the sync asks what changed and then
+    # reads the undated one by id; with 6 the undated one is among them and the list is walked
+    wos = [work_order(i, iso(i)) for i in range(n)]
+    wos[1]["update_date"] = None
+    site = serve(wos)
+    client = client_for(site)
+    dfs.load_tasks(client)
+    unchanged = dfs.sync(client)
+    assert unchanged.commits == 0
+
+    site.work_orders[1] = {**site.work_orders[1], "name": "RENAMED"}
+    again = dfs.sync(client)
+
+    assert again.updated == 1 and again.commits >= 1
+    wo = dfs.load_work_orders(client).set_index("work_order_id")
+    assert wo.loc["wo-01", "name"] == "RENAMED"
+    if n > N:
+        assert any(p.startswith("/v0.2/work-orders/wo-01/?") for p in site.log)
