@@ -63,7 +63,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
-from deltalake.transaction import CommitProperties, PostCommitHookProperties
+from deltalake.transaction import AddAction, CommitProperties, PostCommitHookProperties
 
 from . import normalize
 from .client import LIST_FILTERS
@@ -636,9 +636,25 @@ class Dataset:
                 f"{self._uri('syncs')}: cannot read the version table ({_short(exc)})."
             ) from None
         parts: dict[str, pa.Table] = cache.setdefault("syncs_parts", {})
+        sums = {
+            path: sha
+            for meta in records.values()
+            if isinstance(meta.get("syncs_file"), dict)
+            for path, sha in meta["syncs_file"].items()
+        }
         tables = []
         for fragment in fragments:
             if fragment.path not in parts:  # a file never changes: each is read once
+                want = sums.get(fragment.path)
+                problem = (
+                    None if want is None else _file_problem(data.filesystem, fragment.path, want)
+                )
+                if problem is not None:
+                    raise DatasetCorruptError(
+                        f"{self._uri('syncs')}/{fragment.path}: this file of the version table "
+                        f"is damaged or missing ({problem}). Restore it, or sync into a new "
+                        "dataset path."
+                    )
                 try:
                     parts[fragment.path] = fragment.to_table(schema=data.schema)
                 except (OSError, pa.ArrowException) as exc:
@@ -1635,10 +1651,58 @@ class Writer:
             syncs.alter.set_table_description(identity.description())
             ds._reload_identity(identity)
         else:
-            self._write("syncs", data, mode="append", **kw)
+            self._append_syncs(data, record, kw)
         written = self._dt("syncs")
         self._syncs_seen = (written.version(), version) if written is not None else None
         return version
+
+    def _append_syncs(self, data: pa.Table, record: dict[str, Any], kw: dict[str, Any]) -> None:
+        """Append the version row: on local datasets, a Parquet file written here by pyarrow,
+        with page checksums, whose SHA-256 the same commit records (delta-rs writes neither);
+        on object stores, through delta-rs (the row's digest still protects it)."""
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        dt = self._dt("syncs")
+        assert dt is not None
+        local = _local(self.location)
+        if local is None:
+            self._write("syncs", data, mode="append", **kw)
+            return
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink, compression="zstd", write_page_checksum=True)
+        body = sink.getvalue().to_pybytes()
+        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        record["syncs_file"] = {name: hashlib.sha256(body).hexdigest()}
+        try:
+            fd = open_no_follow(
+                local / "syncs" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, what="file"
+            )
+            with os.fdopen(fd, "wb") as out:
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise ReadOnlyDatasetError(
+                f"cannot write the dataset at {self.location} ({exc.strerror})."
+            ) from None
+        stats = {
+            "numRecords": data.num_rows,
+            "minValues": {"version": record["version"]},
+            "maxValues": {"version": record["version"]},
+            "nullCount": {"version": 0},
+        }
+        add = AddAction(
+            path=name,
+            size=len(body),
+            partition_values={},
+            modification_time=int(time.time() * 1000),
+            data_change=True,
+            stats=json.dumps(stats),
+        )
+        kw["commit_properties"] = CommitProperties(custom_metadata={_RECORD: record})
+        dt.create_write_transaction([add], "append", dt.schema(), **kw)
 
     def _new_checksums(self) -> dict[str, dict[str, str]]:
         """The SHA-256 of each data file of the tables' latest versions that no commit has
