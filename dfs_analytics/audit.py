@@ -283,8 +283,12 @@ def _audited_mask(tasks: pd.DataFrame, reviewed_only: bool) -> pd.Series:
 
 def z_value(level: float) -> float:
     """The two-sided normal quantile for a confidence ``level`` (1.959963... for 0.95)."""
-    if not 0 < level < 1:
-        raise ConfigurationError(f"level must be between 0 and 1, got {level!r}.")
+    # the upper tail must stay a float below 1 (0.9999999999999999 rounds it to 1.0)
+    if not 0 < level <= 1 - 1e-10:
+        raise ConfigurationError(
+            f"level must be a confidence level between 0 and 1 such as 0.95 (at most "
+            f"0.9999999999), got {level!r}."
+        )
     return NormalDist().inv_cdf(1 - (1 - level) / 2)
 
 

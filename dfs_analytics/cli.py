@@ -33,6 +33,9 @@ MAX_WORK_ORDERS = 1_000_000
 EXPORTS = ("work-orders", "tasks", "timeline", "task-groups")
 EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
+# dates a pandas Timestamp can hold, with a day to spare for time zones
+FIRST_DATE = datetime(1678, 1, 1, tzinfo=timezone.utc)
+LAST_DATE = datetime(2262, 1, 1, tzinfo=timezone.utc)
 
 
 class UsageError(ConfigurationError):
@@ -95,11 +98,23 @@ positive = _argument_type(_integer, lambda v: v >= 1, "a whole number >= 1", "po
 non_negative = _argument_type(_integer, lambda v: v >= 0, "a whole number >= 0", "non_negative")
 #: A TCP port, 0 (any free port) to 65535.
 port = _argument_type(_integer, lambda v: 0 <= v <= 65535, "a port from 0 to 65535", "port")
+
+
 #: A confidence level strictly between 0 and 1 (``0.95``).
+def _is_level(value: float) -> bool:
+    from .audit import z_value  # the audit's own rule for a level
+
+    try:
+        z_value(value)
+    except ConfigurationError:
+        return False
+    return True
+
+
 level = _argument_type(
     _number,
-    lambda v: 0 < v < 1,
-    "a confidence level between 0 and 1 such as 0.95",
+    _is_level,
+    "a confidence level between 0 and 1 such as 0.95 (at most 0.9999999999)",
     "level",
 )
 
@@ -118,7 +133,16 @@ def _parse_date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"expected an ISO-8601 date such as 2026-03-01 or 2026-03-01T08:00:00Z, got {text!r}"
         ) from None
-    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+    try:
+        d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first UTC date
+        d = datetime.min.replace(tzinfo=timezone.utc)
+    if not FIRST_DATE <= d < LAST_DATE:
+        raise argparse.ArgumentTypeError(
+            f"expected a date from {FIRST_DATE:%Y-%m-%d} to {LAST_DATE:%Y-%m-%d} (what pandas "
+            f"can hold), got {text!r}"
+        )
+    return d
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--journal", default="campaign.jsonl", help="the JSONL journal (keep it)")
     c.add_argument("--apply", action="store_true", help="apply the plan (default: dry run)")
     c.add_argument("--workers", type=positive, default=8, help="concurrent requests")
+    c.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another campaign applying with the same journal to finish (default: "
+        "refuse at once, sending nothing)",
+    )
     d = _command(
         sub, "demo", "start the simulator and show the toolkit at work on its made-up data"
     )
@@ -422,8 +452,31 @@ def check_args(args: argparse.Namespace) -> None:
         for option, path in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
             if path and not Path(path).is_file():
                 raise UsageError(f"{option} {path!r} is not a file.")
+        if args.certfile:
+            _check_certificate(args.certfile, args.keyfile)
         if not args.api_key.strip() or any(ch.isspace() for ch in args.api_key):
             raise UsageError("--api-key must be a non-empty key without spaces.")
+        if not args.host.strip() or any(ch.isspace() for ch in args.host):
+            raise UsageError(
+                f"--host must be an address to listen on, such as 127.0.0.1 (this machine "
+                f"only) or 0.0.0.0 (every interface), got {args.host!r}."
+            )
+
+
+def _check_certificate(certfile: str, keyfile: str | None) -> None:
+    """The server's certificate and key load as TLS will load them, or UsageError."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # a password that cannot open an encrypted key: never a prompt on the terminal
+        context.load_cert_chain(certfile, keyfile, password=b"")
+    except (ssl.SSLError, OSError) as exc:
+        what = "--certfile and --keyfile" if keyfile else "--certfile"
+        raise UsageError(
+            f"{what} must hold a PEM certificate and its unencrypted private key "
+            f"({getattr(exc, 'reason', None) or exc.__class__.__name__})."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,7 +651,7 @@ def _cmd_correct(args: argparse.Namespace) -> int:
                 f"(journal: {args.journal})."
             )
             return 0
-        results = campaign.apply(max_workers=args.workers)
+        results = campaign.apply(max_workers=args.workers, wait=args.wait)
         print(results.to_string(index=False))
         print(f"\n{results['status'].value_counts().to_dict()} (journal: {args.journal})")
         mismatches = campaign.verify()

@@ -157,7 +157,8 @@ class BusyError(DFSError):
         self.path = Path(path)
         super().__init__(
             f"{what} is in use by another process (lock {str(path)!r}); nothing was done. "
-            "Wait for it to finish, or call again with wait=True."
+            "Wait for it to finish, or ask to wait for it (wait=True, or --wait on the "
+            "command line)."
         )
 
 

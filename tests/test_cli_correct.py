@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.files import file_lock
 
 from .conftest import patches, targets, text
 
@@ -193,3 +194,48 @@ def test_without_a_site_it_exits_2_with_a_message(tmp_path: Path) -> None:
     assert "DFS_BASE_URL" in done.stderr and "DFS_API_KEY" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_a_journal_in_use_is_refused_unless_asked_to_wait(sim, tmp_path: Path) -> None:
+    changes, _ = make_plan(sim, tmp_path / "plan.csv")
+    argv = ["correct", "plan.csv", "--journal", "j.jsonl", "--apply"]
+    # another campaign holds the journal (its lock, as Campaign.apply takes it)
+    with file_lock(tmp_path / "j.jsonl.lock"):
+        refused = run(argv, tmp_path, sim)
+        assert refused.returncode == 1, (refused.stdout, refused.stderr)
+        assert "in use by another process" in refused.stderr and "--wait" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert patches(sim) == 0
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+        env.update(
+            DFS_BASE_URL=sim.base_url,
+            DFS_API_KEY=sim.api_key,
+            DFS_CACHE=str(tmp_path / "cache"),
+            XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
+        )
+        waiting = subprocess.Popen(
+            [*command(), *argv, "--wait"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=3)  # it waits while the journal is held
+        assert patches(sim) == 0
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, (out, err)
+    assert sim.correction_counts() == {(r["work_order_id"], r["task_id"]): 1 for r in changes}
+
+
+def test_another_plan_on_a_journal_exits_with_advice(sim, tmp_path: Path) -> None:
+    make_plan(sim, tmp_path / "plan.csv", n=2)
+    first = run(["correct", "plan.csv", "--journal", "j.jsonl", "--apply"], tmp_path, sim)
+    assert first.returncode == 0, first.stderr
+    sent = patches(sim)
+    make_plan(sim, tmp_path / "plan.csv", n=4)  # the plan file changed since
+    second = run(["correct", "plan.csv", "--journal", "j.jsonl", "--apply"], tmp_path, sim)
+    assert second.returncode == 2, (second.stdout, second.stderr)
+    assert "another plan" in second.stderr and "new journal" in second.stderr
+    assert patches(sim) == sent

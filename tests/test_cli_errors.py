@@ -68,6 +68,8 @@ def free_port() -> int:
         (["report", "--level", "0"], "--level"),
         (["report", "--level", "nan"], "--level"),
         (["report", "--level", "high"], "--level"),
+        (["report", "--level", "0.9999999999999999"], "--level"),  # its upper tail is 1.0
+        (["report", "--created-after", "0001-01-01T00:00:00+05:00"], "from 1678-01-01"),
         (["report", "--out", "report.pdf"], ".html"),
         (["export", "tasks", "--out", "x.unknownext"], ".csv, .json, .jsonl or .parquet"),
         (["export", "tasks", "--out", "noextension"], ".csv, .json, .jsonl or .parquet"),
@@ -166,6 +168,11 @@ def test_demo_refuses_a_file_as_its_output_folder(capsys):
         (["--next-scheme", "ftp"], "--next-scheme"),
         (["--keyfile", "key.pem"], "--keyfile needs --certfile"),
         (["--certfile", "missing.pem"], "is not a file"),
+        (["--certfile", "/etc/passwd", "--keyfile", "/etc/passwd"], "PEM certificate"),
+        (["--start", "0001-01-01T00:00:00+05:00"], "--start"),  # before the first UTC date
+        (["--end", "9999-12-31T23:59:59-05:00"], "--end"),  # after the last one
+        (["--host", ""], "--host"),  # would listen on every interface
+        (["--host", " "], "--host"),
     ],
 )
 def test_simulate_refuses_nonsense_in_one_line(capsys, argv, says):
