@@ -68,6 +68,7 @@ from .errors import (
     ConfigurationError,
     IncompleteDataError,
     IncompleteDataWarning,
+    InvalidResponseError,
     NotFoundError,
     OfflineCacheMiss,
     OutcomeUnknownError,
@@ -91,6 +92,20 @@ LIST_FILTERS = (
 )
 ORDERINGS = ("create_date", "-create_date", "update_date", "-update_date")
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: the largest answer body the client reads, in bytes once decompressed (64 MiB): more than 50
+#: times a list page of 100 work orders (a sync's pages) or 5 times a page of 1000 (the API's
+#: largest) with a dozen tasks each, yet small enough that a compression bomb (2 MB that
+#: inflate to 2 GB) is refused with memory bounded. ``Client.max_response_bytes`` changes it.
+MAX_RESPONSE_BYTES = 64 * 2**20
+READ_CHUNK = 256 * 2**10  # bytes read (and decompressed) at a time
+#: the largest ``count`` a listing may announce: a walk of more rows would not fit in memory
+MAX_COUNT = 10**8
+#: the most pages one listing may take (MAX_COUNT rows at the API's 1000 a page): the bound of
+#: a listing without a ``count``; with one, ``count / page size`` plus a margin of
+#: ``PAGE_MARGIN`` pages or a tenth more, whichever is larger (rows added during the walk)
+MAX_PAGES = 100_000
+PAGE_MARGIN = 10
+MAX_REDIRECTS = 10  # redirects followed (within the base URL's origin) for one request
 MAX_BACKOFF = 60.0  # seconds between two attempts, at most (Retry-After aside)
 SQLITE_TIMEOUT = 60.0  # seconds a process waits for another one's lock on the HTTP cache
 _TEMP_LOCK = threading.Lock()
@@ -356,6 +371,7 @@ class Client:
         else:
             self._cached = requests.Session()
         self._plain = requests.Session()
+        self._guard = _AnswerGuard(s.base_url, MAX_RESPONSE_BYTES)
         # the environment (proxies, NO_PROXY, a CA bundle) is read once, for the site's URL,
         # instead of at every request: the one origin this client talks to
         proxies = requests.utils.get_environ_proxies(s.base_url)
@@ -372,6 +388,8 @@ class Client:
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
+            session.hooks["response"].append(self._guard)
+            session.max_redirects = MAX_REDIRECTS
             session.headers["User-Agent"] = f"dfs-analytics/{__version__}"
             session.headers["Accept"] = "application/json"
             if s.api_key:
@@ -391,6 +409,20 @@ class Client:
     def throttled(self) -> int:
         """How many 429 (Too Many Requests) answers this client has received."""
         return self.limiter.throttled
+
+    @property
+    def max_response_bytes(self) -> int:
+        """The largest answer body this client reads, in bytes once decompressed (default
+        ``MAX_RESPONSE_BYTES``, 64 MiB); a larger one raises InvalidResponseError unread."""
+        return self._guard.limit
+
+    @max_response_bytes.setter
+    def max_response_bytes(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive number of bytes, got {value!r}."
+            )
+        self._guard.limit = value
 
     @property
     def requests_sent(self) -> int:
@@ -461,8 +493,7 @@ class Client:
         return urllib.parse.urlunsplit(parts)
 
     def _path_of(self, url: str) -> str:
-        parts = urllib.parse.urlsplit(url)
-        return parts.path + (f"?{parts.query}" if parts.query else "")
+        return _url_path(url)
 
     def send(self, method: str, path_or_url: str, **options: Any) -> requests.Response:
         """Send one request with the retry policy (see the module docstring); return the last
@@ -561,6 +592,16 @@ class Client:
                     method=method,
                     path=path,
                 ) from None
+            except requests.TooManyRedirects:
+                if ticket is not None:
+                    limiter.cancel(ticket)  # type: ignore[union-attr]
+                raise InvalidResponseError(
+                    method=method,
+                    path=self._path_of(url),
+                    status=302,
+                    detail=f"more than {MAX_REDIRECTS} redirects",
+                    hint="The server redirects in a loop; check the base URL.",
+                ) from None
             except BaseException:
                 if ticket is not None:
                     limiter.cancel(ticket)  # type: ignore[union-attr]
@@ -642,15 +683,34 @@ class Client:
             if not response.content:
                 return None
             try:
-                return response.json()
+                body = response.json()
             except ValueError:
-                raise APIError(
+                raise InvalidResponseError(
                     method=method,
                     path=path,
                     status=status,
                     detail="the answer is not JSON: " + _detail(None, response.text),
                     hint="Check that the base URL points at the Field Services API (.../v0.2/).",
                 ) from None
+            except RecursionError:  # json's decoder nests as deep as the text does
+                raise InvalidResponseError(
+                    method=method,
+                    path=path,
+                    status=status,
+                    detail="the answer's JSON is nested too deep to read",
+                    hint=_SHAPE_HINT,
+                ) from None
+            if method == "GET":
+                problem = _shape_problem(self._endpoint_of(response.url), body)
+                if problem:
+                    raise InvalidResponseError(
+                        method=method,
+                        path=path,
+                        status=status,
+                        detail=f"{problem}: the client cannot use this answer",
+                        hint=_SHAPE_HINT,
+                    )
+            return body
         try:
             parsed = response.json()
         except ValueError:
@@ -677,6 +737,21 @@ class Client:
         if isinstance(err, ThrottledError):
             err.retry_after = _retry_after(response)
         raise err
+
+    def _endpoint_of(self, url: str) -> str | None:
+        """Which kind of answer a GET of ``url`` gives (a key of ``_SHAPES``), if known."""
+        path = urllib.parse.urlsplit(url).path
+        base = self._base.path
+        if not path.startswith(base):
+            return None
+        parts = path[len(base) :].strip("/").split("/")
+        if parts[0] == "work-orders":
+            return {1: "work orders", 2: "work order"}.get(len(parts)) or (
+                "timeline" if len(parts) == 3 and parts[2] == "timeline" else None
+            )
+        if parts[0] == "task-groups":
+            return {1: "task groups", 2: "task group"}.get(len(parts))
+        return None
 
     def _is_list_path(self, url: str) -> bool:
         """Whether ``url`` is the work-order list endpoint (whatever its query)."""
@@ -749,7 +824,13 @@ class Client:
         ordered: bool,
     ) -> Iterator[tuple[list[Any], int | None, bool]]:
         """The one walk of a list: ``(items, count, bare)`` per page, ``bare`` when the server
-        answered a plain JSON array (no ``count``, no pages)."""
+        answered a plain JSON array (no ``count``, no pages).
+
+        The walk ends at a null ``next``, or after a page that adds no row it has not seen
+        (by ``id``). It raises InvalidResponseError for a ``count`` that cannot be right
+        (negative, over ``MAX_COUNT``, or more than ``MAX_PAGES`` pages of the first page's
+        size) and past ``count / page size`` pages plus a margin (``MAX_PAGES`` without a
+        count), so a server that never stops talking costs seconds, not forever."""
         params = dict(params or {})
         params.setdefault("page_size", self.settings.page_size)
         first = self.request("GET", path, params=params)
@@ -757,46 +838,124 @@ class Client:
             yield first, None, True
             return
         if not isinstance(first, dict) or "results" not in first:
-            raise APIError(
-                method="GET",
-                path=path,
-                status=200,
-                detail="expected a page with 'results' or a JSON array",
-                hint="Check that the base URL points at the Field Services API.",
-            )
-        items = list(first.get("results") or [])
-        count = first.get("count") if isinstance(first.get("count"), int) else None
-        yield items, count, False
+            raise self._walk_error(path, "expected a page with 'results' or a JSON array")
+        items = self._results_of(path, first)
+        count = self._count_of(path, first)
         nxt = _resolve(self._absolute(path), first.get("next"))
-        urls = _page_urls(nxt, count, len(items))
-        if urls:
+        limit = self._page_limit(path, count, len(items), nxt)
+        seen: set[int] = set()  # hashes of the ids seen: a few bytes a row
+        _adds_rows(items, seen)
+        yield items, count, False
+        pages = 1
+        numbered = _numbered_pages(nxt, count, len(items))
+        if numbered is not None:
+            make, last = numbered
+            last_url = make(last)
             last_page = None
-            for url, page in self._fetch_pages(urls, window, ordered):
-                if url == urls[-1]:
+            halt = threading.Event()  # set by a page that adds nothing: ask for no more
+            for url, page in self._fetch_pages(
+                map(make, range(2, last + 1)), last - 1, window, ordered, halt
+            ):
+                pages += 1
+                batch = self._results_of(path, page)
+                if url == last_url:
                     last_page = page
-                yield (page.get("results") or []) if isinstance(page, dict) else [], count, False
-            nxt = _resolve(urls[-1], last_page.get("next")) if isinstance(last_page, dict) else None
+                if not _adds_rows(batch, seen):
+                    halt.set()
+                yield batch, count, False
+            nxt = None
+            if isinstance(last_page, dict) and not halt.is_set():
+                nxt = _resolve(last_url, last_page.get("next"))
         seen_next: set[str] = set()
         while nxt:
             if nxt in seen_next:
-                raise APIError(
-                    method="GET", path=path, status=200, detail=f"the 'next' link loops ({nxt})"
-                )
+                raise self._walk_error(path, f"the 'next' link loops ({self._path_of(nxt)})")
             seen_next.add(nxt)
+            pages += 1
+            if pages > limit:
+                raise self._walk_error(
+                    path,
+                    f"the server kept sending pages: {pages - 1} so far, more than "
+                    + (
+                        f"a count of {count} in pages of {max(len(items), 1)} allows"
+                        if count is not None
+                        else f"the {MAX_PAGES:,} a listing may take"
+                    ),
+                )
             page = self.request("GET", nxt)
             if isinstance(page, list):
                 yield page, count, False
                 break
-            yield list(page.get("results") or []), count, False
+            batch = self._results_of(path, page)
+            yield batch, count, False
+            if not _adds_rows(batch, seen):
+                break  # a page with nothing new: the rest would not add any either
             nxt = _resolve(nxt, page.get("next"))
 
+    def _results_of(self, path: str, page: Any) -> list[Any]:
+        """The rows of one page (a page object, or a bare array); InvalidResponseError for
+        anything else."""
+        if isinstance(page, list):
+            return page
+        if not isinstance(page, dict):
+            raise self._walk_error(path, f"a page is {_what(page)}, not an object")
+        items = page.get("results")
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise self._walk_error(path, f"'results' is {_what(items)}, not an array")
+        return items
+
+    def _count_of(self, path: str, page: Mapping[str, Any]) -> int | None:
+        """The page's ``count`` (None when it has none, or not a number); InvalidResponseError
+        for one that cannot be right."""
+        count = page.get("count")
+        if isinstance(count, bool) or not isinstance(count, int):
+            return None
+        if count < 0 or count > MAX_COUNT:
+            raise self._walk_error(
+                path,
+                f"'count' is {count}: a listing holds between 0 and {MAX_COUNT:,} rows",
+            )
+        return count
+
+    def _page_limit(self, path: str, count: int | None, first_len: int, nxt: str | None) -> int:
+        """How many pages the walk may take: ``count / page size`` plus a margin (rows added
+        during the walk), or ``MAX_PAGES`` without a count."""
+        if count is None:
+            return MAX_PAGES
+        pages = math.ceil(count / max(first_len, 1))
+        if nxt and pages > MAX_PAGES:
+            raise self._walk_error(
+                path,
+                f"a 'count' of {count} in pages of {first_len} would take {pages:,} pages, "
+                f"more than the {MAX_PAGES:,} a listing may take: the count or the page size "
+                "cannot be right",
+            )
+        return max(pages, 1) + max(PAGE_MARGIN, pages // 10)
+
+    def _walk_error(self, path: str, detail: str) -> InvalidResponseError:
+        return InvalidResponseError(
+            method="GET",
+            path=self._path_of(self._absolute(path)),
+            status=200,
+            detail=detail,
+            hint=_SHAPE_HINT,
+        )
+
     def _fetch_pages(
-        self, urls: list[str], window: int | None, ordered: bool
+        self,
+        urls: Iterator[str],
+        n_urls: int,
+        window: int | None,
+        ordered: bool,
+        halt: threading.Event,
     ) -> Iterator[tuple[str, Any]]:
-        """``(url, page)`` of page-numbered ``urls``, fetched concurrently with at most
-        ``window`` pages held at once; in ``urls`` order when ``ordered``, else as they come.
-        A page that is not there (fewer pages than ``count`` announced) comes back empty:
-        the caller's ``count`` check notices it."""
+        """``(url, page)`` of page-numbered ``urls`` (``n_urls`` of them), fetched
+        concurrently with at most ``window`` pages held at once; in ``urls`` order when
+        ``ordered``, else as they come. Once ``halt`` is set, no further page is asked for
+        (those in flight still come). A page that is not there (fewer pages than ``count``
+        announced) comes back empty: the caller's ``count`` check notices it."""
         if window is None:
             window = self.settings.workers if ordered else min(self.settings.workers, 8)
         window = max(1, window)
@@ -807,10 +966,9 @@ class Client:
             except NotFoundError:
                 return url, {"results": [], "next": None}
 
-        pending = iter(urls)
-        with ThreadPoolExecutor(max(1, min(window, len(urls), self.settings.workers))) as pool:
+        with ThreadPoolExecutor(max(1, min(window, n_urls, self.settings.workers))) as pool:
             running = collections.deque(
-                pool.submit(fetch, u) for u in itertools.islice(pending, window)
+                pool.submit(fetch, u) for u in itertools.islice(urls, window)
             )
             try:
                 while running:
@@ -821,7 +979,7 @@ class Client:
                         running = collections.deque(rest)
                     for future in done:
                         yield future.result()
-                        more = next(pending, None)
+                        more = None if halt.is_set() else next(urls, None)
                         if more is not None:
                             running.append(pool.submit(fetch, more))
             finally:  # an error, or the caller stopped: the pages not yet sent never are
@@ -1111,6 +1269,208 @@ class _TokenAuth(AuthBase):
         return "_TokenAuth(****)"
 
 
+_SHAPE_HINT = (
+    "The server does not answer in the Field Services API's shapes: check the base URL, or "
+    "report the answer to the API's maintainers."
+)
+_SCALARS = (str, int, float, bool, type(None))
+_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _KINDS.get(type(value)) or ("a number" if isinstance(value, int | float) else "?")
+
+
+def _task_problem(task: Any, where: str) -> str | None:
+    if not isinstance(task, dict):
+        return f"{where}: a task is {_what(task)}, not an object"
+    for key in ("id", "name", "task_group_name"):
+        if not isinstance(task.get(key), _SCALARS):
+            return f"{where}: a task's {key!r} is {_what(task.get(key))}"
+    return None
+
+
+def _work_order_problem(wo: Any) -> str | None:
+    """Why the client cannot use ``wo`` as a work order, or None. Only what the frames need
+    is checked: extra keys, missing ones and other types are taken as they come."""
+    if not isinstance(wo, dict):
+        return f"a work order is {_what(wo)}, not an object"
+    wo_id = wo.get("id")
+    if not isinstance(wo_id, _SCALARS):
+        return f"a work order's 'id' is {_what(wo_id)}"
+    tasks = wo.get("tasks")
+    if tasks is None:
+        return None
+    where = f"work order {str(wo_id)[:80]!r}"
+    if not isinstance(tasks, list):
+        return f"{where}: 'tasks' is {_what(tasks)}, not an array"
+    for task in tasks:
+        problem = _task_problem(task, where)
+        if problem:
+            return problem
+        state = task.get("state")
+        if state is not None and not isinstance(state, dict):
+            return f"{where}: a task's 'state' is {_what(state)}, not an object or null"
+    return None
+
+
+def _event_problem(event: Any) -> str | None:
+    """Why the client cannot use ``event`` as a timeline event, or None."""
+    if not isinstance(event, dict):
+        return f"a timeline event is {_what(event)}, not an object"
+    if not isinstance(event.get("id"), _SCALARS):
+        return f"a timeline event's 'id' is {_what(event.get('id'))}"
+    states = event.get("states")
+    if states is None:
+        return None
+    if not isinstance(states, list):
+        return f"a timeline event's 'states' is {_what(states)}, not an array"
+    for state in states:
+        if state is not None and not isinstance(state, dict):
+            return f"a timeline event's state is {_what(state)}, not an object"
+    return None
+
+
+def _task_group_problem(group: Any) -> str | None:
+    """Why the client cannot use ``group`` as a task group, or None."""
+    if not isinstance(group, dict):
+        return f"a task group is {_what(group)}, not an object"
+    for key in ("id", "name"):
+        if not isinstance(group.get(key), _SCALARS):
+            return f"a task group's {key!r} is {_what(group.get(key))}"
+    tasks = group.get("tasks")
+    if tasks is None:
+        return None
+    where = f"task group {str(group.get('name'))[:80]!r}"
+    if not isinstance(tasks, list):
+        return f"{where}: 'tasks' is {_what(tasks)}, not an array"
+    for task in tasks:
+        problem = _task_problem(task, where)
+        if problem:
+            return problem
+    return None
+
+
+# endpoint kind -> (checker of one item, whether the answer is a list)
+_SHAPES: dict[str, tuple[Callable[[Any], str | None], bool]] = {
+    "work orders": (_work_order_problem, True),
+    "work order": (_work_order_problem, False),
+    "timeline": (_event_problem, True),
+    "task groups": (_task_group_problem, True),
+    "task group": (_task_group_problem, False),
+}
+
+
+def _shape_problem(kind: str | None, body: Any) -> str | None:
+    """Why the client cannot use ``body`` as an answer of ``kind``, or None. A list answer is
+    a page (``results``) or a bare array; a page's other keys are checked by the walk."""
+    if kind is None:
+        return None
+    check, is_list = _SHAPES[kind]
+    if not is_list:
+        return check(body)
+    if isinstance(body, dict):
+        if "results" not in body:
+            return None  # not a page: the walk says so
+        items = body["results"]
+        if items is None:
+            return None
+        if not isinstance(items, list):
+            return f"'results' is {_what(items)}, not an array"
+    elif isinstance(body, list):
+        items = body
+    else:
+        return f"the answer is {_what(body)}, not a page or an array of {kind}"
+    for item in items:
+        problem = check(item)
+        if problem:
+            return problem
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL, the port made explicit; no user or password."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a port number: matches no origin
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _url_path(url: str) -> str:
+    """The path and query of a URL: what messages show of it (never a user or password)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class _AnswerGuard:
+    """A response hook of the client's sessions: every answer (each hop of a redirect
+    included) passes here before ``requests`` or the HTTP cache reads its body.
+
+    - A redirect to another origin (scheme, host or port than the base URL's) raises
+      InvalidResponseError: it is never followed, so nothing another origin says is stored.
+    - The body is read here, ``READ_CHUNK`` bytes at a time through urllib3's bounded
+      decompression, and refused past ``limit`` bytes once decompressed: a compression bomb
+      costs at most ``limit`` bytes of memory, on the cached path too (requests-cache stores
+      the body read here).
+    """
+
+    __slots__ = ("limit", "origin")
+
+    def __init__(self, base_url: str, limit: int) -> None:
+        self.origin = _origin(base_url)
+        self.limit = limit
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.is_redirect:
+            target = urllib.parse.urljoin(response.url, response.headers["location"])
+            if _origin(target) != self.origin:
+                response.close()
+                scheme, host, port = _origin(target)
+                self._refuse(
+                    response,
+                    f"redirected to another origin ({scheme}://{host}:{port}); the client "
+                    "follows redirects only within the base URL's scheme, host and port",
+                    "Check the base URL: if the API has moved, give its new address as the "
+                    "base URL.",
+                )
+        # requests' own flag: a body already read (an answer served from the cache) stays
+        if response._content_consumed or response.raw is None:
+            return
+        chunks = []
+        size = 0
+        for chunk in response.iter_content(READ_CHUNK):
+            size += len(chunk)
+            if size > self.limit:
+                response.close()
+                self._refuse(
+                    response,
+                    f"the answer is larger than {self.limit / 2**20:g} MiB once decompressed "
+                    "(a compression bomb, or a page far larger than any the API sends)",
+                    "If the server's pages really are this large, ask for smaller ones "
+                    "(Client(page_size=...)) or raise client.max_response_bytes.",
+                )
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what requests (and the cache) read from now on
+
+    @staticmethod
+    def _refuse(response: requests.Response, detail: str, hint: str) -> None:
+        raise InvalidResponseError(
+            method=response.request.method or "GET",
+            path=_url_path(response.request.url or response.url),
+            status=response.status_code,
+            detail=detail,
+            hint=hint,
+        )
+
+
 def _open_http_cache(path: Any, *, offline: bool) -> requests_cache.CachedSession:
     """The HTTP cache at ``path``: SQLite in WAL mode with a busy timeout, so that processes
     sharing it wait for each other instead of failing. A file that is not a usable SQLite
@@ -1205,21 +1565,45 @@ def _dedupe(items: list[Any]) -> list[Any]:
     return out
 
 
-def _page_urls(next_url: Any, count: int | None, first_len: int) -> list[str]:
-    """URLs of pages 2..N when ``next`` is page-numbered and ``count`` is known."""
+def _numbered_pages(
+    next_url: Any, count: int | None, first_len: int
+) -> tuple[Callable[[int], str], int] | None:
+    """When ``next`` is page-numbered (``page=2``) and ``count`` is known: the URL of page
+    ``n`` as a function, and the last page's number (URLs are made as they are asked for)."""
     if not isinstance(next_url, str) or count is None or first_len <= 0:
-        return []
+        return None
     parts = urllib.parse.urlsplit(next_url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     pages = [v for k, v in query if k == "page"]
-    if len(pages) != 1 or pages[0] != "2":
-        return []
     last = math.ceil(count / first_len)
-    urls = []
-    for n in range(2, last + 1):
+    if len(pages) != 1 or pages[0] != "2" or last < 2:
+        return None
+
+    def url_of(n: int) -> str:
         q = [(k, str(n) if k == "page" else v) for k, v in query]
-        urls.append(urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q))))
-    return urls
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q)))
+
+    return url_of, last
+
+
+def _adds_rows(items: list[Any], seen: set[int]) -> bool:
+    """Whether ``items`` hold a row whose ``id`` is not in ``seen`` (hashes of ids), adding
+    theirs; a row without a usable id counts as new (it cannot be told apart)."""
+    new = False
+    for item in items:
+        key = item.get("id") if isinstance(item, dict) else None
+        if key is None:
+            new = True
+            continue
+        try:
+            h = hash(key)
+        except TypeError:
+            new = True
+            continue
+        if h not in seen:
+            seen.add(h)
+            new = True
+    return new
 
 
 def _never_sent(exc: BaseException) -> bool:
