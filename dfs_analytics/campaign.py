@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 
 from .actions import find_task, resolve_value
 from .client import Client
+from .config import mask_url
 from .errors import (
     APIError,
     CampaignValidationError,
@@ -493,14 +494,15 @@ class Campaign:
     ) -> list[_Outcome]:
         """:meth:`apply` with the journal's lock held: the outcome of every plan row."""
         records = Journal.read(self.journal_path)
-        others = {r.get("base_url") for r in records if isinstance(r.get("base_url"), str)} - {
-            self.client.base_url
-        }
+        site = self.client.settings.display_url
+        others = {
+            mask_url(r["base_url"]) for r in records if isinstance(r.get("base_url"), str)
+        } - {site}
         if others:
             raise JournalMismatchError(
                 f"the journal {str(self.journal_path)!r} belongs to a campaign on "
-                f"{', '.join(sorted(others))}, not {self.client.base_url}: use another journal "
-                "file (nothing was sent)."
+                f"{', '.join(sorted(others))}, not {site}: use another journal file (nothing "
+                "was sent)."
             )
         problems = self.validate()
         if len(problems):
@@ -524,7 +526,7 @@ class Campaign:
                         "event": Event.PLAN,
                         "fingerprint": fingerprint,
                         "rows": len(self.plan),
-                        "base_url": self.client.base_url,
+                        "base_url": self.client.settings.display_url,
                     }
                 )
             jobs = []
@@ -587,7 +589,7 @@ class Campaign:
         """What every journal record of a row carries."""
         return {
             "key": row.key,
-            "base_url": self.client.base_url,
+            "base_url": self.client.settings.display_url,  # any password masked
             "row": row.row,
             "work_order_id": row.work_order_id,
             "task_id": row.task_id,

@@ -560,7 +560,7 @@ def _data_source(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
         if is_simulator(client):
             yield client, "the local simulator (made-up data)"
         else:
-            yield client, client.base_url
+            yield client, client.settings.display_url  # any password masked
     finally:
         stop(client)
 

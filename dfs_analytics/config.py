@@ -72,7 +72,8 @@ class Secret:
 
     ``secret == "text"`` compares the value (in constant time); :meth:`reveal` returns it.
     It is not a ``str``, so it cannot end up in a message, a log line or
-    ``dataclasses.asdict`` output by accident (``json.dumps`` refuses it).
+    ``dataclasses.asdict`` output by accident (``json.dumps`` refuses it). ``copy`` and
+    ``deepcopy`` keep it; ``pickle`` drops it (an empty secret comes back).
     """
 
     __slots__ = ("_value",)
@@ -110,8 +111,16 @@ class Secret:
     def __repr__(self) -> str:
         return "Secret('***')"
 
-    def __reduce__(self) -> tuple[Any, ...]:  # deepcopy (dataclasses.asdict) keeps it masked
-        return (Secret, (self._value,))
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:  # dataclasses.asdict keeps it
+        return Secret(self._value)
+
+    def __copy__(self) -> Secret:
+        return Secret(self._value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling drops the key: multiprocessing, joblib or a pickle file never carry it
+        (unpickled, it is an empty secret; give the key to the other process yourself)."""
+        return (Secret, ("",))
 
 
 def mask_url(url: str) -> str:

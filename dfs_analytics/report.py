@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from . import _html, audit, plots
 from ._version import __version__
+from .config import mask_url
 from .connect import SIMULATOR_NOTE
 from .rules import is_missing
 
@@ -83,6 +84,11 @@ def _pct(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.1%}"
 
 
+def _masked(location: Any) -> Any:
+    """A dataset location or URL as it may be shown: any password in it masked."""
+    return None if location is None else mask_url(str(location))
+
+
 def _data_line(source: dict[str, Any] | None) -> str:
     """The report's "Data" line: what to reopen to recompute every figure (HTML)."""
     if source is None:
@@ -100,7 +106,7 @@ def _data_line(source: dict[str, Any] | None) -> str:
     else:
         shown = str(filters)
     line = (
-        f"Data: dataset <code>{show(source.get('dataset'))}</code>, table "
+        f"Data: dataset <code>{show(_masked(source.get('dataset')))}</code>, table "
         f"{show(source.get('table') or 'tasks')}, version {show(source.get('version'))}; "
         f"filters: {_html.escape(shown) if shown else 'none'}"
     )
@@ -148,7 +154,7 @@ def audit_report(
         f"<h1>{_html.escape(title)}</h1>",
         f'<p class="meta">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by '
         f"dfs-analytics {__version__}"
-        + (f" from {_html.escape(source)}" if source else "")
+        + (f" from {_html.escape(mask_url(source))}" if source else "")
         + "</p>",
         _data_line(head["provenance"]),
         *(

@@ -188,3 +188,18 @@ def test_the_journal_and_its_lock_are_never_reached_through_a_link(
     assert target.read_text() == "precious\n" and (target.stat().st_mode & 0o777) == 0o644
     assert patches(sim) == 0
     assert not (tmp_path / "k.jsonl").exists()
+
+
+def test_the_journal_never_holds_a_password_of_the_base_url(
+    sim: Simulator, reader: dfs.Client, tmp_path: Path
+) -> None:
+    url = sim.base_url.replace("http://", "http://alice:Pa55-w0rd@")
+    journal = tmp_path / "j.jsonl"
+    plan = plan_frame(targets(reader, 2))
+    with dfs.Client(url, api_key=sim.api_key, cache=None, progress=False) as client:
+        campaign = dfs.Campaign(client, plan, journal=journal)
+        assert campaign.apply()["status"].eq("applied").all()
+        again = dfs.Campaign(client, plan, journal=journal)
+        assert again.apply()["status"].eq("applied earlier").all()  # the same site
+    text = journal.read_text()
+    assert "Pa55-w0rd" not in text and "alice:***@127.0.0.1" in text

@@ -234,6 +234,37 @@ def test_a_password_in_the_base_url_is_masked_everywhere(tmp_path) -> None:
     assert "alice:***@" in repr(client.settings)
 
 
+def test_a_password_in_the_base_url_stays_out_of_the_report(
+    dfs_simulator, tmp_path, monkeypatch
+) -> None:
+    """The report command's "from ..." line shows the site's URL with its password masked."""
+    from dfs_analytics.cli import main
+
+    url = dfs_simulator.base_url.replace("http://", "http://alice:Pa55-w0rd@")
+    monkeypatch.setenv("DFS_BASE_URL", url)
+    monkeypatch.setenv("DFS_API_KEY", dfs_simulator.api_key)
+    monkeypatch.setenv("DFS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "report.html"
+    assert main(["report", "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Pa55-w0rd" not in html
+    assert "from http://alice:***@127.0.0.1" in html
+
+
+def test_pickling_settings_drops_the_key_and_deepcopy_keeps_it(id_sim) -> None:
+    import copy
+    import pickle
+
+    with dfs.Client(id_sim.base_url, api_key=KEY, cache=None) as client:
+        raw = pickle.dumps(client.settings)
+        assert KEY.encode() not in raw
+        assert KEY not in raw.decode("latin-1")
+        back = pickle.loads(raw)
+        assert not back.api_key and back.api_key != KEY
+        assert copy.deepcopy(client.settings).api_key == KEY
+        assert copy.copy(client.settings.api_key) == KEY
+
+
 def test_a_bad_base_url_with_a_password_is_refused_without_it() -> None:
     with pytest.raises(dfs.ConfigurationError) as info:
         dfs.Client("http://alice:Pa55-w0rd@127.0.0.1:99999/v0.2/", api_key=KEY, cache=None)
