@@ -250,8 +250,9 @@ def _read_version_ids(client: Client, ids: list[str]) -> store.Dataset:
         ) from None
     index = ds.index()
     index = index[index["work_order_id"].isin(set(ids))]
-    marks = index[store.TIMELINE_AT]
-    ready = set(index["work_order_id"][marks.notna() & (marks == index["update_date"])])
+    marks, dates = index[store.TIMELINE_AT], index["update_date"]
+    # read at the work order's update_date; an undated one's mark only says it was read
+    ready = set(index["work_order_id"][marks.notna() & ((marks == dates) | dates.isna())])
     missing = [i for i in ids if i not in ready]
     if missing:
         raise OfflineCacheMiss(

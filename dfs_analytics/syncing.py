@@ -247,17 +247,17 @@ def _warn_skipped(ids: Iterable[str], what: str) -> None:
     )
 
 
-_BOOKKEEPING = (store.SYNCED_AT, store.TIMELINE_AT)  # when rows were read, not what they say
-
-
 def _same_rows(new: pa.Table, old: pa.Table, ids: Iterable[str]) -> set[str]:
     """The ``ids`` whose rows in ``new`` and ``old`` (tables of one stored schema) are the
-    same, in the same order, apart from when they were read (and a work order's place in
-    its batch)."""
+    same, in the same order, apart from when they were read (a work order's timeline mark
+    counts only as "a timeline is held or not") and a work order's place in its batch."""
 
     def by_id(table: pa.Table) -> dict[str, list[tuple[Any, ...]]]:
         table = table.sort_by([("work_order_id", "ascending"), (store.POS, "ascending")])
-        names = [n for n in table.schema.names if n not in (*_BOOKKEEPING, store.POS)]
+        if store.TIMELINE_AT in table.schema.names:
+            col = table.schema.get_field_index(store.TIMELINE_AT)
+            table = table.set_column(col, store.TIMELINE_AT, pc.is_valid(table.column(col)))
+        names = [n for n in table.schema.names if n not in (store.SYNCED_AT, store.POS)]
         out: dict[str, list[tuple[Any, ...]]] = {}
         columns = [table.column(n).to_pylist() for n in names]
         key = names.index("work_order_id")
@@ -474,7 +474,8 @@ class _Committer:
 
     def _with_timelines(self, wo: pa.Table) -> tuple[pa.Table, pa.Table | None, list[str]]:
         """Fetch the batch's timelines; the work orders marked as read at their listed
-        ``update_date``, the timeline rows, and the ids whose timeline was read."""
+        ``update_date`` (undated ones: at the time of the sync, which only says that their
+        timeline is held), the timeline rows, and the ids whose timeline was read."""
         ids = wo.column("work_order_id").to_pylist()
         months = dict(zip(ids, wo.column(store.PARTITION).to_pylist(), strict=True))
         events = {i: self.futures.pop(i).result() for i in ids if i in self.futures}
@@ -483,7 +484,8 @@ class _Committer:
         rows = _timeline_rows({i: events[i] for i in done}, months) if done else None
         mask = pc.is_in(wo.column("work_order_id"), value_set=pa.array(done, pa.string()))
         col = wo.schema.get_field_index(store.TIMELINE_AT)
-        marks = pc.if_else(mask, wo.column("update_date"), wo.column(store.TIMELINE_AT))
+        read_at = pc.coalesce(wo.column("update_date"), wo.column(store.SYNCED_AT))
+        marks = pc.if_else(mask, read_at, wo.column(store.TIMELINE_AT))
         return wo.set_column(col, store.TIMELINE_AT, marks), rows, done
 
     def _write(
@@ -981,6 +983,7 @@ def _sync_timelines(
         return
     months = dict(zip(stale["work_order_id"], stale[store.PARTITION], strict=True))
     updates = dict(zip(stale["work_order_id"], stale["update_date"], strict=True))
+    held = set(stale["work_order_id"][stale[store.TIMELINE_AT].notna()])
     batch: list[pa.Table] = []
     batch_ids: list[str] = []
     started = time.monotonic()
@@ -995,9 +998,9 @@ def _sync_timelines(
             batch.append(_timeline_rows(fetched, months))
             batch_ids.extend(fetched)
         if len(batch_ids) >= BATCH or time.monotonic() - started >= BATCH_SECONDS:
-            _commit_timelines(w, committer, batch, batch_ids, updates)
+            _commit_timelines(w, committer, batch, batch_ids, updates, held)
             batch, batch_ids, started = [], [], time.monotonic()
-    _commit_timelines(w, committer, batch, batch_ids, updates)
+    _commit_timelines(w, committer, batch, batch_ids, updates, held)
 
 
 def _timeline_rows(
@@ -1021,14 +1024,16 @@ def _commit_timelines(
     batch: list[pa.Table],
     ids: list[str],
     updates: Mapping[str, Any],
+    held: set[str],
 ) -> None:
     """One version: the timelines' rows, and their work orders marked as read at the
-    ``update_date`` they were listed with. Undated work orders (read again at every sync)
-    whose timeline is the stored one are left out; nothing left: no version."""
+    ``update_date`` they were listed with (undated ones: at this time). Undated work orders
+    (read again at every sync) whose timeline is the one held are left out; nothing left:
+    no version."""
     if not ids:
         return
     rows = pa.concat_tables(batch)
-    undated = [i for i in ids if is_missing(updates.get(i))]
+    undated = [i for i in ids if is_missing(updates.get(i)) and i in held]
     if undated:
         same = _same_rows(rows, w.stored_rows("timeline", undated), undated)
         if same:
@@ -1039,7 +1044,11 @@ def _commit_timelines(
             keep = pa.array(ids, pa.string())
             rows = rows.filter(pc.is_in(rows.column("work_order_id"), value_set=keep))
     wo_rows = w.stored_rows("work_orders", ids)
-    marks = [updates.get(i) for i in wo_rows.column("work_order_id").to_pylist()]
+    now = pd.Timestamp.now(tz="UTC")
+    marks = [
+        now if is_missing(updates.get(i)) else updates.get(i)
+        for i in wo_rows.column("work_order_id").to_pylist()
+    ]
     col = wo_rows.schema.get_field_index(store.TIMELINE_AT)
     wo_rows = wo_rows.set_column(
         col,

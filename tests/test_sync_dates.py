@@ -357,3 +357,20 @@ def test_an_undated_work_order_that_changes_is_read_again(serve, client_for, n) 
     assert wo.loc["wo-01", "name"] == "RENAMED"
     if n > N:
         assert any(p.startswith("/v0.2/work-orders/wo-01/?") for p in site.log)
+
+
+def test_undated_timelines_read_online_are_served_offline(serve, client_for) -> None:
+    site = serve([work_order(i, None if i % 2 else iso(i)) for i in range(N)])
+    online = client_for(site)
+    ids = [f"wo-{i:02d}" for i in range(N)]
+    assert len(dfs.load_timeline(online, ids)) == 2 * N
+    before = site.requests()
+
+    offline = client_for(site, offline=True)
+    timeline = dfs.load_timeline(offline, ids)
+
+    assert len(timeline) == 2 * N
+    assert site.requests() == before
+    # and read online again, an undated timeline is still asked for (it may have changed)
+    dfs.load_timeline(online, ids)
+    assert len(site.timeline_requests()) == N + N // 2
