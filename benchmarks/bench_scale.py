@@ -8,6 +8,10 @@ own process), each step runs in a fresh Python process so its peak RSS is its ow
 - ``unchanged``: a new client with nothing changed on the server, ``load_tasks`` +
   ``load_timeline`` (the full frames back): seconds and share of cold;
 - ``changed_1pct``: the same after another client changed 1% of the work orders;
+- ``checksums``: in a fresh process, the full frames read back (every data file checked
+  against the SHA-256 recorded when it was written), then the same files hashed alone (what
+  the check adds to the read), every file ever written hashed (what the commits added to
+  the cold sync), and ``Dataset.verify()``;
 - ``previous_release_20000``: the previous release's figures at 20,000 work orders (whole
   frames pickled in the cache folder), printed beside these for comparison.
 
@@ -15,7 +19,8 @@ Then, once: override rates per task over 2 million task rows (the 20,000-work-or
 table repeated), through DuckDB over the dataset's files, beside pandas on the same frame.
 
 Targets: peak RSS of the cold sync under 400 MB at 20,000, and under 25% growth from 10,000
-to 20,000; unchanged at most 3% of cold; 1% changed at most 5% of cold.
+to 20,000; unchanged at most 3% of cold; 1% changed at most 5% of cold; checksums a few
+percent of a read and of the cold sync.
 Prints one JSON object. Usage: ``python benchmarks/bench_scale.py [--sizes 10000 20000]``.
 """
 
@@ -49,6 +54,42 @@ def _child(step: str, base_url: str, api_key: str, cache: str, fraction: float) 
         tasks = dfs.load_tasks(client)
         timeline = dfs.load_timeline(client)
         out.update(task_rows=len(tasks), timeline_rows=len(timeline))
+    elif step == "checksums":
+        import hashlib
+        from pathlib import Path
+
+        def sha(path: str) -> str:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while block := fh.read(2**20):
+                    digest.update(block)
+            return digest.hexdigest()
+
+        ds = dfs.open_dataset(client.dataset_location)
+        frames = [ds.work_orders(), ds.tasks(), ds.timeline(), ds.task_groups()]
+        out["read_s"] = time.perf_counter() - start
+        tables = ("work_orders", "tasks", "timeline", "task_groups")
+        t = time.perf_counter()
+        latest = [f for table in tables for f in ds.files(table)]
+        for f in latest:
+            sha(f)
+        out["hash_latest_s"] = time.perf_counter() - t
+        root = Path(client.dataset_location)
+        every = [p for table in tables for p in (root / table).rglob("*.parquet")]
+        t = time.perf_counter()
+        for p in every:
+            sha(str(p))
+        out.update(
+            hash_every_file_s=time.perf_counter() - t,
+            files_latest=len(latest),
+            files_every=len(every),
+            mb_latest=sum(os.path.getsize(f) for f in latest) / 2**20,
+            mb_every=sum(p.stat().st_size for p in every) / 2**20,
+            rows=sum(len(f) for f in frames),
+        )
+        t = time.perf_counter()
+        report = ds.verify()
+        out.update(verify_s=time.perf_counter() - t, verify_problems=len(report))
     elif step == "change":
         other = dfs.Client(base_url, api_key=api_key, cache=None, progress=False)
         ids = dfs.open_dataset(client).work_orders(columns=["work_order_id"])["work_order_id"]
@@ -153,6 +194,7 @@ def main() -> None:
         with SimulatorProcess(work_orders=size, seed=7, latency=0) as sim:
             cache = tempfile.mkdtemp(prefix="dfs-bench-scale-")
             cold = _run("cold", sim, cache)
+            checks = _run("checksums", sim, cache)
             unchanged = _run("unchanged", sim, cache)
             change = _run("change", sim, cache)
             changed = _run("changed_1pct", sim, cache)
@@ -168,6 +210,19 @@ def main() -> None:
                 "changed_work_orders": change["changed"],
                 "changed_1pct_s": round(changed["seconds"], 3),
                 "changed_1pct_share_of_cold": round(changed["seconds"] / cold["seconds"], 4),
+                "checksums": {
+                    "read_full_frames_s": round(checks["read_s"], 3),
+                    "hash_files_read_s": round(checks["hash_latest_s"], 3),
+                    "share_of_read": round(checks["hash_latest_s"] / checks["read_s"], 4),
+                    "hash_every_file_written_s": round(checks["hash_every_file_s"], 3),
+                    "share_of_cold_sync": round(checks["hash_every_file_s"] / cold["seconds"], 4),
+                    "files_read": checks["files_latest"],
+                    "mb_read": round(checks["mb_latest"], 1),
+                    "files_written": checks["files_every"],
+                    "mb_written": round(checks["mb_every"], 1),
+                    "verify_s": round(checks["verify_s"], 3),
+                    "verify_problems": checks["verify_problems"],
+                },
                 "task_rows": unchanged["task_rows"],
                 "timeline_rows": unchanged["timeline_rows"],
             }
@@ -195,6 +250,7 @@ def main() -> None:
         "rss_growth_max": 0.25,
         "unchanged_share_max": 0.03,
         "changed_1pct_share_max": 0.05,
+        "checksum_share_max": 0.05,
     }
     del last_cache
     print(json.dumps(out, indent=2))

@@ -1245,10 +1245,10 @@ def _checked(data: pads.Dataset) -> pads.Dataset:
 
 
 def _sha256(fs: Any, path: str) -> str:
-    """The SHA-256 of a file, read in 8 MiB blocks (memory stays bounded)."""
+    """The SHA-256 of a file, read in 1 MiB blocks (memory stays bounded)."""
     digest = hashlib.sha256()
     with fs.open_input_stream(path) as stream:
-        while block := stream.read(8 * 2**20):
+        while block := stream.read(2**20):
             digest.update(block)
     return digest.hexdigest()
 
