@@ -22,6 +22,23 @@ Retry policy (decided in one place, :meth:`Client.send`; urllib3 itself never re
   (backoff or ``Retry-After``) that would end past the budget is not started, and the error
   says how many attempts were made over how long.
 
+Bounds: whatever a server sends, the client gives up within seconds with a typed
+:class:`~dfs_analytics.errors.InvalidResponseError` naming the endpoint, and memory stays
+bounded:
+
+- a body is read at most ``max_response_bytes`` (64 MiB) once decompressed, through urllib3's
+  bounded decompression, before ``requests`` or the HTTP cache sees it;
+- JSON nested deeper than Python's recursion limit, and a shape the frames cannot use (``tasks``
+  that is not an array...), are refused; anything the contract only assumes (extra or missing
+  keys, a bare array, a ``count`` that is not a number) is taken as it comes;
+- a listing ends at a page that adds no row it has not seen, never takes more than
+  ``count / page size`` pages plus a margin (``MAX_PAGES`` without a count), and a ``count``
+  over ``MAX_COUNT`` or needing more than ``MAX_PAGES`` pages is refused before any page is
+  asked for;
+- a redirect is followed only within the base URL's origin (scheme, host and port), at most
+  ``MAX_REDIRECTS`` times; one to another origin is refused unread, so nothing another origin
+  says reaches the HTTP cache or the dataset.
+
 HTTP cache: every successful GET of a single resource is stored (JSON, never pickle). Online,
 a stored answer with a validator (``ETag``/``Last-Modified``) is revalidated with a
 conditional request; one without is fetched again and replaced. Offline, stored answers are
@@ -301,6 +318,10 @@ class Client:
             temporary folder removed at exit when there is no cache.
 
     Every method returns parsed JSON (dicts and lists) as the server sent it.
+
+    ``client.max_response_bytes`` (default 64 MiB) is the largest answer the client reads,
+    once decompressed; a larger one raises InvalidResponseError (see the module docstring for
+    the other bounds).
     """
 
     def __init__(
@@ -592,6 +613,10 @@ class Client:
                     method=method,
                     path=path,
                 ) from None
+            except _Refused as refused:  # a redirect elsewhere, a body over the cap
+                if ticket is not None:
+                    limiter.cancel(ticket)  # type: ignore[union-attr]
+                raise refused.error from None
             except requests.TooManyRedirects:
                 if ticket is not None:
                     limiter.cancel(ticket)  # type: ignore[union-attr]
@@ -774,7 +799,9 @@ class Client:
         Follows ``next`` whatever its style; when it is page-numbered, the remaining pages are
         fetched concurrently. Items are checked against ``count`` (deduplicated by ``id``); a
         mismatch is re-walked once, then raises :class:`IncompleteDataError` (``strict``) or
-        warns. ``on_page(n_items, count)`` is called after each page, in order.
+        warns. ``on_page(n_items, count)`` is called after each page, in order. A listing
+        that never ends, or an impossible ``count``, raises :class:`InvalidResponseError`
+        (see :meth:`iter_pages`).
         """
         for _ in range(2):
             items: list[Any] = []
@@ -811,6 +838,12 @@ class Client:
         the server's order with ``ordered=True``. Other ``next`` styles are followed one by
         one. A bare JSON array is one page whose ``count`` is its length. No deduplication or
         ``count`` check: the caller does it (see :meth:`paginate` for the checked form).
+
+        The walk ends after a page that adds no row it has not seen (by ``id``). It raises
+        :class:`InvalidResponseError` for a ``count`` over ``MAX_COUNT`` (or negative, or
+        needing more than ``MAX_PAGES`` pages of the first page's size) before asking for a
+        second page, and once it has taken ``count / page size`` pages plus a margin
+        (``MAX_PAGES`` when there is no count).
         """
         for items, count, bare in self._pages(path, params, window=window, ordered=ordered):
             yield items, len(items) if bare else count
@@ -1462,13 +1495,25 @@ class _AnswerGuard:
 
     @staticmethod
     def _refuse(response: requests.Response, detail: str, hint: str) -> None:
-        raise InvalidResponseError(
-            method=response.request.method or "GET",
-            path=_url_path(response.request.url or response.url),
-            status=response.status_code,
-            detail=detail,
-            hint=hint,
+        raise _Refused(
+            InvalidResponseError(
+                method=response.request.method or "GET",
+                path=_url_path(response.request.url or response.url),
+                status=response.status_code,
+                detail=detail,
+                hint=hint,
+            )
         )
+
+
+class _Refused(BaseException):
+    """Carries an answer's refusal from :class:`_AnswerGuard` to :meth:`Client._send`
+    through ``requests`` and requests-cache. Not an ``Exception``: the cache serves its stored
+    answer when revalidation raises one, which would hide the refusal."""
+
+    def __init__(self, error: InvalidResponseError) -> None:
+        super().__init__()
+        self.error = error
 
 
 def _open_http_cache(path: Any, *, offline: bool) -> requests_cache.CachedSession:

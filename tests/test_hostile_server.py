@@ -486,3 +486,62 @@ def test_a_redirect_within_the_origin_is_followed_and_cached(tmp_path: Path) -> 
         assert client.get_work_order("w1")["name"] == "ours"
         assert all(with_key for _, with_key in _Redirecting.hits)
     assert cached_rows(tmp_path) >= 1
+
+
+def test_a_redirect_loop_within_the_origin_is_a_typed_error(tmp_path: Path) -> None:
+    _Redirecting.hits = []
+    _Redirecting.target = "{path}x"  # always somewhere new on the same origin
+    with local_http_server(_Redirecting) as site, client_of(site, tmp_path) as client:
+        started = time.monotonic()
+        with pytest.raises(dfs.InvalidResponseError, match="redirects"):
+            client.get_work_order("w1")
+        assert time.monotonic() - started < 5
+        assert len(_Redirecting.hits) <= 12
+
+
+class _TurnsForeign(Hostile):
+    """The site answers a work order with an ETag, then starts redirecting elsewhere."""
+
+    hits: ClassVar[list[tuple[str, bool]]] = []
+    foreign_port: ClassVar[int] = 0
+
+    def reply(self, path: str) -> tuple[int, Any, dict[str, str]]:
+        if len(type(self).hits) == 1:
+            return 200, work_order("w1", name="ours"), {"ETag": '"v1"'}
+        location = f"http://127.0.0.1:{type(self).foreign_port}{path}"
+        return 302, {"detail": "moved"}, {"Location": location}
+
+
+def test_a_cached_answer_is_not_replaced_by_another_origin_on_revalidation(
+    tmp_path: Path,
+) -> None:
+    _TurnsForeign.hits, _Foreign.hits = [], []
+    with local_http_server(_Foreign) as foreign, local_http_server(_TurnsForeign) as site:
+        _TurnsForeign.foreign_port = foreign.server_address[1]
+        with client_of(site, tmp_path) as client:
+            assert client.get_work_order("w1")["name"] == "ours"
+            with pytest.raises(dfs.InvalidResponseError, match="another origin"):
+                client.get_work_order("w1")
+        with client_of(site, tmp_path, offline=True) as offline:
+            assert offline.get_work_order("w1")["name"] == "ours"
+    assert _Foreign.hits == []
+
+
+class _Big(Hostile):
+    hits: ClassVar[list[tuple[str, bool]]] = []
+
+    def reply(self, path: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, work_order("w1", name="x" * 5000), {}
+
+
+def test_the_size_cap_is_a_setting_of_the_client(tmp_path: Path) -> None:
+    with local_http_server(_Big) as server, client_of(server, tmp_path) as client:
+        assert client.max_response_bytes == 64 * 2**20
+        assert client.get_work_order("w1")["name"] == "x" * 5000
+        client.max_response_bytes = 4096
+        with pytest.raises(dfs.InvalidResponseError, match=r"larger than 0\.00390625 MiB"):
+            client.get_work_order("w2")
+        for bad in (0, -1, 1.5, True, "1"):
+            with pytest.raises(dfs.ConfigurationError):
+                client.max_response_bytes = bad  # type: ignore[assignment]
+        assert client.max_response_bytes == 4096
