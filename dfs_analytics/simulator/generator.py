@@ -17,10 +17,22 @@ The story of one generated work order:
 4. About ``review_rate`` of work orders are reviewed in the back office some days later. The
    reviewer fixes most AI errors (``reviewer_fixes_ai_error``), rarely overturns a right
    verdict (``reviewer_overrides_right_verdict``) and sometimes re-enters the same value
-   (``reviewer_confirms_right_verdict``: agreement, not an override).
+   (``reviewer_confirms_right_verdict``: agreement, not an override). With
+   ``selective_review`` the AI's verdicts steer the queue: work orders it finds largely not
+   conform are reviewed more often (:func:`.review.selection_probabilities`).
+5. Every work order has a potential review (:class:`~.work_order.PotentialReview`): what its
+   reviewer would enter for each analysed task. A reviewed work order's corrections are its
+   potential review; the others' is drawn by the same model, so the truth knows what a review of
+   every work order would give, and ``POST /_sim/review`` carries it out.
+
+With ``clustered_errors``, each work order's photos are good or poor
+(:func:`.review.photo_factor`): the AI's error rate on its job tasks is multiplied by a factor
+of mean 1, so its errors on one work order come together.
 
 Everything is drawn from one :class:`random.Random` seeded with ``seed``: same seed and
-settings, same data (ids, dates, values, timelines).
+settings, same data (ids, dates, values, timelines). The potential reviews of work orders not
+reviewed, and the photo qualities, come from streams of their own (seeded with ``seed`` too), so
+with both modes off a seed gives the data it gave before they existed.
 
 Ground truth (:func:`ground_truth`) is computed from the model, not counted from the data: the
 per-analysis AI error rate of each task, and the probability that an analysed task of a
@@ -34,13 +46,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .apps import App, AppVersion, TaskDef, load_app, stable_id
+from .review import ai_nonconformity, full_review_figures, photo_factor, selection_probabilities
 from .seed import DEFAULT_WORK_ORDERS, Engineer, SeedSettings, as_utc_date
 from .store import Store
-from .work_order import WorkOrder
+from .work_order import PotentialReview, WorkOrder
 
 __all__ = ["DEFAULT_WORK_ORDERS", "Engineer", "SeedSettings", "generate", "ground_truth"]
 
@@ -69,6 +82,26 @@ def _wrong_values(task: TaskDef, value: Any) -> list[tuple[Any, float]]:
 def _alternatives(task: TaskDef, value: Any) -> list[tuple[Any, float]]:
     """Values a reviewer could wrongly correct ``value`` to (allowed by the task's rules)."""
     return [(v, w) for v, w in _wrong_values(task, value) if task.allows(v)]
+
+
+def review_target(
+    rng: random.Random, task: TaskDef, ai: Any, true_value: Any, settings: SeedSettings
+) -> Any:
+    """The value a reviewer enters for a task the AI analysed as ``ai``: the true value for
+    most AI errors, rarely a wrong one for a right verdict, sometimes the AI's own value
+    (agreement), else None (nothing entered)."""
+    p_false = settings.reviewer_overrides_right_verdict
+    if ai != true_value or type(ai) is not type(true_value):
+        if rng.random() < settings.reviewer_fixes_ai_error and task.allows(true_value):
+            return true_value
+        return None
+    r = rng.random()
+    alternatives = _alternatives(task, ai)
+    if r < p_false and alternatives:
+        return _pick(rng, alternatives)
+    if p_false <= r < p_false + settings.reviewer_confirms_right_verdict:
+        return ai
+    return None
 
 
 def _pick(rng: random.Random, choices: list[tuple[Any, float]]) -> Any:
@@ -108,9 +141,37 @@ def generate(settings: SeedSettings | None = None) -> Store:
     reviewers = settings.reviewers or ["reviewer@example.com"]
     tag_probs = [(str(t), float(p)) for t, p in settings.tags]
     regions = settings.regions or ["north", "south"]
-    p_fix = settings.reviewer_fixes_ai_error
-    p_false = settings.reviewer_overrides_right_verdict
-    p_confirm = settings.reviewer_confirms_right_verdict
+    # streams of their own, so that the review model and the photo qualities shift no draw of
+    # the data itself: with both modes off, a seed gives the data it always gave
+    review_rng = random.Random(f"{settings.seed}/review")
+    photo_rng = random.Random(f"{settings.seed}/photos")
+    selective = settings.selective_review > 0
+    pending: list[tuple[WorkOrder, datetime]] = []  # selective reviews: decided at the end
+
+    def review(wo: WorkOrder, t: datetime) -> datetime:
+        """Review ``wo`` some days after ``t`` (its potential review); returns the date."""
+        reviewer = rng.choice(reviewers)
+        when = t + timedelta(days=0.5 + rng.random() * 9.5)
+        moments = sorted(rng.random() for _ in range(len(wo.states)))
+        plan = PotentialReview(reviewer=reviewer, reviewed_at_start=True)
+        k = 0
+        for task in wo.active_tasks():
+            state = wo.states.get(task.id)
+            if state is None:
+                continue
+            ai = state["analyzed_value"]
+            target = review_target(rng, task, ai, wo.truth.get(task.name), settings)
+            plan.tasks[task.id] = (ai, target)
+            if target is not None:
+                moment = t + (when - t) * (0.5 + 0.5 * moments[k] * 0.999)
+                k += 1
+                store.apply_correction(
+                    wo, task, target, when=moment, user=reviewer, event_id=new_id()
+                )
+        wo.potential_review = plan
+        wo.review_date = when
+        wo.events.append(Store.event(when, "review", event_id=new_id(), user=reviewer))
+        return when
 
     work_orders: list[WorkOrder] = []
     names: list[str] = []
@@ -140,6 +201,7 @@ def generate(settings: SeedSettings | None = None) -> Store:
         if rng.random() < 0.5:
             wo.metadata["contract_id"] = f"C-{rng.randrange(10**6):06d}"
         wo.tags = [t for t, p in tag_probs if rng.random() < p]
+        wo.photo_factor = photo_factor(photo_rng, settings.clustered_errors)
         user = eng.email
         wo.events.append(Store.event(created, "created", event_id=new_id(), user=user))
         t = created
@@ -161,7 +223,10 @@ def generate(settings: SeedSettings | None = None) -> Store:
                 if passed:
                     for task in group.job_tasks:
                         true_value = wo.truth[task.name]
-                        if rng.random() < error_rate(task, version, settings, eng):
+                        e = error_rate(task, version, settings, eng)
+                        if wo.photo_factor != 1.0:
+                            e = min(e * wo.photo_factor, 1.0)
+                        if rng.random() < e:
                             values[task.name] = _pick(rng, _wrong_values(task, true_value))
                         else:
                             values[task.name] = true_value
@@ -195,38 +260,29 @@ def generate(settings: SeedSettings | None = None) -> Store:
             t += timedelta(hours=1 + rng.random() * 48)
             wo.metadata["checked"] = True
             wo.events.append(Store.event(t, "metadata_update", event_id=new_id(), user=None))
-        if rng.random() < settings.review_rate:
-            reviewer = rng.choice(reviewers)
-            review = t + timedelta(days=0.5 + rng.random() * 9.5)
-            moments = sorted(rng.random() for _ in range(len(wo.states)))
-            k = 0
-            for task in wo.active_tasks():
-                state = wo.states.get(task.id)
-                if state is None:
-                    continue
-                ai, true_value = state["analyzed_value"], wo.truth.get(task.name)
-                target = None
-                if ai != true_value or type(ai) is not type(true_value):
-                    if rng.random() < p_fix and task.allows(true_value):
-                        target = true_value
-                else:
-                    r = rng.random()
-                    alternatives = _alternatives(task, ai)
-                    if r < p_false and alternatives:
-                        target = _pick(rng, alternatives)
-                    elif p_false <= r < p_false + p_confirm:
-                        target = ai
-                if target is not None:
-                    when = t + (review - t) * (0.5 + 0.5 * moments[k] * 0.999)
-                    k += 1
-                    store.apply_correction(
-                        wo, task, target, when=when, user=reviewer, event_id=new_id()
-                    )
-            wo.review_date = review
-            wo.events.append(Store.event(review, "review", event_id=new_id(), user=reviewer))
-            t = review
+        if selective:
+            pending.append((wo, t))
+        elif rng.random() < settings.review_rate:
+            t = review(wo, t)
         wo.update_date = t
         work_orders.append(wo)
+    if pending:
+        # the AI's verdicts steer the review queue: more reviews where it finds more non-conform
+        shares = [ai_nonconformity(wo) for wo, _ in pending]
+        chances = selection_probabilities(shares, settings.review_rate, settings.selective_review)
+        for (wo, t), chance in zip(pending, chances, strict=True):
+            if rng.random() < chance:
+                wo.update_date = review(wo, t)
+    for wo in work_orders:
+        if wo.potential_review is None:  # what its reviewer would do, were it reviewed
+            plan = PotentialReview(reviewer=review_rng.choice(reviewers))
+            for task in wo.active_tasks():
+                state = wo.states.get(task.id)
+                if state is not None:
+                    ai = state["analyzed_value"]
+                    target = review_target(review_rng, task, ai, wo.truth.get(task.name), settings)
+                    plan.tasks[task.id] = (ai, target)
+            wo.potential_review = plan
     store.bulk_load(work_orders)
     return store
 
@@ -281,7 +337,13 @@ def ground_truth(store: Store) -> dict[str, Any]:
     verdict is not a random draw). Per task, engineers are weighted by how many analyses of
     that task they contribute; per engineer, tasks by how often that engineer's work orders
     have them analysed. ``engineers`` is keyed by email (``"(none)"`` for work orders created
-    without one); ``site_override_probability`` is the rate over all audited tasks.
+    without one); ``site_override_probability`` is the rate over all audited tasks. These are
+    probabilities of the model, for a work order reviewed at random; with ``selective_review``
+    the reviewed work orders are not random, and these describe a review of every work order.
+
+    ``full_review`` holds the figures a review of every generated work order would give, counted
+    from their potential reviews (:func:`.review.full_review_figures`): the site-wide override
+    and non-conformity rates, overall and per task name, exact for the data, not a model.
     """
     settings: SeedSettings = store.settings
     app = store.app
@@ -378,4 +440,5 @@ def ground_truth(store: Store) -> dict[str, Any]:
         "tasks": tasks,
         "engineers": per_engineer,
         "site_override_probability": site_k / site_n if site_n else 0.0,
+        "full_review": full_review_figures(store),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,20 @@ class SimulatorView:
         """Accepted correction calls per ``(work_order_id, task_id)``."""
         rows = self._sim_get("corrections")["results"]
         return {(r["work_order_id"], r["task_id"]): r["accepted"] for r in rows}
+
+    def review(self, work_order_ids: Iterable[str]) -> dict[str, Any]:
+        """Have the simulator's review team review these work orders now
+        (``POST /_sim/review``): each one's potential review is carried out (corrections,
+        ``review_date``, timeline events); a reviewed work order is left as it is.
+
+        Returns ``{"reviewed": [...], "already_reviewed": [...], "corrections": n}``. An
+        unknown id raises ``requests.HTTPError`` (404, the answer names the unknown ids) and
+        nothing is reviewed. A single id string is refused (TypeError): pass a list.
+        """
+        if isinstance(work_order_ids, (str, bytes)):
+            raise TypeError("work_order_ids must be a list of work-order ids, not one string")
+        ids = [str(i) for i in work_order_ids]
+        return self.sim_request("POST", "review", json={"work_order_ids": ids}).json()
 
     def configure(self, **changes: Any) -> None:
         """Change runtime settings now (e.g. ``fault_rate=0.1``, ``latency=0.03``)."""

@@ -18,6 +18,20 @@ from .apps import data_dir
 
 UTC = timezone.utc
 
+DEFAULT_SELECTION_STRENGTH = 6.0
+"""``selective_review=True``: the log-odds of a review rise by this much from a work order the
+AI finds all conform to one it finds all not conform."""
+
+DEFAULT_ERROR_SPREAD = 1.0
+"""``clustered_errors=True``: the spread (coefficient of variation) of the work orders' AI error
+factor, so poor photos have 3 times the AI errors and good ones half."""
+
+POOR_PHOTO_SHARE = 0.2
+"""With clustered errors, the share of work orders whose photos are poor."""
+
+MAX_ERROR_SPREAD = ((1 - POOR_PHOTO_SHARE) / POOR_PHOTO_SHARE) ** 0.5
+"""The largest spread: good photos' error factor reaches 0 there."""
+
 DEFAULT_WORK_ORDERS = 2000
 """How many work orders are generated unless told otherwise, by every entry point:
 ``Simulator()``, ``SimulatorProcess()``, ``SeedSettings.defaults()`` (``data/seed.json`` says
@@ -50,9 +64,39 @@ def as_utc_date(value: str | datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
+def _knob(name: str, value: Any, default: float, top: float) -> float:
+    """A mode setting as a number: ``False``/``None`` is 0 (off), ``True`` is ``default``."""
+    if value is None or value is False:
+        return 0.0
+    if value is True:
+        return default
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= top:
+        bound = "" if math.isinf(top) else f" and at most {top:.3g}"
+        raise ValueError(
+            f"{name} must be true, false or a finite number at least 0{bound}, got {value!r}"
+        )
+    return float(value)
+
+
 @dataclass
 class SeedSettings:
-    """What to generate. Defaults come from ``data/seed.json``; any field can be overridden."""
+    """What to generate. Defaults come from ``data/seed.json``; any field can be overridden.
+
+    Two modes are off by default (and then change nothing in the data of a seed):
+
+    - ``selective_review``: the AI's verdicts steer who gets reviewed. The log-odds of a
+      work order's review are ``a + selective_review * s``, where ``s`` is the share of its
+      analysed conformity tasks the AI finds not conform and ``a`` is set so that
+      ``review_rate`` of the work orders are still reviewed on average. ``True`` means
+      :data:`DEFAULT_SELECTION_STRENGTH`; 0 (default): reviews are random.
+    - ``clustered_errors``: each work order's photos are good or poor
+      (:data:`POOR_PHOTO_SHARE` are poor), and the AI's error rate on its job tasks is
+      multiplied by a factor of mean 1 and this spread (poor photos ``1 + 2 * spread``, good
+      ones ``1 - spread / 2``), so its errors on one work order come together while each
+      task's error rate, and the truth's probabilities, stay as they were (up to rates
+      clipped at 1). ``True`` means :data:`DEFAULT_ERROR_SPREAD`; at most
+      :data:`MAX_ERROR_SPREAD`.
+    """
 
     app: str = "fiber-connection"
     work_orders: int = DEFAULT_WORK_ORDERS
@@ -74,6 +118,16 @@ class SeedSettings:
     reviewers: list[str] = field(default_factory=list)
     tags: list[list[Any]] = field(default_factory=list)
     regions: list[str] = field(default_factory=list)
+    selective_review: float = 0.0
+    clustered_errors: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.selective_review = _knob(
+            "selective_review", self.selective_review, DEFAULT_SELECTION_STRENGTH, math.inf
+        )
+        self.clustered_errors = _knob(
+            "clustered_errors", self.clustered_errors, DEFAULT_ERROR_SPREAD, MAX_ERROR_SPREAD
+        )
 
     @classmethod
     def defaults(cls, **overrides: Any) -> SeedSettings:

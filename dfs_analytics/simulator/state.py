@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from .faults import Faults
 from .generator import ground_truth
 from .responses import not_found
+from .review import full_review_figures
 from .settings import RuntimeConfig
 from .store import Store
 from .work_order import WorkOrder
@@ -37,10 +38,11 @@ class SimState:
         self._truth: dict[str, Any] | None = None
 
     def truth(self) -> dict[str, Any]:
-        """The ground truth of the generated data (computed once)."""
+        """The ground truth of the generated data (the model's part computed once; the
+        full-review figures counted again, so a deleted work order leaves them)."""
         if self._truth is None:
             self._truth = ground_truth(self.store)
-        return self._truth
+        return {**self._truth, "full_review": full_review_figures(self.store)}
 
     def input_by_url(self, url: str) -> dict[str, Any] | None:
         """The stored input whose image URL is ``url``, or None."""

@@ -129,6 +129,15 @@ class Store:
             wo._json = {}
             self._changed()
 
+    def mark_reviewed(self, wo: WorkOrder, when: datetime, *, user: str | None = None) -> None:
+        """Record ``wo``'s review at ``when``: its ``review_date``, the ``review`` event, the
+        reviewed index and the update index."""
+        with self.lock:
+            wo.review_date = when
+            wo.events.append(self.event(when, "review", user=user))
+            self._reviewed.add(wo.id)
+            self.touch(wo, when)
+
     def reindex(self, wo: WorkOrder, before: dict[str, Any]) -> None:
         """Refresh the attribute indexes after name, tags or engineer changed (``before``)."""
         with self.lock:

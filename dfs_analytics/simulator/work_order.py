@@ -10,6 +10,7 @@ it is given carry their verdicts.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,6 +39,22 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass
+class PotentialReview:
+    """What a review of one generated work order would do, drawn when the data is generated.
+
+    ``tasks`` maps the id of each analysed task to ``(ai_value, corrected_value)``: the AI's
+    value when the data was generated, and the value the reviewer would enter (``None`` when
+    the reviewer agrees and enters nothing; the AI's own value when they re-enter it).
+    ``reviewed_at_start`` is True for a work order the generated data already shows reviewed:
+    its corrections are this potential review.
+    """
+
+    reviewer: str
+    tasks: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    reviewed_at_start: bool = False
+
+
 class WorkOrder:
     """One work order. ``states`` maps task id to state (None before the first analysis)."""
 
@@ -54,6 +71,8 @@ class WorkOrder:
         "latest_analysis_id",
         "metadata",
         "name",
+        "photo_factor",
+        "potential_review",
         "progress_score",
         "review_date",
         "site_id",
@@ -85,6 +104,10 @@ class WorkOrder:
         self.inputs: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.truth: dict[str, Any] = {}
+        # the review model (generated work orders only): what a reviewer would correct, and
+        # the factor of the AI's error rates on this work order's photos (1: no clustering)
+        self.potential_review: PotentialReview | None = None
+        self.photo_factor = 1.0
         self.progress_score = 0
         self._json: dict[str, bytes] = {}  # serialised forms, dropped on every change
 

@@ -8,8 +8,14 @@ but in :func:`..app.create_app`.
 
 from __future__ import annotations
 
-from . import analysis, sim_view, task_groups, work_orders
+from . import analysis, sim_review, sim_view, task_groups, work_orders
 
-ROUTERS = (work_orders.router, task_groups.router, analysis.router, sim_view.router)
+ROUTERS = (
+    work_orders.router,
+    task_groups.router,
+    analysis.router,
+    sim_view.router,
+    sim_review.router,
+)
 
 __all__ = ["ROUTERS"]

@@ -31,8 +31,32 @@ def sim_truth(request: Request, sim: SimDep) -> Response:
 def sim_work_order(request: Request, store: StoreDep, wo_id: str) -> Response:
     with store.lock:
         wo = get_wo(store, wo_id)
+        plan = wo.potential_review
+        potential = None
+        if plan is not None:
+            tasks = wo.app_version.tasks_by_id
+            potential = {
+                "reviewer": plan.reviewer,
+                "reviewed_at_start": plan.reviewed_at_start,
+                "tasks": [
+                    {
+                        "task_id": task_id,
+                        "task_name": tasks[task_id].name,
+                        "analyzed_value": ai,
+                        "corrected_value": target,
+                    }
+                    for task_id, (ai, target) in plan.tasks.items()
+                ],
+            }
         return json_response(
-            request, {"id": wo.id, "truth": wo.truth, "app_version": wo.app_version.label}
+            request,
+            {
+                "id": wo.id,
+                "truth": wo.truth,
+                "app_version": wo.app_version.label,
+                "photo_factor": wo.photo_factor,
+                "potential_review": potential,
+            },
         )
 
 
