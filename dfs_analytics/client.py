@@ -522,8 +522,9 @@ class Client:
 
         Keywords: ``params``, ``body``, ``cached``, ``headers``, as in
         :class:`RequestOptions`. Raises TransportError / OutcomeUnknownError when no answer
-        came, OfflineCacheMiss offline. Most callers want :meth:`request`, which also maps
-        statuses to errors.
+        came, OfflineCacheMiss offline, InvalidResponseError for an answer refused unread (a
+        redirect to another origin, a body over ``max_response_bytes``). Most callers want
+        :meth:`request`, which also maps statuses to errors.
         """
         if "expected" in options:
             raise TypeError("send() returns any status: expected= goes with request()")

@@ -309,6 +309,33 @@ def test_a_gzip_bomb_is_refused_with_memory_bounded(tmp_path: Path, how: str) ->
     assert cached_rows(tmp_path) == 1  # the small answer only: nothing of the bomb
 
 
+class _Endless(QuietHandler):
+    """Answers with a chunked body that never ends (until the client hangs up)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b" " * 65536
+        try:
+            self.wfile.write(b'%x\r\n{"results": [\r\n' % len(b'{"results": ['))
+            while True:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:  # the client hung up
+            pass
+
+
+def test_a_body_that_never_ends_is_refused_at_the_cap(tmp_path: Path) -> None:
+    with local_http_server(_Endless) as server, client_of(server, tmp_path) as client:
+        started = time.monotonic()
+        with pytest.raises(dfs.InvalidResponseError, match="MiB"):
+            client.list_work_orders()
+        assert time.monotonic() - started < 20
+
+
 # -- JSON the client cannot use ----------------------------------------------------------------
 
 
