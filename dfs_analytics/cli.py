@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from .config import check_environment, require_site, simulator_requested
 from .errors import ConfigurationError, DFSError
 from .simulator.generator import DEFAULT_WORK_ORDERS
+from .simulator.seed import DEFAULT_ERROR_SPREAD, DEFAULT_SELECTION_STRENGTH, MAX_ERROR_SPREAD
 
 PROG = "dfs-analytics"
 MAX_WORK_ORDERS = 1_000_000
@@ -91,6 +92,13 @@ count = _argument_type(
     lambda v: 0 <= v <= MAX_WORK_ORDERS,
     f"a whole number from 0 to {MAX_WORK_ORDERS:,}",
     "count",
+)
+#: The spread of the simulator's clustered AI errors.
+spread = _argument_type(
+    _number,
+    lambda v: 0 <= v <= MAX_ERROR_SPREAD,
+    f"a number from 0 to {MAX_ERROR_SPREAD:g}",
+    "spread",
 )
 #: A whole number >= 1.
 positive = _argument_type(_integer, lambda v: v >= 1, "a whole number >= 1", "positive")
@@ -266,6 +274,30 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
         type=rate,
         default=None,
         help="share (0 to 1) of work orders reviewed in the back office",
+    )
+    p.add_argument(
+        "--selective-review",
+        type=seconds,
+        nargs="?",
+        const=DEFAULT_SELECTION_STRENGTH,
+        default=0.0,
+        metavar="STRENGTH",
+        help="let the AI's verdicts steer who gets reviewed: work orders it finds largely not "
+        "conform are reviewed more often (the log-odds of a review rise by STRENGTH, "
+        f"{DEFAULT_SELECTION_STRENGTH:g} if omitted, from none to all of its tasks found "
+        "not conform; the review rate stays on average); 0 (default): reviews are random",
+    )
+    p.add_argument(
+        "--clustered-errors",
+        type=spread,
+        nargs="?",
+        const=DEFAULT_ERROR_SPREAD,
+        default=0.0,
+        metavar="SPREAD",
+        help="each work order's photos are good or poor, so the AI's errors on one work order "
+        "come together (SPREAD: the standard deviation of the work orders' error factor of "
+        f"mean 1, {DEFAULT_ERROR_SPREAD:g} if omitted, at most {MAX_ERROR_SPREAD:g}); 0 (default): "
+        "errors independent",
     )
     p.add_argument("--start", type=date, default=None, help="first creation date (ISO-8601)")
     p.add_argument("--end", type=date, default=None, help="last creation date (ISO-8601)")
@@ -513,6 +545,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         keyfile=args.keyfile,
         drift=args.drift,
         review_rate=args.review_rate,
+        selective_review=args.selective_review,
+        clustered_errors=args.clustered_errors,
         start=args.start,
         end=args.end,
     )

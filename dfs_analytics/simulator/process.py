@@ -17,6 +17,9 @@ import requests
 
 from .harness import SimulatorView, self_signed_certificate
 
+# options of ``dfs-analytics simulate`` taking an optional value (a mode and its strength)
+_MODE_OPTIONS = frozenset({"selective_review", "clustered_errors"})
+
 
 class SimulatorProcess(SimulatorView):
     """The simulator in its own process (``dfs-analytics simulate``), as a context manager.
@@ -64,7 +67,10 @@ class SimulatorProcess(SimulatorView):
             flag = "--" + key.replace("_", "-")
             if value is None:
                 continue
-            if isinstance(value, bool):
+            if isinstance(value, bool) and key in _MODE_OPTIONS:
+                # an option with an optional value: alone it is on, 0 is off
+                args += [flag] if value else [flag, "0"]
+            elif isinstance(value, bool):
                 args.append(flag if value else "--no-" + key.replace("_", "-"))
             else:
                 args += [flag, str(value)]

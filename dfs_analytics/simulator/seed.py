@@ -18,7 +18,7 @@ from .apps import data_dir
 
 UTC = timezone.utc
 
-DEFAULT_SELECTION_STRENGTH = 6.0
+DEFAULT_SELECTION_STRENGTH = 10.0
 """``selective_review=True``: the log-odds of a review rise by this much from a work order the
 AI finds all conform to one it finds all not conform."""
 

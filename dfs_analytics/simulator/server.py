@@ -43,6 +43,13 @@ class Simulator(SimulatorView):
     ``fault_seed``, ``validators``, ``next_scheme``); runtime settings can also change while it
     runs, with :meth:`configure`. A bad value raises ValueError before anything starts.
 
+    The review model: ``selective_review=True`` (or a strength) lets the AI's verdicts steer
+    who gets reviewed, ``clustered_errors=True`` (or a spread) makes each work order's photos
+    good or poor so the AI's errors on it come together (both off by default, and then the
+    data of a seed is unchanged). :meth:`review` has the review team review work orders now
+    (``POST /_sim/review``), and ``truth()["full_review"]`` says what a review of every work
+    order would give.
+
     A plain Django REST Framework server: ``validators=False`` sends no ``ETag`` and no
     ``Last-Modified`` and never answers 304; ``next_scheme="http"`` writes ``http://``
     next/previous links even when served over https (DRF behind a TLS-terminating proxy).
