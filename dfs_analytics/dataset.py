@@ -1543,7 +1543,7 @@ class Writer:
     def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
         description = kw.pop("description", None)
         target: Any = self._tables.get(table) or _join(self.location, table)
-        try:
+        with self._writing():
             write_deltalake(
                 target,
                 data,
@@ -1552,6 +1552,12 @@ class Writer:
                 writer_properties=_WRITER_PROPS,
                 **kw,
             )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Write errors that mean "this process cannot write here" as ReadOnlyDatasetError."""
+        try:
+            yield
         except PermissionError as exc:
             raise ReadOnlyDatasetError(
                 f"cannot write the dataset at {self.location} ({exc}); sync into a writable "
@@ -1561,6 +1567,13 @@ class Writer:
             if getattr(exc, "errno", None) in (13, 30):  # EACCES, EROFS
                 raise ReadOnlyDatasetError(
                     f"cannot write the dataset at {self.location} ({exc.strerror})."
+                ) from None
+            raise
+        except DeltaError as exc:  # the Rust writer reports I/O errors in its own type
+            if _READ_ONLY.search(str(exc)):
+                raise ReadOnlyDatasetError(
+                    f"cannot write the dataset at {self.location} ({_short(exc)}); sync into a "
+                    "writable path (Client(dataset=...) or DFS_DATASET)."
                 ) from None
             raise
 
@@ -1788,7 +1801,8 @@ class Writer:
             dt = self._dt(table)
             assert dt is not None
             predicate = in_months + _in_predicate("work_order_id", sorted(stored))
-            dt.delete(predicate, writer_properties=_WRITER_PROPS)
+            with self._writing():
+                dt.delete(predicate, writer_properties=_WRITER_PROPS)
             return
         predicate = in_months + _in_predicate("work_order_id", sorted(set(ids)))
         self._write(table, rows, mode="overwrite", predicate=predicate, partition_by=_part(table))
@@ -1855,6 +1869,9 @@ class Writer:
 
 # min/max statistics of long strings are truncated (a 50 MB name would land in the log twice)
 _WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
+
+
+_READ_ONLY = re.compile(r"os error (13|30)\b|Permission denied|Read-only file system")
 
 
 def _check_writable(local: Path) -> None:

@@ -270,3 +270,44 @@ def test_a_huge_name_stays_out_of_the_delta_log(dfs_simulator_factory, client_fo
     assert done.returncode == 0, done.stderr[-2000:]
     grew = int(done.stdout.split()[-1])
     assert grew < 12 * NAME_BYTES, f"reading one row took {grew / 2**20:.0f} MB"
+
+
+def test_dask_partitions_check_their_file(synced, tmp_path) -> None:
+    path, expected = synced
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    ds = dfs.open_dataset(str(copy))
+    assert len(ds.to_dask("tasks").compute()) == len(expected["tasks"])
+    victim = Path(sorted(ds.files("tasks"))[0])
+    _flip(victim, random.Random(5))
+    with pytest.raises(dfs.DatasetCorruptError, match=victim.name):
+        dfs.open_dataset(str(copy)).to_dask("tasks").compute()
+
+
+def test_verify_lists_files_written_without_a_checksum(synced, tmp_path) -> None:
+    """Files an older release wrote (no checksum recorded) are read, and listed as
+    unverified; the files this release wrote are still checked."""
+    path, _ = synced
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    ds = dfs.open_dataset(str(copy))
+    rows = DeltaTable(str(copy / "task_groups")).to_pyarrow_table()
+    write_deltalake(str(copy / "task_groups"), rows, mode="overwrite")
+    syncs = DeltaTable(str(copy / "syncs"))
+    table = syncs.to_pyarrow_table()
+    last = table.sort_by([("version", "descending")]).slice(0, 1).to_pylist()[0]
+    last.update(
+        version=last["version"] + 1,
+        task_groups_version=DeltaTable(str(copy / "task_groups")).version(),
+    )
+    write_deltalake(
+        str(copy / "syncs"), pa.Table.from_pylist([last], schema=table.schema), mode="append"
+    )
+    ds = dfs.open_dataset(str(copy))
+    assert len(ds.task_groups()) == rows.num_rows
+    report = ds.verify()
+    assert set(report["table"]) == {"task_groups"}, report
+    assert report["problem"].str.contains("no checksum recorded").all()
+    assert all(
+        Path(f).name in {Path(g).name for g in ds.files("task_groups")} for f in report["file"]
+    )
