@@ -739,7 +739,7 @@ class Client:
             return body
         try:
             parsed = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: the text shows
             parsed = None
         cls = error_for_status(status)
         hint = None

@@ -385,6 +385,20 @@ def test_json_nested_five_thousand_deep_is_an_api_error_naming_the_endpoint(
         assert_no_key(info.value)
 
 
+class _DeepError(Hostile):
+    hits: ClassVar[list[tuple[str, bool]]] = []
+
+    def reply(self, path: str) -> tuple[int, Any, dict[str, str]]:
+        return 404, b'{"detail": ' + deep(5000) + b"}", {}
+
+
+def test_an_error_answer_nested_too_deep_keeps_its_status(tmp_path: Path) -> None:
+    with local_http_server(_DeepError) as server, client_of(server, tmp_path) as client:
+        with pytest.raises(dfs.NotFoundError) as info:
+            client.get_work_order("w1")
+        assert info.value.status == 404 and "/v0.2/work-orders/w1/" in str(info.value)
+
+
 WO_LIST = "/v0.2/work-orders/?"
 
 
