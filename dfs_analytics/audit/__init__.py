@@ -12,6 +12,7 @@ is given, and takes effective values and JSON equality from :mod:`dfs_analytics.
 from __future__ import annotations
 
 from ..errors import AuditInputError
+from .bias import review_bias
 from .confusion import agreement, confusion
 from .drift import drift
 from .frames import (
@@ -31,6 +32,7 @@ from .frames import (
 from .funnel import funnel
 from .rates import override_rates, summary
 from .samples import ALLOCATIONS, allocate, sample, sample_size
+from .site import load_plan, review_sample, save_plan, site_estimate
 from .stats import (
     adjust_pvalues,
     beta_binomial_prior,
@@ -70,11 +72,16 @@ __all__ = [
     "fisher_exact",
     "funnel",
     "funnel_limits",
+    "load_plan",
     "override_rates",
     "provenance",
+    "review_bias",
+    "review_sample",
     "sample",
     "sample_size",
+    "save_plan",
     "show_missing",
+    "site_estimate",
     "summary",
     "wilson_interval",
     "z_value",

@@ -231,3 +231,55 @@ def beta_binomial_prior(k: Any, n: Any) -> tuple[float, float, float]:
     # a rate of exactly 0 or 1 overall: a proper prior all the same (shrinks towards p)
     p = min(max(p, 1e-9), 1 - 1e-9)
     return p * strength, (1 - p) * strength, rho
+
+
+def student_t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom (any real ``df > 0``)."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(df):
+        return 1.0 - NormalDist().cdf(t)
+    tail = 0.5 * beta_cdf(df / (df + t * t), df / 2, 0.5)
+    return tail if t >= 0 else 1.0 - tail
+
+
+def gamma_q(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a)."""
+    if x <= 0:
+        return 1.0
+    log_front = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1:  # the series of P(a, x)
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(10_000):
+            ap += 1
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    # Lentz's continued fraction of Q(a, x)
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def chi2_sf(x: float, df: float) -> float:
+    """P(X > x) for a chi-square variable with ``df`` degrees of freedom."""
+    if math.isnan(x) or not df > 0:
+        return math.nan
+    return gamma_q(df / 2, x / 2)
