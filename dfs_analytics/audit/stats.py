@@ -283,3 +283,32 @@ def chi2_sf(x: float, df: float) -> float:
     if math.isnan(x) or not df > 0:
         return math.nan
     return gamma_q(df / 2, x / 2)
+
+
+def design_effect(k: Any, n: Any, kk: Any, nn: Any, kn: Any) -> np.ndarray:
+    """The design effect of pooling clustered trials into a rate: the variance of the ratio
+    ``k / n`` with clusters (work orders) as the units, over the binomial variance, at least
+    1. Arguments are per group, summed over its clusters: ``k`` events, ``n`` trials, and the
+    sums of squares ``kk`` (k_i²), ``nn`` (n_i²) and ``kn`` (k_i n_i). A group whose clusters
+    hold one trial each has a design effect of exactly 1."""
+    k, n, kk, nn, kn = (np.asarray(a, dtype=float) for a in (k, n, kk, nn, kn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, k / n, 0.0)
+        clustered = kk - 2 * p * kn + p * p * nn  # sum over clusters of (k_i - p n_i)²
+        binomial = n * p * (1 - p)  # the same sum if the trials were independent
+        deff = np.where(binomial > 0, clustered / binomial, 1.0)
+    deff = np.where(nn <= n, 1.0, deff)  # one trial per cluster: nothing is pooled
+    return np.maximum(np.nan_to_num(deff, nan=1.0), 1.0)
+
+
+def cluster_wilson_interval(
+    k: Any, n: Any, kk: Any, nn: Any, kn: Any, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson interval(s) of ``k / n`` at the effective sample size ``n / design_effect``
+    (Korn and Graubard): wider where events come together in clusters, the Wilson interval
+    itself where they do not or where each cluster holds one trial. Arguments as for
+    :func:`design_effect`."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    deff = design_effect(k, n, kk, nn, kn)
+    return wilson_interval(k / deff, n / deff, level)
