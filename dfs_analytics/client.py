@@ -266,7 +266,7 @@ def _detail(body: Any, text: str) -> str:
         return "; ".join(parts) or "(empty error body)"
     if isinstance(body, list):
         return "; ".join(str(m) for m in body)
-    snippet = re.sub(r"<[^>]+>", " ", text or "")
+    snippet = re.sub(r"<[^>]+>", " ", (text or "")[:20_000])  # 200 characters are shown
     snippet = " ".join(snippet.split())
     return (snippet[:200] + "...") if len(snippet) > 200 else (snippet or "(no body)")
 
