@@ -434,7 +434,8 @@ class Client:
     @property
     def max_response_bytes(self) -> int:
         """The largest answer body this client reads, in bytes once decompressed (default
-        ``MAX_RESPONSE_BYTES``, 64 MiB); a larger one raises InvalidResponseError unread."""
+        ``MAX_RESPONSE_BYTES``, 64 MiB); reading stops where a larger one passes it, with
+        InvalidResponseError, and nothing of it is stored."""
         return self._guard.limit
 
     @max_response_bytes.setter
@@ -522,8 +523,8 @@ class Client:
 
         Keywords: ``params``, ``body``, ``cached``, ``headers``, as in
         :class:`RequestOptions`. Raises TransportError / OutcomeUnknownError when no answer
-        came, OfflineCacheMiss offline, InvalidResponseError for an answer refused unread (a
-        redirect to another origin, a body over ``max_response_bytes``). Most callers want
+        came, OfflineCacheMiss offline, InvalidResponseError for an answer refused before it is
+        stored (a redirect to another origin, a body over ``max_response_bytes``). Most callers want
         :meth:`request`, which also maps statuses to errors.
         """
         if "expected" in options:
