@@ -30,6 +30,7 @@ from .frames import (
     show_missing,
 )
 from .funnel import funnel
+from .quality import verdict_quality
 from .rates import override_rates, summary
 from .samples import ALLOCATIONS, allocate, sample, sample_size
 from .site import load_plan, review_sample, save_plan, site_estimate
@@ -83,6 +84,7 @@ __all__ = [
     "show_missing",
     "site_estimate",
     "summary",
+    "verdict_quality",
     "wilson_interval",
     "z_value",
 ]
