@@ -56,6 +56,7 @@ def check_against_recount(result: pd.DataFrame, tasks: pd.DataFrame, key: str | 
             ("precision", tp / (tp + fp) if tp + fp else math.nan),
             ("recall", tp / (tp + fn) if tp + fn else math.nan),
             ("f1", 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan),
+            ("prevalence", (tp + fn) / row["n_tasks"] if row["n_tasks"] else math.nan),
         ):
             if math.isnan(value):
                 assert math.isnan(row[name])

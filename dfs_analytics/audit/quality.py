@@ -39,6 +39,9 @@ QUALITY_COLUMNS = (
     "f1",
     "f1_low",
     "f1_high",
+    "prevalence",
+    "prevalence_low",
+    "prevalence_high",
 )
 _NEEDED = ("work_order_id", "analyzed", "reviewed", "conformity_status", "is_conform")
 
@@ -59,14 +62,18 @@ def verdict_quality(
     verdict not conform; ``tn``: both conform.
 
     ``precision = tp / (tp + fp)`` (of the tasks the AI flags, the share really not conform),
-    ``recall = tp / (tp + fn)`` (of the tasks really not conform, the share the AI flags) and
-    ``f1 = 2 tp / (2 tp + fp + fn)``; NaN without trials. A work order is a cluster: its tasks
-    share photos, a technician and a day, so their errors come together. The ``level``
-    intervals are Wilson intervals at the effective sample size (the design effect of work
-    orders, :func:`~dfs_analytics.audit.stats.cluster_wilson_interval`): precision's trials
-    are the AI's positives, recall's the true positives, F1's ``tp + (fp + fn) / 2`` (an
-    approximation). Where each work order gives one trial, as per task name usually, they are
-    plain Wilson intervals.
+    ``recall = tp / (tp + fn)`` (of the tasks really not conform, the share the AI flags),
+    ``f1 = 2 tp / (2 tp + fp + fn)``, and ``prevalence = (tp + fn) / n_tasks`` (the share of
+    the counted tasks really not conform: the non-conformity rate of the reviewed work
+    orders); NaN without trials.
+
+    A work order is a cluster: its tasks share photos, a technician and a day, so their
+    errors come together. The ``level`` intervals are Wilson intervals at the effective sample
+    size (the design effect of work orders as clusters,
+    :func:`~dfs_analytics.audit.stats.cluster_wilson_interval`): precision's trials are the
+    AI's positives, recall's the true positives, F1's ``tp + (fp + fn) / 2`` (an
+    approximation), prevalence's every counted task. Where each work order gives one trial,
+    as per task name usually, they are plain Wilson intervals.
 
     ``tasks`` is a pandas or a Dask frame with ``work_order_id``, ``analyzed``, ``reviewed``,
     ``conformity_status``, ``is_conform`` and ``ai_is_conform``. ``by``: column(s) of the frame
@@ -75,7 +82,8 @@ def verdict_quality(
     group shown as ``"(none)"``): the ``by`` columns, ``n_tasks``, ``n_work_orders`` (reviewed
     work orders with a counted task), ``tp``, ``fp``, ``fn``, ``tn``, ``precision``,
     ``precision_low``, ``precision_high``, ``recall``, ``recall_low``, ``recall_high``,
-    ``f1``, ``f1_low``, ``f1_high``. ``attrs`` holds ``level`` and ``population``.
+    ``f1``, ``f1_low``, ``f1_high``, ``prevalence``, ``prevalence_low``, ``prevalence_high``.
+    ``attrs`` holds ``level`` and ``population``.
     """
     keys = as_list(by)
     require_columns(tasks, [*_NEEDED, "ai_is_conform"], "verdict_quality")
@@ -133,6 +141,7 @@ def _quality(per_work_order: pd.DataFrame, keys: list[str], level: float) -> pd.
         "precision": (tp, tp + frame["fp"]),
         "recall": (tp, tp + frame["fn"]),
         "f1": (tp, tp + (frame["fp"] + frame["fn"]) / 2),
+        "prevalence": (tp + frame["fn"], frame[list(COUNTS)].sum(axis=1).astype(float)),
     }
     sums = {}
     for name, (k, n) in trials.items():
