@@ -874,6 +874,7 @@ class Client:
             return
         if not isinstance(first, dict) or "results" not in first:
             raise self._walk_error(path, "expected a page with 'results' or a JSON array")
+        kind = self._endpoint_of(self._absolute(path))
         items = self._results_of(path, first)
         count = self._count_of(path, first)
         nxt = _resolve(self._absolute(path), first.get("next"))
@@ -892,7 +893,7 @@ class Client:
                 map(make, range(2, last + 1)), last - 1, window, ordered, halt
             ):
                 pages += 1
-                batch = self._results_of(path, page)
+                batch = self._results_of(path, page, url, kind)
                 if url == last_url:
                     last_page = page
                 if not _adds_rows(batch, seen):
@@ -918,18 +919,25 @@ class Client:
                     ),
                 )
             page = self.request("GET", nxt)
+            batch = self._results_of(path, page, nxt, kind)
             if isinstance(page, list):
-                yield page, count, False
+                yield batch, count, False
                 break
-            batch = self._results_of(path, page)
             yield batch, count, False
             if not _adds_rows(batch, seen):
                 break  # a page with nothing new: the rest would not add any either
             nxt = _resolve(nxt, page.get("next"))
 
-    def _results_of(self, path: str, page: Any) -> list[Any]:
+    def _results_of(
+        self, path: str, page: Any, url: str | None = None, kind: str | None = None
+    ) -> list[Any]:
         """The rows of one page (a page object, or a bare array); InvalidResponseError for
-        anything else."""
+        anything else. A page from ``url`` whose path is not the listing's own (a ``next``
+        link elsewhere) is checked here as the listing's ``kind``: :meth:`parse` did not."""
+        if url is not None and kind is not None and self._endpoint_of(url) != kind:
+            problem = _shape_problem(kind, page)
+            if problem:
+                raise self._walk_error(path, f"{problem}: the client cannot use this answer")
         if isinstance(page, list):
             return page
         if not isinstance(page, dict):

@@ -586,3 +586,17 @@ def test_the_size_cap_is_a_setting_of_the_client(tmp_path: Path) -> None:
             with pytest.raises(dfs.ConfigurationError):
                 client.max_response_bytes = bad  # type: ignore[assignment]
         assert client.max_response_bytes == 4096
+
+
+def test_a_next_page_served_from_another_path_is_checked_as_the_listing(tmp_path: Path) -> None:
+    first = page([work_order("a")], count=2, next_url="/v0.2/cursor/c2/")
+    _Shapes.bodies = {
+        WO_LIST: first,
+        "/v0.2/cursor/c2/": page([work_order("b", tasks={"t": 1})], count=2),
+    }
+    with local_http_server(_Shapes) as server, client_of(server, tmp_path) as client:
+        with pytest.raises(dfs.InvalidResponseError, match="'tasks' is an object") as info:
+            client.list_work_orders()
+        assert "/v0.2/work-orders/" in str(info.value)
+        _Shapes.bodies["/v0.2/cursor/c2/"] = page([work_order("b")], count=2)
+        assert [w["id"] for w in client.list_work_orders()] == ["a", "b"]
