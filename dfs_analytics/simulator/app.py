@@ -2,11 +2,13 @@
 
 Everything under ``/v0.2/`` behaves like the contract says, including the points it marks
 *assumed* (pagination envelope, list filters, timeline, metadata sub-resource, callbacks).
-Everything under ``/_sim/`` is the simulator's own: ground truth, request and correction
-counts, runtime settings (latency, faults, throttling, validators, link scheme) and the OpenAPI
-schema. It is never mixed with the API and never faulty, but it needs the same
-``Authorization: Token <key>`` header as the API (any key the API accepts), so whoever can
-reach the port cannot read the ground truth or change the keys. Only ``/_sim/openapi.json`` and
+Everything under ``/_sim/`` is the simulator's own: ground truth (with what a review of every
+work order would give), request and correction counts, runtime settings (latency, faults,
+throttling, validators, link scheme), reviews on demand (``POST /_sim/review``: the review team
+reviews the work orders it is given, now) and the OpenAPI schema. It is never mixed with the
+API and never faulty, but it needs the same ``Authorization: Token <key>`` header as the API
+(any key the API accepts), so whoever can reach the port cannot read the ground truth, review
+work orders or change the keys. Only ``/_sim/openapi.json`` and
 ``/_sim/docs`` are open: a browser cannot send the header, and the schema holds no data.
 
 Two runtime settings make the simulator answer like a plain Django REST Framework server:

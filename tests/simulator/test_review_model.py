@@ -190,6 +190,10 @@ def test_full_review_truth_is_what_reviewing_every_work_order_gives(
     # the AI's side does not move with a review; the final side does
     assert recount(before)["not_conform_ai"] == counts["not_conform_ai"]
     assert recount(before)["overridden"] < counts["overridden"]
+    # reviewing again changes nothing
+    ids = work_order_ids(before)
+    assert sim.review(ids) == {"reviewed": [], "already_reviewed": ids, "corrections": 0}
+    assert recount(load(sim)) == counts
     # the truth does not change when the reviews are carried out (it was drawn up front)
     again = sim.truth()["full_review"]
     assert again["counts"] == truth["counts"]
