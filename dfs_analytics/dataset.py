@@ -514,6 +514,10 @@ class Dataset:
     timestamp: the last version at or before it), ``columns=`` (only these columns are read)
     and the loaders' filters (``created_after``, ``reviewed``, ...), evaluated on the stored
     work orders. No reader sends a request or needs an API key.
+
+    Every data file is checked against the SHA-256 recorded when it was written before it is
+    used, and every version row against its digest: damage is a :class:`DatasetCorruptError`
+    naming the file. :meth:`verify` re-reads every file and lists what failed.
     """
 
     def __init__(
@@ -1929,7 +1933,9 @@ def open_dataset(
     object-store URI (a colleague's shared dataset: no API key needed, nothing written).
 
     Raises NotADatasetError when the path holds no dataset, DatasetCorruptError when its
-    files are damaged.
+    files are damaged, DatasetLocationError (at once, before any request) for a scheme
+    deltalake cannot open or an object store without credentials (``storage_options`` or the
+    provider's environment variables).
     """
     from .client import Client
 
