@@ -106,14 +106,49 @@ def row_of(frame: pd.DataFrame, **keys: Any) -> pd.Series:
     return frame[mask].iloc[0]
 
 
+def clustered_design_effect(tasks: pd.DataFrame, key: str, value: Any) -> float:
+    """Recount: the variance of the group's rate with work orders as the units, over the
+    binomial variance (at least 1; 1 when each work order gives one task)."""
+    counted = tasks[tasks["analyzed"].fillna(False) & tasks["reviewed"].fillna(False)]
+    if key in counted.columns:
+        counted = counted[counted[key].astype(object) == value]
+    per = counted.groupby("work_order_id")["is_overridden"].agg(["sum", "size"])
+    if per.empty or per["size"].max() <= 1:
+        return 1.0
+    p = per["sum"].sum() / per["size"].sum()
+    spread = ((per["sum"] - p * per["size"]) ** 2).sum()
+    binomial = per["size"].sum() * p * (1 - p)
+    return max(1.0, spread / binomial) if binomial else 1.0
+
+
+def clustered_wilson(tasks: pd.DataFrame, level: float = 0.95, **keys: Any) -> tuple[float, float]:
+    """Recount: the Wilson interval of the audited tasks matching ``keys`` at n / design
+    effect, their work orders as clusters."""
+    counted = tasks
+    for key, value in keys.items():
+        counted = counted[counted[key].astype(object) == value]
+    audited = counted[counted["analyzed"].fillna(False) & counted["reviewed"].fillna(False)]
+    n, k = len(audited), int(audited["is_overridden"].fillna(False).sum())
+    deff = clustered_design_effect(counted, "", None)
+    return wilson(k / deff, n / deff, level)
+
+
 def check_rates(
-    rates: pd.DataFrame, expected: dict[Any, tuple[int, int]], key: str, level: float = 0.95
+    rates: pd.DataFrame,
+    expected: dict[Any, tuple[int, int]],
+    key: str,
+    level: float = 0.95,
+    tasks: pd.DataFrame | None = None,
 ) -> None:
+    """Counts as expected; intervals Wilson's, at n / design effect when ``tasks`` says
+    the group pools several tasks of a work order."""
     assert len(rates) == len(expected)
     for value, (n, k) in expected.items():
         row = row_of(rates, **{key: value})
         assert row["n"] == n and row["n_overridden"] == k, value
-        low, high = wilson(k, n, level)
+        deff = clustered_design_effect(tasks, key, value) if tasks is not None else 1.0
+        assert row["design_effect"] == pytest.approx(deff, abs=1e-12)
+        low, high = wilson(k / deff, n / deff, level)
         if n:
             assert row["rate"] == pytest.approx(k / n, abs=1e-15)
         else:
@@ -147,7 +182,6 @@ def test_audited_keeps_analysed_tasks_of_reviewed_work_orders(tasks) -> None:
     assert counted["analyzed"].all() and counted["reviewed"].all()
     assert "wo-4" not in set(counted["work_order_id"])
     assert "never" not in set(counted["task_name"].astype(str))
-    assert len(audit.audited(tasks, reviewed_only=False)) == 14
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,24 +197,27 @@ PER_TASK = {"present": (5, 2), "power": (3, 1), "serial": (4, 1), "never": (0, 0
     [
         ({}, "task_name", PER_TASK),
         ({"level": 0.9}, "task_name", PER_TASK),
-        (
-            {"reviewed_only": False},
-            "task_name",
-            {"present": (6, 2), "power": (4, 1), "serial": (4, 1), "never": (0, 0)},
-        ),
         ({"by": "task_group_name"}, "task_group_name", {"grp-a": (8, 3), "grp-b": (4, 1)}),
     ],
-    ids=["per-task", "level-90", "not-only-reviewed", "per-task-group"],
+    ids=["per-task", "level-90", "per-task-group"],
 )
 def test_override_rates_counts_and_intervals(tasks, kwargs, key, expected) -> None:
     rates = dfs.override_rates(tasks, **kwargs)
-    check_rates(rates, expected, key, level=kwargs.get("level", 0.95))
+    check_rates(rates, expected, key, level=kwargs.get("level", 0.95), tasks=tasks)
     assert rates.attrs["level"] == kwargs.get("level", 0.95)
 
 
 def test_override_rates_columns_and_dtypes(tasks) -> None:
     rates = dfs.override_rates(tasks)
-    assert list(rates.columns) == ["task_name", "n", "n_overridden", "rate", "ci_low", "ci_high"]
+    assert list(rates.columns) == [
+        "task_name",
+        "n",
+        "n_overridden",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "design_effect",
+    ]
     assert rates["n"].dtype == "int64" and rates["n_overridden"].dtype == "int64"
     assert isinstance(rates["task_name"].dtype, pd.CategoricalDtype)
     assert rates.attrs["level"] == 0.95
@@ -238,7 +275,8 @@ def test_override_rates_by_engineer_keeps_engineers_with_n_zero(tasks) -> None:
     for engineer, (n, k) in expected.items():
         row = row_of(rates, field_engineer_email=engineer)
         assert (row["n"], row["n_overridden"]) == (n, k)
-        assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson(k, n), abs=1e-12)
+        clustered = clustered_wilson(tasks, field_engineer_email=engineer)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(clustered, abs=1e-12)
 
 
 def test_override_rates_by_a_list_of_columns(tasks) -> None:
@@ -258,17 +296,29 @@ def test_override_rates_by_a_list_of_columns(tasks) -> None:
     assert list(no_engineer["app_version_id"].astype(str)) == [V2]
     for key, (n, k) in {(A, V1): (6, 2), (B, V2): (5, 2), (C, V2): (0, 0)}.items():
         assert got[key][:2] == (n, k)
-        assert got[key][2:] == pytest.approx(wilson(k, n), abs=1e-12)
+        clustered = clustered_wilson(tasks, field_engineer_email=key[0], app_version_id=key[1])
+        assert got[key][2:] == pytest.approx(clustered, abs=1e-12)
 
 
 def test_override_rates_by_week(tasks) -> None:
     rates = dfs.override_rates(tasks, by="week")
-    assert list(rates.columns) == ["week", "n", "n_overridden", "rate", "ci_low", "ci_high"]
+    assert list(rates.columns) == [
+        "week",
+        "n",
+        "n_overridden",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "design_effect",
+    ]
     assert isinstance(rates["week"].dtype, pd.DatetimeTZDtype)
     weeks = [pd.Timestamp(d, tz="UTC") for d in ("2026-03-02", "2026-03-09", "2026-03-16")]
     assert list(rates["week"]) == weeks  # Mondays, in order
     # the week of 9 March also has wo-4 (not reviewed): it does not count
-    check_rates(rates, dict(zip(weeks, [(6, 2), (5, 2), (1, 0)], strict=True)), "week")
+    dates = pd.to_datetime(tasks["create_date"], utc=True).dt.tz_localize(None)
+    monday = dates.dt.to_period("W").dt.start_time.dt.tz_localize("UTC")
+    expected = dict(zip(weeks, [(6, 2), (5, 2), (1, 0)], strict=True))
+    check_rates(rates, expected, "week", tasks=tasks.assign(week=monday))
     assert "week" not in tasks.columns  # the input frame is left alone
 
 
@@ -340,20 +390,26 @@ def test_summary_headline_figures(tasks) -> None:
 
 def test_override_rates_overall_with_by_none(tasks) -> None:
     overall = dfs.override_rates(tasks, by=None)
-    assert list(overall.columns) == ["n", "n_overridden", "rate", "ci_low", "ci_high"]
+    assert list(overall.columns) == [
+        "n",
+        "n_overridden",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "design_effect",
+    ]
     assert len(overall) == 1
     row = overall.iloc[0]
     assert row["n"] == 12 and row["n_overridden"] == 4  # as summary: 12 audited, 4 overridden
     assert overall["n"].dtype == "int64" and overall["n_overridden"].dtype == "int64"
     assert row["rate"] == pytest.approx(4 / 12, abs=1e-15)
-    low, high = wilson(4, 12)
+    # 12 tasks of 3 work orders: the interval is Wilson's at 12 / design effect
+    low, high = clustered_wilson(tasks)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), abs=1e-12)
     # the same as the sum of the per-task rows
     per_task = dfs.override_rates(tasks)
     assert per_task["n"].sum() == row["n"] and per_task["n_overridden"].sum() == 4
     assert dfs.override_rates(tasks, by=[]).equals(overall)
-    not_reviewed = dfs.override_rates(tasks, by=None, reviewed_only=False).iloc[0]
-    assert not_reviewed["n"] == 12 + 2  # wo-4 (not reviewed): present and power analysed
 
 
 def test_override_rates_overall_of_an_empty_frame(tasks) -> None:
@@ -442,15 +498,32 @@ def test_confusion_of_one_task_across_app_versions(tasks) -> None:
     assert table.loc["total", "total"] == 5
 
 
-def test_confusion_of_several_tasks_and_not_reviewed(tasks) -> None:
-    table = dfs.confusion(
-        tasks, task_name=["present", "power"], reviewed_only=False, labels="sentence"
-    )
-    # + wo-4 (not reviewed): present Missing -> Missing, power In range -> In range
-    assert table.loc["Missing", "Missing"] == 2
-    assert table.loc["In range", "In range"] == 2
-    assert table.loc["total", "total"] == 5 + 4 + 2
+def test_confusion_of_several_tasks_leaves_unreviewed_work_orders_out(tasks) -> None:
+    table = dfs.confusion(tasks, task_name=["present", "power"], labels="sentence")
+    # wo-4 (not reviewed: present Missing, power In range) is not counted
+    assert table.loc["Missing", "Missing"] == 1
+    assert table.loc["total", "total"] == 5 + 4
     assert "Readable" not in table.index
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: dfs.override_rates(t, reviewed_only=False),
+        lambda t: dfs.confusion(t, reviewed_only=False),
+        lambda t: dfs.drift(t, reviewed_only=False),
+        lambda t: dfs.funnel(t, reviewed_only=False),
+        lambda t: dfs.agreement(t, reviewed_only=False),
+    ],
+    ids=["override_rates", "confusion", "drift", "funnel", "agreement"],
+)
+def test_reviewed_only_false_is_gone_and_says_where_to_go(tasks, call) -> None:
+    """It counted every unreviewed task as agreed: the whole site is site_estimate's."""
+    with pytest.raises(dfs.ConfigurationError, match="site_estimate") as info:
+        call(tasks)
+    assert "agreed" in str(info.value)
+    with pytest.warns(DeprecationWarning, match="drop the argument"):
+        dfs.override_rates(tasks, reviewed_only=True)
 
 
 def test_confusion_normalize_modes(tasks) -> None:
@@ -674,11 +747,14 @@ def test_drift_flags_a_clear_change_and_not_a_steady_rate(drift_tasks) -> None:
         "rate",
         "ci_low",
         "ci_high",
+        "design_effect",
         "change",
         "p_value",
         "p_adjusted",
         "flagged",
     ]
+    # one task of each name per work order: no pooling, Wilson and Fisher as they are
+    assert (result["design_effect"] == 1).all()
     # periods in the order of their first date (the new version's id sorts first by name)
     present = result[result["task_name"] == "present"]
     power = result[result["task_name"] == "power"]
@@ -941,3 +1017,47 @@ def test_audit_input_error_is_a_clear_key_and_configuration_error() -> None:
         assert column in text
     with pytest.raises(AuditInputError, match="DataFrame"):
         dfs.override_rates([{"task_name": "a"}])  # type: ignore[arg-type]
+
+
+def clustered_frame(overridden_per_work_order: list[int], size: int = 4) -> pd.DataFrame:
+    """Reviewed work orders of ``size`` analysed tasks each, the first k of them overridden."""
+    rows = []
+    for i, k in enumerate(overridden_per_work_order):
+        for j in range(size):
+            rows.append(
+                {
+                    "work_order_id": f"wo-{i}",
+                    "task_name": f"t{j}",
+                    "analyzed": True,
+                    "reviewed": True,
+                    "is_overridden": j < k,
+                }
+            )
+    return pd.DataFrame(rows).astype(
+        {"analyzed": "boolean", "reviewed": "boolean", "is_overridden": "boolean"}
+    )
+
+
+def test_the_interval_widens_when_overrides_come_together_by_work_order() -> None:
+    # 40 overrides in 160 tasks: all four tasks of 10 work orders, or one task of each of 40
+    together = dfs.override_rates(clustered_frame([4] * 10 + [0] * 30), by=None).iloc[0]
+    spread = dfs.override_rates(clustered_frame([1] * 40), by=None).iloc[0]
+    assert together["n"] == spread["n"] == 160
+    assert together["n_overridden"] == spread["n_overridden"] == 40
+    # spread evenly: no clustering, exactly Wilson
+    assert spread["design_effect"] == 1
+    assert (spread["ci_low"], spread["ci_high"]) == pytest.approx(wilson(40, 160), abs=1e-12)
+    # together: the design effect is the cluster size, the interval Wilson's at n / 4
+    assert together["design_effect"] == pytest.approx(4.0)
+    assert (together["ci_low"], together["ci_high"]) == pytest.approx(wilson(10, 40), abs=1e-12)
+    # per task name each work order gives one task: Wilson, whatever the clustering
+    per_task = dfs.override_rates(clustered_frame([4] * 10 + [0] * 30))
+    assert (per_task["design_effect"] == 1).all()
+    for row in per_task.itertuples(index=False):
+        assert (row.ci_low, row.ci_high) == pytest.approx(wilson(row.n_overridden, row.n))
+    # summary and funnel see the same clusters
+    summary = dfs.audit.summary(
+        clustered_frame([4] * 10 + [0] * 30).assign(is_verdict_overridden=pd.NA)
+    )
+    assert summary["design_effect"] == pytest.approx(4.0)
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(wilson(10, 40), abs=1e-12)

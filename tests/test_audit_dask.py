@@ -77,9 +77,9 @@ CALLS: dict[str, Callable[[Any], pd.DataFrame]] = {
     "rates-group-task": lambda t: dfs.override_rates(t, by=["task_group_name", "task_name"]),
     "rates-week": lambda t: dfs.override_rates(t, by="week"),
     "rates-month-task": lambda t: dfs.override_rates(t, by=["month", "task_name"]),
-    "rates-all-90": lambda t: dfs.override_rates(t, reviewed_only=False, level=0.9),
+    "rates-90": lambda t: dfs.override_rates(t, level=0.9),
     "confusion": lambda t: dfs.confusion(t),
-    "confusion-all-tasks-index": lambda t: dfs.confusion(t, normalize="index", reviewed_only=False),
+    "confusion-index": lambda t: dfs.confusion(t, normalize="index"),
     "confusion-columns": lambda t: dfs.confusion(t, normalize="columns"),
     "confusion-all": lambda t: dfs.confusion(t, normalize="all"),
     "confusion-one-task": lambda t: dfs.confusion(t, task_name="pb_ferme_avant_quality"),
@@ -90,7 +90,7 @@ CALLS: dict[str, Callable[[Any], pd.DataFrame]] = {
     "drift-version-overall": lambda t: dfs.drift(t, within=None),
     "drift-version-group-bh": lambda t: dfs.drift(t, within="task_group_name", method="bh"),
     "drift-week": lambda t: dfs.drift(t, by=None, freq="W", within=None),
-    "drift-month-task": lambda t: dfs.drift(t, by=None, freq="M", reviewed_only=False),
+    "drift-month-task": lambda t: dfs.drift(t, by=None, freq="M"),
     "drift-engineer-alpha": lambda t: dfs.drift(
         t, within="field_engineer_email", alpha=0.2, level=0.9
     ),

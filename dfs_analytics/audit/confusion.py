@@ -27,6 +27,7 @@ from .frames import (
     audited,
     flag_column,
     reduce_counts,
+    refuse_unreviewed,
     require_columns,
     show_missing,
     with_keys,
@@ -82,7 +83,7 @@ def confusion(
     tasks: TasksFrame,
     task_name: str | Sequence[str] | None = None,
     normalize: str | None = None,
-    reviewed_only: bool = True,
+    reviewed_only: bool | None = None,
     basis: str = "verdict",
     labels: str = "verdict",
 ) -> pd.DataFrame:
@@ -98,13 +99,15 @@ def confusion(
     final value. ``attrs["sentences"]`` maps each stable label to the sentence(s) seen for
     it, for display.
 
-    Counts every task of the selected task name(s) on reviewed work orders (all of them with
-    ``reviewed_only=False``), including the ones the AI never analysed (row and column
-    ``"not analysed"``), so nothing is hidden. Labels are ordered by how often they occur
-    (rows plus columns, ties by name), the special buckets last. ``normalize``: None (int64
+    Counts every task of the selected task name(s) on reviewed work orders (an unreviewed
+    task's final verdict is the AI's only because nobody looked), including the ones the AI
+    never analysed (row and column ``"not analysed"``), so nothing is hidden. Labels are
+    ordered by how often they occur (rows plus columns, ties by name), the special buckets
+    last. ``normalize``: None (int64
     counts, margins in the ``"total"`` row and column), ``"index"`` (rows sum to 1),
     ``"columns"`` or ``"all"`` (shares, no margins; NaN where a row or column is empty).
     """
+    refuse_unreviewed(reviewed_only, "confusion")
     if basis not in BASES:
         flag_column(basis)
     if labels not in ("verdict", "sentence"):
@@ -142,8 +145,7 @@ def confusion(
             raise AuditInputError(
                 f"confusion: no task named {', '.join(map(repr, unknown))} in this frame."
             )
-    if reviewed_only:
-        counts = counts[counts["reviewed"].astype(bool)]
+    counts = counts[counts["reviewed"].astype(bool)]
     pairs = counts.groupby(["ai_verdict", "final_verdict"])["count"].sum()
     totals = pairs.groupby(level=0).sum().add(pairs.groupby(level=1).sum(), fill_value=0)
     order = _label_order(totals)
@@ -224,7 +226,7 @@ def _label_order(totals: pd.Series) -> list[str]:
 
 
 def agreement(
-    tasks: pd.DataFrame, by: str | Sequence[str] = "task_name", reviewed_only: bool = True
+    tasks: pd.DataFrame, by: str | Sequence[str] = "task_name", reviewed_only: bool | None = None
 ) -> pd.DataFrame:
     """Cohen's kappa between the AI's value and the final value, per group.
 
@@ -233,12 +235,13 @@ def agreement(
     ``kappa`` = (observed - expected) / (1 - expected); NaN when undefined (n = 0, or both
     raters always gave one and the same value). A missing group is shown as ``"(none)"``.
     """
+    refuse_unreviewed(reviewed_only, "agreement")
     keys = as_list(by)
     require_columns(
         tasks, ["analyzed", "reviewed", "analyzed_value", "corrected_value"], "agreement"
     )
     frame = with_keys(tasks, keys, "agreement")
-    counted = audited(frame, reviewed_only)
+    counted = audited(frame)
     rows = []
     groups = dict(
         list(counted.groupby(keys, observed=True, dropna=False)) if keys else [((), counted)]

@@ -23,13 +23,15 @@ from .frames import (
     key_sources,
     period_start,
     reduce_counts,
+    refuse_unreviewed,
     require_basis,
     require_columns,
     show_missing,
     utc_dates,
     with_keys,
 )
-from .stats import adjust_pvalues, fisher_exact, wilson_interval
+from .rates import CLUSTER_SUMS, cluster_counts
+from .stats import adjust_pvalues, cluster_wilson_interval, design_effect, fisher_exact
 
 
 def drift(
@@ -37,7 +39,7 @@ def drift(
     by: str | None = "app_version_id",
     freq: str | None = None,
     within: str | Sequence[str] | None = "task_name",
-    reviewed_only: bool = True,
+    reviewed_only: bool | None = None,
     level: float = 0.95,
     alpha: float = 0.05,
     method: str = "holm",
@@ -60,6 +62,7 @@ def drift(
     any false flag over the whole table; ``"bh"`` the false discovery rate) and ``flagged``
     (``p_adjusted < alpha``).
     """
+    refuse_unreviewed(reviewed_only, "drift")
     if (by is None) == (freq is None):
         raise ConfigurationError("drift needs by=<column> or freq='W'/'M'/..., not both.")
     groups = as_list(within)
@@ -70,7 +73,8 @@ def drift(
         require_columns(tasks, [by], "drift(by=...)")  # type: ignore[list-item]
     else:
         period_start(pd.Series([], dtype="datetime64[ns, UTC]"), freq)  # a bad freq fails here
-    needed = [*sources, date_column, "analyzed", "reviewed", flag]
+    clusters = ["work_order_id"] if "work_order_id" in tasks.columns else []
+    needed = [*sources, *clusters, date_column, "analyzed", "reviewed", flag]
     counts = reduce_counts(
         tasks,
         needed if freq is not None else [*needed, by],
@@ -79,13 +83,13 @@ def drift(
             groups=groups,
             by=by,
             freq=freq,
-            reviewed_only=reviewed_only,
             date_column=date_column,
             basis=basis,
         ),
         partial(_drift_sum, keys=[*groups, "period"]),
     )
     counts = show_missing(counts, groups)
+    counts.attrs = {}  # a result, not the loaded frame: no provenance carried over
     if freq is not None:
         order = sorted(counts["period"].dropna().unique())
     else:
@@ -97,7 +101,9 @@ def drift(
     stats["_rank"] = stats["period"].map(rank)
     stats = stats.sort_values([*groups, "_rank"], kind="stable").reset_index(drop=True)
     stats["rate"] = stats["n_overridden"] / stats["n"]
-    stats["ci_low"], stats["ci_high"] = wilson_interval(stats["n_overridden"], stats["n"], level)
+    sums = [stats[c] for c in ("n_overridden", "n", *CLUSTER_SUMS)]
+    stats["ci_low"], stats["ci_high"] = cluster_wilson_interval(*sums, level)
+    stats["design_effect"] = design_effect(*sums)
     prev = stats.groupby(groups, observed=True, sort=False).shift(1) if groups else stats.shift(1)
     stats["change"] = stats["rate"] - prev["rate"]
     pvalues = []
@@ -106,18 +112,30 @@ def drift(
     ):
         if is_missing(before.n):
             pvalues.append(np.nan)
-        else:
-            pvalues.append(
-                fisher_exact(
-                    int(row.n_overridden), int(row.n), int(before.n_overridden), int(before.n)
+            continue
+        # work orders as clusters: both periods' counts over their pooled design effect
+        pooled = float(
+            design_effect(
+                *(
+                    getattr(row, c) + getattr(before, c)
+                    for c in ("n_overridden", "n", *CLUSTER_SUMS)
                 )
             )
+        )
+        pvalues.append(
+            fisher_exact(
+                *(
+                    round(x / pooled)
+                    for x in (row.n_overridden, row.n, before.n_overridden, before.n)
+                )
+            )
+        )
     stats["p_value"] = pvalues
     stats["p_adjusted"] = adjust_pvalues(stats["p_value"], method)
     stats["flagged"] = (stats["p_adjusted"] < alpha).fillna(False) if len(stats) else False
     stats["flagged"] = stats["flagged"].astype(bool)
     stats.attrs.update(level=level, alpha=alpha, method=method, basis=basis, by=by, freq=freq)
-    return stats.drop(columns="_rank")
+    return stats.drop(columns=["_rank", *CLUSTER_SUMS])
 
 
 def _drift_counts(
@@ -125,15 +143,15 @@ def _drift_counts(
     groups: list[str],
     by: str | None,
     freq: str | None,
-    reviewed_only: bool,
     date_column: str,
     basis: str = "value",
 ) -> pd.DataFrame:
     """Per group of ``groups`` and period (missing ones included) of the audited tasks of
-    ``part``: ``first_date`` (earliest ``date_column``), ``n`` and ``n_overridden``."""
+    ``part``: ``first_date`` (earliest ``date_column``), ``n``, ``n_overridden`` and the
+    cluster sums of its work orders (:data:`~.rates.CLUSTER_SUMS`)."""
     frame = with_keys(part, groups, "drift")
     flag = flag_column(basis)
-    mask = audited_mask(frame, reviewed_only)
+    mask = audited_mask(frame)
     if basis == "verdict":
         mask &= frame[flag].notna().to_numpy()
     counted = frame[mask]
@@ -141,18 +159,28 @@ def _drift_counts(
         period = period_start(counted[date_column], freq)
     else:
         period = counted[by].astype(object)
-    counts = counted[groups].assign(
-        period=period,
-        first_date=utc_dates(counted[date_column]),
-        n=np.ones(len(counted), dtype="int64"),
-        n_overridden=as_booleans(counted[flag]).astype("int64"),
+    keyed = counted[groups].assign(period=period)
+    if "work_order_id" in counted.columns:
+        keyed["work_order_id"] = counted["work_order_id"].to_numpy()
+    counts = cluster_counts(
+        keyed, [*groups, "period"], np.ones(len(counted), dtype=bool), as_booleans(counted[flag])
     )
-    return _drift_sum(counts, [*groups, "period"])
+    first = (
+        keyed.assign(first_date=utc_dates(counted[date_column]))
+        .groupby([*groups, "period"], observed=True, dropna=False)["first_date"]
+        .min()
+        .reset_index()
+    )
+    summed = _drift_sum(counts.assign(first_date=pd.NaT), [*groups, "period"]).drop(
+        columns="first_date"
+    )
+    return summed.merge(first, on=[*groups, "period"], how="left")
 
 
 def _drift_sum(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Drift counts summed per group of ``keys`` (missing keys are a group), keys as columns."""
+    sums = {c: (c, "sum") for c in ("n", "n_overridden", *CLUSTER_SUMS)}
     summed = counts.groupby(keys, observed=True, dropna=False).agg(
-        first_date=("first_date", "min"), n=("n", "sum"), n_overridden=("n_overridden", "sum")
+        first_date=("first_date", "min"), **sums
     )
     return summed.reset_index()

@@ -7,6 +7,7 @@ Shared by every audit module. Never does I/O and never changes the frame it is g
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -187,10 +188,15 @@ def reduce_counts(
     """``aggregate(chunk(tasks))`` for a pandas frame. For a Dask frame: only ``columns`` are
     read, ``chunk`` turns each partition into counts, ``aggregate`` sums concatenated counts
     (in a tree), and the small pandas result is computed. ``aggregate`` must be idempotent on
-    its own output, so that both paths give the same frame."""
+    its own output, so that both paths give the same frame. When ``columns`` hold
+    ``work_order_id``, the Dask frame is first shuffled on it, so that every work order is in
+    one partition (what cluster sums need)."""
     if isinstance(tasks, pd.DataFrame):
         return aggregate(chunk(tasks))
     frame = tasks[list(dict.fromkeys(columns))]
+    if "work_order_id" in columns and frame.npartitions > 1:
+        # a work order's tasks in one partition, so its cluster sums are exact
+        frame = frame.shuffle(on="work_order_id")
     meta = aggregate(chunk(frame._meta))
     return frame.reduction(chunk, aggregate=aggregate, meta=meta).compute()
 
@@ -220,11 +226,11 @@ def period_start(dates: pd.Series, freq: str) -> pd.Series:
     return naive.dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
 
 
-def audited(tasks: pd.DataFrame, reviewed_only: bool = True) -> pd.DataFrame:
-    """The tasks that count for an audit: analysed, on a reviewed work order (unless
-    ``reviewed_only=False``). Returns those rows of the input."""
+def audited(tasks: pd.DataFrame) -> pd.DataFrame:
+    """The tasks that count for an audit: analysed, on a reviewed work order. Returns those
+    rows of the input."""
     require_columns(tasks, ["analyzed", "reviewed"], "audited")
-    return tasks[audited_mask(tasks, reviewed_only)]
+    return tasks[audited_mask(tasks)]
 
 
 def as_booleans(column: pd.Series) -> pd.Series:
@@ -232,11 +238,29 @@ def as_booleans(column: pd.Series) -> pd.Series:
     return column.fillna(False).astype(bool)
 
 
-def audited_mask(tasks: pd.DataFrame, reviewed_only: bool) -> pd.Series:
-    mask = as_booleans(tasks["analyzed"])
-    if reviewed_only:
-        mask &= as_booleans(tasks["reviewed"])
-    return mask
+def audited_mask(tasks: pd.DataFrame) -> pd.Series:
+    """Analysed tasks of reviewed work orders, as plain booleans."""
+    return as_booleans(tasks["analyzed"]) & as_booleans(tasks["reviewed"])
+
+
+def refuse_unreviewed(reviewed_only: bool | None, what: str) -> None:
+    """Rates cover reviewed work orders only: ``reviewed_only=False`` (which counted every
+    unreviewed task as "agreed") raises ConfigurationError; ``True`` is what every rate does
+    (a DeprecationWarning says to drop it)."""
+    if reviewed_only is None:
+        return
+    if not reviewed_only:
+        raise ConfigurationError(
+            f"{what}(reviewed_only=False) is gone: it counted every unreviewed task as "
+            "'agreed', although nobody looked at it. Rates cover reviewed work orders; for the "
+            "whole site use dfs.audit.site_estimate(tasks) (or with a review plan from "
+            "dfs.audit.review_sample)."
+        )
+    warnings.warn(
+        f"{what}(reviewed_only=True) is what it always does now; drop the argument.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 PROVENANCE_ATTR = "dfs_provenance"

@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigurationError
-from .frames import TasksFrame, as_list, require_basis, require_columns
-from .rates import rates_table
-from .stats import beta_binomial_prior, beta_quantile, funnel_limits, z_value
+from .frames import TasksFrame, as_list, refuse_unreviewed, require_basis, require_columns
+from .rates import CLUSTER_SUMS, rates_table
+from .stats import beta_binomial_prior, beta_quantile, design_effect, funnel_limits, z_value
 
 
 def funnel(
     tasks: TasksFrame,
     by: str | Sequence[str] = "field_engineer_email",
     basis: str = "value",
-    reviewed_only: bool = True,
+    reviewed_only: bool | None = None,
     level: float = 0.95,
     limits: tuple[float, float] = (0.95, 0.998),
 ) -> pd.DataFrame:
@@ -38,8 +38,14 @@ def funnel(
     at the two ``limits`` levels; the column names follow them), ``outlier`` (outside the
     wider limits) and ``side`` (``"above"`` / ``"below"`` / ``""``). Rows are ordered by
     ``shrunk``, highest first. ``attrs``: ``overall``, ``prior`` (a, b, rho), ``limits``,
-    ``level``, ``basis``.
+    ``level``, ``basis``, ``design_effect``.
+
+    Tasks of one work order are a cluster: the limits and the shrinkage use effective counts
+    (n and n_overridden over the pooled design effect of the groups' work orders), so an
+    engineer whose one bad day gave several overrides is not flagged as if they were
+    independent; with no clustering the design effect is 1 and nothing changes.
     """
+    refuse_unreviewed(reviewed_only, "funnel")
     keys = as_list(by)
     if not keys:
         raise ConfigurationError("funnel needs by=<column(s)> (e.g. field_engineer_email).")
@@ -48,10 +54,13 @@ def funnel(
     z_value(level)
     for limit in limits:
         z_value(limit)
-    rates = rates_table(tasks, keys, reviewed_only, level, basis, "funnel")
-    rates = rates.drop(columns=["ci_low", "ci_high"])
-    n = rates["n"].to_numpy(dtype=float)
-    k = rates["n_overridden"].to_numpy(dtype=float)
+    rates = rates_table(tasks, keys, level, basis, "funnel")
+    sums = rates[["n_overridden", "n", *CLUSTER_SUMS]].sum()
+    deff = float(design_effect(*sums))  # the pooled design effect of work orders as clusters
+    rates = rates.drop(columns=["ci_low", "ci_high", "design_effect", *CLUSTER_SUMS])
+    # tasks of one work order are a cluster: limits and shrinkage use effective counts
+    n = rates["n"].to_numpy(dtype=float) / deff
+    k = rates["n_overridden"].to_numpy(dtype=float) / deff
     overall = k.sum() / n.sum() if n.sum() else math.nan
     a, b, rho = beta_binomial_prior(k, n)
     if math.isnan(a):
@@ -89,5 +98,6 @@ def funnel(
         level=level,
         basis=basis,
         by=keys,
+        design_effect=deff,
     )
     return rates
