@@ -44,6 +44,9 @@ DEFAULT = "default"  # sentinel for "the user's cache folder"
 _SITE_GROUPS = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}")
 REGIONS = {"eu": "customers.deepomatic.com", "us": "customers.us1.deepomatic.com"}
 
+#: What a title gets when the data behind it comes from the local simulator.
+SIMULATOR_NOTE = "(simulator data)"
+
 
 def site_base_url(site_id: str, region: str = "eu") -> str:
     """The base URL of a deployed site: ``https://api.{site}.customers[.us1].deepomatic.com/v0.2/``.

@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .client import Client
-from .config import KNOWN_VARIABLES, check_environment, require_site, simulator_requested
+from .config import (
+    KNOWN_VARIABLES,
+    SIMULATOR_NOTE,
+    check_environment,
+    require_site,
+    simulator_requested,
+)
 from .errors import ConfigurationError
 from .simulator.generator import DEFAULT_WORK_ORDERS
 
 if TYPE_CHECKING:
     from .simulator import Simulator
-
-#: What a title gets when the data behind it comes from the simulator.
-SIMULATOR_NOTE = "(simulator data)"
 
 #: What to do instead when no site is configured (the end of connect()'s error).
 SIMULATOR_ADVICE = (

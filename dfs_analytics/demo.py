@@ -24,7 +24,8 @@ def run_demo(
     ``work_orders`` defaults to the simulator's :data:`DEFAULT_WORK_ORDERS`, so the demo shows
     the same data as ``dfs-analytics simulate --seed SEED``.
     """
-    from dfs_analytics.connect import SIMULATOR_NOTE, connect, stop
+    from dfs_analytics.config import SIMULATOR_NOTE
+    from dfs_analytics.connect import connect, stop
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def _show(client: Any, folder: Path) -> Path:
     """Load, summarise and report on ``client``'s simulator data, printing as it goes;
     returns the path of the HTML report written in ``folder`` (with ``tasks.csv``)."""
     import dfs_analytics as dfs
-    from dfs_analytics.connect import SIMULATOR_NOTE
+    from dfs_analytics.config import SIMULATOR_NOTE
 
     t = time.perf_counter()
     tasks = dfs.load_tasks(client)
@@ -104,7 +105,11 @@ def _show(client: Any, folder: Path) -> Path:
     )
 
     report = dfs.audit_report(
-        tasks, folder / "audit.html", source="the local simulator", simulator=True
+        tasks,
+        folder / "audit.html",
+        source="the local simulator",
+        simulator=True,
+        dataset_note="a temporary dataset (deleted after the demo)",
     )
     tasks.to_csv(folder / "tasks.csv", index=False)
     return report

@@ -76,6 +76,13 @@ def _label(row: pd.Series, keys: Sequence[str], versions: dict[Any, str] | None 
     return " / ".join(_format_key(key, row[key], versions) for key in keys)
 
 
+def _group_columns(frame: pd.DataFrame, first_figure: str) -> list[str]:
+    """The group columns of an audit frame: those before its first figure (an audit frame
+    puts its ``by`` columns first; figures such as a design effect may follow)."""
+    columns = list(frame.columns)
+    return columns[: columns.index(first_figure)] if first_figure in columns else []
+
+
 def _is_time(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
     return any(k in audit.TIME_KEYS or pd.api.types.is_datetime64_any_dtype(frame[k]) for k in keys)
 
@@ -89,11 +96,13 @@ def plot_override_rates(
     min_n: int = 1,
     basis: str = "value",
 ) -> Axes:
-    """Override rate per group as dots with ``level`` Wilson-interval whiskers.
+    """Override rate per group as dots with ``level`` interval whiskers (the intervals of
+    :func:`audit.override_rates`).
 
     ``data``: a tasks frame, or the frame of :func:`audit.override_rates`. ``basis``:
     changed values or flipped verdicts. Groups with fewer than ``min_n`` audited tasks are
-    left out; each label shows its ``n``. Groups are sorted by rate (``sort=True``), except
+    left out; each label shows its ``n``. Groups are sorted by rate, highest at the top
+    (``sort=True``; ``sort=False`` draws the rows as given, the first at the bottom), except
     periods (day, week, month, quarter), which stay in date order, earliest at the top.
     """
     rates = (
@@ -102,7 +111,7 @@ def plot_override_rates(
         else audit.override_rates(data, by=by, level=level, basis=basis)
     )
     basis = _basis_of(rates, basis)
-    keys = [c for c in rates.columns if c not in ("n", "n_overridden", "rate", "ci_low", "ci_high")]
+    keys = _group_columns(rates, "n")
     rates = rates[rates["n"] >= min_n]
     if _is_time(rates, keys):
         rates = rates.iloc[::-1]  # the first period at the top
@@ -119,7 +128,8 @@ def plot_override_rates(
         y, [f"{_label(r, keys, versions)}  (n={int(r['n'])})" for _, r in rates.iterrows()]
     )
     name, meaning = _COUNTS[basis]
-    ax.set_xlabel(f"{name} ({meaning}), {rates.attrs.get('level', level):.0%} Wilson interval")
+    # two short lines: one long line is wider than the chart and gets cut off
+    ax.set_xlabel(f"{name}, {rates.attrs.get('level', level):.0%} interval\n({meaning})")
     ax.xaxis.set_major_formatter(_PERCENT)
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
@@ -410,3 +420,58 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     if value == audit.NONE_LABEL:
         return (2, "")
     return (1, str(value))
+
+
+def plot_verdict_quality(
+    data: pd.DataFrame,
+    by: str = "task_name",
+    ax: Axes | None = None,
+    level: float = 0.95,
+    sort: bool = True,
+) -> Axes:
+    """Precision and recall of the AI's "not conform" verdict per group, as two dots with
+    their interval whiskers (work orders as clusters) on each row.
+
+    ``data``: a tasks frame, or the frame of :func:`audit.verdict_quality`. Rows are sorted by
+    F1, best at the top (``sort=True``; ``sort=False`` draws them as given, the first at the
+    bottom); each label shows the number of counted tasks. Returns the Axes.
+    """
+    table = (
+        data
+        if {"precision", "recall", "f1", "n_tasks"} <= set(data.columns)
+        else audit.verdict_quality(data, by=by, level=level)
+    )
+    keys = _group_columns(table, "n_tasks")
+    if sort:
+        table = table.sort_values("f1", kind="stable", na_position="first")
+    ax = _axes(ax, (7, max(2.5, 0.42 * len(table) + 1)))
+    y = np.arange(len(table))
+    for name, shift, colour in (("precision", 0.15, _BAR), ("recall", -0.15, "#e07b39")):
+        value = table[name].to_numpy(dtype=float)
+        low = np.nan_to_num(value - table[f"{name}_low"].to_numpy(dtype=float))
+        high = np.nan_to_num(table[f"{name}_high"].to_numpy(dtype=float) - value)
+        ax.errorbar(
+            value,
+            y + shift,
+            xerr=[low, high],
+            fmt="o",
+            color=colour,
+            ecolor=colour,
+            alpha=0.85,
+            capsize=3,
+            ms=5,
+            label=name,
+        )
+    ax.set_yticks(y, [f"{_label(r, keys)}  (n={int(r['n_tasks'])})" for _, r in table.iterrows()])
+    shown = table.attrs.get("level", level)
+    ax.set_xlabel(
+        f'precision and recall of "not conform", {shown:.0%} interval\n'
+        "(reviewed work orders; work orders as clusters)"
+    )
+    ax.xaxis.set_major_formatter(_PERCENT)
+    ax.set_xlim(0, 1.02)
+    ax.set_title("How good is the AI at finding what is not conform?")
+    ax.grid(axis="x", alpha=0.3)
+    # beside the chart, never over a dot
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return ax
