@@ -1802,11 +1802,18 @@ class Writer:
             where |= set(rows.column(PARTITION).to_pylist())
         in_months = _in_predicate(PARTITION, sorted(where)) + " AND "
         if empty:
-            dt = self._dt(table)
-            assert dt is not None
+            # not DeltaTable.delete: it rewrites the files it touches with another Arrow
+            # schema (string_view), which pyarrow and DuckDB then cannot filter alongside
+            # the other files. An overwrite of nothing under the same predicate removes the
+            # same rows and writes what remains of those files with the table's own schema.
             predicate = in_months + _in_predicate("work_order_id", sorted(stored))
-            with self._writing():
-                dt.delete(predicate, writer_properties=_WRITER_PROPS)
+            self._write(
+                table,
+                arrow_schema(table).empty_table(),
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=_part(table),
+            )
             return
         predicate = in_months + _in_predicate("work_order_id", sorted(set(ids)))
         self._write(table, rows, mode="overwrite", predicate=predicate, partition_by=_part(table))
