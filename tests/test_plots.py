@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
@@ -298,4 +299,72 @@ def test_heatmap_of_simulator_data_by_week_on_both_bases(sim_tasks) -> None:
         columns = [t.get_text() for t in ax.get_xticklabels()]
         assert columns == sorted(columns) and all("Q" in c for c in columns)
         assert ("verdict" in ax.get_title().lower()) == (basis == "verdict")
+        rendered(ax)
+
+
+# --------------------------------------------------------------------------------------------
+# labels that fit, group labels without figures, precision and recall
+# --------------------------------------------------------------------------------------------
+
+
+def inside_the_figure(ax: Axes) -> bool:
+    """Whether the x-axis label is drawn entirely inside its figure (not cut off)."""
+    fig = ax.figure
+    canvas = FigureCanvasAgg(fig)
+    fig.tight_layout()  # as the report does before it saves the PNG
+    canvas.draw()  # labels take their places when drawn
+    box = ax.xaxis.label.get_window_extent(canvas.get_renderer())
+    return box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0
+
+
+@pytest.mark.parametrize("basis", ["value", "verdict"])
+def test_the_rates_axis_label_fits_the_report_size(sim_tasks, basis) -> None:
+    # the report draws per-task rates 8 inches wide; the label once ran off the edge
+    rates = dfs.override_rates(sim_tasks, basis=basis)
+    ax = Figure(figsize=(8, 0.32 * len(rates) + 1.9), dpi=110).subplots()
+    plots.plot_override_rates(rates, ax=ax, basis=basis)
+    assert "95% interval" in ax.get_xlabel()
+    assert inside_the_figure(ax), ax.get_xlabel()
+    rendered(ax)
+
+
+def test_figures_after_the_groups_are_not_taken_for_group_labels(tasks, ax) -> None:
+    # an audit frame may carry more figures (a design effect) after its counts
+    rates = dfs.override_rates(tasks).assign(design_effect=1.0, extra="x")
+    plots.plot_override_rates(rates, ax=ax)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels and all(" / " not in label for label in labels), labels
+    assert {label.split("  ")[0] for label in labels} == {"present", "power", "serial"}
+
+
+def test_override_rates_unsorted_draws_rows_as_given(tasks, ax) -> None:
+    rates = dfs.override_rates(tasks)
+    rates = rates[rates["n"] > 0].iloc[::-1]
+    plots.plot_override_rates(rates, ax=ax, sort=False)
+    labels = [t.get_text().split("  ")[0] for t in ax.get_yticklabels()]
+    assert labels == [str(v) for v in rates["task_name"]]  # the first row at the bottom
+
+
+def test_verdict_quality_from_tasks_and_from_the_audit_frame(sim_tasks) -> None:
+    quality = dfs.audit.verdict_quality(sim_tasks)
+    for data in (sim_tasks, quality):
+        ax = Figure(figsize=(8, 5)).subplots()
+        assert plots.plot_verdict_quality(data, ax=ax) is ax
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert [b.get_label() for b in bars] == ["precision", "recall"]
+        ordered = quality.sort_values("f1", kind="stable", na_position="first")
+        for bar, name in zip(bars, ("precision", "recall"), strict=True):
+            line, _, (whiskers,) = bar.lines
+            np.testing.assert_allclose(line.get_xdata(), ordered[name].to_numpy(float))
+            # a figure without trials (NaN: no task the AI flags...) has no whisker
+            drawn = [s for s in whiskers.get_segments() if np.ndim(s) == 2 and np.isfinite(s).all()]
+            spans = [(float(s[:, 0].min()), float(s[:, 0].max())) for s in drawn]
+            known = ordered[ordered[name].notna()]
+            expected = list(zip(known[f"{name}_low"], known[f"{name}_high"], strict=True))
+            np.testing.assert_allclose(np.array(spans), np.array(expected), atol=1e-12)
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == [
+            f"{row.task_name}  (n={row.n_tasks})" for row in ordered.itertuples(index=False)
+        ]  # best F1 at the top
+        assert "precision and recall" in ax.get_xlabel() and inside_the_figure(ax)
         rendered(ax)
