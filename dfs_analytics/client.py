@@ -91,8 +91,10 @@ from .errors import (
     OutcomeUnknownError,
     ThrottledError,
     TransportError,
+    UnsafePathError,
     error_for_status,
 )
+from .files import open_no_follow, private_folder
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 OK_STATUSES = frozenset({200, 201, 202, 204})  # what a call expects unless it says otherwise
@@ -384,8 +386,9 @@ class Client:
         self.cache_dir = s.cache_dir
         if self.cache_dir is not None:
             if s.cache is not None and not s.cache.exists():
-                _private_dir(s.cache)  # the cache root too, whatever the umask
-            _private_dir(self.cache_dir)
+                private_folder(s.cache, what="cache folder")  # owner-only, whatever the umask
+            # never through a link: it would chmod and fill the link's target
+            private_folder(self.cache_dir, what="cache folder")
             self._cached: requests.Session = _open_http_cache(
                 self.cache_dir / "http.sqlite", offline=s.offline
             )
@@ -1692,18 +1695,14 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _private_dir(path: Any) -> None:
-    import os
-    from pathlib import Path
-
-    p = Path(path)
-    p.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(p, 0o700)
-
-
 def _private_file(path: Any) -> None:
-    import os
-
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
+    """Create (or keep) an owner-only file, never through a symbolic link; SQLite's own
+    side files must not be links either (it opens them itself)."""
+    fd = open_no_follow(path, os.O_CREAT | os.O_RDWR, 0o600, what="HTTP cache file")
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for side in ("-wal", "-shm", "-journal"):
+        if os.path.islink(f"{path}{side}"):
+            raise UnsafePathError(f"{path}{side}", "HTTP cache file")

@@ -155,3 +155,48 @@ def test_many_processes_share_one_cache(tmp_path: Path) -> None:
     assert not failed, f"{len(failed)} of {PROCESSES} processes failed: {failed[:2]}"
     assert all(out.startswith("ok 20") for _, out, _ in outcomes)
     assert not [p for p in cache.rglob("http.sqlite.corrupt-*")]
+
+
+# -- never through a symbolic link -------------------------------------------------------------
+
+
+def _site_folder(cache: Path, base_url: str) -> Path:
+    """The cache's folder for one site, as the client names it."""
+    from dfs_analytics.config import Settings
+
+    folder = Settings(base_url=base_url, api_key="k", cache=cache).cache_dir
+    assert folder is not None
+    return folder
+
+
+def test_a_planted_link_in_the_cache_is_refused_and_its_target_untouched(tmp_path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "keep.txt").write_text("mine")
+    victim.chmod(0o755)
+    cache = tmp_path / "cache"
+    base_url = "http://127.0.0.1:1/v0.2/"
+    site = _site_folder(cache, base_url)
+    site.parent.mkdir(parents=True)
+    site.symlink_to(victim, target_is_directory=True)
+    with pytest.raises(dfs.UnsafePathError, match="symbolic link"):
+        dfs.Client(base_url, api_key="k", cache=cache)
+    assert (victim.stat().st_mode & 0o777) == 0o755  # not chmod'ed
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]  # not filled
+
+
+@pytest.mark.parametrize("name", ["http.sqlite", "http.sqlite-wal"])
+def test_a_cache_file_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path, name: str
+) -> None:
+    target = tmp_path / "precious"
+    target.write_text("precious\n")
+    target.chmod(0o644)
+    cache = tmp_path / "cache"
+    base_url = "http://127.0.0.1:1/v0.2/"
+    site = _site_folder(cache, base_url)
+    site.mkdir(parents=True, mode=0o700)
+    (site / name).symlink_to(target)
+    with pytest.raises(dfs.UnsafePathError, match="HTTP cache file"):
+        dfs.Client(base_url, api_key="k", cache=cache)
+    assert target.read_text() == "precious\n" and (target.stat().st_mode & 0o777) == 0o644
