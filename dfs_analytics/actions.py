@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .client import Client
 from .errors import ConfigurationError, DFSError, InvalidCorrectionError
+from .progress import progress_bar
 from .rules import (
     InvalidValue,
     coerce_value,
@@ -394,12 +394,11 @@ def reanalyze(
             frames.append(_changes(wo_id, before, _group_states(work_order, group)))
         return pd.concat(frames, ignore_index=True)
 
-    show = client.settings.progress if progress is None else progress
     with (
         # the client's limiter decides how many of these threads send at once
         ThreadPoolExecutor(max_workers or client.settings.workers) as pool,
-        tqdm(
-            total=len(ids), desc="re-analysing", unit="wo", disable=not show, delay=0.3, leave=False
+        progress_bar(
+            progress, client.settings.progress, total=len(ids), desc="re-analysing", unit="wo"
         ) as bar,
     ):
         results = []

@@ -58,7 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .actions import find_task, resolve_value
 from .client import Client
@@ -79,6 +78,7 @@ from .errors import (
 )
 from .files import file_lock
 from .journal import Journal, last_events
+from .progress import progress_bar
 from .rules import effective, is_missing, json_equal, json_key, none_if_missing
 
 __all__ = [
@@ -517,7 +517,6 @@ class Campaign:
                 "Campaign(client, plan, journal='campaign-2.jsonl') (nothing was sent)."
             )
         done = last_events(records)
-        show = self.client.settings.progress if progress is None else progress
         results: list[_Outcome] = []
         with Journal(self.journal_path) as journal:
             if not written:  # the plan this journal belongs to, before any of its rows
@@ -544,13 +543,12 @@ class Campaign:
                 # at most max_workers rows at once; the client's limiter (shared with
                 # everything else it sends) decides how many requests are in flight
                 ThreadPoolExecutor(max_workers or self.client.settings.workers) as pool,
-                tqdm(
+                progress_bar(
+                    progress,
+                    self.client.settings.progress,
                     total=len(jobs),
                     desc="corrections",
                     unit="row",
-                    disable=not show,
-                    delay=0.3,
-                    leave=False,
                 ) as bar,
             ):
                 for n, outcome in enumerate(pool.map(self._apply_one_safely, jobs), 1):

@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from .errors import (
     OfflineCacheMiss,
     SkippedIdWarning,
 )
+from .progress import progress_bar
 from .rules import is_missing, none_if_missing
 
 BATCH = 1000  # work orders per commit, at most
@@ -532,13 +534,15 @@ _LIBC: Any = None
 
 
 def _bar(client: Client, progress: bool | None, total: int | None, desc: str) -> tqdm:
-    """A progress bar, hidden when ``progress`` (or the client's setting) is False or the
-    environment says ``TQDM_DISABLE=1``."""
-    show = client.settings.progress if progress is None else progress
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
-        show = False
-    return _RateBar(
-        client, total=total, desc=desc, unit="wo", disable=not show, delay=0.3, leave=False
+    """A progress bar of work orders with the client's concurrency in its postfix, shown as
+    :func:`~dfs_analytics.progress.wanted` decides."""
+    return progress_bar(
+        progress,
+        client.settings.progress,
+        total=total,
+        desc=desc,
+        unit="wo",
+        cls=partial(_RateBar, client),  # type: ignore[arg-type]
     )
 
 
