@@ -109,6 +109,11 @@ def _with_interval(value: Any, low: Any, high: Any) -> str:
     return "" if pd.isna(value) else f"{_pct(value)} ({_span(low, high)})"
 
 
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _masked(location: Any) -> Any:
     """A dataset location or URL as it may be shown: any password in it masked."""
     return None if location is None else mask_url(str(location))
@@ -387,7 +392,7 @@ def _whole_site(
         if flagged:
             parts.append(
                 '<p class="warning"><b>The review queue does not look random.</b> Reviewed '
-                f"work orders differ from the others in: {_html.escape(', '.join(flagged))} "
+                f"work orders differ from the others in {_html.escape(_and(flagged))} "
                 "(Holm-adjusted p below 1%). Figures over the reviewed work orders may be "
                 "far from the site's: read the site-wide estimates below, and for a figure "
                 "that needs no assumption, have a random plan of work orders reviewed "
@@ -465,7 +470,7 @@ def _conclusion(
         if flagged:
             said.append(
                 "The review queue looks biased: reviewed work orders differ from the others "
-                f"in {', '.join(flagged)}, so the reviewed-only figures may not hold for the "
+                f"in {_and(flagged)}, so the reviewed-only figures may not hold for the "
                 "whole site."
             )
         else:
