@@ -1,4 +1,5 @@
-"""Are the audit's statistics honest? Coverage of the intervals and drift false-flag rates.
+"""Are the audit's statistics honest? Coverage of the intervals and drift false-flag rates,
+and the whole site's estimates against a review of every work order.
 
 For many seeds, the simulator generates work orders, the toolkit loads them over HTTP and
 computes per-task override rates with 95% Wilson intervals, which are compared with the
@@ -22,10 +23,38 @@ engineer's true override probability from the ground truth:
 The funnel part builds the tasks frame straight from the simulator's store (the very JSON the
 API serves, through the same normalisation), without HTTP, so that many seeds stay quick.
 
+Then the whole site, on simulators whose review queue the AI's verdicts steer
+(``selective_review``) and whose AI errors come together by work order (``clustered_errors``),
+against ``/_sim/truth``'s ``full_review`` (what a review of every work order would give):
+
+- for ``--site-seeds`` seeds, ``--plans`` review plans each (:func:`dfs.audit.review_sample`,
+  ``--plan-size`` work orders stratified by ``"ai_nonconformity"``): the coverage, bias and
+  half-width of :func:`dfs.audit.site_estimate` with ``method="design"`` (non-conformity and
+  override rates) and ``"ppi"`` (non-conformity rate), and the PPI half-width over the design
+  half-width on the same sample; ``--srs-plans`` plans per seed drawn without strata give the
+  same ratio where the plan does not already use the AI's verdicts;
+- the naive reviewed-only figures (``override_rates(by=None)``, ``verdict_quality``'s
+  prevalence, with their cluster-aware intervals), over the site's existing reviews and after a
+  plan's reviews are added: their bias and coverage (the trap);
+- for ``--review-seeds`` seeds, ``method="poststratified"`` on the existing reviews, and how
+  often :func:`dfs.audit.review_bias` flags the selection (detection);
+- for ``--random-seeds`` seeds whose reviews are random, how often ``review_bias`` flags
+  anything (false flags; nominal 1%), and ``poststratified`` there.
+
+Each plan must be reviewed on an unchanged site, and ``sim.review`` changes the site. Every
+work order's review is drawn by the simulator up front, so the benchmark loads each seed twice
+over HTTP, fresh and after ``sim.review`` of every work order, and builds each plan's frame
+from the second for the plan's work orders and the first for the others. It holds this to the
+real path on the first plan of each seed (``sim.review`` of that plan, then a reload):
+``spliced_vs_reviewed_max_difference`` is the largest difference of estimates and bounds.
+
 Targets: intervals cover the truth in >= 93% of cases; false-flag rate <= 5% of seeds;
-funnel precision >= 90%.
-Usage: ``python benchmarks/audit_coverage.py [--seeds 100] [--work-orders 1500]
-[--funnel-seeds 60] [--funnel-work-orders 1500] [--engineers 30]``.
+funnel precision >= 90%; site-wide coverage >= 93%; PPI half-width <= 0.85 of the design's;
+review_bias false flags at most about 1% of seeds. ``--quick`` runs everything small (under 2
+minutes); ``--only-site`` / ``--only-funnel`` one part.
+Usage: ``python benchmarks/audit_coverage.py [--quick] [--only-site] [--seeds 100]
+[--work-orders 1500] [--funnel-seeds 60] [--funnel-work-orders 1500] [--engineers 30]
+[--site-seeds 8] [--plans 40] [--plan-size 200] [--review-seeds 30] [--random-seeds 40]``.
 """
 
 from __future__ import annotations
