@@ -475,3 +475,51 @@ def plot_verdict_quality(
     # beside the chart, never over a dot
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return ax
+
+
+_METHOD_COLOURS = {
+    "reviewed only": "#888888",
+    "poststratified": _BAR,
+    "design": "#2a9d8f",
+    "ppi": "#e07b39",
+}
+
+
+def plot_site_estimates(data: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Site-wide estimates next to their reviewed-only counterparts: one dot with its
+    interval whiskers per row, coloured by method, grouped by figure (first figure at the
+    top).
+
+    ``data``: one row per estimate with ``figure`` (its name), ``method`` (``"reviewed
+    only"``, or the ``method`` of :func:`audit.site_estimate`), ``estimate``, ``ci_low`` and
+    ``ci_high``, such as the rows of :func:`audit.site_estimate` given a ``figure`` column.
+    Returns the Axes.
+    """
+    rows = data.iloc[::-1].reset_index(drop=True)  # the first row at the top
+    ax = _axes(ax, (7, max(2.5, 0.4 * len(rows) + 1.2)))
+    y = np.arange(len(rows))
+    for method in dict.fromkeys(data["method"]):  # the legend in the order of the rows
+        part = rows[rows["method"] == method]
+        value = part["estimate"].to_numpy(dtype=float)
+        low = np.nan_to_num(value - part["ci_low"].to_numpy(dtype=float))
+        high = np.nan_to_num(part["ci_high"].to_numpy(dtype=float) - value)
+        colour = _METHOD_COLOURS.get(str(method), "#555555")
+        ax.errorbar(
+            value,
+            y[part.index],
+            xerr=[low, high],
+            fmt="o",
+            color=colour,
+            ecolor=colour,
+            capsize=3,
+            ms=5,
+            label=str(method),
+        )
+    ax.set_yticks(y, [f"{r.figure}: {r.method}" for r in rows.itertuples(index=False)])
+    ax.set_xlabel("estimate with its interval (work orders as clusters)")
+    ax.xaxis.set_major_formatter(_PERCENT)
+    ax.set_xlim(left=0)
+    ax.set_title("Reviewed work orders only vs the whole site")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return ax

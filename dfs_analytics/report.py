@@ -418,7 +418,14 @@ def _whole_site(
         "and what it assumes.</p>",
     ]
     if len(figures):
-        parts.append(_table(figures, ("estimate", "ci_low", "ci_high"), css_class="text"))
+        shown = figures.assign(figure=figures["figure"].str.split(" (", regex=False).str[0])
+        parts += [
+            _png(
+                lambda ax: plots.plot_site_estimates(shown, ax=ax),
+                (8, 0.4 * len(figures) + 1.6),
+            ),
+            _table(figures, ("estimate", "ci_low", "ci_high"), css_class="text"),
+        ]
     for problem in problems:
         parts.append(f'<p class="note">Not estimated: {_html.escape(problem)}</p>')
     return parts
@@ -435,7 +442,10 @@ def _conclusion(
     total, reviewed = head["work_orders"], head["reviewed_work_orders"]
     share = reviewed / total if total else float("nan")
     said = [
-        f"{reviewed:,} of {total:,} work orders ({_pct(share)}) were reviewed by a human; "
+        f"All {total:,} work orders were reviewed by a human, so the reviewed work orders are "
+        "the whole site."
+        if total and reviewed == total
+        else f"{reviewed:,} of {total:,} work orders ({_pct(share)}) were reviewed by a human; "
         f"the other {_pct(1 - share)} never were."
     ]
     if head["audited_tasks"]:
@@ -571,7 +581,8 @@ def audit_report(
     flagged, :func:`~dfs_analytics.audit.site_estimate` of the override and non-conformity
     rates next to their reviewed-only values, poststratified, and with ``plan`` (a review
     plan of :func:`~dfs_analytics.audit.review_sample` whose work orders were reviewed) the
-    design and PPI estimates too, each with what it covers and assumes); both override rates
+    design and PPI estimates too, in a chart and a table that says what each covers and
+    assumes); both override rates
     per task (charts and tables in the same order, highest rate first) and per task group;
     the AI's precision and recall of "not conform" per task
     (:func:`~dfs_analytics.audit.verdict_quality`); field engineers (funnel plots with

@@ -368,3 +368,35 @@ def test_verdict_quality_from_tasks_and_from_the_audit_frame(sim_tasks) -> None:
         ]  # best F1 at the top
         assert "precision and recall" in ax.get_xlabel() and inside_the_figure(ax)
         rendered(ax)
+
+
+def test_site_estimates_next_to_the_reviewed_only_figures(sim_tasks) -> None:
+    head = dfs.audit.summary(sim_tasks)
+    site = dfs.audit.site_estimate(sim_tasks).iloc[0]
+    rows = pd.DataFrame(
+        [
+            {
+                "figure": "Values changed",
+                "method": "reviewed only",
+                "estimate": head["override_rate"],
+                "ci_low": head["ci_low"],
+                "ci_high": head["ci_high"],
+            },
+            {"figure": "Values changed", **site[["method", "estimate", "ci_low", "ci_high"]]},
+        ]
+    )
+    ax = Figure(figsize=(8, 3)).subplots()
+    assert plots.plot_site_estimates(rows, ax=ax) is ax
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [b.get_label() for b in bars] == ["reviewed only", "poststratified"]
+    for bar, row in zip(bars, rows.itertuples(index=False), strict=True):
+        line, _, (whiskers,) = bar.lines
+        assert list(line.get_xdata()) == pytest.approx([row.estimate])
+        (segment,) = whiskers.get_segments()
+        assert (segment[:, 0].min(), segment[:, 0].max()) == pytest.approx(
+            (row.ci_low, row.ci_high)
+        )
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["Values changed: poststratified", "Values changed: reviewed only"]
+    assert inside_the_figure(ax)
+    rendered(ax)

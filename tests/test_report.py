@@ -142,9 +142,10 @@ def test_report_has_the_sections_and_the_tasks(sim_report, sim_tasks) -> None:
     for group in sim_tasks["task_group_name"].astype(str).unique():
         assert group in text, group
     # plots, on both bases: per task (2), funnels per engineer (2), engineer x month (1),
-    # per week (2), one confusion per most overridden task (3), precision and recall (1)
+    # per week (2), one confusion per most overridden task (3), precision and recall (1),
+    # the site-wide estimates (1)
     images = [a for tag, a in doc.tags if tag == "img"]
-    assert len(images) == 2 + 2 + 1 + 2 + 3 + 1
+    assert len(images) == 2 + 2 + 1 + 2 + 3 + 1 + 1
     assert sum(1 for tag, _ in doc.tags if tag == "table") >= 5
 
 
