@@ -28,8 +28,9 @@ from . import normalize
 from .client import Client
 from .errors import DFSError, OfflineCacheMiss
 from .periods import expand_created_in
+from .query import canonical, check_work_order_ids, split_filters
 from .rules import is_missing
-from .syncing import _check_ids, _plain, _query, _state, dataset, sync, sync_ids, writer
+from .syncing import dataset, sync, sync_ids, writer, written
 
 
 def _read_version(
@@ -39,7 +40,7 @@ def _read_version(
     if not client.settings.offline:
         sync(client, timelines=timelines, progress=progress, **filters)
         return dataset(client)
-    _, local = _query(filters)
+    _, local = split_filters(filters)
     try:
         ds = store.Dataset(client.dataset_location)
     except store.NotADatasetError:
@@ -47,7 +48,7 @@ def _read_version(
             "nothing was ever loaded into this client's dataset (offline=True): load once "
             "online first."
         ) from None
-    wanted = _plain(local)
+    wanted = canonical(local)
     history = ds.history()
     done = history[history["complete"]]
     if timelines:
@@ -63,7 +64,7 @@ def _read_version(
 
 
 def _check_no_writes(client: Client, ds: store.Dataset, local: Mapping[str, Any]) -> None:
-    writes = _state(client).written()
+    writes = written(client)
     if not writes:
         return
     index = ds.index(**local)
@@ -135,7 +136,7 @@ def _load(
     filters: at ``as_of`` without a request, else after a sync (``timelines``: with the
     timelines), with the hint of :func:`_hint_name`."""
     filters = expand_created_in(filters)  # created_in="2026Q3" -> created_after/_before
-    _query(filters)  # bad filters fail before anything else
+    split_filters(filters)  # bad filters fail before anything else
     if as_of is not None:
         return read(_as_of(client, as_of), as_of=as_of, columns=columns, **filters)
     ds = _read_version(client, filters, timelines, progress)
@@ -221,8 +222,8 @@ def load_timeline(
             store.Dataset.timeline, client, columns, as_of, progress, filters, timelines=True
         )
     filters = expand_created_in(filters)
-    _query(filters)
-    ids = _check_ids(work_order_ids)
+    split_filters(filters)
+    ids = check_work_order_ids(work_order_ids)
     if as_of is not None:
         return _as_of(client, as_of).timeline(
             as_of=as_of, columns=columns, work_order_ids=ids, **filters
@@ -230,7 +231,7 @@ def load_timeline(
     if filters:
         _read_version(client, filters, True, progress)
         ds = dataset(client)
-        selected = set(ds.index(**_query(filters)[1])["work_order_id"])
+        selected = set(ds.index(**split_filters(filters)[1])["work_order_id"])
         ids = [i for i in ids if i in selected]
     elif client.settings.offline:
         ds = _read_version_ids(client, ids)

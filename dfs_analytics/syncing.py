@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from . import dataset as store
 from . import normalize
-from .client import Client, list_params, segment, to_api_date
+from .client import Client, segment
 from .errors import (
     ConfigurationError,
     IncompleteDataError,
@@ -61,6 +61,7 @@ from .errors import (
     SkippedIdWarning,
 )
 from .progress import progress_bar
+from .query import canonical, split_filters, to_api_date
 from .rules import is_missing, none_if_missing
 
 BATCH = 1000  # work orders per commit, at most
@@ -161,6 +162,12 @@ def _state(client: Client) -> _State:
             client.on_write(state.on_write)
             _STATES[client] = state
         return state
+
+
+def written(client: Client) -> dict[str, float]:
+    """The work orders this client (or another process sharing its cache) wrote to since
+    they were last read, with the time of the write (what the next sync reads again)."""
+    return _state(client).written()
 
 
 def writer(client: Client) -> store.Writer:
@@ -579,18 +586,6 @@ class _RateBar(tqdm):
         return postfix
 
 
-def _query(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(query parameters, the filters as the dataset evaluates them); ``created_in`` (a
-    period such as ``"2026Q3"``) becomes ``created_after`` and ``created_before``."""
-    from .periods import expand_created_in
-
-    filters = expand_created_in(filters)
-    params = list_params(filters)
-    params.pop("ordering", None)
-    local = {k: v for k, v in filters.items() if v is not None and k != "ordering"}
-    return params, local
-
-
 def sync(
     client: Client,
     *,
@@ -635,11 +630,11 @@ def _sync(
         )
     started = time.monotonic()
     requests0 = client.requests_sent
-    params, local = _query(filters)
+    params, local = split_filters(filters)
     state = _state(client)
     w = writer(client)
     ds = w.dataset
-    result = SyncResult(version=ds.version, dataset=ds.path, filters=_plain(local))
+    result = SyncResult(version=ds.version, dataset=ds.path, filters=canonical(local))
     stats = {"filters": result.filters, "with_timelines": timelines}
     with _TimelineFetcher(client, progress) as fetcher:
         committer = _Committer(w, result, client, stats, fetcher, all_timelines=timelines)
@@ -794,18 +789,6 @@ def _same(a: Any, b: Any) -> bool:
     if is_missing(a) or is_missing(b):
         return False
     return pd.Timestamp(a) == pd.Timestamp(b)
-
-
-def _plain(filters: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in filters.items():
-        if k.endswith(("_after", "_before")):
-            out[k] = to_api_date(v, k)
-        elif k == "tag":
-            out[k] = sorted({v} if isinstance(v, str) else set(v))
-        else:
-            out[k] = v
-    return out
 
 
 def _refresh(
@@ -1112,17 +1095,3 @@ def _sync_ids(
     result.requests = client.requests_sent - requests0
     result.seconds = time.monotonic() - started
     return result
-
-
-def _check_ids(ids: Any) -> list[str]:
-    if isinstance(ids, (str, bytes)):
-        raise ConfigurationError(
-            f"work_order_ids must be a list of ids, got the single string {ids!r}: "
-            f"write work_order_ids=[{ids!r}]."
-        )
-    out = []
-    for i in ids:
-        if not isinstance(i, str) or not i.strip():
-            raise ConfigurationError(f"work order ids must be non-empty strings, got {i!r}.")
-        out.append(i.strip())
-    return list(dict.fromkeys(out))
