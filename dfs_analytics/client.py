@@ -1164,9 +1164,9 @@ def segment(value: Any, name: str = "id") -> str:
 
 
 def _default_hint_for(status: int) -> str:
-    from .errors import _HINTS, _default_hint
+    from .errors import STATUS_HINTS, default_hint
 
-    return _HINTS.get(status, _default_hint(status))
+    return STATUS_HINTS.get(status, default_hint(status))
 
 
 def _retry_after(response: requests.Response) -> float | None:

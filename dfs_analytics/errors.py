@@ -206,7 +206,8 @@ class DatasetLocationError(DatasetError, ConfigurationError):
     or written."""
 
 
-_HINTS = {
+#: what to do next, per error status (an APIError's ``hint``)
+STATUS_HINTS = {
     400: "Check the request's values against the messages above.",
     401: "Check the API key (Client(api_key=...) or DFS_API_KEY) and that it belongs to this "
     "site; keys are under Deployments > site > Credentials.",
@@ -241,13 +242,14 @@ class APIError(DFSError):
         self.status = status
         self.detail = detail
         self.body = body
-        self.hint = hint if hint is not None else _HINTS.get(status, _default_hint(status))
+        self.hint = hint if hint is not None else STATUS_HINTS.get(status, default_hint(status))
         super().__init__(
             f"{method} {path} -> {status}: {detail}" + (f" {self.hint}" if self.hint else "")
         )
 
 
-def _default_hint(status: int) -> str:
+def default_hint(status: int) -> str:
+    """What to do about an error status without a hint of its own in :data:`STATUS_HINTS`."""
     if status >= 500:
         return "The server failed; retry later. Reads are retried automatically."
     return ""
