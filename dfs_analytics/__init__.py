@@ -11,8 +11,9 @@ its own, and never imports matplotlib or ipywidgets until ``dfs.plots``, ``dfs.r
 
 from . import audit
 from ._version import __version__ as __version__
-from .actions import CallbackReceiver, analyze, correct, reanalyze
+from .actions import analyze, correct, reanalyze
 from .audit import agreement, confusion, drift, funnel, override_rates, sample, sample_size
+from .callbacks import CallbackReceiver
 from .campaign import Campaign
 from .client import Client
 from .config import Settings, site_base_url

@@ -59,7 +59,6 @@ from typing import Any
 
 import pandas as pd
 
-from .actions import find_task, resolve_value
 from .client import Client
 from .config import mask_url
 from .errors import (
@@ -80,6 +79,7 @@ from .files import file_lock
 from .journal import Journal, last_events
 from .progress import progress_bar
 from .rules import effective, is_missing, json_equal, json_key, none_if_missing
+from .tasks import find_task, resolve_value
 
 __all__ = [
     "MAX_ATTEMPTS",

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .actions import allowed_values
 from .loaders import load_timeline
 from .rules import effective, matching_rule
+from .tasks import allowed_values
 
 if TYPE_CHECKING:
     from .client import Client
