@@ -1447,9 +1447,12 @@ class Writer:
                     "writable path with Client(dataset=...) or DFS_DATASET."
                 ) from None
             _check_writable(local)
+        self._conforming: set[tuple[str, str]] = set()  # files known to hold the table's schema
+        self._conformed: dict[str, int] = {}  # table -> its last version known to conform
         self.dataset = self._open_or_create()
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
+        self._conform()
 
     def _open_or_create(self) -> Dataset:
         probe = Dataset.__new__(Dataset)
@@ -1510,6 +1513,7 @@ class Writer:
             )
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
+        self._conform()
 
     def _rebuild(self) -> None:
         """A dataset written by another release (another schema version): one version that
@@ -1527,6 +1531,63 @@ class Writer:
                 {t: (None, []) for t in present},
                 {"filters": {"rebuilt_from_schema_version": old}, "complete": False},
             )
+
+    def _foreign_months(self, table: str) -> set[str]:
+        """The partitions of the table's latest version holding a file whose Arrow schema is
+        not the table's (earlier releases let delta-rs's delete write ``string_view``
+        columns, which pyarrow and DuckDB cannot filter alongside ``string`` ones). Each
+        file's footer is read once per writer."""
+        dt = self._dt(table)
+        if dt is None or self._conformed.get(table) == dt.version():
+            return set()
+        version = dt.version()
+        want = arrow_schema(table)
+        data = dt.to_pyarrow_dataset()
+        months: set[str] = set()
+        for fragment in data.get_fragments():
+            if (table, fragment.path) in self._conforming:
+                continue
+            try:
+                have = fragment.physical_schema
+            except (OSError, pa.ArrowException) as exc:
+                raise DatasetCorruptError(
+                    f"{self.dataset._uri(table)}/{fragment.path}: this data file cannot be read "
+                    f"({_short(exc)}). Restore it, or sync into a new dataset path."
+                ) from None
+            if any(f.name in want.names and f.type != want.field(f.name).type for f in have):
+                value = pads.get_partition_keys(fragment.partition_expression).get(PARTITION)
+                months.add(str(value))
+            else:
+                self._conforming.add((table, fragment.path))
+        if not months:
+            self._conformed[table] = version
+        return months
+
+    def _conform(self) -> None:
+        """Rewrite, as one new dataset version, every partition holding a file of another
+        Arrow schema (see :meth:`_foreign_months`) with the table's own schema, so that
+        every file of the latest version reads and filters alike. Rows do not change."""
+        if not any([self._foreign_months(t) for t in TABLES]):
+            return
+        with _commit_lock(self.location), _umask(0o077 if self.private else None):
+            rewritten: dict[str, list[str]] = {}
+            for table in TABLES:
+                for month in sorted(self._foreign_months(table)):
+                    latest = self._latest_data(table)
+                    assert latest is not None
+                    rows = latest.to_table(filter=pc.field(PARTITION) == month)
+                    rows = rows.select(arrow_schema(table).names).cast(arrow_schema(table))
+                    rows = rows.sort_by([(POS, "ascending")])
+                    self._write(
+                        table,
+                        rows,
+                        mode="overwrite",
+                        predicate=_in_predicate(PARTITION, [month]),
+                        partition_by=_part(table),
+                    )
+                    rewritten.setdefault(table, []).append(month)
+            if rewritten:
+                self._commit_tables({}, {"filters": {"rewritten_partitions": rewritten}})
 
     def _dt(self, table: str) -> DeltaTable | None:
         """The table, kept open and brought up to date (None: it does not exist yet)."""

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 import dfs_analytics as dfs
 from dfs_analytics import dataset as store
@@ -162,3 +163,46 @@ def test_deleting_every_work_order_of_a_month(sim, client_for, new_cache) -> Non
     assert ds.verify().empty
     cold = client_for(sim, cache=new_cache())
     assert_reads_equal_a_cold_load(client, cold, lone, busy[:-1])
+
+
+def test_files_an_earlier_release_deleted_with_delta_rs_are_rewritten(
+    sim, client_for, new_cache, tmp_path
+) -> None:
+    """Earlier releases deleted with delta-rs's ``DeltaTable.delete``, which writes
+    ``string_view`` columns: the next writer rewrites those partitions with the table's
+    schema, as one new version whose files are checksummed, and every reader works again."""
+    cache = new_cache()
+    client = client_for(sim, cache=cache)
+    wo = dfs.load_work_orders(client)
+    dfs.load_timeline(client)
+    month, same = busiest_month(wo)
+    client.delete_work_order(same[0])
+    ds = dfs.open_dataset(client)
+    for table in ("work_orders", "tasks", "timeline"):  # what those releases did
+        DeltaTable(f"{ds.path}/{table}").delete(
+            f"create_month = '{month}' AND work_order_id = '{same[0]}'"
+        )
+    foreign = [
+        uri
+        for table in ("work_orders", "tasks", "timeline")
+        for uri in DeltaTable(f"{ds.path}/{table}").file_uris()
+        if "string_view" in {str(f.type) for f in pq.read_schema(uri)}
+    ]
+    assert foreign  # the damage this test is about
+    versions = len(ds.history())
+    client.close()
+
+    again = client_for(sim, cache=cache)  # a new writer on the same dataset
+    assert same[0] not in set(dfs.load_work_orders(again)["work_order_id"])
+    assert len(dfs.load_tasks(again, created_after=f"{month}-01"))
+    timeline = dfs.load_timeline(again, [same[1]])
+    assert set(timeline["work_order_id"]) == {same[1]}
+    ds = dfs.open_dataset(again)
+    history = ds.history()
+    assert len(history) > versions
+    rewritten = [f for f in history["filters"] if "rewritten_partitions" in f]
+    assert rewritten and month in rewritten[0]["rewritten_partitions"]["timeline"]
+    assert_one_schema(ds)
+    assert ds.verify().empty
+    cold = client_for(sim, cache=new_cache())
+    assert_reads_equal_a_cold_load(again, cold, month, same[1:])
