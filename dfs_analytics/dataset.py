@@ -17,10 +17,12 @@ version are always consistent (never tasks of one sync with a timeline of anothe
 commit that a crash left without its ``syncs`` row is invisible until a later commit names it.
 
 Columns are stored as Arrow types: strings (categoricals are decoded on read), UTC
-timestamps, nullable booleans and integers. Values whose type varies by task (``value``,
-``analyzed_value``, lists such as ``tags``) are stored as JSON text, and keys the spec does
-not know (``metadata.<key>``, ...) as one JSON object per row (``_extra``). Nothing is ever
-pickled: reading the dataset never runs code.
+timestamps, nullable booleans and integers; every data file holds its table's schema,
+whatever wrote it (deleted rows are removed by rewriting their files through the same writer,
+and a writer rewrites any partition an older release left in another schema). Values whose
+type varies by task (``value``, ``analyzed_value``, lists such as ``tags``) are stored as JSON
+text, and keys the spec does not know (``metadata.<key>``, ...) as one JSON object per row
+(``_extra``). Nothing is ever pickled: reading the dataset never runs code.
 
 Integrity: delta-rs (the writer) cannot write Parquet page checksums, so every commit records
 the SHA-256 of each data file it adds, and a digest of its own ``syncs`` row, in the metadata
