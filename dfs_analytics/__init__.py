@@ -18,7 +18,7 @@ from .campaign import Campaign
 from .client import Client
 from .config import Settings, site_base_url
 from .connect import connect
-from .dataset import Dataset, open_dataset
+from .dataset import Dataset
 from .errors import (
     APIError,
     AuditInputError,
@@ -52,7 +52,7 @@ from .errors import (
     VersionNotFoundError,
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
-from .syncing import SyncResult, sync
+from .syncing import SyncResult, open_dataset, sync
 
 _LAZY = {
     "plots": "plots",

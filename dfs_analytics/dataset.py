@@ -68,7 +68,6 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from deltalake.transaction import AddAction, CommitProperties, PostCommitHookProperties
 
 from . import normalize
-from .client import LIST_FILTERS
 from .errors import (
     ConfigurationError,
     DatasetCorruptError,
@@ -80,6 +79,7 @@ from .errors import (
     VersionNotFoundError,
 )
 from .files import file_lock, open_no_follow
+from .query import LIST_FILTERS, to_api_date
 from .rules import is_missing
 
 SCHEMA_VERSION = 2  # 2: tasks gained ai_verdict, verdict, is_verdict_overridden
@@ -292,7 +292,8 @@ def from_arrow(
         if col.name in data.column_names:
             out[col.name] = _column(data.column(col.name), kind)
         else:  # written by an older spec: the column is missing, so it is null
-            out[col.name] = normalize._convert([None] * n, "string" if kind == "text" else kind)
+            nulls = [None] * n
+            out[col.name] = normalize.convert_column(nulls, "string" if kind == "text" else kind)
             if kind == "text":
                 out[col.name] = pd.Series([None] * n, dtype="str")
     if EXTRA in data.column_names:
@@ -485,9 +486,7 @@ _FILTERS = tuple(f for f in LIST_FILTERS if f != "ordering")
 
 
 def _ts(value: Any, name: str) -> pd.Timestamp:
-    from .client import to_api_date  # the one parser of user dates
-
-    return pd.Timestamp(to_api_date(value, name))
+    return pd.Timestamp(to_api_date(value, name))  # the one parser of user dates
 
 
 def _locked(method: Any) -> Any:
@@ -512,10 +511,10 @@ _LOCKS_GUARD = threading.Lock()
 class Dataset:
     """A dfs-analytics dataset: the frames of one site, every version kept.
 
-    Open one with :func:`open_dataset`. Every reader takes ``as_of=`` (a version number or a
-    timestamp: the last version at or before it), ``columns=`` (only these columns are read)
-    and the loaders' filters (``created_after``, ``reviewed``, ...), evaluated on the stored
-    work orders. No reader sends a request or needs an API key.
+    Open one with :func:`dfs_analytics.open_dataset`. Every reader takes ``as_of=`` (a version
+    number or a timestamp: the last version at or before it), ``columns=`` (only these
+    columns are read) and the loaders' filters (``created_after``, ``reviewed``, ...),
+    evaluated on the stored work orders. No reader sends a request or needs an API key.
 
     Every data file is checked against the SHA-256 recorded when it was written before it is
     used, and every version row against its digest: damage is a :class:`DatasetCorruptError`
@@ -636,7 +635,7 @@ class Dataset:
                 return cache["syncs"]
             data = _checked(dt.to_pyarrow_dataset())
             fragments = list(data.get_fragments())
-            records = self._records(dt, delta_version)
+            records = self._records(dt, delta_version, data.filesystem)
         except (OSError, pa.ArrowException, DeltaError) as exc:
             raise DatasetCorruptError(
                 f"{self._uri('syncs')}: cannot read the version table ({_short(exc)})."
@@ -679,19 +678,30 @@ class Dataset:
         cache["syncs"], cache["syncs_version"] = frame, delta_version
         return frame
 
-    def _records(self, dt: DeltaTable, delta_version: int) -> dict[int, dict[str, Any]]:
+    def _records(
+        self, dt: DeltaTable, delta_version: int, filesystem: Any
+    ) -> dict[int, dict[str, Any]]:
         """What each commit of the version table recorded for its row (by dataset version):
-        ``row`` (the row's digest) and ``files`` (table -> data file -> SHA-256)."""
+        ``row`` (the row's digest) and ``files`` (table -> data file -> SHA-256).
+
+        Each commit is read from its own log file, up to ``delta_version`` and no further:
+        the table's history would also return commits another process made since, in place
+        of older ones."""
         cache = self.__dict__.setdefault("_cache", {})
         records: dict[int, dict[str, Any]] = cache.setdefault("records", {})
         seen = cache.get("records_seen", -1)
-        if delta_version > seen:
-            entries = dt.history(None if seen < 0 else delta_version - seen)
-            for entry in entries:
-                meta = entry.get(_RECORD)
-                if isinstance(meta, dict) and isinstance(meta.get("version"), int):
-                    records[meta["version"]] = meta
-            cache["records_seen"] = delta_version
+        for number in range(seen + 1, delta_version + 1):
+            meta = _commit_record(filesystem, number)
+            if meta is _NO_LOG_FILE:  # a log cleaned by another tool: the whole history
+                entries = dt.history() if dt.version() == delta_version else []
+                for entry in entries:
+                    found = entry.get(_RECORD)
+                    if isinstance(found, dict) and isinstance(found.get("version"), int):
+                        records.setdefault(found["version"], found)
+                continue
+            if isinstance(meta, dict) and isinstance(meta.get("version"), int):
+                records[meta["version"]] = meta
+        cache["records_seen"] = max(seen, delta_version)
         return records
 
     def _checksums(self) -> dict[str, dict[str, str]]:
@@ -1230,6 +1240,39 @@ def _read_file(
 
 
 _RECORD = "dfs"  # the key of what a version's commit records in the Delta log
+_NO_LOG_FILE = object()
+
+
+def _commit_record(filesystem: Any, number: int) -> Any:
+    """What commit ``number`` of a table recorded under :data:`_RECORD` (None when nothing),
+    read from its log file; ``_NO_LOG_FILE`` when that file is gone."""
+    try:
+        with filesystem.open_input_stream(f"_delta_log/{number:020d}.json") as fh:
+            text = fh.read().decode("utf-8")
+    except FileNotFoundError:
+        return _NO_LOG_FILE
+    for line in text.splitlines():
+        try:
+            action = json.loads(line)
+        except ValueError:
+            raise DatasetCorruptError(
+                f"the version table's log file {number:020d}.json is damaged (not JSON)."
+            ) from None
+        info = action.get("commitInfo") if isinstance(action, dict) else None
+        if isinstance(info, dict):
+            meta = info.get(_RECORD)
+            if not isinstance(meta, str):
+                return meta
+            try:
+                return json.loads(meta)
+            except ValueError:
+                raise DatasetCorruptError(
+                    f"the version table's log file {number:020d}.json is damaged (its record "
+                    "is not JSON)."
+                ) from None
+    return None
+
+
 _PROBLEMS = ["table", "file", "problem"]
 _SCAN = pads.ParquetFileFormat(
     default_fragment_scan_options=pads.ParquetFragmentScanOptions(
@@ -1996,36 +2039,9 @@ def _in_predicate(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def open_dataset(
-    source: Any = None, *, storage_options: Mapping[str, str] | None = None
-) -> Dataset:
-    """Open a dataset for reading: a :class:`~dfs_analytics.Client` (its dataset) or a path /
-    object-store URI (a colleague's shared dataset: no API key needed, nothing written).
-
-    Raises NotADatasetError when the path holds no dataset, DatasetCorruptError when its
-    files are damaged, DatasetLocationError (at once, before any request) for a scheme
-    deltalake cannot open or an object store without credentials (``storage_options`` or the
-    provider's environment variables).
-    """
-    from .client import Client
-
-    if isinstance(source, Client):
-        from .syncing import dataset
-
-        return dataset(source)  # the client's own (created empty when new and writable)
-    if source is None:
-        raise ConfigurationError("open_dataset(client_or_path): give a Client or a path.")
-    if isinstance(source, (os.PathLike, str)):
-        return Dataset(os.fspath(source), storage_options=storage_options)
-    raise ConfigurationError(
-        f"open_dataset needs a Client, a path or a URI, got {type(source).__name__}."
-    )
-
-
 __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "Dataset",
     "Writer",
-    "open_dataset",
 ]

@@ -30,7 +30,7 @@ from .errors import DFSError, OfflineCacheMiss
 from .periods import expand_created_in
 from .query import canonical, check_work_order_ids, split_filters
 from .rules import is_missing
-from .syncing import dataset, sync, sync_ids, writer, written
+from .syncing import dataset, existing_dataset, sync, sync_ids, writer, written
 
 
 def _read_version(
@@ -41,13 +41,12 @@ def _read_version(
         sync(client, timelines=timelines, progress=progress, **filters)
         return dataset(client)
     _, local = split_filters(filters)
-    try:
-        ds = store.Dataset(client.dataset_location)
-    except store.NotADatasetError:
+    ds = existing_dataset(client)
+    if ds is None:
         raise OfflineCacheMiss(
             "nothing was ever loaded into this client's dataset (offline=True): load once "
             "online first."
-        ) from None
+        )
     wanted = canonical(local)
     history = ds.history()
     done = history[history["complete"]]
@@ -114,12 +113,12 @@ def _hint_name(
 
 
 def _as_of(client: Client, as_of: Any) -> store.Dataset:
-    try:
-        return store.Dataset(client.dataset_location)
-    except store.NotADatasetError:
+    ds = existing_dataset(client)
+    if ds is None:
         raise store.VersionNotFoundError(
             f"as_of={as_of!r}: this client's dataset has no version yet; load once first."
-        ) from None
+        )
+    return ds
 
 
 def _load(
@@ -243,12 +242,9 @@ def load_timeline(
 
 def _read_version_ids(client: Client, ids: list[str]) -> store.Dataset:
     """Offline: the dataset, when it holds the current timelines of ``ids``."""
-    try:
-        ds = store.Dataset(client.dataset_location)
-    except store.NotADatasetError:
-        raise OfflineCacheMiss(
-            "nothing was ever loaded into this client's dataset (offline=True)."
-        ) from None
+    ds = existing_dataset(client)
+    if ds is None:
+        raise OfflineCacheMiss("nothing was ever loaded into this client's dataset (offline=True).")
     index = ds.index()
     index = index[index["work_order_id"].isin(set(ids))]
     marks, dates = index[store.TIMELINE_AT], index["update_date"]
@@ -281,10 +277,7 @@ def load_task_groups(
     if as_of is not None:
         return _as_of(client, as_of).task_groups(as_of=as_of, columns=columns)
     if client.settings.offline:
-        try:
-            ds = store.Dataset(client.dataset_location)
-        except store.NotADatasetError:
-            ds = None
+        ds = existing_dataset(client)
         if ds is None or ds.table_versions()["task_groups"] is None:
             raise OfflineCacheMiss(
                 "task groups were never loaded into this client's dataset (offline=True): "

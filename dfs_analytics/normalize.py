@@ -256,7 +256,9 @@ def utc_dates(values: Sequence[Any]) -> pd.Series:
     return out
 
 
-def _convert(values: Sequence[Any], kind: str) -> Any:
+def convert_column(values: Sequence[Any], kind: str) -> Any:
+    """``values`` as a column of ``kind`` (a spec's kind: datetime, category, boolean, Int64,
+    Float64, string, object), the one conversion every frame and the dataset use."""
     if kind == "datetime":
         return utc_dates(values)
     if kind == "category":
@@ -300,7 +302,7 @@ def _build(
 ) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for col in spec:
-        data[col.name] = _convert(cols.get(col.name, [None] * n), col.kind)
+        data[col.name] = convert_column(cols.get(col.name, [None] * n), col.kind)
     for name in sorted(extras):
         if name not in data:
             data[name] = extra_column(extras[name])
@@ -468,8 +470,8 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     )
     by_wo = np.asarray(wo_index, dtype=np.intp)
     by_def = np.asarray(def_index, dtype=np.intp)
-    av = _convert(analyzed_v, "object")
-    cv = _convert(corrected_v, "object")
+    av = convert_column(analyzed_v, "object")
+    cv = convert_column(corrected_v, "object")
     has_a = av.notna().to_numpy()
     has_c = cv.notna().to_numpy()
     values = effective_values(cv, av)
@@ -517,17 +519,17 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "analyzed_value": av,
         "corrected_value": cv,
         "value": values,
-        "message": _convert(messages, "category"),
-        "is_conform": _convert(conform, "boolean"),
-        "ai_message": _convert(ai_message, "category"),
-        "ai_is_conform": _convert(ai_conform, "boolean"),
-        "ai_verdict": _convert(ai_label, "category"),
-        "verdict": _convert(final_label, "category"),
+        "message": convert_column(messages, "category"),
+        "is_conform": convert_column(conform, "boolean"),
+        "ai_message": convert_column(ai_message, "category"),
+        "ai_is_conform": convert_column(ai_conform, "boolean"),
+        "ai_verdict": convert_column(ai_label, "category"),
+        "verdict": convert_column(final_label, "category"),
         "is_corrected": pd.array(has_c, dtype="boolean"),
         "is_overridden": pd.array(overridden, dtype="boolean"),
         "is_verdict_overridden": pd.array(verdict_flip, dtype="boolean"),
-        "analysis_id": _convert(analysis_ids, "string"),
-        "state_update_date": _convert(state_dates, "datetime"),
+        "analysis_id": convert_column(analysis_ids, "string"),
+        "state_update_date": convert_column(state_dates, "datetime"),
     }
     data: dict[str, Any] = {}
     for col in TASK_SPEC:

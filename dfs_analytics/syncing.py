@@ -205,6 +205,39 @@ def dataset(client: Client) -> store.Dataset:
         return state.reader
 
 
+def open_dataset(
+    source: Client | str | os.PathLike[str] | None = None,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+) -> store.Dataset:
+    """Open a dataset for reading: a :class:`~dfs_analytics.Client` (its dataset) or a path /
+    object-store URI (a colleague's shared dataset: no API key needed, nothing written).
+
+    Raises NotADatasetError when the path holds no dataset, DatasetCorruptError when its
+    files are damaged, DatasetLocationError (at once, before any request) for a scheme
+    deltalake cannot open or an object store without credentials (``storage_options`` or the
+    provider's environment variables).
+    """
+    if isinstance(source, Client):
+        return dataset(source)  # the client's own (created empty when new and writable)
+    if source is None:
+        raise ConfigurationError("open_dataset(client_or_path): give a Client or a path.")
+    if isinstance(source, (os.PathLike, str)):
+        return store.Dataset(os.fspath(source), storage_options=storage_options)
+    raise ConfigurationError(
+        f"open_dataset needs a Client, a path or a URI, got {type(source).__name__}."
+    )
+
+
+def existing_dataset(client: Client) -> store.Dataset | None:
+    """The client's dataset if one exists at its location, for reading; None when nothing was
+    ever synced there (nothing is created: what offline and ``as_of`` reads need)."""
+    try:
+        return store.Dataset(client.dataset_location)
+    except store.NotADatasetError:
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # batches
 # --------------------------------------------------------------------------------------------

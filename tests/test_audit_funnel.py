@@ -188,3 +188,12 @@ def test_funnel_flags_on_simulator_data_point_the_right_way() -> None:
             right += (p > site) if row.side == "above" else (p < site)
     assert flagged >= 3
     assert right / flagged >= 0.9
+
+
+def test_funnel_limits_take_an_effective_count_below_one() -> None:
+    """A group of one task, over a design effect above 1, is 0.9 of a trial: one trial."""
+    from dfs_analytics.audit.stats import funnel_limits
+
+    low, high = funnel_limits([0.9, 1.0, 2.4], 0.2, 0.95)
+    assert low.tolist() == [0.0, 0.0, 0.0]
+    assert high.tolist() == [1.0, 1.0, 1.0]  # P(X <= 1) = 0.96 < 0.975 for 2 trials

@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dfs_analytics"
 LAYERS: list[set[str]] = [
     {"errors", "config", "periods", "rules", "query", "files", "progress", "_version", "_html"},
     {"concurrency", "client"},
-    {"dataset"},
     {"normalize"},
+    {"dataset"},
     {"syncing"},
     {"loaders"},
     {"audit", "plots", "report"},
@@ -31,15 +31,7 @@ SIMULATOR_MAY_IMPORT = {"rules", "config", "errors", "_version"}
 # beyond the order: the store knows nothing of HTTP, and what works on frames (the audit, plots,
 # the report, the widgets) never talks to the server itself
 FORBIDDEN = {
-    ("dataset", "client"),
     *((frames, "client") for frames in ("audit", "plots", "report", "widgets", "widget_views")),
-}
-
-# Known crossings still to be removed (each must still exist: the list only shrinks).
-KNOWN: set[tuple[str, str]] = {
-    ("dataset", "client"),
-    ("dataset", "syncing"),
-    ("dataset", "normalize"),
 }
 
 
@@ -117,10 +109,7 @@ def test_no_import_runs_down_the_layers() -> None:
             continue
         if high > low or (source, dest) in FORBIDDEN:
             crossings.setdefault((source, dest), []).append(f"{here}:{line} -> {target}")
-    new = {k: v for k, v in crossings.items() if k not in KNOWN}
-    assert not new, f"imports that run down the layers: {new}"
-    gone = KNOWN - set(crossings)
-    assert not gone, f"fixed crossings still listed as known (remove them from KNOWN): {gone}"
+    assert not crossings, f"imports that run down the layers: {crossings}"
 
 
 def test_the_simulator_imports_only_the_shared_rules() -> None:
@@ -161,5 +150,4 @@ def test_there_is_no_import_cycle_between_layers() -> None:
                 elif nxt not in seen:
                     seen.add(nxt)
                     stack.append((nxt, [*path, nxt]))
-    known = {"dataset -> syncing -> dataset", "syncing -> dataset -> syncing"}
-    assert set(cycles) <= known, sorted(set(cycles) - known)
+    assert not cycles, sorted(set(cycles))

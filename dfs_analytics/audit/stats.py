@@ -134,14 +134,15 @@ def funnel_limits(n: Any, p: float, level: float) -> tuple[np.ndarray, np.ndarra
     """Funnel-plot control limits for a rate out of ``n`` when the true rate is ``p``: the
     ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of Binomial(n, p), divided by n
     (exact quantiles, so a rate outside the limits is a one-sided exact binomial test at
-    ``(1 - level) / 2``). Returns (low, high) arrays; NaN where n = 0."""
+    ``(1 - level) / 2``). An effective ``n`` (a count over a design effect) is rounded to the
+    nearest whole number of trials, at least 1. Returns (low, high) arrays; NaN where n = 0."""
     sizes = np.atleast_1d(np.asarray(n, dtype=float))
     low = np.full(sizes.shape, np.nan)
     high = np.full(sizes.shape, np.nan)
     tail = (1 - level) / 2
     for i, size in enumerate(sizes):
         if size > 0 and not math.isnan(p):
-            m = int(size)
+            m = max(1, round(size))
             low[i] = binomial_quantile(tail, m, p) / m
             high[i] = binomial_quantile(1 - tail, m, p) / m
     return low, high
