@@ -1244,15 +1244,25 @@ def _work_order_problem(wo: Any) -> str | None:
     if tasks is None:
         return None
     where = f"work order {str(wo_id)[:80]!r}"
+    problem = _tasks_problem(tasks, where)
+    if problem:
+        return problem
+    for task in tasks:
+        state = task.get("state")
+        if state is not None and not isinstance(state, dict):
+            return f"{where}: a task's 'state' is {_what(state)}, not an object or null"
+    return None
+
+
+def _tasks_problem(tasks: Any, where: str) -> str | None:
+    """Why ``tasks`` (of a work order or a task group, said by ``where``) is not a usable
+    list of tasks, or None."""
     if not isinstance(tasks, list):
         return f"{where}: 'tasks' is {_what(tasks)}, not an array"
     for task in tasks:
         problem = _task_problem(task, where)
         if problem:
             return problem
-        state = task.get("state")
-        if state is not None and not isinstance(state, dict):
-            return f"{where}: a task's 'state' is {_what(state)}, not an object or null"
     return None
 
 
@@ -1283,14 +1293,7 @@ def _task_group_problem(group: Any) -> str | None:
     tasks = group.get("tasks")
     if tasks is None:
         return None
-    where = f"task group {str(group.get('name'))[:80]!r}"
-    if not isinstance(tasks, list):
-        return f"{where}: 'tasks' is {_what(tasks)}, not an array"
-    for task in tasks:
-        problem = _task_problem(task, where)
-        if problem:
-            return problem
-    return None
+    return _tasks_problem(tasks, f"task group {str(group.get('name'))[:80]!r}")
 
 
 # endpoint kind -> (checker of one item, whether the answer is a list)
