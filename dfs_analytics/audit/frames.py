@@ -190,15 +190,38 @@ def reduce_counts(
     (in a tree), and the small pandas result is computed. ``aggregate`` must be idempotent on
     its own output, so that both paths give the same frame. When ``columns`` hold
     ``work_order_id``, the Dask frame is first shuffled on it, so that every work order is in
-    one partition (what cluster sums need)."""
+    one partition (what cluster sums need), and categories each partition learned on its own
+    keep the order pandas gives the same rows."""
     if isinstance(tasks, pd.DataFrame):
         return aggregate(chunk(tasks))
     frame = tasks[list(dict.fromkeys(columns))]
-    if "work_order_id" in columns and frame.npartitions > 1:
-        # a work order's tasks in one partition, so its cluster sums are exact
-        frame = frame.shuffle(on="work_order_id")
     meta = aggregate(chunk(frame._meta))
-    return frame.reduction(chunk, aggregate=aggregate, meta=meta).compute()
+    if "work_order_id" not in columns or frame.npartitions == 1:
+        return frame.reduction(chunk, aggregate=aggregate, meta=meta).compute()
+    import dask
+
+    # categories each partition learned on its own, in partition order, read in the same pass
+    unknown = [
+        c
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.CategoricalDtype) and not frame[c].cat.known
+    ]
+    orders = [
+        frame[c].map_partitions(
+            lambda s: pd.Series([list(s.cat.categories)], dtype=object), meta=(c, object)
+        )
+        for c in unknown
+    ]
+    # a work order's tasks in one partition, so its cluster sums are exact
+    shuffled = frame.shuffle(on="work_order_id")
+    result, *seen = dask.compute(shuffled.reduction(chunk, aggregate=aggregate, meta=meta), *orders)
+    # the shuffle mixed the partitions: give categories the order pandas gives the same rows
+    for column, lists in zip(unknown, seen, strict=True):
+        if column in result.columns and isinstance(result[column].dtype, pd.CategoricalDtype):
+            order = list(dict.fromkeys(v for found in lists for v in found))
+            extra = [v for v in result[column].cat.categories if v not in set(order)]
+            result[column] = result[column].cat.set_categories(order + extra)
+    return result
 
 
 def utc_dates(dates: pd.Series) -> pd.Series:
