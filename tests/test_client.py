@@ -7,10 +7,12 @@ following read (which also proves that writes invalidate the cached reads they m
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -419,11 +421,28 @@ def test_correct_a_task_stores_the_typed_value_and_its_verdict(
         assert state["message"] == message
 
 
-def test_context_manager_closes(write_sim, tmp_path) -> None:
+def _open_files_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds open (Linux: /proc/self/fd)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_context_manager_closes_the_cache_file(write_sim, tmp_path) -> None:
     with dfs.Client(
         write_sim.base_url, api_key=write_sim.api_key, cache=tmp_path / "c", progress=False
     ) as client:
         assert client.list_task_groups()
+        held = _open_files_under(tmp_path / "c")
+        assert any(f.endswith("http.sqlite") for f in held), held  # the cache is open
+    assert _open_files_under(tmp_path / "c") == []  # and closed on leaving the block
 
 
 class _Pages(QuietHandler):

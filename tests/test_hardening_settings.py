@@ -66,8 +66,16 @@ def test_loaders_refuse_bad_dates_before_any_request(sim, client_for, filters) -
 
 
 def test_equal_or_ordered_dates_are_fine() -> None:
-    assert list_params({"created_after": "2026-03-01", "created_before": "2026-03-01"})
-    assert list_params({"updated_after": "2026-03-01", "updated_before": "2026-03-01T00:00:00.5"})
+    same_day = {"created_after": "2026-03-01", "created_before": "2026-03-01"}
+    assert list_params(same_day) == {
+        "created_after": "2026-03-01T00:00:00Z",
+        "created_before": "2026-03-01T00:00:00Z",
+    }
+    later = {"updated_after": "2026-03-01", "updated_before": "2026-03-01T00:00:00.5"}
+    assert list_params(later) == {
+        "updated_after": "2026-03-01T00:00:00Z",
+        "updated_before": "2026-03-01T00:00:00.500000Z",
+    }
 
 
 def test_a_404_on_the_list_says_the_base_url_looks_wrong(sim, client_for) -> None:

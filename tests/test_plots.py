@@ -292,7 +292,7 @@ def test_heatmap_shows_rate_and_n_with_none_and_months_in_order(tasks, ax) -> No
     rendered(ax)
 
 
-def test_heatmap_of_simulator_data_by_week_on_both_bases(sim_tasks) -> None:
+def test_heatmap_of_simulator_data_by_quarter_on_both_bases(sim_tasks) -> None:
     for basis in ("value", "verdict"):
         ax = Figure(figsize=(12, 6)).subplots()
         assert plots.plot_heatmap(sim_tasks, cols="quarter", ax=ax, basis=basis) is ax
