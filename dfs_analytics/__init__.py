@@ -61,6 +61,7 @@ _LAZY = {
     "widgets": "widgets",
     "Explorer": "widgets",
     "CampaignPanel": "widgets",
+    "ReviewBench": "widgets",
 }
 
 

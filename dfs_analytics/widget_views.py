@@ -5,22 +5,37 @@ code so they can be read and tested without a notebook. :func:`describe` reads o
 through the client and its timeline through :mod:`~dfs_analytics.loaders`; :func:`task_rows`
 and :func:`work_order_rows` only reshape a loaded tasks frame.
 
-It never writes (corrections and analyses are :mod:`~dfs_analytics.actions`'), never renders
-HTML, and never decides a value or a verdict itself (:mod:`~dfs_analytics.rules` does).
+It never writes (corrections and analyses are :mod:`~dfs_analytics.actions`', a review's
+agreements and corrections :mod:`~dfs_analytics.review`'s, which :func:`start_review` opens for
+the review bench), never renders HTML, and never decides a value or a verdict itself
+(:mod:`~dfs_analytics.rules` does).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .loaders import load_timeline
+from .review import Review, ReviewItem
 from .rules import effective, matching_rule
 from .tasks import allowed_values
 
 if TYPE_CHECKING:
     from .client import Client
+
+__all__ = [
+    "DETAIL_COLUMNS",
+    "TASK_COLUMNS",
+    "Review",
+    "ReviewItem",
+    "describe",
+    "start_review",
+    "task_rows",
+    "work_order_rows",
+]
 
 DETAIL_COLUMNS = [
     "task_group_name",
@@ -111,3 +126,11 @@ def work_order_rows(tasks: pd.DataFrame) -> pd.DataFrame:
             "overridden": grouped["is_overridden"].sum(),
         }
     ).reset_index()
+
+
+def start_review(client: Client, plan: pd.DataFrame, journal: str | Path | None = None) -> Review:
+    """The :class:`~dfs_analytics.review.Review` of a review plan that the review bench walks
+    through: its work orders' analysed tasks (:class:`~dfs_analytics.review.ReviewItem`), the
+    decisions its journal holds, and its agree / correct actions. ``journal``: the review
+    journal (default: ``review-<plan fingerprint>.jsonl`` beside the client's dataset)."""
+    return Review(client, plan, journal=journal)

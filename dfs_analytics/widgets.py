@@ -545,3 +545,191 @@ class CampaignPanel(_App):
             error=bool(len(self.mismatches)),
         )
         return self.results
+
+
+class ReviewBench(_App):
+    """Walk an auditor through a review plan's sampled work orders, task by task: the AI's
+    value and verdict, the input photos of the task's group (when the server gives their
+    http(s) URLs), and two choices: ``agree_button`` (recorded in the local review journal,
+    as the API has no "agree" call) or ``correct_value`` + ``correct_button`` (sent through a
+    journaled campaign, so each correction reaches the server exactly once, even when clicked
+    twice or from a new bench over the same journals). After a choice the bench moves on to
+    the next task; ``prev_button`` / ``next_button`` move by hand, ``next_open_button`` to the
+    next task without a decision.
+
+    ``client``: the :class:`~dfs_analytics.Client`; ``plan``: a plan from
+    :func:`dfs.audit.review_sample` (or :func:`dfs.audit.load_plan`); ``journal``: the review
+    journal (default: ``review-<plan fingerprint>.jsonl`` beside the client's dataset). The
+    logic is :class:`~dfs_analytics.review.Review` (``bench.review``); ``bench.item`` is the
+    task shown and ``bench.last_result`` the last correction's campaign row.
+    """
+
+    def __init__(self, client: Any, plan: pd.DataFrame, journal: Any = None):
+        super().__init__()
+        self.review = widget_views.start_review(client, plan, journal=journal)
+        self.position = (0, 0)  # (work order index, task index)
+        self.item: widget_views.ReviewItem | None = None
+        self.last_result: dict[str, Any] | None = None
+        self.header = W.HTML()
+        self.task_html = W.HTML()
+        self.images_html = W.HTML()
+        self.agree_button = W.Button(description="Agree", button_style="success", icon="check")
+        self.correct_value = W.Dropdown(options=[], description="Correct to")
+        self.correct_button = W.Button(description="Correct", button_style="warning", icon="edit")
+        self.prev_button = W.Button(
+            description="", icon="chevron-left", layout=W.Layout(width="40px")
+        )
+        self.next_button = W.Button(
+            description="", icon="chevron-right", layout=W.Layout(width="40px")
+        )
+        self.next_open_button = W.Button(description="Next undecided", icon="forward")
+        self.agree_button.on_click(lambda _: self.agree())
+        self.correct_button.on_click(lambda _: self.correct())
+        self.prev_button.on_click(lambda _: self.step(-1))
+        self.next_button.on_click(lambda _: self.step(+1))
+        self.next_open_button.on_click(lambda _: self.next_open())
+        self.children = [
+            W.HTML("<b>Review</b>"),
+            W.HTML(f"Journal: <code>{_html.escape(self.review.journal_path.resolve())}</code>"),
+            self.header,
+            W.HBox([self.prev_button, self.next_button, self.next_open_button]),
+            self.task_html,
+            self.images_html,
+            W.HBox([self.agree_button, self.correct_value, self.correct_button]),
+            W.HBox([self.progress, self.status]),
+        ]
+        self.show(0, 0)
+
+    @_guarded
+    def show(self, work_order: int, task: int) -> None:
+        """Show task ``task`` of the plan's work order number ``work_order`` (0-based)."""
+        ids = self.review.work_order_ids
+        work_order = min(max(work_order, 0), len(ids) - 1)
+        items = self.review.items(ids[work_order])
+        task = min(max(task, 0), max(len(items) - 1, 0))
+        self.position = (work_order, task)
+        self.item = items[task] if items else None
+        decided = sum(i.decision is not None for i in items)
+        self.header.value = (
+            f"Work order {work_order + 1} of {len(ids)}: "
+            f"<b>{_html.escape(self._name(ids[work_order], items))}</b> — task "
+            f"{task + 1 if items else 0} of {len(items)}, {decided} decided"
+        )
+        item = self.item
+        for control in (self.agree_button, self.correct_button, self.correct_value):
+            control.disabled = item is None
+        if item is None:
+            self.task_html.value = "<i>this work order has no analysed task</i>"
+            self.images_html.value = ""
+            self.correct_value.options = []
+            return
+        color = _html.color_style(item.color) or ""
+        decision = (
+            "not decided yet"
+            if item.decision is None
+            else "agreed"
+            if item.decision == "agreed"
+            else f"corrected to {item.decided_value!r}"
+        )
+        self.task_html.value = (
+            "<table class='dfs-t'>"
+            + "".join(
+                f"<tr><th>{_html.escape(k)}</th><td{s}>{_html.escape(v)}</td></tr>"
+                for k, v, s in (
+                    ("task", f"{item.task_name} ({item.task_group_name})", ""),
+                    ("AI value", repr(item.analyzed_value), ""),
+                    ("AI verdict", item.ai_message, ""),
+                    ("on the server", item.message, f' style="{_html.escape(color)}"'),
+                    ("corrected on the server", _html.cell_text(item.corrected_value), ""),
+                    ("your decision", decision, ""),
+                )
+            )
+            + "</table>"
+        )
+        self.images_html.value = (
+            "".join(
+                f'<img src="{_html.escape(url)}" alt="{_html.escape(item.task_group_name)}" '
+                'style="max-width:320px;max-height:240px;margin:4px">'
+                for url in item.images
+            )
+            or "<i>no photo URL from the server</i>"
+        )
+        self.correct_value.options = [
+            (f"{sentence} ({value!r})" if sentence else repr(value), value)
+            for value, sentence in item.choices
+        ]
+
+    @staticmethod
+    def _name(work_order_id: str, items: list[widget_views.ReviewItem]) -> str:
+        name = items[0].work_order_name if items else None
+        return f"{name} ({work_order_id})" if name else work_order_id
+
+    @_guarded
+    def step(self, delta: int) -> None:
+        """Move ``delta`` tasks forward (or back), across work orders."""
+        wo, task = self.position
+        ids = self.review.work_order_ids
+        task += delta
+        while 0 <= wo < len(ids):
+            count = len(self.review.items(ids[wo]))
+            if 0 <= task < count:
+                self.show(wo, task)
+                return
+            if task < 0:
+                wo -= 1
+                if wo >= 0:
+                    task += len(self.review.items(ids[wo]))
+            else:
+                task -= count
+                wo += 1
+        self._say("That is the end of the plan." if delta > 0 else "That is its first task.")
+
+    @_guarded
+    def next_open(self) -> None:
+        """Show the next task without a decision (from the one shown, wrapping around)."""
+        ids = self.review.work_order_ids
+        start_wo, start_task = self.position
+        for offset in range(len(ids) + 1):
+            wo = (start_wo + offset) % len(ids)
+            for task, item in enumerate(self.review.items(ids[wo])):
+                if offset == 0 and task <= start_task and len(ids) > 1:
+                    continue
+                if item.decision is None:
+                    self.show(wo, task)
+                    return
+        self._say("Every task of the plan has a decision.")
+
+    @_guarded
+    def agree(self) -> bool:
+        """Agree with the AI on the task shown (review journal), then move on."""
+        if self.item is None:
+            raise ValueError("there is no task to agree with")
+        item = self.item
+        new = self.review.agree(item.work_order_id, item.task_id)
+        self.step(+1)
+        self._say(f"Agreed on {item.task_name}." if new else f"{item.task_name}: already agreed.")
+        return new
+
+    @_guarded
+    def correct(self) -> dict[str, Any] | None:
+        """Correct the task shown to the chosen value (journaled campaign), then move on."""
+        if self.item is None:
+            raise ValueError("there is no task to correct")
+        if not self.correct_value.options:
+            raise ValueError("this task names no value to choose")
+        item = self.item
+        self._busy(True)
+        result = self.review.correct(item.work_order_id, item.task_id, self.correct_value.value)
+        self.last_result = result
+        wo, task = self.position
+        self.show(wo, task)
+        if result["status"] in ("failed", "in doubt"):
+            self._say(
+                f"{item.task_name}: {result['status']} ({result.get('detail')}); "
+                f"journal {result['journal']}",
+                error=True,
+            )
+            return result
+        self.step(+1)
+        self._say(f"{item.task_name} corrected to {result['value']!r}: {result['status']}.")
+        return result

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"syncing"},
     {"loaders"},
     {"audit", "plots", "report"},
-    {"tasks", "callbacks", "actions", "journal", "campaign"},
+    {"tasks", "callbacks", "actions", "journal", "campaign", "review"},
     {"widget_views", "widgets"},
     {"connect", "cli", "demo"},
 ]
