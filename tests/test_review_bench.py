@@ -4,10 +4,17 @@ each reaching the server exactly once."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 
 import dfs_analytics as dfs
 from dfs_analytics import review, widgets
@@ -149,3 +156,127 @@ def test_a_later_correction_replaces_an_agreement(client, sim, plan, tmp_path) -
 
 def test_the_bench_is_a_lazy_name() -> None:
     assert dfs.ReviewBench is widgets.ReviewBench
+
+
+# -- in a real browser: the bench served by Voila, clicked in Debian's Chromium ----------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+_NOTEBOOK_CELLS = [
+    "import dfs_analytics as dfs\nclient = dfs.connect()",
+    "plan = dfs.audit.review_sample(dfs.load_tasks(client), 3, seed=1)",
+    "bench = dfs.widgets.ReviewBench(client, plan, journal='review.jsonl')\nbench",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def voila_bench(tmp_path: Path, sim):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in _NOTEBOOK_CELLS]
+    nbformat.write(notebook, tmp_path / "review.ipynb")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+    env.update(
+        DFS_BASE_URL=sim.base_url, DFS_API_KEY=sim.api_key, DFS_CACHE="none", MPLBACKEND="Agg"
+    )
+    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            "review.ipynb",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.tornado_settings={'xsrf_cookies': False}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp_path / "voila.log").read_text()[-3000:])
+        try:
+            requests.get(url + "api", timeout=2)
+            break
+        except requests.RequestException:
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("DFS_REQUIRE_BROWSER") != "1",
+    reason="Debian's chromium is not installed (apt-get install chromium)",
+)
+def test_agree_and_correct_clicked_in_the_browser(voila_bench, client, sim, plan, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # what the bench will show second (it moves on after an agreement), read here as well
+    bench = widgets.ReviewBench(client, plan, journal=tmp_path / "here.jsonl")
+    first = bench.item
+    bench.step(+1)
+    target = bench.item
+    assert first is not None and target is not None
+    current = effective(
+        {"analyzed_value": target.analyzed_value, "corrected_value": target.corrected_value}
+    )
+    value, sentence = next((v, s) for v, s in target.choices if v != current)
+    label = f"{sentence} ({value!r})" if sentence else repr(value)
+    before = sim.correction_counts()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(voila_bench, timeout=120_000)
+        try:
+            agree = page.locator("button", has_text=re.compile(r"^\W*Agree\W*$"))
+            agree.wait_for(timeout=240_000)
+            assert page.locator("img").count() >= 1  # the group's photos (http URLs)
+            agree.click()
+            page.get_by_text(f"Agreed on {first.task_name}.").wait_for(timeout=60_000)
+            choice = page.locator(".widget-dropdown", has_text="Correct to").locator("select")
+            choice.select_option(label=label)
+            correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
+            correct.click()
+            page.get_by_text(f"{target.task_name} corrected to").wait_for(timeout=60_000)
+            correct_again = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
+            page.locator("button", has_text=re.compile(r"^\W*$")).first.click()  # back
+            page.get_by_text("corrected to", exact=False).first.wait_for(timeout=30_000)
+            choice.select_option(label=label)
+            correct_again.click()
+            page.get_by_text("applied earlier").wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "review_bench_failure.png"), full_page=True)
+            raise
+        browser.close()
+
+    after = sim.correction_counts()
+    key = (target.work_order_id, target.task_id)
+    assert after[key] == before.get(key, 0) + 1
+    assert {k: v for k, v in after.items() if k != key} == before
+    assert review.read_agreements(tmp_path / "review.jsonl") == {
+        (first.work_order_id, first.task_id)
+    }
