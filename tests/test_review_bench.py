@@ -20,6 +20,16 @@ import dfs_analytics as dfs
 from dfs_analytics import review, widgets
 from dfs_analytics.rules import effective
 
+from .conftest import QuietHandler, local_http_server
+
+
+class _Site:
+    """What ``client_for`` needs of a site: its base URL and API key."""
+
+    def __init__(self, base_url: str, api_key: str):
+        self.base_url = base_url
+        self.api_key = api_key
+
 
 @pytest.fixture
 def sim(dfs_simulator_factory):
@@ -152,6 +162,51 @@ def test_a_later_correction_replaces_an_agreement(client, sim, plan, tmp_path) -
     assert review.read_agreements(tmp_path / "r.jsonl") == set()
     decisions = review.read_decisions(tmp_path / "r.jsonl")
     assert decisions[(target.work_order_id, target.task_id)]["value"] == value
+
+
+def test_only_http_photos_are_shown_and_escaped(sim, client_for, tmp_path) -> None:
+    """A server whose inputs name a script, a data URI and a URL that tries to close the
+    attribute: only http(s) URLs become images, and their quotes stay inside the attribute."""
+    hostile = 'https://cdn.example.com/x.jpg"onerror="alert(1)'
+
+    class _Rewriting(QuietHandler):
+        def do_GET(self) -> None:
+            upstream = requests.get(
+                sim.base_url.rstrip("/").rsplit("/", 1)[0] + self.path,
+                headers={"Authorization": self.headers.get("Authorization", "")},
+                timeout=30,
+            )
+            body = upstream.json()
+            if isinstance(body, dict) and isinstance(body.get("inputs"), list):
+                group = body["inputs"][0]["task_group_name"]
+                body["inputs"] = [
+                    {"task_group_name": group, "data": {"type": "image", "value": url}}
+                    for url in ("javascript:alert(1)", "data:image/png;base64,AAAA", hostile)
+                ]
+            self.answer(upstream.status_code, body)
+
+    with local_http_server(_Rewriting) as server:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v0.2/"
+        hostile_client = client_for(_Site(base, sim.api_key))
+        tasks = dfs.load_tasks(client_for(sim))
+        wo_id = str(tasks.loc[tasks["analyzed"], "work_order_id"].iloc[0])
+        group = None
+        bench = widgets.ReviewBench(
+            hostile_client, pd.DataFrame({"work_order_id": [wo_id]}), journal=tmp_path / "r.jsonl"
+        )
+        assert bench.last_error is None, bench.last_error
+        for _ in range(50):  # find a task of the group the inputs name
+            assert bench.item is not None
+            if bench.item.images:
+                group = bench.item.task_group_name
+                break
+            bench.step(+1)
+        assert group is not None
+        assert bench.item.images == [hostile]
+        html = bench.images_html.value
+        assert html.count("<img ") == 1
+        assert "javascript:" not in html and "data:image" not in html
+        assert '"onerror="' not in html and "&quot;onerror=&quot;" in html
 
 
 def test_the_bench_is_a_lazy_name() -> None:
