@@ -6,20 +6,17 @@ through the client and its timeline through :mod:`~dfs_analytics.loaders`; :func
 and :func:`work_order_rows` only reshape a loaded tasks frame.
 
 It never writes (corrections and analyses are :mod:`~dfs_analytics.actions`', a review's
-agreements and corrections :mod:`~dfs_analytics.review`'s, which :func:`start_review` opens for
-the review bench), never renders HTML, and never decides a value or a verdict itself
-(:mod:`~dfs_analytics.rules` does).
+agreements and corrections :mod:`~dfs_analytics.review`'s), never renders HTML, and never
+decides a value or a verdict itself (:mod:`~dfs_analytics.rules` does).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .loaders import load_timeline
-from .review import Review, ReviewItem
 from .rules import effective, matching_rule
 from .tasks import allowed_values
 
@@ -29,10 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DETAIL_COLUMNS",
     "TASK_COLUMNS",
-    "Review",
-    "ReviewItem",
     "describe",
-    "start_review",
     "task_rows",
     "work_order_rows",
 ]
@@ -126,11 +120,3 @@ def work_order_rows(tasks: pd.DataFrame) -> pd.DataFrame:
             "overridden": grouped["is_overridden"].sum(),
         }
     ).reset_index()
-
-
-def start_review(client: Client, plan: pd.DataFrame, journal: str | Path | None = None) -> Review:
-    """The :class:`~dfs_analytics.review.Review` of a review plan that the review bench walks
-    through: its work orders' analysed tasks (:class:`~dfs_analytics.review.ReviewItem`), the
-    decisions its journal holds, and its agree / correct actions. ``journal``: the review
-    journal (default: ``review-<plan fingerprint>.jsonl`` beside the client's dataset)."""
-    return Review(client, plan, journal=journal)

@@ -1,15 +1,16 @@
 """Jupyter apps (ipywidgets 8): browse work orders and tasks, see why a verdict was given,
-re-run the AI, correct a task, and run a correction campaign with an explicit confirmation.
+re-run the AI, correct a task, run a correction campaign with an explicit confirmation, and
+walk a review plan task by task (the review bench).
 
-They are built on :mod:`~dfs_analytics.loaders`, :mod:`~dfs_analytics.actions` and
-:mod:`~dfs_analytics.campaign`, with their read models in :mod:`~dfs_analytics.widget_views`
-and their HTML from :mod:`~dfs_analytics._html`. Every control is an attribute, so an app can
-be driven from code or tests (``explorer.task.value = "cables_ranges"``,
-``explorer.load_button.click()``). Errors are shown inside the app, in ``status``, and kept in
-``last_error``; nothing is lost in a callback.
+They are built on :mod:`~dfs_analytics.loaders`, :mod:`~dfs_analytics.actions`,
+:mod:`~dfs_analytics.campaign` and :mod:`~dfs_analytics.review`, with their read models in
+:mod:`~dfs_analytics.widget_views` and their HTML from :mod:`~dfs_analytics._html`. Every
+control is an attribute, so an app can be driven from code or tests
+(``explorer.task.value = "cables_ranges"``, ``explorer.load_button.click()``). Errors are
+shown inside the app, in ``status``, and kept in ``last_error``; nothing is lost in a callback.
 
 The apps never speak HTTP or use the client themselves (they hand it to the modules above),
-never write anything but through ``actions`` and ``campaign``, and never escape text
+never write anything but through ``actions``, ``campaign`` and ``review``, and never escape text
 themselves (``_html`` does).
 """
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from . import _html, actions, loaders, widget_views
 from .campaign import Campaign
+from .review import Review, ReviewItem
 
 _ANY = "(any)"
 _TABLE_CSS = (
@@ -566,9 +568,9 @@ class ReviewBench(_App):
 
     def __init__(self, client: Any, plan: pd.DataFrame, journal: Any = None):
         super().__init__()
-        self.review = widget_views.start_review(client, plan, journal=journal)
+        self.review = Review(client, plan, journal=journal)
         self.position = (0, 0)  # (work order index, task index)
-        self.item: widget_views.ReviewItem | None = None
+        self.item: ReviewItem | None = None
         self.last_result: dict[str, Any] | None = None
         self.header = W.HTML()
         self.task_html = W.HTML()
@@ -660,7 +662,7 @@ class ReviewBench(_App):
         ]
 
     @staticmethod
-    def _name(work_order_id: str, items: list[widget_views.ReviewItem]) -> str:
+    def _name(work_order_id: str, items: list[ReviewItem]) -> str:
         name = items[0].work_order_name if items else None
         return f"{name} ({work_order_id})" if name else work_order_id
 
