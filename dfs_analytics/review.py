@@ -205,6 +205,15 @@ class Review:
             )
         return pd.DataFrame(rows)
 
+    def reviewed_work_orders(self) -> set[str]:
+        """The sampled work orders whose every analysed task was decided (agreed or corrected)
+        on the bench: reviewed, although the server has no review of them; what
+        :func:`dfs_analytics.audit.site_estimate` takes as ``also_reviewed``."""
+        progress = self.progress()
+        if progress.empty:
+            return set()
+        return set(progress.loc[progress["done"], "work_order_id"])
+
     # -- deciding -----------------------------------------------------------------------------
 
     def agree(self, work_order_id: str, task_id: str) -> bool:

@@ -209,6 +209,30 @@ def test_only_http_photos_are_shown_and_escaped(sim, client_for, tmp_path) -> No
         assert '"onerror="' not in html and "&quot;onerror=&quot;" in html
 
 
+def test_work_orders_reviewed_on_the_bench_count_in_site_estimate(client, sim, plan) -> None:
+    """A sampled work order whose every analysed task was decided on the bench is reviewed,
+    although the server has no review of it."""
+    bench = review.Review(client, plan, journal=client.cache_dir / "bench.jsonl")
+    unreviewed = [
+        wo for wo in bench.work_order_ids if not client.get_work_order(wo).get("review_date")
+    ]
+    assert unreviewed, "the plan needs a work order nobody reviewed"
+    target = unreviewed[0]
+    assert bench.reviewed_work_orders() == set()
+    for item in bench.items(target):
+        bench.agree(target, item.task_id)
+    assert bench.reviewed_work_orders() == {target}
+    tasks = dfs.load_tasks(client)
+    before = dfs.audit.site_estimate(tasks, plan, method="design").iloc[0]
+    after = dfs.audit.site_estimate(
+        tasks, plan, method="design", also_reviewed=bench.reviewed_work_orders()
+    ).iloc[0]
+    assert after["n_work_orders"] == before["n_work_orders"] + 1
+    assert after["not_yet_reviewed"] == before["not_yet_reviewed"] - 1
+    counted = tasks[tasks["work_order_id"] == target]
+    assert after["n_tasks"] == before["n_tasks"] + int(counted["analyzed"].fillna(False).sum())
+
+
 def test_the_bench_is_a_lazy_name() -> None:
     assert dfs.ReviewBench is widgets.ReviewBench
 

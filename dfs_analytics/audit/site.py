@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -409,6 +409,7 @@ def site_estimate(
     by: str | Sequence[str] | None = None,
     method: str = "auto",
     level: float = 0.95,
+    also_reviewed: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """How good the AI is across the whole population the frame covers, including the work
     orders nobody reviewed, with an interval that treats each work order as a cluster.
@@ -433,6 +434,11 @@ def site_estimate(
         its assumption: reviews are random within these strata.
       - ``"auto"``: ``ppi`` for the non-conformity rate with a plan, ``design`` for the
         override rate with a plan, ``poststratified`` without one.
+
+    ``also_reviewed``: ids of work orders reviewed outside the server's record, counted as
+    reviewed (the review bench: ``Review(client, plan).reviewed_work_orders()``, every
+    analysed task agreed or corrected; the corrections are on the server, so a frame loaded
+    after them holds what the reviewer found).
 
     Intervals are Wilson intervals at the effective sample size of the estimate's variance
     (Korn and Graubard), at ``level``. ``by`` splits the estimate by task columns (e.g.
@@ -474,6 +480,9 @@ def site_estimate(
     groups = _as_columns(by)
     require_columns(tasks, groups, "site_estimate")
     table = work_order_table(tasks)
+    if also_reviewed is not None:
+        extra = {str(i) for i in also_reviewed}
+        table["reviewed"] = table["reviewed"].astype(bool) | table["work_order_id"].isin(extra)
     if plan is not None:
         strata, sampled, note = _plan_strata(table, plan)
     else:
