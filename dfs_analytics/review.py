@@ -38,7 +38,8 @@ import pandas as pd
 
 from .campaign import Campaign, Status
 from .errors import ConfigurationError, InvalidCorrectionError
-from .journal import Journal
+from .files import file_lock
+from .journal import Journal, last_events
 from .rules import effective, is_missing, matching_rule
 from .tasks import allowed_values, find_task, resolve_value
 
@@ -345,3 +346,62 @@ def _items_of(work_order: dict[str, Any], name: str | None) -> list[ReviewItem]:
             )
         )
     return out
+
+
+MARKED = "marked"
+"""The ``event`` of a marking journal's record once the server holds the mark."""
+
+
+def mark_plan(
+    client: Client,
+    plan: pd.DataFrame | Iterable[str],
+    *,
+    key: str = "review_plan",
+    value: str | None = None,
+    journal: str | Path | None = None,
+) -> pd.DataFrame:
+    """Opt-in: mark a plan's sampled work orders on the server, so a review team finds them
+    in its own tools: the metadata key ``key`` set to ``value`` (default: the plan's
+    fingerprint) on each, by a metadata PATCH (other keys are kept).
+
+    Journaled like a campaign: each mark is recorded before it is sent and once the server
+    has it, in ``journal`` (default: ``review-<fingerprint>-marks.jsonl`` beside the client's
+    dataset), under an OS lock held for the whole call. A mark whose outcome is in doubt is
+    checked on the server before being sent again, so each work order gets one
+    ``metadata_update`` event. Returns one row per work order: ``work_order_id``,
+    and ``status`` (``marked``, ``marked earlier`` or ``already marked``)."""
+    if not isinstance(key, str) or not key.strip():
+        raise ConfigurationError(f"key must be a non-empty metadata key, got {key!r}.")
+    ids = _plan_ids(plan)
+    mark = plan_fingerprint(ids) if value is None else value
+    if not isinstance(mark, str) or not mark:
+        raise ConfigurationError(f"value must be a non-empty string, got {value!r}.")
+    path = (
+        Path(journal)
+        if journal is not None
+        else default_journal(client, ids).with_name(f"review-{plan_fingerprint(ids)}-marks.jsonl")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with file_lock(path.with_name(path.name + ".lock"), what=f"the marking journal {str(path)!r}"):
+        last = last_events(Journal.read(path))
+        with Journal(path) as log:
+            for wo_id in ids:
+                record = {"key": f"{wo_id}/{key}", "work_order_id": wo_id, "mark": mark}
+                done = last.get(record["key"])
+                if done == MARKED:
+                    rows.append({"work_order_id": wo_id, "status": "marked earlier"})
+                    continue
+                # sent before (in doubt), or never: the server says whether it is needed
+                current = (client.get_work_order(wo_id, include_inputs=False) or {}).get(
+                    "metadata"
+                ) or {}
+                if current.get(key) == mark:
+                    log.append({**record, "event": MARKED})
+                    rows.append({"work_order_id": wo_id, "status": "already marked"})
+                    continue
+                log.append({**record, "event": "attempt"})
+                client.patch_metadata(wo_id, {key: mark})
+                log.append({**record, "event": MARKED})
+                rows.append({"work_order_id": wo_id, "status": "marked"})
+    return pd.DataFrame(rows, columns=["work_order_id", "status"])

@@ -233,6 +233,35 @@ def test_work_orders_reviewed_on_the_bench_count_in_site_estimate(client, sim, p
     assert after["n_tasks"] == before["n_tasks"] + int(counted["analyzed"].fillna(False).sum())
 
 
+def test_marking_a_plan_on_the_server_is_journaled_and_sent_once(
+    client, sim, plan, tmp_path
+) -> None:
+    ids = list(plan["work_order_id"])
+    journal = tmp_path / "marks.jsonl"
+
+    def metadata_events(wo_id: str) -> int:
+        return sum(e["type"] == "metadata_update" for e in client.get_timeline(wo_id))
+
+    first = review.mark_plan(client, plan, journal=journal)
+    assert first["status"].tolist() == ["marked"] * 3
+    fingerprint = review.plan_fingerprint(plan)
+    for wo_id in ids:
+        assert client.get_work_order(wo_id)["metadata"]["review_plan"] == fingerprint
+        assert metadata_events(wo_id) == 1
+    again = review.mark_plan(client, plan, journal=journal)
+    assert again["status"].tolist() == ["marked earlier"] * 3
+    # another journal (another machine): the server already has the marks, nothing is sent
+    elsewhere = review.mark_plan(client, plan, journal=tmp_path / "other.jsonl")
+    assert elsewhere["status"].tolist() == ["already marked"] * 3
+    assert [metadata_events(wo_id) for wo_id in ids] == [1, 1, 1]
+    # the loaders see the marks: the review team's filter
+    frame = dfs.load_work_orders(client)
+    marked = frame.loc[frame["metadata.review_plan"] == fingerprint, "work_order_id"]
+    assert sorted(marked) == sorted(ids)
+    with pytest.raises(dfs.ConfigurationError, match="key"):
+        review.mark_plan(client, plan, key=" ", journal=journal)
+
+
 def test_the_bench_is_a_lazy_name() -> None:
     assert dfs.ReviewBench is widgets.ReviewBench
 
