@@ -606,3 +606,75 @@ def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[Threadi
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# --------------------------------------------------------------------------------------------
+# a notebook served by Voila, and Debian's Chromium to open it (the browser tests)
+# --------------------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# what Chromium needs on a machine with a closed network and no display
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def voila_server(folder: Path, notebook: str, sim: Any) -> Iterator[str]:
+    """Serve ``folder/notebook`` with Voila on a free loopback port, its ``DFS_*`` site being
+    ``sim``; yields the page's URL once Voila answers, and stops it afterwards."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+    env.update(
+        DFS_BASE_URL=sim.base_url, DFS_API_KEY=sim.api_key, DFS_CACHE="none", MPLBACKEND="Agg"
+    )
+    with open(folder / "voila.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "voila",
+                notebook,
+                "--no-browser",
+                f"--port={port}",
+                "--Voila.ip=127.0.0.1",
+                "--Voila.tornado_settings={'xsrf_cookies': False}",
+            ],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError((folder / "voila.log").read_text()[-3000:])
+                try:
+                    requests.get(url + "api", timeout=2)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

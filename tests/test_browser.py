@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .conftest import CHROMIUM, CHROMIUM_ARGS, voila_server
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -26,12 +23,6 @@ if not CHROMIUM.exists() and os.environ.get("DFS_REQUIRE_BROWSER") != "1":
     pytest.skip(
         "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -44,45 +35,8 @@ def voila(tmp_path: Path, dfs_simulator_factory):
     asked = "client = dfs.connect(simulator=True, work_orders=600, seed=0)"
     assert asked in text
     notebook.write_text(text.replace(asked, "client = dfs.connect()"))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
-    env.update(
-        DFS_BASE_URL=sim.base_url, DFS_API_KEY=sim.api_key, DFS_CACHE="none", MPLBACKEND="Agg"
-    )
-    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            notebook.name,
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--Voila.tornado_settings={'xsrf_cookies': False}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp_path / "voila.log").read_text()[-3000:])
-        try:
-            requests.get(url + "api", timeout=2)
-            break
-        except requests.RequestException:
-            time.sleep(0.3)
-    yield sim, url, tmp_path
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with voila_server(tmp_path, notebook.name, sim) as url:
+        yield sim, url, tmp_path
 
 
 def test_a_correction_clicked_in_the_browser_reaches_the_server_once(voila) -> None:
@@ -94,15 +48,7 @@ def test_a_correction_clicked_in_the_browser_reaches_the_server_once(voila) -> N
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(url, timeout=120_000)

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +16,7 @@ import dfs_analytics as dfs
 from dfs_analytics import review, widgets
 from dfs_analytics.rules import effective
 
-from .conftest import QuietHandler, local_http_server
+from .conftest import CHROMIUM, CHROMIUM_ARGS, QuietHandler, local_http_server, voila_server
 
 
 class _Site:
@@ -268,19 +264,12 @@ def test_the_bench_is_a_lazy_name() -> None:
 
 # -- in a real browser: the bench served by Voila, clicked in Debian's Chromium ----------------
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 _NOTEBOOK_CELLS = [
     "import dfs_analytics as dfs\nclient = dfs.connect()",
     "plan = dfs.audit.review_sample(dfs.load_tasks(client), 3, seed=1)",
     "bench = dfs.widgets.ReviewBench(client, plan, journal='review.jsonl')\nbench",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -290,45 +279,8 @@ def voila_bench(tmp_path: Path, sim):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in _NOTEBOOK_CELLS]
     nbformat.write(notebook, tmp_path / "review.ipynb")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
-    env.update(
-        DFS_BASE_URL=sim.base_url, DFS_API_KEY=sim.api_key, DFS_CACHE="none", MPLBACKEND="Agg"
-    )
-    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            "review.ipynb",
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--Voila.tornado_settings={'xsrf_cookies': False}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp_path / "voila.log").read_text()[-3000:])
-        try:
-            requests.get(url + "api", timeout=2)
-            break
-        except requests.RequestException:
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with voila_server(tmp_path, "review.ipynb", sim) as url:
+        yield url
 
 
 @pytest.mark.skipif(
@@ -355,7 +307,7 @@ def test_agree_and_correct_clicked_in_the_browser(voila_bench, client, sim, plan
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.goto(voila_bench, timeout=120_000)
