@@ -361,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with inlined plots.",
     )
     r.add_argument("--out", default="audit.html", help="the HTML file to write (.html)")
+    r.add_argument(
+        "--plan",
+        default=None,
+        help="a review plan (the CSV dfs.audit.save_plan wrote, its .json beside it): the "
+        "report adds its design and PPI site-wide estimates; load with the filters it was "
+        "drawn with",
+    )
     _date_filters(r)
     r.add_argument(
         "--level", type=level, default=0.95, help="confidence level of intervals (0 to 1)"
@@ -451,6 +458,14 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.command == "report":
         _check_output_file("--out", Path(args.out), REPORT_SUFFIXES)
+        if args.plan is not None:
+            plan = Path(args.plan)
+            for needed in (plan, plan.with_suffix(".json")):
+                if not needed.is_file():
+                    raise UsageError(
+                        f"--plan: {str(needed)!r} is not a file; give the CSV that "
+                        "dfs.audit.save_plan wrote (its .json beside it)."
+                    )
     elif args.command == "export":
         _check_output_file("--out", Path(args.out), EXPORT_SUFFIXES)
     elif args.command == "demo":
@@ -644,15 +659,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .audit import load_plan
     from .connect import SIMULATOR_NOTE, is_simulator
     from .loaders import load_tasks
     from .report import audit_report
 
+    plan = load_plan(args.plan) if args.plan is not None else None
     with _data_source(args) as (client, label):
         simulated = is_simulator(client)
         tasks = load_tasks(client, **_filters(args))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        path = audit_report(tasks, args.out, source=label, level=args.level, simulator=simulated)
+        path = audit_report(
+            tasks, args.out, source=label, level=args.level, simulator=simulated, plan=plan
+        )
     note = f" {SIMULATOR_NOTE}" if simulated else ""
     print(
         f"Wrote {path}{note} ({path.stat().st_size // 1024} KB): open it in a browser; it works "

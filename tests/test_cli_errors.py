@@ -69,6 +69,7 @@ def free_port() -> int:
         (["report", "--level", "nan"], "--level"),
         (["report", "--level", "high"], "--level"),
         (["report", "--level", "0.9999999999999999"], "--level"),  # its upper tail is 1.0
+        (["report", "--plan", "no-such-plan.csv"], "save_plan"),
         (["report", "--created-after", "0001-01-01T00:00:00+05:00"], "from 1678-01-01"),
         (["report", "--out", "report.pdf"], ".html"),
         (["export", "tasks", "--out", "x.unknownext"], ".csv, .json, .jsonl or .parquet"),

@@ -649,3 +649,27 @@ def test_the_demo_report_does_not_name_its_deleted_dataset(tmp_path, monkeypatch
     line = data_line(text)
     assert line.startswith("Data: a temporary dataset (deleted after the demo), table tasks")
     assert "<code>" not in line and "/tmp" not in line
+
+
+def test_the_report_command_takes_a_saved_plan(dfs_simulator_factory, tmp_path, monkeypatch):
+    """`dfs-analytics report --plan plan.csv`: the plan's design estimates join the report."""
+    from dfs_analytics.cli import main
+
+    sim = dfs_simulator_factory(work_orders=80, seed=4)
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as client:
+        plan = dfs.audit.review_sample(dfs.load_tasks(client), 12, seed=2)
+    sim.review(list(plan["work_order_id"]))  # the review team reviewed it
+    saved = dfs.audit.save_plan(plan, tmp_path / "plan.csv")
+    for name in ("DFS_SIMULATOR", "DFS_SITE_ID", "DFS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DFS_BASE_URL", sim.base_url)
+    monkeypatch.setenv("DFS_API_KEY", sim.api_key)
+    monkeypatch.setenv("DFS_CACHE", str(tmp_path / "cache"))
+    with_plan, without = tmp_path / "with.html", tmp_path / "without.html"
+    assert main(["report", "--out", str(with_plan), "--plan", str(saved)]) == 0
+    assert main(["report", "--out", str(without)]) == 0
+    text = html.unescape(with_plan.read_text(encoding="utf-8"))
+    plain = html.unescape(without.read_text(encoding="utf-8"))
+    # the plan's rows (design, and PPI for the non-conformity rate) only with --plan
+    said = "A random sample of work orders under the plan's strata"
+    assert text.count(said) == 3 and said not in plain  # design x 2 quantities, and PPI
