@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AuditInputError, ConfigurationError
-from .frames import as_booleans, provenance, require_columns
+from .frames import NONE_LABEL, as_booleans, as_list, flag_column, provenance, require_columns
 from .samples import ALLOCATIONS, allocate
 from .stats import wilson_interval, z_value
 
@@ -159,17 +159,11 @@ def _strata(table: pd.DataFrame, by: Sequence[str]) -> pd.Series:
                 f"{', '.join(sorted(map(str, table.columns))[:20])}."
             )
         else:
-            parts.append(table[column].astype(object).where(table[column].notna(), "(none)"))
+            parts.append(table[column].astype(object).where(table[column].notna(), NONE_LABEL))
     label = parts[0].astype(str)
     for part in parts[1:]:
         label = label + " / " + part.astype(str)
     return label
-
-
-def _as_columns(by: str | Sequence[str] | None) -> list[str]:
-    if by is None:
-        return []
-    return [by] if isinstance(by, str) else list(by)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +206,7 @@ def review_sample(
         raise ConfigurationError(
             f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}."
         )
-    columns = _as_columns(by)
+    columns = as_list(by)
     table = work_order_table(frame)
     excluded = 0
     if exclude is not None:
@@ -370,7 +364,7 @@ def _unit_totals(
     it; and what a task must be to count."""
     analysed = as_booleans(tasks["analyzed"])
     if quantity == "override_rate":
-        flag = "is_overridden" if basis == "value" else "is_verdict_overridden"
+        flag = flag_column(basis)
         require_columns(tasks, [flag], "site_estimate")
         eligible = analysed if basis == "value" else analysed & tasks[flag].notna().to_numpy()
         outcome = eligible & as_booleans(tasks[flag])
@@ -393,7 +387,7 @@ def _unit_totals(
         }
     )
     for column in by:
-        frame[column] = tasks[column].astype(object).where(tasks[column].notna(), "(none)")
+        frame[column] = tasks[column].astype(object).where(tasks[column].notna(), NONE_LABEL)
     units = frame.groupby(["work_order_id", *by], sort=True, dropna=False).agg(
         m=("m", "sum"), y=("y", "sum"), f=("f", "sum")
     )
@@ -477,7 +471,7 @@ def site_estimate(
         )
     if method == "poststratified" and plan is not None:
         raise ConfigurationError("method='poststratified' takes no plan; use 'design' or 'ppi'.")
-    groups = _as_columns(by)
+    groups = as_list(by)
     require_columns(tasks, groups, "site_estimate")
     table = work_order_table(tasks)
     if also_reviewed is not None:
