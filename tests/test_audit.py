@@ -189,6 +189,8 @@ def test_audited_keeps_analysed_tasks_of_reviewed_work_orders(tasks) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+RATE_COLUMNS = ["n", "n_overridden", "rate", "ci_low", "ci_high", "design_effect"]
+"""The columns of override_rates after its ``by`` columns."""
 PER_TASK = {"present": (5, 2), "power": (3, 1), "serial": (4, 1), "never": (0, 0)}
 
 
@@ -209,15 +211,7 @@ def test_override_rates_counts_and_intervals(tasks, kwargs, key, expected) -> No
 
 def test_override_rates_columns_and_dtypes(tasks) -> None:
     rates = dfs.override_rates(tasks)
-    assert list(rates.columns) == [
-        "task_name",
-        "n",
-        "n_overridden",
-        "rate",
-        "ci_low",
-        "ci_high",
-        "design_effect",
-    ]
+    assert list(rates.columns) == ["task_name", *RATE_COLUMNS]
     assert rates["n"].dtype == "int64" and rates["n_overridden"].dtype == "int64"
     assert isinstance(rates["task_name"].dtype, pd.CategoricalDtype)
     assert rates.attrs["level"] == 0.95
@@ -302,15 +296,7 @@ def test_override_rates_by_a_list_of_columns(tasks) -> None:
 
 def test_override_rates_by_week(tasks) -> None:
     rates = dfs.override_rates(tasks, by="week")
-    assert list(rates.columns) == [
-        "week",
-        "n",
-        "n_overridden",
-        "rate",
-        "ci_low",
-        "ci_high",
-        "design_effect",
-    ]
+    assert list(rates.columns) == ["week", *RATE_COLUMNS]
     assert isinstance(rates["week"].dtype, pd.DatetimeTZDtype)
     weeks = [pd.Timestamp(d, tz="UTC") for d in ("2026-03-02", "2026-03-09", "2026-03-16")]
     assert list(rates["week"]) == weeks  # Mondays, in order
@@ -390,14 +376,7 @@ def test_summary_headline_figures(tasks) -> None:
 
 def test_override_rates_overall_with_by_none(tasks) -> None:
     overall = dfs.override_rates(tasks, by=None)
-    assert list(overall.columns) == [
-        "n",
-        "n_overridden",
-        "rate",
-        "ci_low",
-        "ci_high",
-        "design_effect",
-    ]
+    assert list(overall.columns) == RATE_COLUMNS
     assert len(overall) == 1
     row = overall.iloc[0]
     assert row["n"] == 12 and row["n_overridden"] == 4  # as summary: 12 audited, 4 overridden
