@@ -106,6 +106,7 @@ def confusion(
     last. ``normalize``: None (int64
     counts, margins in the ``"total"`` row and column), ``"index"`` (rows sum to 1),
     ``"columns"`` or ``"all"`` (shares, no margins; NaN where a row or column is empty).
+    Counts of tasks, without an interval: work orders as clusters change nothing here.
     """
     refuse_unreviewed(reviewed_only, "confusion")
     if basis not in BASES:
@@ -234,6 +235,10 @@ def agreement(
     ``expected`` (agreement expected by chance from the two marginal distributions) and
     ``kappa`` = (observed - expected) / (1 - expected); NaN when undefined (n = 0, or both
     raters always gave one and the same value). A missing group is shown as ``"(none)"``.
+
+    Population: the analysed tasks of *reviewed* work orders only; for the whole site use
+    :func:`site_estimate`. Each task counts once; kappa comes without an interval, so work
+    orders as clusters change nothing here.
     """
     refuse_unreviewed(reviewed_only, "agreement")
     keys = as_list(by)

@@ -57,10 +57,16 @@ def drift(
 
     Returns ``within`` columns, ``period``, ``first_date`` (the earliest ``date_column`` of the
     group in that period), ``n``, ``n_overridden``, ``rate``, ``ci_low``,
-    ``ci_high``, ``change`` (rate minus the previous period's), ``p_value`` (Fisher's exact
-    test against the previous period), ``p_adjusted`` (``method``: Holm controls the chance of
-    any false flag over the whole table; ``"bh"`` the false discovery rate) and ``flagged``
-    (``p_adjusted < alpha``).
+    ``ci_high``, ``design_effect``, ``change`` (rate minus the previous period's), ``p_value``
+    (Fisher's exact test against the previous period), ``p_adjusted`` (``method``: Holm
+    controls the chance of any false flag over the whole table; ``"bh"`` the false discovery
+    rate) and ``flagged`` (``p_adjusted < alpha``).
+
+    Population: the analysed tasks of *reviewed* work orders only (with a verdict, on
+    ``basis="verdict"``); for the whole site use :func:`site_estimate`. Tasks of one work
+    order are a cluster: the interval is Wilson's at the effective sample size n /
+    design_effect, and Fisher's test takes both periods' counts over their pooled design
+    effect.
     """
     refuse_unreviewed(reviewed_only, "drift")
     if (by is None) == (freq is None):

@@ -40,7 +40,9 @@ def funnel(
     ``shrunk``, highest first. ``attrs``: ``overall``, ``prior`` (a, b, rho), ``limits``,
     ``level``, ``basis``, ``design_effect``.
 
-    Tasks of one work order are a cluster: the limits and the shrinkage use effective counts
+    Population: the analysed tasks of *reviewed* work orders only (with a verdict, on
+    ``basis="verdict"``); for the whole site use :func:`site_estimate`. Tasks of one work
+    order are a cluster: the limits and the shrinkage use effective counts
     (n and n_overridden over the pooled design effect of the groups' work orders), so an
     engineer whose one bad day gave several overrides is not flagged as if they were
     independent; with no clustering the design effect is 1 and nothing changes.
