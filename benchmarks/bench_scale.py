@@ -58,6 +58,8 @@ def _child(step: str, base_url: str, api_key: str, cache: str, fraction: float) 
         import hashlib
         from pathlib import Path
 
+        from dfs_analytics.dataset import TABLES
+
         def sha(path: str) -> str:
             digest = hashlib.sha256()
             with open(path, "rb") as fh:
@@ -68,14 +70,13 @@ def _child(step: str, base_url: str, api_key: str, cache: str, fraction: float) 
         ds = dfs.open_dataset(client.dataset_location)
         frames = [ds.work_orders(), ds.tasks(), ds.timeline(), ds.task_groups()]
         out["read_s"] = time.perf_counter() - start
-        tables = ("work_orders", "tasks", "timeline", "task_groups")
         t = time.perf_counter()
-        latest = [f for table in tables for f in ds.files(table)]
+        latest = [f for table in TABLES for f in ds.files(table)]
         for f in latest:
             sha(f)
         out["hash_latest_s"] = time.perf_counter() - t
         root = Path(client.dataset_location)
-        every = [p for table in tables for p in (root / table).rglob("*.parquet")]
+        every = [p for table in TABLES for p in (root / table).rglob("*.parquet")]
         t = time.perf_counter()
         for p in every:
             sha(str(p))
