@@ -214,6 +214,11 @@ class Tally:
         self.half.append((high - low) / 2)
         self.truths.append(truth)
 
+    def add_row(self, row: Any, truth: float) -> None:
+        """Add one row of :func:`dfs.audit.site_estimate` (its ``estimate``, ``ci_low`` and
+        ``ci_high``)."""
+        self.add(row["estimate"], row["ci_low"], row["ci_high"], truth)
+
     def figures(self) -> dict[str, Any]:
         n = len(self.covered)
         if not n:
@@ -227,6 +232,11 @@ class Tally:
             "rmse": round(float(np.sqrt((errors**2).mean())), 5),
             "mean_half_width": round(float(np.mean(self.half)), 5),
         }
+
+
+def width_ratio(ppi: Any, design: Any) -> float:
+    """The PPI interval's width over the design interval's, on the same sample."""
+    return (ppi["ci_high"] - ppi["ci_low"]) / (design["ci_high"] - design["ci_low"])
 
 
 def bias_flags(tasks: pd.DataFrame) -> list[str]:
@@ -258,12 +268,7 @@ def site_figures(args: argparse.Namespace) -> dict[str, Any]:
             for quantity, (value, low, high) in naive(fresh, args.level).items():
                 tallies[f"{quantity}/naive_existing_reviews"].add(value, low, high, truth[quantity])
                 row = dfs.audit.site_estimate(fresh, quantity=quantity, level=args.level)
-                tallies[f"{quantity}/poststratified"].add(
-                    row["estimate"].iloc[0],
-                    row["ci_low"].iloc[0],
-                    row["ci_high"].iloc[0],
-                    truth[quantity],
-                )
+                tallies[f"{quantity}/poststratified"].add_row(row.iloc[0], truth[quantity])
             if index >= args.site_seeds:
                 continue
             plans = [
@@ -289,14 +294,10 @@ def site_figures(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 for key, row in result.items():
                     quantity = key.split("/")[0]
-                    tallies[key].add(
-                        row["estimate"], row["ci_low"], row["ci_high"], truth[quantity]
-                    )
+                    tallies[key].add_row(row, truth[quantity])
                     not_reviewed += int(row["not_yet_reviewed"])
                 ppi, design = result["nonconformity_rate/ppi"], result["nonconformity_rate/design"]
-                ratio_ppi.append(
-                    (ppi["ci_high"] - ppi["ci_low"]) / (design["ci_high"] - design["ci_low"])
-                )
+                ratio_ppi.append(width_ratio(ppi, design))
                 fallbacks += "did not narrow" in ppi["assumption"]
                 for quantity, (value, low, high) in naive(tasks, args.level).items():
                     tallies[f"{quantity}/naive_after_plan"].add(value, low, high, truth[quantity])
@@ -309,16 +310,10 @@ def site_figures(args: argparse.Namespace) -> dict[str, Any]:
                     rows[method] = dfs.audit.site_estimate(
                         tasks, plan, quantity="nonconformity_rate", method=method, level=args.level
                     ).iloc[0]
-                    tallies[f"nonconformity_rate/{method}_unstratified"].add(
-                        rows[method]["estimate"],
-                        rows[method]["ci_low"],
-                        rows[method]["ci_high"],
-                        truth["nonconformity_rate"],
+                    tallies[f"nonconformity_rate/{method}_unstratified"].add_row(
+                        rows[method], truth["nonconformity_rate"]
                     )
-                ratio_srs.append(
-                    (rows["ppi"]["ci_high"] - rows["ppi"]["ci_low"])
-                    / (rows["design"]["ci_high"] - rows["design"]["ci_low"])
-                )
+                ratio_srs.append(width_ratio(rows["ppi"], rows["design"]))
     for index in range(args.random_seeds):
         seed = 5000 + index
         with Simulator(work_orders=args.site_work_orders, seed=seed, clustered_errors=True) as sim:
@@ -328,11 +323,8 @@ def site_figures(args: argparse.Namespace) -> dict[str, Any]:
             false_flags.append(bias_flags(fresh))
             for quantity in ("override_rate", "nonconformity_rate"):
                 row = dfs.audit.site_estimate(fresh, quantity=quantity, level=args.level)
-                tallies[f"{quantity}/poststratified_random_reviews"].add(
-                    row["estimate"].iloc[0],
-                    row["ci_low"].iloc[0],
-                    row["ci_high"].iloc[0],
-                    truth[quantity],
+                tallies[f"{quantity}/poststratified_random_reviews"].add_row(
+                    row.iloc[0], truth[quantity]
                 )
 
     def flag_figures(flags: list[list[str]]) -> dict[str, Any]:
