@@ -134,16 +134,13 @@ class Review:
                 "returned (or one with a work_order_id column)."
             )
         self.work_order_ids: list[str] = list(dict.fromkeys(ids))
-        names = (
-            plan["work_order_name"]
-            if isinstance(plan, pd.DataFrame) and "work_order_name" in plan
-            else None
-        )
-        self.names: dict[str, str | None] = (
-            {str(i): (None if is_missing(n) else str(n)) for i, n in zip(ids, names, strict=True)}
-            if names is not None
-            else {}
-        )
+        self.names: dict[str, str | None] = {}
+        if isinstance(plan, pd.DataFrame) and "work_order_name" in plan:
+            # row by row: the ids of rows without one are not in ``ids``
+            pairs = zip(plan["work_order_id"], plan["work_order_name"], strict=True)
+            self.names = {
+                str(i): (None if is_missing(n) else str(n)) for i, n in pairs if not is_missing(i)
+            }
         self.fingerprint = plan_fingerprint(self.work_order_ids)
         self.journal_path = Path(journal) if journal is not None else default_journal(client, ids)
         self._items: dict[str, list[ReviewItem]] = {}

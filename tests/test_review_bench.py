@@ -258,6 +258,13 @@ def test_marking_a_plan_on_the_server_is_journaled_and_sent_once(
         review.mark_plan(client, plan, key=" ", journal=journal)
 
 
+def test_a_plan_row_without_a_work_order_id_is_left_out(client, tmp_path) -> None:
+    plan = pd.DataFrame({"work_order_id": ["a", None, "b"], "work_order_name": ["A", "X", None]})
+    bench = review.Review(client, plan, journal=tmp_path / "r.jsonl")
+    assert bench.work_order_ids == ["a", "b"]
+    assert bench.names == {"a": "A", "b": None}
+
+
 def test_the_bench_is_a_lazy_name() -> None:
     assert dfs.ReviewBench is widgets.ReviewBench
 
