@@ -144,6 +144,9 @@ class Review:
         self.fingerprint = plan_fingerprint(self.work_order_ids)
         self.journal_path = Path(journal) if journal is not None else default_journal(client, ids)
         self._items: dict[str, list[ReviewItem]] = {}
+        # the journal's decisions and the (mtime, size) of the file they were read from
+        self._decisions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._decisions_stamp: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -169,7 +172,7 @@ class Review:
             self._items[work_order_id] = _items_of(
                 work_order, self.names.get(work_order_id) or work_order.get("name")
             )
-        decisions = read_decisions(self.journal_path)
+        decisions = self._read_decisions()
         for item in self._items[work_order_id]:
             record = decisions.get((item.work_order_id, item.task_id))
             item.decision = record["event"] if record else None
@@ -218,10 +221,7 @@ class Review:
         """Record that the auditor agrees with the AI on a task (in the review journal);
         returns False, writing nothing, when that is already the task's last decision."""
         item = self._item(work_order_id, task_id)
-        if (
-            read_decisions(self.journal_path).get((work_order_id, task_id), {}).get("event")
-            == AGREED
-        ):
+        if self._read_decisions().get((work_order_id, task_id), {}).get("event") == AGREED:
             return False
         with Journal(self.journal_path) as journal:
             journal.append(
@@ -276,6 +276,20 @@ class Review:
             item.decision, item.decided_value = CORRECTED, resolved
         self.items(work_order_id, refresh=True)
         return result
+
+    def _read_decisions(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """:func:`read_decisions` of the review journal, read again only when the file changed
+        (its modification time or size; the journal is append-only): :meth:`items` runs for
+        every work order a walk or :meth:`progress` passes."""
+        try:
+            stat = self.journal_path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._decisions_stamp:
+            self._decisions = read_decisions(self.journal_path)
+            self._decisions_stamp = stamp
+        return self._decisions
 
     def _item(self, work_order_id: str, task_id: str) -> ReviewItem:
         for item in self.items(work_order_id):
