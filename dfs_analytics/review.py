@@ -66,8 +66,17 @@ def plan_fingerprint(plan: pd.DataFrame | Iterable[str]) -> str:
 
 def default_journal(client: Client, plan: pd.DataFrame | Iterable[str]) -> Path:
     """The review journal of ``plan`` beside ``client``'s dataset:
-    ``<client.dataset_location>/../review-<plan fingerprint>.jsonl``."""
-    return Path(client.dataset_location).parent / f"review-{plan_fingerprint(plan)}.jsonl"
+    ``<client.dataset_location>/../review-<plan fingerprint>.jsonl``. Raises
+    :class:`~dfs_analytics.ConfigurationError` when the dataset is not a local path (an object
+    store or a URI): give the journal's path (``journal=``) instead."""
+    location = client.dataset_location
+    if "://" in location or location[:5].lower() == "file:":
+        # a URI's "parent" would be a relative folder of the working directory
+        raise ConfigurationError(
+            f"the client's dataset is at {location!r}, not a local folder, so a review "
+            "journal has no place beside it: give journal= a local .jsonl path."
+        )
+    return Path(location).parent / f"review-{plan_fingerprint(plan)}.jsonl"
 
 
 def read_decisions(path: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -387,11 +396,11 @@ def mark_plan(
     mark = plan_fingerprint(ids) if value is None else value
     if not isinstance(mark, str) or not mark:
         raise ConfigurationError(f"value must be a non-empty string, got {value!r}.")
-    path = (
-        Path(journal)
-        if journal is not None
-        else default_journal(client, ids).with_name(f"review-{plan_fingerprint(ids)}-marks.jsonl")
-    )
+    if journal is None:
+        review_journal = default_journal(client, ids)
+        path = review_journal.with_name(review_journal.stem + "-marks.jsonl")
+    else:
+        path = Path(journal)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     with file_lock(path.with_name(path.name + ".lock"), what=f"the marking journal {str(path)!r}"):

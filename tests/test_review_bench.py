@@ -265,6 +265,23 @@ def test_a_plan_row_without_a_work_order_id_is_left_out(client, tmp_path) -> Non
     assert bench.names == {"a": "A", "b": None}
 
 
+def test_a_dataset_at_a_uri_needs_a_journal_path(sim, tmp_path, monkeypatch) -> None:
+    """A URI has no local folder to put the journal beside: a typed error, nothing written in
+    the working directory."""
+    monkeypatch.chdir(tmp_path)
+    client = dfs.Client(
+        sim.base_url, api_key=sim.api_key, cache=None, dataset="s3://bucket/site", progress=False
+    )
+    plan = pd.DataFrame({"work_order_id": ["a"]})
+    with pytest.raises(dfs.ConfigurationError, match="journal="):
+        review.Review(client, plan)
+    with pytest.raises(dfs.ConfigurationError, match="journal="):
+        review.mark_plan(client, plan)
+    assert list(tmp_path.iterdir()) == []
+    given = review.Review(client, plan, journal=tmp_path / "r.jsonl")
+    assert given.journal_path == tmp_path / "r.jsonl"
+
+
 def test_the_bench_is_a_lazy_name() -> None:
     assert dfs.ReviewBench is widgets.ReviewBench
 
