@@ -64,6 +64,22 @@ def _flip(path: Path, rng: random.Random) -> int:
     return offset
 
 
+def _flipped_copies(
+    path: Path, tmp_path: Path, files: list[Path], seed: int, count: int
+) -> Iterator[tuple[Path, Path]]:
+    """``count`` copies of the dataset at ``path``, each with one bit flipped in one of
+    ``files`` (relative to it, chosen with ``seed``): (copy, the file flipped), each copy
+    removed once the caller is done with it."""
+    rng = random.Random(seed)
+    for n in range(count):
+        copy = tmp_path / f"copy-{n}"
+        shutil.copytree(path, copy)
+        relative = files[rng.randrange(len(files))]
+        _flip(copy / relative, rng)
+        yield copy, relative
+        shutil.rmtree(copy)
+
+
 def _outcome(read: Callable[[], Any], seconds: float = 60.0) -> tuple[str, Any]:
     """("value", frame) or ("error", exception), or ("hang", None) after ``seconds``."""
     box: list[tuple[str, Any]] = []
@@ -113,14 +129,9 @@ def test_single_bit_flips_in_data_files_are_errors_naming_the_file(synced, tmp_p
     ds = dfs.open_dataset(str(path))
     files = sorted(Path(f).relative_to(path) for t in store.TABLES for f in ds.files(t))
     assert len(files) >= 4
-    rng = random.Random(20261207)
     named = 0
-    for n in range(60):
-        copy = tmp_path / f"copy-{n}"
-        shutil.copytree(path, copy)
-        relative = files[rng.randrange(len(files))]
+    for copy, relative in _flipped_copies(path, tmp_path, files, seed=20261207, count=60):
         victim = copy / relative
-        _flip(victim, rng)
         outcome = _outcome(lambda copy=copy: dfs.open_dataset(str(copy)).verify())
         assert outcome[0] == "value", outcome
         report = outcome[1]
@@ -135,7 +146,6 @@ def test_single_bit_flips_in_data_files_are_errors_naming_the_file(synced, tmp_p
         assert kind == "error" and isinstance(got, dfs.DatasetCorruptError), (relative, kind)
         named += relative.name in str(got)
         assert _assert_equal_or_corrupt(copy, victim, expected) >= 1
-        shutil.rmtree(copy)
     assert named == 60
 
 
@@ -173,19 +183,13 @@ def test_single_bit_flips_in_the_version_table_never_give_other_frames(synced, t
     path, expected = synced
     files = sorted(p.relative_to(path) for p in (path / "syncs").glob("*.parquet"))
     assert len(files) >= 2
-    rng = random.Random(48)
     errors = 0
-    for n in range(40):
-        copy = tmp_path / f"copy-{n}"
-        shutil.copytree(path, copy)
-        relative = files[rng.randrange(len(files))]
-        _flip(copy / relative, rng)
+    for copy, relative in _flipped_copies(path, tmp_path, files, seed=48, count=40):
         got = _assert_equal_or_corrupt(copy, copy / relative, expected)
         errors += got > 0
         if got:
             with pytest.raises(dfs.DatasetCorruptError, match="syncs"):
                 dfs.open_dataset(str(copy)).tasks()
-        shutil.rmtree(copy)
     assert errors == 40, "a flip in the version table went unnoticed"
 
 
