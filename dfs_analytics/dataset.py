@@ -558,11 +558,7 @@ class Dataset:
         return self._identity.schema_version
 
     def _uri(self, table: str) -> str:
-        if _is_uri(self.location):
-            return self.location.rstrip("/") + "/" + table
-        local = _local(self.location)
-        assert local is not None
-        return str(local / table)
+        return _join(self.location, table)
 
     def _exists(self, table: str) -> bool:
         try:
