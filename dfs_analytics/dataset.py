@@ -797,11 +797,7 @@ class Dataset:
                 continue
             problem = _file_problem(data.filesystem, path, want)
             if problem is not None:
-                raise DatasetCorruptError(
-                    f"{self._uri(table)}/{path}: this data file is damaged or missing "
-                    f"({problem}). Restore it, or sync into a new dataset path; "
-                    "Dataset.verify() lists every damaged file."
-                )
+                raise _damaged_file(f"{self._uri(table)}/{path}", problem)
             done.add((table, path))
 
     def verify(self, all_versions: bool = False) -> pd.DataFrame:
@@ -1222,10 +1218,7 @@ def _read_file(
         fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
         problem = _file_problem(fs, path, checksum)
         if problem is not None:
-            raise DatasetCorruptError(
-                f"{uri}: this data file is damaged or missing ({problem}). Restore it, or sync "
-                "into a new dataset path; Dataset.verify() lists every damaged file."
-            )
+            raise _damaged_file(uri, problem)
     try:
         data = pq.read_table(
             uri, columns=list(read_cols) if read_cols else None, page_checksum_verification=True
@@ -1309,6 +1302,15 @@ def _file_problem(fs: Any, path: str, want: str) -> str | None:
     if got != want:
         return "its content differs from the SHA-256 recorded when it was written"
     return None
+
+
+def _damaged_file(file: str, problem: str) -> DatasetCorruptError:
+    """The error for a data file that failed its check (``problem``, from
+    :func:`_file_problem`, says how)."""
+    return DatasetCorruptError(
+        f"{file}: this data file is damaged or missing ({problem}). Restore it, or sync into "
+        "a new dataset path; Dataset.verify() lists every damaged file."
+    )
 
 
 def _canonical(value: Any) -> Any:
