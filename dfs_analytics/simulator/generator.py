@@ -51,7 +51,7 @@ from typing import Any
 
 from .apps import App, AppVersion, TaskDef, load_app, stable_id
 from .review import ai_nonconformity, full_review_figures, photo_factor, selection_probabilities
-from .seed import DEFAULT_WORK_ORDERS, Engineer, SeedSettings, as_utc_date
+from .seed import DEFAULT_REVIEWER, DEFAULT_WORK_ORDERS, Engineer, SeedSettings, as_utc_date
 from .store import Store
 from .work_order import PotentialReview, WorkOrder
 
@@ -138,7 +138,7 @@ def generate(settings: SeedSettings | None = None) -> Store:
     v1, v2 = app.versions[0], app.versions[-1]
     type_names = list(v1.types)
     type_weights = [v1.type_weights[t] for t in type_names]
-    reviewers = settings.reviewers or ["reviewer@example.com"]
+    reviewers = settings.reviewers or [DEFAULT_REVIEWER]
     tag_probs = [(str(t), float(p)) for t, p in settings.tags]
     regions = settings.regions or ["north", "south"]
     # streams of their own, so that the review model and the photo qualities shift no draw of

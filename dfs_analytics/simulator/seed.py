@@ -38,6 +38,9 @@ DEFAULT_WORK_ORDERS = 2000
 the same), ``dfs-analytics simulate | demo | report | export`` and ``dfs_simulator_factory()``.
 One seed therefore gives the same data whichever way the simulator is started."""
 
+DEFAULT_REVIEWER = "reviewer@example.com"
+"""Who reviews when the settings name no reviewer (generated reviews, ``POST /_sim/review``)."""
+
 
 @dataclass
 class Engineer:

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from ..responses import ApiError, bad_request, json_response, openapi_body
 from ..review import review_now
+from ..seed import DEFAULT_REVIEWER
 from ..state import StoreDep
 from ..validation import require_object
 
@@ -45,7 +46,7 @@ def sim_review(request: Request, store: StoreDep, body: Any = Body(None)) -> Res
         raise bad_request("work_order_ids", "Expected a list of work-order ids (strings).")
     ids = list(dict.fromkeys(ids))  # each once, in the order given
     settings = store.settings
-    default_reviewer = (getattr(settings, "reviewers", None) or ["reviewer@example.com"])[0]
+    default_reviewer = (getattr(settings, "reviewers", None) or [DEFAULT_REVIEWER])[0]
     reviewed: list[str] = []
     already: list[str] = []
     corrections = 0
