@@ -200,7 +200,12 @@ def true_figures(sim: Any) -> dict[str, float]:
 
 
 class Tally:
-    """Coverage, errors and half-widths of one kind of interval."""
+    """Coverage, errors and half-widths of one kind of interval.
+
+    Every figure pools the intervals added, each counting once: all plans of all seeds alike
+    (the plans of one seed share its site and its truth, so they are not independent draws,
+    and a seed with more plans weighs more). ``bias`` and ``rmse`` are in rate units (shares
+    between 0 and 1), ``relative_bias`` the mean of each interval's error over its truth."""
 
     def __init__(self) -> None:
         self.covered: list[bool] = []
