@@ -813,8 +813,9 @@ class Dataset:
         """
         problems: list[tuple[str, str, str]] = []
         checked = 0
-        self.__dict__.setdefault("_cache", {}).pop("syncs_version", None)  # read it again
-        self.__dict__.get("_cache", {}).pop("syncs_parts", None)
+        cache = self.__dict__.setdefault("_cache", {})
+        cache.pop("syncs_version", None)  # read the version table again, every file of it
+        cache.pop("syncs_parts", None)
         try:
             syncs = self._syncs()
             sums = self._checksums()
