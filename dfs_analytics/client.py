@@ -93,6 +93,7 @@ from .errors import (
     TransportError,
     UnsafePathError,
     error_for_status,
+    hint_for,
 )
 from .files import open_no_follow, private_folder
 
@@ -649,7 +650,7 @@ class Client:
             )
         note = _RETRY_NOTES.get(response)
         if note:
-            hint = f"{note} " + (hint if hint is not None else _default_hint_for(status))
+            hint = f"{note} " + (hint if hint is not None else hint_for(status))
         err = cls(
             method=method,
             path=path,
@@ -1161,12 +1162,6 @@ def segment(value: Any, name: str = "id") -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ConfigurationError(f"{name} {value!r} contains control characters.")
     return urllib.parse.quote(text, safe="")
-
-
-def _default_hint_for(status: int) -> str:
-    from .errors import STATUS_HINTS, default_hint
-
-    return STATUS_HINTS.get(status, default_hint(status))
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -242,7 +242,7 @@ class APIError(DFSError):
         self.status = status
         self.detail = detail
         self.body = body
-        self.hint = hint if hint is not None else STATUS_HINTS.get(status, default_hint(status))
+        self.hint = hint if hint is not None else hint_for(status)
         super().__init__(
             f"{method} {path} -> {status}: {detail}" + (f" {self.hint}" if self.hint else "")
         )
@@ -253,6 +253,12 @@ def default_hint(status: int) -> str:
     if status >= 500:
         return "The server failed; retry later. Reads are retried automatically."
     return ""
+
+
+def hint_for(status: int) -> str:
+    """What to do about an error status: its hint in :data:`STATUS_HINTS`, else
+    :func:`default_hint` ("" when there is nothing to say)."""
+    return STATUS_HINTS.get(status, default_hint(status))
 
 
 class AuthenticationError(APIError):
