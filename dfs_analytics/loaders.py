@@ -221,7 +221,7 @@ def load_timeline(
             store.Dataset.timeline, client, columns, as_of, progress, filters, timelines=True
         )
     filters = expand_created_in(filters)
-    split_filters(filters)
+    _, local = split_filters(filters)  # bad filters fail before anything else
     ids = check_work_order_ids(work_order_ids)
     if as_of is not None:
         return _as_of(client, as_of).timeline(
@@ -230,7 +230,7 @@ def load_timeline(
     if filters:
         _read_version(client, filters, True, progress)
         ds = dataset(client)
-        selected = set(ds.index(**split_filters(filters)[1])["work_order_id"])
+        selected = set(ds.index(**local)["work_order_id"])
         ids = [i for i in ids if i in selected]
     elif client.settings.offline:
         ds = _read_version_ids(client, ids)
