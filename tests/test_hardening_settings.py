@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-from dfs_analytics.client import list_params
+from dfs_analytics.query import list_params
 
 from .conftest import closed_port, delta
 
