@@ -75,8 +75,8 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
-from .files import file_lock
-from .journal import Journal, last_events
+from .files import file_lock, lock_beside
+from .journal import Journal, last_events, make_folders
 from .progress import progress_bar
 from .rules import effective, is_missing, json_equal, json_key, none_if_missing
 from .tasks import find_task, resolve_value
@@ -294,7 +294,7 @@ class Campaign:
     @property
     def lock_path(self) -> Path:
         """The lock file beside the journal (``<journal>.lock``) held while applying."""
-        return self.journal_path.with_name(self.journal_path.name + ".lock")
+        return lock_beside(self.journal_path)
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -472,7 +472,7 @@ class Campaign:
             raise ConfigurationError(
                 f"max_workers must be a positive integer (or None), got {max_workers!r}."
             )
-        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(self.journal_path.parent)  # durable, like the journal it will hold
         # one apply per journal at a time, across processes: each one's read-the-journal,
         # read-the-state, send would otherwise race the other's and send twice
         with file_lock(

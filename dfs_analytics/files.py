@@ -62,6 +62,12 @@ def private_folder(path: str | Path, *, what: str = "folder", mode: int | None =
     return folder
 
 
+def lock_beside(path: str | Path) -> Path:
+    """The lock file of ``path``: ``<path>.lock`` in the same folder."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 @contextlib.contextmanager
 def file_lock(
     path: str | Path, *, wait: bool = True, timeout: float | None = None, what: str = "this file"

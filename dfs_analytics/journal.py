@@ -44,12 +44,7 @@ class Journal:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        missing = []
-        folder = self.path.parent
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(self.path.parent)
         flags = os.O_WRONLY | os.O_APPEND
         try:  # never through a symbolic link: it would append to (and fsync) its target
             fd = open_no_follow(self.path, flags | os.O_CREAT | os.O_EXCL, what="journal")
@@ -61,9 +56,7 @@ class Journal:
             if created:
                 if hasattr(os, "fchmod"):  # the umask may have taken bits away, never added
                     os.fchmod(fd, 0o600)
-                # the new entries must be durable too: the file's, and any new folder's
-                for entry in (self.path, *missing):
-                    _fsync_folder(entry.parent)
+                _fsync_folder(self.path.parent)  # the new file's entry must be durable too
             torn = (
                 not created and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
             )
@@ -150,6 +143,20 @@ class Journal:
                 if record is not None:
                     records.append(record)
         return records
+
+
+def make_folders(folder: str | Path) -> None:
+    """Create ``folder`` and its missing parents, each new entry made durable (its parent
+    fsync'ed), so a journal created there survives a crash with its folder."""
+    folder = Path(folder)
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if missing:
+        missing[0].mkdir(parents=True, exist_ok=True)
+    for entry in missing:
+        _fsync_folder(entry.parent)
 
 
 def last_events(records: list[dict[str, Any]]) -> dict[str, str]:
