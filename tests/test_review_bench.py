@@ -346,11 +346,10 @@ def test_agree_and_correct_clicked_in_the_browser(voila_bench, client, sim, plan
             correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
             correct.click()
             page.get_by_text(f"{target.task_name} corrected to").wait_for(timeout=60_000)
-            correct_again = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
             page.locator("button", has_text=re.compile(r"^\W*$")).first.click()  # back
             page.get_by_text("corrected to", exact=False).first.wait_for(timeout=30_000)
             choice.select_option(label=label)
-            correct_again.click()
+            correct.click()
             page.get_by_text("applied earlier").wait_for(timeout=60_000)
         except Exception:
             page.screenshot(path=str(tmp_path / "review_bench_failure.png"), full_page=True)
