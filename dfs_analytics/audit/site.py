@@ -67,14 +67,11 @@ def band_of(share: float) -> str:
     conformity task)."""
     if share is None or (isinstance(share, float) and math.isnan(share)):
         return NO_CONFORMITY_TASK
-    if share <= BANDS[0]:
-        return "0%"
-    lower = 0.0
-    for edge in BANDS[1:]:
+    labels = band_labels()
+    for label, edge in zip(labels, BANDS, strict=False):
         if share <= edge:
-            return f"{lower:.0%}-{edge:.0%}"
-        lower = edge
-    return f"over {lower:.0%}"
+            return label
+    return labels[len(BANDS)]
 
 
 def band_labels() -> list[str]:
@@ -564,7 +561,8 @@ def _poststrata(table: pd.DataFrame) -> tuple[pd.Series, str]:
 
 def _merge_thin_bands(bands: pd.Series, reviewed: pd.Series) -> pd.Series:
     """Bands with fewer than 2 reviewed work orders merged into their neighbour, in order."""
-    order = [b for b in band_labels() if b in set(bands)] + sorted(set(bands) - set(band_labels()))
+    known, seen = band_labels(), set(bands)
+    order = [b for b in known if b in seen] + sorted(seen - set(known))
     merged = {label: label for label in order}
     groups: list[list[str]] = []
     for label in order:
