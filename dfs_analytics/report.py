@@ -375,7 +375,7 @@ def _whole_site(
 ) -> list[str]:
     """The "The whole site" section (HTML parts)."""
     total, reviewed = head["work_orders"], head["reviewed_work_orders"]
-    share = reviewed / total if total else float("nan")
+    share = head["reviewed_share"]
     parts = [
         "<h2>The whole site</h2>",
         f"<p>{reviewed:,} of {total:,} work orders ({_pct(share)}) were reviewed; "
@@ -440,7 +440,7 @@ def _conclusion(
 ) -> str:
     """The report's opening paragraph: 3-5 sentences computed from its figures."""
     total, reviewed = head["work_orders"], head["reviewed_work_orders"]
-    share = reviewed / total if total else float("nan")
+    share = head["reviewed_share"]
     said = [
         f"All {total:,} work orders were reviewed by a human, so the reviewed work orders are "
         "the whole site."
@@ -606,12 +606,11 @@ def audit_report(
     if simulator:
         title = f"{title} {SIMULATOR_NOTE}"
     head = audit.summary(tasks, level=level)  # reads the provenance before any transformation
-    total = head["work_orders"]
-    reviewed_share = head["reviewed_work_orders"] / total if total else None
+    reviewed_share = head["reviewed_share"]
     verdicts = "is_verdict_overridden" in tasks.columns
     head_v = audit.summary(tasks, level=level, basis="verdict") if verdicts else None
     bases = ("value", "verdict") if verdicts else ("value",)
-    rates = audit.override_rates(tasks, level=level)
+    rates = audit.override_rates(tasks, level=level)  # values changed per task
     versions = _version_labels(tasks)
     pct = ("rate", "ci_low", "ci_high")
     has_quality = all(c in tasks.columns for c in _QUALITY)
@@ -662,7 +661,9 @@ def audit_report(
         *_whole_site(tasks, head, figures, problems, bias, versions, level),
     ]
     for basis in bases:
-        per_task = audit.override_rates(tasks, level=level, basis=basis)
+        per_task = (
+            rates if basis == "value" else audit.override_rates(tasks, level=level, basis=basis)
+        )
         parts += _rates_block(per_task, f"{_TITLES[basis]} per task", _MEANING[basis])
     for basis in bases:
         parts += [
