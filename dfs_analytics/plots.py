@@ -83,6 +83,17 @@ def _group_columns(frame: pd.DataFrame, first_figure: str) -> list[str]:
     return columns[: columns.index(first_figure)] if first_figure in columns else []
 
 
+def _whiskers(
+    frame: pd.DataFrame, value: str, low: str, high: str
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A column of figures and the distances to their interval's ends, as ``errorbar`` takes
+    them (no whisker where an end is missing)."""
+    values = frame[value].to_numpy(dtype=float)
+    below = np.nan_to_num(values - frame[low].to_numpy(dtype=float))
+    above = np.nan_to_num(frame[high].to_numpy(dtype=float) - values)
+    return values, [below, above]
+
+
 def _is_time(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
     return any(k in audit.TIME_KEYS or pd.api.types.is_datetime64_any_dtype(frame[k]) for k in keys)
 
@@ -447,13 +458,11 @@ def plot_verdict_quality(
     ax = _axes(ax, (7, max(2.5, 0.42 * len(table) + 1)))
     y = np.arange(len(table))
     for name, shift, colour in (("precision", 0.15, _BAR), ("recall", -0.15, "#e07b39")):
-        value = table[name].to_numpy(dtype=float)
-        low = np.nan_to_num(value - table[f"{name}_low"].to_numpy(dtype=float))
-        high = np.nan_to_num(table[f"{name}_high"].to_numpy(dtype=float) - value)
+        value, whiskers = _whiskers(table, name, f"{name}_low", f"{name}_high")
         ax.errorbar(
             value,
             y + shift,
-            xerr=[low, high],
+            xerr=whiskers,
             fmt="o",
             color=colour,
             ecolor=colour,
@@ -500,14 +509,12 @@ def plot_site_estimates(data: pd.DataFrame, ax: Axes | None = None) -> Axes:
     y = np.arange(len(rows))
     for method in dict.fromkeys(data["method"]):  # the legend in the order of the rows
         part = rows[rows["method"] == method]
-        value = part["estimate"].to_numpy(dtype=float)
-        low = np.nan_to_num(value - part["ci_low"].to_numpy(dtype=float))
-        high = np.nan_to_num(part["ci_high"].to_numpy(dtype=float) - value)
+        value, whiskers = _whiskers(part, "estimate", "ci_low", "ci_high")
         colour = _METHOD_COLOURS.get(str(method), "#555555")
         ax.errorbar(
             value,
             y[part.index],
-            xerr=[low, high],
+            xerr=whiskers,
             fmt="o",
             color=colour,
             ecolor=colour,
