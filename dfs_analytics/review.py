@@ -38,8 +38,8 @@ import pandas as pd
 
 from .campaign import Campaign, Status
 from .errors import ConfigurationError, InvalidCorrectionError
-from .files import file_lock
-from .journal import Journal, last_events
+from .files import file_lock, lock_beside
+from .journal import Journal, last_events, make_folders
 from .rules import effective, is_missing, matching_rule
 from .tasks import allowed_values, find_task, resolve_value
 
@@ -401,9 +401,9 @@ def mark_plan(
         path = review_journal.with_name(review_journal.stem + "-marks.jsonl")
     else:
         path = Path(journal)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     rows = []
-    with file_lock(path.with_name(path.name + ".lock"), what=f"the marking journal {str(path)!r}"):
+    with file_lock(lock_beside(path), what=f"the marking journal {str(path)!r}"):
         last = last_events(Journal.read(path))
         with Journal(path) as log:
             for wo_id in ids:
