@@ -678,3 +678,25 @@ def voila_server(folder: Path, notebook: str, sim: Any) -> Iterator[str]:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, failure_png: Path, height: int = 1800) -> Iterator[Any]:
+    """A page of headless Chromium (Playwright) opened at ``url``; a failure inside the block
+    leaves a full-page screenshot at ``failure_png`` before it propagates."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(url, timeout=120_000)
+            try:
+                yield page
+            except Exception:
+                page.screenshot(path=str(failure_png), full_page=True)
+                raise
+        finally:
+            browser.close()

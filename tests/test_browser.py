@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, voila_server
+from .conftest import CHROMIUM, chromium_page, voila_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,41 +40,27 @@ def voila(tmp_path: Path, dfs_simulator_factory):
 
 
 def test_a_correction_clicked_in_the_browser_reaches_the_server_once(voila) -> None:
-    from playwright.sync_api import sync_playwright
-
     sim, url, folder = voila
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(url, timeout=120_000)
-        try:
-            # Voila runs the notebook, then shows the Explorer; its correction form is folded
-            section = page.get_by_text("Correct a task", exact=True)
-            section.wait_for(timeout=240_000)
-            text = page.inner_text("body")
-            found = re.search(r"work order (\S+) task jarretiere_connectee (\S+)", text)
-            assert found, text[-2000:]
-            wo_id, task_id = found.groups()
-            before = sim.correction_counts()
-            assert (wo_id, task_id) not in before  # the campaign did not touch this task
+    with chromium_page(url, ARTIFACTS / "browser_failure.png") as page:
+        # Voila runs the notebook, then shows the Explorer; its correction form is folded
+        section = page.get_by_text("Correct a task", exact=True)
+        section.wait_for(timeout=240_000)
+        text = page.inner_text("body")
+        found = re.search(r"work order (\S+) task jarretiere_connectee (\S+)", text)
+        assert found, text[-2000:]
+        wo_id, task_id = found.groups()
+        before = sim.correction_counts()
+        assert (wo_id, task_id) not in before  # the campaign did not touch this task
 
-            section.click()
-            correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
-            correct.wait_for(timeout=30_000)
-            value = page.locator(".widget-dropdown", has_text="Value").locator("select")
-            value.select_option(label="Non conforme (False)")
-            correct.click()
-            page.get_by_text("Corrected jarretiere_connectee").wait_for(timeout=60_000)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "browser_failure.png"), full_page=True)
-            raise
+        section.click()
+        correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
+        correct.wait_for(timeout=30_000)
+        value = page.locator(".widget-dropdown", has_text="Value").locator("select")
+        value.select_option(label="Non conforme (False)")
+        correct.click()
+        page.get_by_text("Corrected jarretiere_connectee").wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "browser_correction.png"), full_page=True)
-        browser.close()
 
     after = sim.correction_counts()
     assert after[(wo_id, task_id)] == 1

@@ -16,7 +16,7 @@ import dfs_analytics as dfs
 from dfs_analytics import review, widgets
 from dfs_analytics.rules import effective
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, QuietHandler, local_http_server, voila_server
+from .conftest import CHROMIUM, QuietHandler, chromium_page, local_http_server, voila_server
 
 
 class _Site:
@@ -312,8 +312,6 @@ def voila_bench(tmp_path: Path, sim):
     reason="Debian's chromium is not installed (apt-get install chromium)",
 )
 def test_agree_and_correct_clicked_in_the_browser(voila_bench, client, sim, plan, tmp_path) -> None:
-    from playwright.sync_api import sync_playwright
-
     # what the bench will show second (it moves on after an agreement), read here as well
     bench = widgets.ReviewBench(client, plan, journal=tmp_path / "here.jsonl")
     first = bench.item
@@ -327,34 +325,23 @@ def test_agree_and_correct_clicked_in_the_browser(voila_bench, client, sim, plan
     label = f"{sentence} ({value!r})" if sentence else repr(value)
     before = sim.correction_counts()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(voila_bench, timeout=120_000)
-        try:
-            agree = page.locator("button", has_text=re.compile(r"^\W*Agree\W*$"))
-            agree.wait_for(timeout=240_000)
-            assert page.locator("img").count() >= 1  # the group's photos (http URLs)
-            agree.click()
-            page.get_by_text(f"Agreed on {first.task_name}.").wait_for(timeout=60_000)
-            choice = page.locator(".widget-dropdown", has_text="Correct to").locator("select")
-            choice.select_option(label=label)
-            correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
-            correct.click()
-            page.get_by_text(f"{target.task_name} corrected to").wait_for(timeout=60_000)
-            page.locator("button", has_text=re.compile(r"^\W*$")).first.click()  # back
-            page.get_by_text("corrected to", exact=False).first.wait_for(timeout=30_000)
-            choice.select_option(label=label)
-            correct.click()
-            page.get_by_text("applied earlier").wait_for(timeout=60_000)
-        except Exception:
-            page.screenshot(path=str(tmp_path / "review_bench_failure.png"), full_page=True)
-            raise
-        browser.close()
+    failure = tmp_path / "review_bench_failure.png"
+    with chromium_page(voila_bench, failure, height=1600) as page:
+        agree = page.locator("button", has_text=re.compile(r"^\W*Agree\W*$"))
+        agree.wait_for(timeout=240_000)
+        assert page.locator("img").count() >= 1  # the group's photos (http URLs)
+        agree.click()
+        page.get_by_text(f"Agreed on {first.task_name}.").wait_for(timeout=60_000)
+        choice = page.locator(".widget-dropdown", has_text="Correct to").locator("select")
+        choice.select_option(label=label)
+        correct = page.locator("button", has_text=re.compile(r"^\W*Correct\W*$"))
+        correct.click()
+        page.get_by_text(f"{target.task_name} corrected to").wait_for(timeout=60_000)
+        page.locator("button", has_text=re.compile(r"^\W*$")).first.click()  # back
+        page.get_by_text("corrected to", exact=False).first.wait_for(timeout=30_000)
+        choice.select_option(label=label)
+        correct.click()
+        page.get_by_text("applied earlier").wait_for(timeout=60_000)
 
     after = sim.correction_counts()
     key = (target.work_order_id, target.task_id)
