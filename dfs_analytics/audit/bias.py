@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AuditInputError
-from .frames import require_columns
+from .frames import NONE_LABEL, as_booleans, require_columns
 from .site import AI_NONCONFORMITY, work_order_table
 from .stats import adjust_pvalues, chi2_sf, student_t_sf
 
@@ -57,21 +57,21 @@ def review_bias(tasks: pd.DataFrame, level: float = FLAG_LEVEL) -> pd.DataFrame:
     if "create_date" in table.columns:
         table["month"] = pd.to_datetime(table["create_date"], utc=True).dt.strftime("%Y-%m")
     groups = (
-        tasks.loc[tasks["analyzed"].fillna(False).astype(bool)]
+        tasks.loc[as_booleans(tasks["analyzed"])]
         .groupby(tasks["work_order_id"].astype(str), observed=True)["task_group_name"]
         .agg(lambda s: " + ".join(sorted({str(v) for v in s.dropna()})))
         if "task_group_name" in tasks.columns
         else None
     )
     if groups is not None:
-        table["task_groups"] = table["work_order_id"].map(groups).fillna("(none)")
+        table["task_groups"] = table["work_order_id"].map(groups).fillna(NONE_LABEL)
     rows = []
     for column, name in _NUMERIC.items():
         if column in table.columns:
             rows.append(_compare_means(name, table[column].to_numpy(dtype=float), reviewed))
     for column in _CATEGORICAL:
         if column in table.columns:
-            values = table[column].astype(object).where(table[column].notna(), "(none)")
+            values = table[column].astype(object).where(table[column].notna(), NONE_LABEL)
             rows.append(_compare_distributions(column, values.astype(str).to_numpy(), reviewed))
     out = pd.DataFrame(rows, columns=list(BIAS_COLUMNS))
     tested = out["p_value"].notna()

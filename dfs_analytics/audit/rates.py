@@ -162,9 +162,7 @@ def summary(tasks: pd.DataFrame, level: float = 0.95, basis: str = "value") -> d
     overall = rates_table(tasks, [], level, basis, "summary").iloc[0]
     n, k = int(overall["n"]), int(overall["n_overridden"])
     work_orders = int(tasks["work_order_id"].nunique())
-    reviewed = int(
-        tasks.loc[tasks["reviewed"].fillna(False).astype(bool), "work_order_id"].nunique()
-    )
+    reviewed = int(tasks.loc[as_booleans(tasks["reviewed"]), "work_order_id"].nunique())
     return {
         "work_orders": work_orders,
         "reviewed_work_orders": reviewed,
