@@ -2,19 +2,27 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# the demo needs the package and the simulator only; tests, lint and notebooks need the rest
+DEMO   := $(VENV)/.demo-$(HASH)
+STAMP  := $(VENV)/.installed-$(HASH)
 
-.PHONY: demo test lint bench simulate notebooks clean
-
-$(STAMP): pyproject.toml
-	rm -f $(VENV)/.installed-*
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(DEMO): pyproject.toml | $(VENV)/bin/python
+	rm -f $(VENV)/.demo-*
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim]'
+	touch $(DEMO)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[sim,dev,notebook,dask]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO)
 
 ## make demo: set up, start the simulator, load and summarise its data, stop it
-demo: $(STAMP)
+demo: $(DEMO)
 	$(BIN)/dfs-analytics demo
 
 ## make test: set up, lint, run the whole test suite
@@ -38,7 +46,7 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 ## make simulate: serve the simulator on http://127.0.0.1:8765/v0.2/ (key: demo-key)
-simulate: $(STAMP)
+simulate: $(DEMO)
 	$(BIN)/dfs-analytics simulate --port 8765
 
 clean:
