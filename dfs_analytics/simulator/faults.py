@@ -111,10 +111,11 @@ class SimulatorMiddleware:
         partial = None
         for route in self.routes:
             match, _ = route.matches(scope)
+            path = getattr(route, "path", "")  # every API route has one; a BaseRoute need not
             if match == Match.FULL:
-                return f"{scope['method']} {route.path}"
+                return f"{scope['method']} {path}"
             if match == Match.PARTIAL and partial is None:
-                partial = route.path
+                partial = path
         return f"{scope['method']} {partial or '(unmatched)'}"
 
     async def _send_plain(

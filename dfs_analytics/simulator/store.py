@@ -61,7 +61,7 @@ class Store:
         self._reviewed: set[str] = set()
         self._version = 0
         self._query_cache: OrderedDict[Query, tuple[int, list[str]]] = OrderedDict()
-        self.correction_calls: Counter[tuple[str, str]] = Counter()
+        self.correction_calls: Counter[tuple[str, str, str]] = Counter()  # (wo, task, kind)
         self.task_groups_by_id = {g.id: (v, g) for v in app.versions for g in v.groups}
         self.tasks_by_id = {t.id: t for v in app.versions for t in v.tasks_by_id.values()}
 

@@ -118,7 +118,7 @@ def check_scalar_map(name: str, value: Any, *, drop_nulls: bool) -> dict[str, An
         return {}
     if not isinstance(value, dict):
         raise bad_request(name, "Expected an object of scalar values.")
-    out = {}
+    out: dict[str, Any] = {}
     for key, item in value.items():
         if item is None:
             if not drop_nulls:

@@ -16,7 +16,7 @@ extra: the rest of the simulator imports it lazily so the generator imports with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -140,7 +140,7 @@ class RuleJudge:
         self.has_rules = bool(rules)
         # a rule without a schema matches every value; a boolean schema keeps its meaning
         self._checks = [RuleValidator(_schema_of(r)) for r in self.rules]
-        self._memo = lru_cache(maxsize=1024)(self._find)
+        self._memo: Callable[[type, Any], int | None] = lru_cache(maxsize=1024)(self._find)
 
     def _find(self, kind: type, value: Any) -> int | None:
         for i, check in enumerate(self._checks):
