@@ -19,8 +19,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.actions import IMAGE_LIMIT, PDF_LIMIT, find_task
 from dfs_analytics.rules import effective, is_missing
-
-from .conftest import CORRECTION, image_url, py, same, task_of
+from tests.helpers import CORRECTION, image_url, py, same, task_of
 
 ANALYZE = "POST /v0.2/work-orders/{wo_id}/analyze/"
 ANALYZE_CALLBACK = "POST /v0.2/work-orders/{wo_id}/analyze/callback/"
@@ -54,12 +53,7 @@ BAD_PB = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=120, seed=21)
+pytestmark = pytest.mark.sim(work_orders=120, seed=21)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ import dfs_analytics as dfs
 from dfs_analytics import audit, normalize
 from dfs_analytics.audit import AuditInputError
 from dfs_analytics.errors import ConfigurationError
-
-from .conftest import V1, V2, A, B, C, drift_work_orders, make_wo, small_tasks, st
+from tests.helpers import V1, V2, A, B, C, drift_work_orders, make_wo, small_tasks, st
 
 # --------------------------------------------------------------------------------------------
 # the hand-built work orders of conftest, as frames

@@ -20,8 +20,7 @@ import dfs_analytics as dfs
 from dfs_analytics import audit, normalize
 from dfs_analytics.errors import ConfigurationError
 from dfs_analytics.simulator import SeedSettings, generate, ground_truth
-
-from .conftest import engineers_frame
+from tests.helpers import engineers_frame
 
 
 def binom_cdf(k: int, n: int, p: Fraction) -> Fraction:

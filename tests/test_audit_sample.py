@@ -16,8 +16,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics import audit, normalize
 from dfs_analytics.errors import ConfigurationError
-
-from .conftest import drift_work_orders, engineers_frame, small_work_orders
+from tests.helpers import drift_work_orders, engineers_frame, small_work_orders
 
 
 def hamilton(n: int, weights: list[Fraction]) -> list[int]:

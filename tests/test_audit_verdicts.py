@@ -17,8 +17,7 @@ import dfs_analytics as dfs
 from dfs_analytics import normalize
 from dfs_analytics.errors import AuditInputError, ConfigurationError
 from dfs_analytics.rules import matching_rule, rule_labels, verdict_label
-
-from .conftest import small_work_orders
+from tests.helpers import small_work_orders
 
 
 def rule(schema: dict[str, Any], sentence: str, ok: bool | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import CHROMIUM, chromium_page, voila_server
+from tests.helpers import CHROMIUM, chromium_page, voila_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -20,14 +20,9 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.actions import CallbackReceiver
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=10, seed=5)
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=10, seed=5)
 
 
 def post(url: str, body: bytes, *, path: str | None = None, **headers: str) -> tuple[int, bytes]:

@@ -22,10 +22,9 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
+from tests.helpers import corrections, patches, plan_frame, targets
 
-from .conftest import corrections, patches, plan_frame, targets
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=120, seed=41, latency=0.02)
 
 PLANNED = 40
 
@@ -48,12 +47,6 @@ while not os.path.exists(go):  # both processes start applying at the same momen
 result = campaign.apply(max_workers=8)
 print(json.dumps(result["status"].value_counts().to_dict()), flush=True)
 """
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    # a little latency, so that the two applies overlap for a long while
-    return dfs_simulator_factory(work_orders=120, seed=41, latency=0.02)
 
 
 def test_two_processes_applying_one_plan_send_each_correction_once(

@@ -25,15 +25,9 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Action, Event, Journal, JournalError, Status
 from dfs_analytics.journal import last_events
+from tests.helpers import corrections, events_by_task, patches, plan_frame, targets
 
-from .conftest import corrections, events_by_task, patches, plan_frame, targets
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=40, seed=31)
+pytestmark = pytest.mark.sim(work_orders=40, seed=31)
 
 
 def a_record(**more: Any) -> bytes:

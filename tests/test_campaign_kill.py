@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +26,9 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
+from tests.helpers import targets
 
-from .conftest import targets
+pytestmark = pytest.mark.sim(work_orders=120, seed=7, latency=0.02)
 
 PLANNED = 150
 # the tasks corrected (a value each task does not have, picked by conftest.targets)
@@ -71,12 +71,6 @@ SCHEDULES = {
     "long-delays": (202, 4, ("delay", 0.1, 1.5)),
     "journal-lines": (303, 5, ("lines", 1, 80)),
 }
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(work_orders=120, seed=7, latency=0.02) as s:
-        yield s
 
 
 def _plan(client: dfs.Client) -> pd.DataFrame:

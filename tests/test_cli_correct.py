@@ -16,10 +16,12 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.files import file_lock
-
-from .conftest import patches, targets, text
+from tests.helpers import patches, targets, text
 
 # the tasks corrected, to a value of conftest.CHOICES each task does not have
+
+pytestmark = pytest.mark.sim(work_orders=100, seed=17)
+
 TASKS = (
     "cables_ranges",
     "jarretiere_connectee",
@@ -54,11 +56,6 @@ def run(
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=100, seed=17)
 
 
 def _same(a: Any, b: Any) -> bool:

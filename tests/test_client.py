@@ -18,15 +18,9 @@ from typing import Any, ClassVar
 import pytest
 
 import dfs_analytics as dfs
+from tests.helpers import CREATE, GROUPS, QuietHandler, delta, image_url, local_http_server, task_of
 
-from .conftest import CREATE, GROUPS, QuietHandler, delta, image_url, local_http_server, task_of
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture
-def client(write_sim, client_for) -> dfs.Client:
-    return client_for(write_sim)
+pytestmark = pytest.mark.sim(work_orders=40, seed=11, scope="module")
 
 
 def unique_name(prefix: str = "wo") -> str:
@@ -36,9 +30,9 @@ def unique_name(prefix: str = "wo") -> str:
 # -- work orders ------------------------------------------------------------------------------
 
 
-def test_create_work_order_returns_it_and_a_read_shows_it(write_sim, client) -> None:
+def test_create_work_order_returns_it_and_a_read_shows_it(sim, client) -> None:
     name = unique_name()
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     wo = client.create_work_order(
         name,
         metadata={"region": "north", "lot": 7, "checked": True},
@@ -46,7 +40,7 @@ def test_create_work_order_returns_it_and_a_read_shows_it(write_sim, client) -> 
         types=["maintenance"],
         field_engineer_email="tech@example.com",
     )
-    assert delta(write_sim, before) == {CREATE: 1}
+    assert delta(sim, before) == {CREATE: 1}
     assert wo["name"] == name
     assert wo["metadata"] == {"region": "north", "lot": 7, "checked": True}
     assert wo["tags"] == ["b2b", "pilot"]
@@ -55,7 +49,7 @@ def test_create_work_order_returns_it_and_a_read_shows_it(write_sim, client) -> 
     assert wo["review_date"] is None
     assert {t["task_group_name"] for t in wo["tasks"]} == {"pm-ouvert-apres", "releve-optique"}
     assert all(t["state"] is None for t in wo["tasks"])
-    assert wo["id"] in write_sim.store.work_orders
+    assert wo["id"] in sim.store.work_orders
 
     read = client.get_work_order(wo["id"])
     assert read["id"] == wo["id"]
@@ -84,13 +78,13 @@ def test_get_work_order_with_and_without_inputs(client) -> None:
     assert light["tasks"] == full["tasks"]
 
 
-def test_update_work_order_patch_changes_only_given_fields(write_sim, client) -> None:
+def test_update_work_order_patch_changes_only_given_fields(sim, client) -> None:
     wo = client.create_work_order(unique_name(), metadata={"region": "east"}, tags=["pilot"])
     client.get_work_order(wo["id"])  # cached read, made stale by the update
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     new_name = unique_name("renamed")
     answer = client.update_work_order(wo["id"], name=new_name, tags=["rework", "urgent"])
-    assert delta(write_sim, before) == {"PATCH /v0.2/work-orders/{wo_id}/": 1}
+    assert delta(sim, before) == {"PATCH /v0.2/work-orders/{wo_id}/": 1}
     assert answer["name"] == new_name
     read = client.get_work_order(wo["id"])
     assert read["name"] == new_name
@@ -98,7 +92,7 @@ def test_update_work_order_patch_changes_only_given_fields(write_sim, client) ->
     assert read["metadata"] == {"region": "east"}  # untouched by a PATCH
 
 
-def test_update_work_order_replace_puts_the_whole_set(write_sim, client) -> None:
+def test_update_work_order_replace_puts_the_whole_set(sim, client) -> None:
     wo = client.create_work_order(
         unique_name(),
         metadata={"region": "east"},
@@ -106,10 +100,10 @@ def test_update_work_order_replace_puts_the_whole_set(write_sim, client) -> None
         field_engineer_email="a@example.com",
     )
     client.get_work_order(wo["id"])
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     name = unique_name("put")
     answer = client.update_work_order(wo["id"], replace=True, name=name, types=["maintenance"])
-    assert delta(write_sim, before) == {"PUT /v0.2/work-orders/{wo_id}/": 1}
+    assert delta(sim, before) == {"PUT /v0.2/work-orders/{wo_id}/": 1}
     assert answer["name"] == name
     read = client.get_work_order(wo["id"])
     assert read["name"] == name
@@ -120,25 +114,25 @@ def test_update_work_order_replace_puts_the_whole_set(write_sim, client) -> None
     assert read["field_engineer_email"] is None
 
 
-def test_update_work_order_argument_errors_send_nothing(write_sim, client) -> None:
+def test_update_work_order_argument_errors_send_nothing(sim, client) -> None:
     wo = client.create_work_order(unique_name())
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     with pytest.raises(dfs.ConfigurationError, match="name"):
         client.update_work_order(wo["id"], replace=True, tags=["x"])
     with pytest.raises(dfs.ConfigurationError, match="colour"):
         client.update_work_order(wo["id"], colour="red")
     with pytest.raises(dfs.ConfigurationError, match="work_order_id"):
         client.get_work_order("")
-    assert delta(write_sim, before) == {}
+    assert delta(sim, before) == {}
 
 
-def test_delete_work_order(write_sim, client) -> None:
+def test_delete_work_order(sim, client) -> None:
     wo = client.create_work_order(unique_name())
     client.get_work_order(wo["id"])  # cached: must not be served after the delete
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     assert client.delete_work_order(wo["id"]) is None
-    assert delta(write_sim, before) == {"DELETE /v0.2/work-orders/{wo_id}/": 1}
-    assert wo["id"] not in write_sim.store.work_orders
+    assert delta(sim, before) == {"DELETE /v0.2/work-orders/{wo_id}/": 1}
+    assert wo["id"] not in sim.store.work_orders
     with pytest.raises(dfs.NotFoundError):
         client.get_work_order(wo["id"])
     with pytest.raises(dfs.NotFoundError):
@@ -149,8 +143,8 @@ def test_delete_work_order(write_sim, client) -> None:
 # -- listing ----------------------------------------------------------------------------------
 
 
-def test_list_work_orders_with_filters_over_many_pages(write_sim, client_for) -> None:
-    client = client_for(write_sim, page_size=2)
+def test_list_work_orders_with_filters_over_many_pages(sim, client_for) -> None:
+    client = client_for(sim, page_size=2)
     tag = "t" + uuid.uuid4().hex[:8]
     names = [unique_name("list") for _ in range(5)]
     made = [
@@ -180,17 +174,17 @@ def test_list_work_orders_with_filters_over_many_pages(write_sim, client_for) ->
     assert [w["id"] for w in client.list_work_orders(tag=tag, reviewed=False)] == ids
 
 
-def test_list_work_orders_without_filters_is_complete(write_sim, client_for) -> None:
-    client = client_for(write_sim, page_size=7)
+def test_list_work_orders_without_filters_is_complete(sim, client_for) -> None:
+    client = client_for(sim, page_size=7)
     listed = client.list_work_orders()
     ids = [w["id"] for w in listed]
     assert len(ids) == len(set(ids))
-    assert set(ids) == set(write_sim.store.work_orders)
+    assert set(ids) == set(sim.store.work_orders)
 
 
 @pytest.mark.parametrize("window", [None, 1, 3])
-def test_pages_in_order_or_as_they_come_hold_the_same_items(write_sim, client_for, window) -> None:
-    client = client_for(write_sim, page_size=7)
+def test_pages_in_order_or_as_they_come_hold_the_same_items(sim, client_for, window) -> None:
+    client = client_for(sim, page_size=7)
     pages_seen: list[tuple[int, int | None]] = []
     items, count = client.paginate(
         "work-orders/", on_page=lambda n, total: pages_seen.append((n, total))
@@ -224,8 +218,8 @@ def test_get_timeline_follows_writes(client) -> None:
     }
 
 
-def test_get_timeline_of_many_events_over_pages(write_sim, client_for) -> None:
-    client = client_for(write_sim, page_size=3)
+def test_get_timeline_of_many_events_over_pages(sim, client_for) -> None:
+    client = client_for(sim, page_size=3)
     wo = client.create_work_order(unique_name())
     for i in range(7):
         client.patch_metadata(wo["id"], {"step": i})
@@ -251,9 +245,9 @@ def test_put_metadata_replaces(client) -> None:
 # -- task groups ------------------------------------------------------------------------------
 
 
-def test_list_task_groups(write_sim, client) -> None:
+def test_list_task_groups(sim, client) -> None:
     groups = client.list_task_groups()
-    current = write_sim.store.app.current.groups
+    current = sim.store.app.current.groups
     assert [g["name"] for g in groups] == [g.name for g in current]
     assert [g["id"] for g in groups] == [g.id for g in current]
     for group, expected in zip(groups, current, strict=True):
@@ -275,8 +269,8 @@ def test_get_task_group_by_id_and_by_name(client) -> None:
     ]
 
 
-def test_get_task_group_of_an_older_app_version_by_id(write_sim, client) -> None:
-    old = write_sim.store.app.versions[0].groups[0]
+def test_get_task_group_of_an_older_app_version_by_id(sim, client) -> None:
+    old = sim.store.app.versions[0].groups[0]
     assert old.id not in {g["id"] for g in client.list_task_groups()}
     assert client.get_task_group(old.id)["name"] == old.name
 
@@ -289,17 +283,17 @@ def test_get_task_group_unknown(client) -> None:
 # -- analysis and corrections -----------------------------------------------------------------
 
 
-def test_analyze_sets_the_states_of_one_group(write_sim, client) -> None:
+def test_analyze_sets_the_states_of_one_group(sim, client) -> None:
     wo = client.create_work_order(unique_name())
     client.get_work_order(wo["id"])  # cached, made stale by the analysis
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     answer = client.analyze(
         wo["id"],
         "releve-optique",
         image_url(releve_optique_quality=True, mesure_puissance=-30),
         metadata={"source": "test"},
     )
-    assert delta(write_sim, before) == {"POST /v0.2/work-orders/{wo_id}/analyze/": 1}
+    assert delta(sim, before) == {"POST /v0.2/work-orders/{wo_id}/analyze/": 1}
     state = task_of(answer, "mesure_puissance")["state"]
     assert state["analyzed_value"] == -30
     assert state["corrected_value"] is None
@@ -313,14 +307,14 @@ def test_analyze_sets_the_states_of_one_group(write_sim, client) -> None:
     assert read["metadata"]["source"] == "test"
 
 
-def test_analyze_argument_errors_send_nothing(write_sim, client) -> None:
+def test_analyze_argument_errors_send_nothing(sim, client) -> None:
     wo = client.create_work_order(unique_name())
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     with pytest.raises(dfs.ConfigurationError):
         client.analyze(wo["id"], "releve-optique", "/local/file.jpg")
     with pytest.raises(dfs.ConfigurationError):
         client.analyze(wo["id"], "", image_url())
-    assert delta(write_sim, before) == {}
+    assert delta(sim, before) == {}
 
 
 class _Receiver(QuietHandler):
@@ -339,7 +333,7 @@ def receiver() -> Iterator[ThreadingHTTPServer]:
         yield server
 
 
-def test_analyze_with_callback(write_sim, client, receiver) -> None:
+def test_analyze_with_callback(sim, client, receiver) -> None:
     wo = client.create_work_order(unique_name())
     client.get_work_order(wo["id"])
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
@@ -362,7 +356,7 @@ def test_analyze_with_callback(write_sim, client, receiver) -> None:
     assert receiver.received and receiver.received[0]["analysis_id"] == analysis_id
 
 
-def test_correct_a_number_task(write_sim, client) -> None:
+def test_correct_a_number_task(sim, client) -> None:
     wo = client.create_work_order(unique_name())
     analysed = client.analyze(
         wo["id"], "releve-optique", image_url(releve_optique_quality=True, mesure_puissance=-12)
@@ -370,9 +364,9 @@ def test_correct_a_number_task(write_sim, client) -> None:
     task = task_of(analysed, "mesure_puissance")
     assert task["state"]["message"] == "Dans la plage"
     client.get_work_order(wo["id"])  # cached, made stale by the correction
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     answer = client.correct(wo["id"], task["id"], -30)
-    assert delta(write_sim, before) == {
+    assert delta(sim, before) == {
         "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/": 1
     }
     assert answer["id"] == task["id"]
@@ -435,9 +429,9 @@ def _open_files_under(folder: Path) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
-def test_context_manager_closes_the_cache_file(write_sim, tmp_path) -> None:
+def test_context_manager_closes_the_cache_file(sim, tmp_path) -> None:
     with dfs.Client(
-        write_sim.base_url, api_key=write_sim.api_key, cache=tmp_path / "c", progress=False
+        sim.base_url, api_key=sim.api_key, cache=tmp_path / "c", progress=False
     ) as client:
         assert client.list_task_groups()
         held = _open_files_under(tmp_path / "c")

@@ -12,10 +12,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.errors import DFSError
 from dfs_analytics.simulator import Simulator
-
-from .conftest import QuietHandler, local_http_server
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import QuietHandler, local_http_server
 
 
 def test_a_netrc_entry_for_the_site_does_not_replace_the_key(

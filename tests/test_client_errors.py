@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from tests.helpers import assert_no_secret, closed_port, delta, image_url, task_of
 
-from .conftest import assert_no_secret, closed_port, delta, image_url, task_of
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=40, seed=11, scope="module")
 
 WRONG_KEY = "wrong-key-Zq81xV0c3"
 
@@ -28,11 +27,6 @@ def full_text(exc: BaseException) -> str:
 
 
 @pytest.fixture
-def client(write_sim, client_for) -> dfs.Client:
-    return client_for(write_sim)
-
-
-@pytest.fixture
 def wo(client) -> dict[str, Any]:
     return client.create_work_order("err-" + uuid.uuid4().hex[:10])
 
@@ -40,8 +34,8 @@ def wo(client) -> dict[str, Any]:
 # -- authentication ---------------------------------------------------------------------------
 
 
-def test_wrong_key_is_an_authentication_error(write_sim, client_for) -> None:
-    client = client_for(write_sim, api_key=WRONG_KEY)
+def test_wrong_key_is_an_authentication_error(sim, client_for) -> None:
+    client = client_for(sim, api_key=WRONG_KEY)
     with pytest.raises(dfs.AuthenticationError) as info:
         client.list_work_orders()
     err = info.value
@@ -55,12 +49,12 @@ def test_wrong_key_is_an_authentication_error(write_sim, client_for) -> None:
     assert "Invalid token." in text
     assert "API key" in text  # says what to do
     assert_no_secret(full_text(err), WRONG_KEY)
-    assert_no_secret(full_text(err), write_sim.api_key)
+    assert_no_secret(full_text(err), sim.api_key)
 
 
-def test_wrong_key_on_reads_and_writes(write_sim, client_for) -> None:
-    wo_id = next(iter(write_sim.store.work_orders))
-    client = client_for(write_sim, api_key=WRONG_KEY)
+def test_wrong_key_on_reads_and_writes(sim, client_for) -> None:
+    wo_id = next(iter(sim.store.work_orders))
+    client = client_for(sim, api_key=WRONG_KEY)
     calls: list[Callable[[], Any]] = [
         lambda: client.get_work_order(wo_id),
         lambda: client.get_timeline(wo_id),
@@ -92,14 +86,14 @@ def test_auth_status_403_is_an_authentication_error_too(dfs_simulator_factory, c
     assert len(dfs.load_work_orders(client_for(sim, cache=None))) == 5
 
 
-def test_no_key_at_all_is_refused_before_any_request(write_sim, client_for) -> None:
-    client = client_for(write_sim, api_key=None)
-    before = write_sim.request_counts()
+def test_no_key_at_all_is_refused_before_any_request(sim, client_for) -> None:
+    client = client_for(sim, api_key=None)
+    before = sim.request_counts()
     with pytest.raises(dfs.ConfigurationError, match=r"API key|api_key"):
         client.list_work_orders()
     with pytest.raises(dfs.ConfigurationError):
         dfs.load_tasks(client)
-    assert delta(write_sim, before) == {}
+    assert delta(sim, before) == {}
 
 
 # -- not found, validation, payload -----------------------------------------------------------
@@ -175,9 +169,9 @@ def test_bad_work_order_fields_are_validation_errors(client) -> None:
     assert "types" in info.value.errors
 
 
-def test_six_megabyte_image_is_payload_too_large(write_sim, client, wo) -> None:
+def test_six_megabyte_image_is_payload_too_large(sim, client, wo) -> None:
     payload = base64.b64encode(b"\xff" * (6 * 1024 * 1024)).decode()
-    before = write_sim.request_counts()
+    before = sim.request_counts()
     with pytest.raises(dfs.PayloadTooLargeError) as info:
         client.analyze(wo["id"], "releve-optique", "data:image/jpeg;base64," + payload)
     err = info.value
@@ -185,7 +179,7 @@ def test_six_megabyte_image_is_payload_too_large(write_sim, client, wo) -> None:
     assert err.method == "POST"
     assert err.path == f"/v0.2/work-orders/{wo['id']}/analyze/"
     assert "413" in str(err) and "5 MB" in str(err)
-    assert delta(write_sim, before) == {"POST /v0.2/work-orders/{wo_id}/analyze/": 1}
+    assert delta(sim, before) == {"POST /v0.2/work-orders/{wo_id}/analyze/": 1}
     assert client.get_timeline(wo["id"])[-1]["type"] == "created"  # nothing was analysed
 
 
@@ -250,11 +244,11 @@ BAD_FILTERS: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("_id", "filters", "named"), BAD_FILTERS, ids=[b[0] for b in BAD_FILTERS])
 def test_bad_filters_raise_before_any_request(
-    write_sim, client_for, _id: str, filters: dict[str, Any], named: str
+    sim, client_for, _id: str, filters: dict[str, Any], named: str
 ) -> None:
-    client = client_for(write_sim)
-    wo_id = next(iter(write_sim.store.work_orders))
-    before = write_sim.request_counts()
+    client = client_for(sim)
+    wo_id = next(iter(sim.store.work_orders))
+    before = sim.request_counts()
     for call in (
         lambda: client.list_work_orders(**filters),
         lambda: dfs.load_work_orders(client, **filters),
@@ -264,11 +258,11 @@ def test_bad_filters_raise_before_any_request(
     ):
         with pytest.raises(dfs.ConfigurationError, match=named):
             call()
-    assert delta(write_sim, before) == {}
+    assert delta(sim, before) == {}
 
 
-def test_good_date_filters_of_every_kind_are_accepted(write_sim, client_for) -> None:
-    client = client_for(write_sim, cache=None)
+def test_good_date_filters_of_every_kind_are_accepted(sim, client_for) -> None:
+    client = client_for(sim, cache=None)
 
     def ids(value) -> list[str]:
         return [wo["id"] for wo in client.list_work_orders(created_after=value)]
@@ -318,32 +312,32 @@ OFFLINE_MISSES: dict[str, Callable[[dfs.Client, str], Any]] = {
 
 @pytest.mark.parametrize("call", OFFLINE_MISSES.values(), ids=OFFLINE_MISSES.keys())
 def test_offline_reads_writes_and_loads_miss_on_an_empty_cache(
-    write_sim, client_for, call: Callable[[dfs.Client, str], Any]
+    sim, client_for, call: Callable[[dfs.Client, str], Any]
 ) -> None:
-    client = client_for(write_sim, offline=True)
-    wo_id = next(iter(write_sim.store.work_orders))
-    before = write_sim.request_counts()
+    client = client_for(sim, offline=True)
+    wo_id = next(iter(sim.store.work_orders))
+    before = sim.request_counts()
     with pytest.raises(dfs.OfflineCacheMiss) as info:
         call(client, wo_id)
     assert "offline" in str(info.value)
-    assert_no_secret(full_text(info.value), write_sim.api_key)
-    assert delta(write_sim, before) == {}
+    assert_no_secret(full_text(info.value), sim.api_key)
+    assert delta(sim, before) == {}
 
 
-def test_an_offline_miss_names_what_was_asked_for(write_sim, client_for) -> None:
-    client = client_for(write_sim, offline=True)
-    wo_id = next(iter(write_sim.store.work_orders))
+def test_an_offline_miss_names_what_was_asked_for(sim, client_for) -> None:
+    client = client_for(sim, offline=True)
+    wo_id = next(iter(sim.store.work_orders))
     with pytest.raises(dfs.OfflineCacheMiss, match=wo_id):
         client.get_work_order(wo_id)
 
 
-def test_offline_serves_a_work_order_read_online(write_sim, client_for) -> None:
-    wo_id = next(iter(write_sim.store.work_orders))
-    online = client_for(write_sim)
+def test_offline_serves_a_work_order_read_online(sim, client_for) -> None:
+    wo_id = next(iter(sim.store.work_orders))
+    online = client_for(sim)
     expected = online.get_work_order(wo_id)
     group = online.get_task_group("releve-optique")
-    offline = client_for(write_sim, offline=True)
-    before = write_sim.request_counts()
+    offline = client_for(sim, offline=True)
+    before = sim.request_counts()
     assert offline.get_work_order(wo_id) == expected
     assert offline.get_task_group("releve-optique") == group
-    assert delta(write_sim, before) == {}
+    assert delta(sim, before) == {}

@@ -18,8 +18,6 @@ from dfs_analytics.config import (
     simulator_requested,
 )
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
 FULL_UUID = "000f0174-bdf0-47b3-bb3e-0123456789ab"
 SITE = "000f0174-bdf0-47b3-bb3e"
 EU_URL = f"https://api.{SITE}.customers.deepomatic.com/v0.2/"

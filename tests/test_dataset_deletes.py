@@ -6,8 +6,6 @@ Each test syncs from a real simulator over HTTP into a dataset under ``tmp_path`
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -15,10 +13,9 @@ from deltalake import DeltaTable
 
 import dfs_analytics as dfs
 from dfs_analytics import dataset as store
+from tests.helpers import TASK_KEYS, TIMELINE_KEYS, WO_KEYS, assert_frames_equal
 
-from .conftest import TASK_KEYS, TIMELINE_KEYS, WO_KEYS, assert_frames_equal
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=30, seed=3)
 
 KEYS = {
     "work_orders": WO_KEYS,
@@ -26,11 +23,6 @@ KEYS = {
     "timeline": TIMELINE_KEYS,
     "task_groups": ["task_group_id", "task_id"],
 }
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory: Any) -> Any:
-    return dfs_simulator_factory(work_orders=30, seed=3)
 
 
 def busiest_month(wo: pd.DataFrame) -> tuple[str, list[str]]:

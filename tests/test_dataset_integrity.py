@@ -27,8 +27,6 @@ import dfs_analytics as dfs
 from dfs_analytics import dataset as store
 from dfs_analytics.simulator import Simulator
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
 READS: dict[str, Callable[[dfs.Dataset], Any]] = {
     "work_orders": lambda ds: ds.work_orders(),
     "tasks": lambda ds: ds.tasks(),

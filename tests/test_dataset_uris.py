@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 import pytest
 
 import dfs_analytics as dfs
+from tests.helpers import delta
 
-from .conftest import delta
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=12, seed=9)
 
 CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -40,11 +39,6 @@ CREDENTIAL_VARIABLES = (
     "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_CLIENT_SECRET",
 )
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=12, seed=9)
 
 
 @pytest.fixture

@@ -12,15 +12,9 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
+from tests.helpers import RETRIEVE, VALIDATORS, delta
 
-from .conftest import RETRIEVE, delta
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture(params=[True, False], ids=["validators", "plain-drf"])
-def sim(request, dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=12, seed=8, validators=request.param)
+pytestmark = pytest.mark.sim(work_orders=12, seed=8, variants=VALIDATORS)
 
 
 def test_single_reads_are_served_offline_after_an_online_read(sim, client_for, tmp_path) -> None:

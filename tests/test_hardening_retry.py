@@ -10,15 +10,9 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from tests.helpers import closed_port, delta
 
-from .conftest import closed_port, delta
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=6, seed=9)
+pytestmark = pytest.mark.sim(work_orders=6, seed=9)
 
 
 def test_throttling_stops_at_the_budget(sim, client_for) -> None:

@@ -19,10 +19,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.config import Settings
 from dfs_analytics.simulator import Simulator
-
-from .conftest import assert_no_secret, closed_port, delta
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import assert_no_secret, closed_port, delta
 
 KEY = "dfs-sk-0123456789abcdef-Secret"
 

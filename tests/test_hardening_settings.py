@@ -13,10 +13,9 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.query import list_params
+from tests.helpers import closed_port, delta
 
-from .conftest import closed_port, delta
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=8, seed=12, scope="module")
 
 URL = "http://127.0.0.1:8765/v0.2/"
 
@@ -36,14 +35,6 @@ def test_a_cache_that_is_a_file_is_a_configuration_error(tmp_path) -> None:
 def test_dates_pandas_cannot_hold_are_configuration_errors(value) -> None:
     with pytest.raises(dfs.ConfigurationError, match="created_after"):
         list_params({"created_after": value})
-
-
-@pytest.fixture(scope="module")
-def sim():
-    from dfs_analytics.simulator import Simulator
-
-    with Simulator(work_orders=8, seed=12) as s:
-        yield s
 
 
 @pytest.mark.parametrize(
@@ -121,7 +112,7 @@ def test_a_task_name_given_as_name_warns(sim, client_for) -> None:
 
 def _run_slowly(kind: str, sim, client: dfs.Client, reader: dfs.Client, journal) -> None:
     """One long operation of ``kind`` against a simulator slow enough for a bar to show."""
-    from .conftest import plan_frame, targets
+    from tests.helpers import plan_frame, targets
 
     ids = [w["id"] for w in reader.list_work_orders()][:6]
     plan = plan_frame(targets(reader, 4)) if kind == "campaign" else None

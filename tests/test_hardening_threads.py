@@ -8,17 +8,11 @@ from typing import Any
 import pytest
 
 import dfs_analytics as dfs
+from tests.helpers import TASK_KEYS, TIMELINE_KEYS, assert_frames_equal
 
-from .conftest import TASK_KEYS, TIMELINE_KEYS, assert_frames_equal
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+pytestmark = pytest.mark.sim(work_orders=40, seed=17)
 
 ROUNDS = 4
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=40, seed=17)
 
 
 def _corrections(client: dfs.Client, n: int) -> list[tuple[str, str, bool]]:

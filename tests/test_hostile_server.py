@@ -18,10 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 import dfs_analytics as dfs
-
-from .conftest import QuietHandler, local_http_server
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import QuietHandler, local_http_server
 
 KEY = "hostile-key-Pq83Lw"
 

@@ -15,10 +15,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics import normalize
 from dfs_analytics.simulator import Simulator
-
-from .conftest import store_events, store_work_orders
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import store_events, store_work_orders
 
 PAGE = 7
 
@@ -47,7 +44,8 @@ def server(request, dfs_simulator) -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def client(server, client_for) -> dfs.Client:
+def paged_client(server, client_for) -> dfs.Client:
+    """A client of ``server`` reading pages of PAGE work orders."""
     return client_for(server, page_size=PAGE)
 
 
@@ -59,8 +57,8 @@ def truth(dfs_simulator) -> dict[str, dict[str, Any]]:
 # -- completeness -----------------------------------------------------------------------------
 
 
-def test_load_work_orders_is_complete(client, truth) -> None:
-    df = dfs.load_work_orders(client)
+def test_load_work_orders_is_complete(paged_client, truth) -> None:
+    df = dfs.load_work_orders(paged_client)
     assert len(df) == len(truth) == 300
     assert df["work_order_id"].is_unique
     assert list(df["work_order_id"]) == ordered_ids(list(truth.values()))
@@ -88,8 +86,8 @@ def test_load_work_orders_is_complete(client, truth) -> None:
             assert pd.isna(got) if expected is None else got == expected, (k, got, expected)
 
 
-def test_load_work_orders_dtypes(client) -> None:
-    df = dfs.load_work_orders(client)
+def test_load_work_orders_dtypes(paged_client) -> None:
+    df = dfs.load_work_orders(paged_client)
     for col in ("create_date", "update_date", "review_date"):
         assert isinstance(df[col].dtype, pd.DatetimeTZDtype) and str(df[col].dt.tz) == "UTC"
     for col in ("site_id", "app_version_id", "field_engineer_email"):
@@ -98,8 +96,8 @@ def test_load_work_orders_dtypes(client) -> None:
     assert df["progress_score"].dtype == "Int64"
 
 
-def test_load_tasks_is_complete_with_the_same_states(client, truth) -> None:
-    df = dfs.load_tasks(client)
+def test_load_tasks_is_complete_with_the_same_states(paged_client, truth) -> None:
+    df = dfs.load_tasks(paged_client)
     order = ordered_ids(list(truth.values()))
     expected = [(wo_id, t) for wo_id in order for t in truth[wo_id]["tasks"]]
     assert len(df) == len(expected)
@@ -145,17 +143,17 @@ def test_load_tasks_is_complete_with_the_same_states(client, truth) -> None:
         assert row["state_update_date"] == ts(state["update_date"])
 
 
-def test_load_tasks_has_some_corrections_and_overrides(client) -> None:
+def test_load_tasks_has_some_corrections_and_overrides(paged_client) -> None:
     # the seeded data has reviews: the frame must show them, not drop them
-    df = dfs.load_tasks(client)
+    df = dfs.load_tasks(paged_client)
     assert df["is_corrected"].sum() > 0
     assert df["is_overridden"].sum() > 0
     assert (df["is_corrected"] & ~df["is_overridden"]).sum() > 0
     assert (~df["analyzed"]).sum() > 0
 
 
-def test_load_timeline_is_complete(server, client, truth) -> None:
-    df = dfs.load_timeline(client)
+def test_load_timeline_is_complete(server, paged_client, truth) -> None:
+    df = dfs.load_timeline(paged_client)
     order = ordered_ids(list(truth.values()))
     assert list(dict.fromkeys(df["work_order_id"])) == order
     for wo_id, rows in df.groupby("work_order_id", sort=False, observed=True):
@@ -168,8 +166,8 @@ def test_load_timeline_is_complete(server, client, truth) -> None:
     assert isinstance(df["type"].dtype, pd.CategoricalDtype)
 
 
-def test_load_task_groups_is_complete(server, client) -> None:
-    df = dfs.load_task_groups(client)
+def test_load_task_groups_is_complete(server, paged_client) -> None:
+    df = dfs.load_task_groups(paged_client)
     current = server.store.app.current.groups
     expected = [(g.id, g.name, t.id, t.name) for g in current for t in g.tasks]
     assert (
@@ -249,34 +247,34 @@ FILTERS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
 
 @pytest.mark.parametrize(("_id", "filters", "keep"), FILTERS, ids=[f[0] for f in FILTERS])
 def test_filters_are_carried_to_every_page(
-    server, client, truth, _id: str, filters: dict[str, Any], keep
+    server, paged_client, truth, _id: str, filters: dict[str, Any], keep
 ) -> None:
     expected = ordered_ids([w for w in truth.values() if keep(w)])
     assert 0 < len(expected) < len(truth)  # a real selection (most span many pages)
-    wo = dfs.load_work_orders(client, **filters)
+    wo = dfs.load_work_orders(paged_client, **filters)
     assert list(wo["work_order_id"]) == expected
-    tasks = dfs.load_tasks(client, **filters)
+    tasks = dfs.load_tasks(paged_client, **filters)
     assert list(dict.fromkeys(tasks["work_order_id"])) == expected
     assert len(tasks) == sum(len(truth[i]["tasks"]) for i in expected)
-    timeline = dfs.load_timeline(client, **filters)
+    timeline = dfs.load_timeline(paged_client, **filters)
     assert list(dict.fromkeys(timeline["work_order_id"])) == expected
     assert len(timeline) == sum(
         max(1, len(e["states"])) for i in expected for e in store_events(server, i)
     )
 
 
-def test_name_filter_can_match_several_work_orders(client, truth) -> None:
+def test_name_filter_can_match_several_work_orders(paged_client, truth) -> None:
     names = pd.Series([w["name"] for w in truth.values()])
     name = names[names.duplicated()].iloc[0]
     expected = ordered_ids([w for w in truth.values() if w["name"] == name])
     assert len(expected) >= 2
-    assert list(dfs.load_work_orders(client, name=name)["work_order_id"]) == expected
+    assert list(dfs.load_work_orders(paged_client, name=name)["work_order_id"]) == expected
 
 
-def test_a_filter_matching_nothing_gives_empty_typed_frames(client) -> None:
-    wo = dfs.load_work_orders(client, name="no-such-work-order")
-    tasks = dfs.load_tasks(client, name="no-such-work-order")
-    timeline = dfs.load_timeline(client, name="no-such-work-order")
+def test_a_filter_matching_nothing_gives_empty_typed_frames(paged_client) -> None:
+    wo = dfs.load_work_orders(paged_client, name="no-such-work-order")
+    tasks = dfs.load_tasks(paged_client, name="no-such-work-order")
+    timeline = dfs.load_timeline(paged_client, name="no-such-work-order")
     for frame, spec in (
         (wo, normalize.WORK_ORDER_SPEC),
         (tasks, normalize.TASK_SPEC),
@@ -288,10 +286,10 @@ def test_a_filter_matching_nothing_gives_empty_typed_frames(client) -> None:
     assert tasks["is_overridden"].dtype == "boolean"
 
 
-def test_different_filters_do_not_mix(client, truth) -> None:
-    reviewed = dfs.load_work_orders(client, reviewed=True)
-    everything = dfs.load_work_orders(client)
-    again = dfs.load_work_orders(client, reviewed=True)
+def test_different_filters_do_not_mix(paged_client, truth) -> None:
+    reviewed = dfs.load_work_orders(paged_client, reviewed=True)
+    everything = dfs.load_work_orders(paged_client)
+    again = dfs.load_work_orders(paged_client, reviewed=True)
     assert len(everything) == len(truth)
     assert set(reviewed["work_order_id"]) == {
         i for i, w in truth.items() if w["review_date"] is not None
@@ -302,10 +300,10 @@ def test_different_filters_do_not_mix(client, truth) -> None:
 # -- timeline of given work orders --------------------------------------------------------------
 
 
-def test_load_timeline_of_given_work_orders(server, client, truth) -> None:
+def test_load_timeline_of_given_work_orders(server, paged_client, truth) -> None:
     order = ordered_ids(list(truth.values()))
     ids = [order[200], order[3], order[57]]
-    df = dfs.load_timeline(client, work_order_ids=ids)
+    df = dfs.load_timeline(paged_client, work_order_ids=ids)
     assert list(dict.fromkeys(df["work_order_id"])) == ids
     for wo_id in ids:
         events = store_events(server, wo_id)
@@ -313,29 +311,29 @@ def test_load_timeline_of_given_work_orders(server, client, truth) -> None:
         assert len(rows) == sum(max(1, len(e["states"])) for e in events)
         assert set(rows["event_id"]) == {e["id"] for e in events}
     # duplicates are ignored
-    again = dfs.load_timeline(client, work_order_ids=[ids[0], ids[0]])
+    again = dfs.load_timeline(paged_client, work_order_ids=[ids[0], ids[0]])
     assert set(again["work_order_id"]) == {ids[0]}
 
 
-def test_load_timeline_of_an_unknown_work_order_is_not_found(client) -> None:
+def test_load_timeline_of_an_unknown_work_order_is_not_found(paged_client) -> None:
     with pytest.raises(dfs.NotFoundError):
-        dfs.load_timeline(client, work_order_ids=["00000000-0000-0000-0000-000000000000"])
+        dfs.load_timeline(paged_client, work_order_ids=["00000000-0000-0000-0000-000000000000"])
 
 
 # -- frames are the caller's -------------------------------------------------------------------
 
 
-def test_changing_a_returned_frame_does_not_change_the_next_load(client) -> None:
-    first = dfs.load_tasks(client, tag="pilot")
+def test_changing_a_returned_frame_does_not_change_the_next_load(paged_client) -> None:
+    first = dfs.load_tasks(paged_client, tag="pilot")
     expected = first.copy(deep=True)
     first["message"] = None
     first.loc[first.index[:5], "work_order_id"] = "mutated"
     first.loc[first.index[:5], "is_conform"] = pd.NA
-    pd.testing.assert_frame_equal(dfs.load_tasks(client, tag="pilot"), expected)
+    pd.testing.assert_frame_equal(dfs.load_tasks(paged_client, tag="pilot"), expected)
 
 
-def test_progress_false_prints_nothing(client, capfd) -> None:
-    dfs.load_work_orders(client, tag="rework")
-    dfs.load_timeline(client, tag="rework", progress=False)
+def test_progress_false_prints_nothing(paged_client, capfd) -> None:
+    dfs.load_work_orders(paged_client, tag="rework")
+    dfs.load_timeline(paged_client, tag="rework", progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from dfs_analytics import normalize
-
-from .conftest import verdict_rule
+from tests.helpers import verdict_rule
 
 UTC = "UTC"
 

@@ -11,8 +11,6 @@ import dfs_analytics as dfs
 from dfs_analytics.errors import ConfigurationError
 from dfs_analytics.periods import expand_created_in, period_bounds
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
 
 def utc(y: int, m: int, d: int) -> datetime:
     return datetime(y, m, d, tzinfo=timezone.utc)

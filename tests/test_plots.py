@@ -22,8 +22,7 @@ from matplotlib.figure import Figure
 
 import dfs_analytics as dfs
 from dfs_analytics import normalize, plots
-
-from .conftest import A, B, drift_work_orders, small_tasks, small_work_orders
+from tests.helpers import A, B, drift_work_orders, small_tasks, small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

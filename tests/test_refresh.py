@@ -16,40 +16,27 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-
-from .conftest import (
+from tests.helpers import (
     LIST,
     RETRIEVE,
     TASK_KEYS,
     TIMELINE,
     TIMELINE_KEYS,
+    VALIDATORS,
     WO_KEYS,
     assert_frames_equal,
     delta,
     timeline_pages,
 )
 
-pytestmark = pytest.mark.usefixtures("isolated_env")
-
 PAGE = 7
+
+pytestmark = [
+    pytest.mark.sim(work_orders=80, seed=21, variants=VALIDATORS),
+    pytest.mark.client(page_size=PAGE),
+]
+
 FLIPPABLE = ("pb_etiquette_presente", "cables_ranges", "etiquette_lisible", "jarretiere_connectee")
-
-
-@pytest.fixture(params=[True, False], ids=["validators", "plain-drf"])
-def sim(request, dfs_simulator_factory):
-    """With validators (ETag, 304), and as a plain Django REST Framework server (neither)."""
-    return dfs_simulator_factory(work_orders=80, seed=21, validators=request.param)
-
-
-@pytest.fixture
-def client(sim, client_for) -> dfs.Client:
-    return client_for(sim, page_size=PAGE)
-
-
-@pytest.fixture
-def other(sim, client_for) -> dfs.Client:
-    """Another user of the same site, without a cache."""
-    return client_for(sim, cache=None)
 
 
 @pytest.fixture
@@ -116,12 +103,12 @@ def test_first_load_walks_every_page(sim, client) -> None:
 
 
 def test_metadata_patch_by_another_client_refetches_exactly_those_timelines(
-    sim, client, other, cold
+    sim, client, reader, cold
 ) -> None:
     wo, _, _ = load_all(client)
     changed = pick(wo, 4, 40, 77)
     for wo_id in changed:
-        other.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
+        reader.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
     before = sim.request_counts()
     timeline = dfs.load_timeline(client)
     assert delta(sim, before) == {LIST: 1, TIMELINE: timeline_pages(sim, changed, PAGE)}
@@ -137,12 +124,12 @@ def test_metadata_patch_by_another_client_refetches_exactly_those_timelines(
 
 
 def test_work_orders_after_another_clients_patch_equal_a_cold_load(
-    sim, client, other, cold
+    sim, client, reader, cold
 ) -> None:
     wo = dfs.load_work_orders(client)
     changed = pick(wo, 1, 50)
     for wo_id in changed:
-        other.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
+        reader.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
     fresh = dfs.load_work_orders(client)
     rows = fresh.set_index("work_order_id").loc[changed]
     assert list(rows["metadata.region"]) == ["zzz", "zzz"]
@@ -150,11 +137,11 @@ def test_work_orders_after_another_clients_patch_equal_a_cold_load(
     assert_frames_equal(fresh, cold()[0], WO_KEYS)
 
 
-def test_deletion_by_another_client_is_noticed(sim, client, other, cold) -> None:
+def test_deletion_by_another_client_is_noticed(sim, client, reader, cold) -> None:
     wo, _, _ = load_all(client)
     gone = pick(wo, 0, 33)
     for wo_id in gone:
-        other.delete_work_order(wo_id)
+        reader.delete_work_order(wo_id)
     fresh_wo, fresh_tasks, fresh_timeline = load_all(client)
     assert len(fresh_wo) == 78
     for frame in (fresh_wo, fresh_tasks, fresh_timeline):
@@ -165,9 +152,9 @@ def test_deletion_by_another_client_is_noticed(sim, client, other, cold) -> None
     assert_frames_equal(fresh_timeline, cold_timeline, TIMELINE_KEYS)
 
 
-def test_creation_by_another_client_appears(sim, client, other, cold) -> None:
+def test_creation_by_another_client_appears(sim, client, reader, cold) -> None:
     load_all(client)
-    made = other.create_work_order("late-" + uuid.uuid4().hex[:8], metadata={"region": "west"})
+    made = reader.create_work_order("late-" + uuid.uuid4().hex[:8], metadata={"region": "west"})
     before = sim.request_counts()
     fresh_wo, fresh_tasks, fresh_timeline = load_all(client)
     assert delta(sim, before) == {LIST: 3, TIMELINE: 1}
@@ -183,11 +170,11 @@ def test_creation_by_another_client_appears(sim, client, other, cold) -> None:
     assert_frames_equal(fresh_wo, cold_wo, WO_KEYS)
 
 
-def test_many_changes_by_another_client_are_all_picked_up(sim, client, other, cold) -> None:
+def test_many_changes_by_another_client_are_all_picked_up(sim, client, reader, cold) -> None:
     wo, _, _ = load_all(client)
     changed = pick(wo, *range(0, 80, 2))  # 40 work orders: more than one probe page
     for wo_id in changed:
-        other.patch_metadata(wo_id, {"batch": 1})
+        reader.patch_metadata(wo_id, {"batch": 1})
     before = sim.request_counts()
     timeline = dfs.load_timeline(client)
     assert delta(sim, before)[TIMELINE] == timeline_pages(sim, changed, PAGE)
@@ -256,7 +243,7 @@ def test_deletion_through_the_same_client(sim, client) -> None:
 
 
 def test_a_new_client_on_the_same_cache_refreshes_instead_of_reloading(
-    sim, client, client_for, other
+    sim, client, client_for, reader
 ) -> None:
     _, tasks, timeline = load_all(client)
     client.close()
@@ -270,7 +257,7 @@ def test_a_new_client_on_the_same_cache_refreshes_instead_of_reloading(
     # and it refetches only what moved
     changed = pick(tasks2.drop_duplicates("work_order_id"), 2, 60)
     for wo_id in changed:
-        other.patch_metadata(wo_id, {"x": 1})
+        reader.patch_metadata(wo_id, {"x": 1})
     third = client_for(sim, page_size=PAGE)
     before = sim.request_counts()
     dfs.load_timeline(third)
@@ -278,10 +265,10 @@ def test_a_new_client_on_the_same_cache_refreshes_instead_of_reloading(
 
 
 def test_offline_on_the_same_cache_gives_the_same_frames_without_any_request(
-    sim, client, client_for, other
+    sim, client, client_for, reader
 ) -> None:
     load_all(client)
-    other.patch_metadata(pick(dfs.load_work_orders(client), 3)[0], {"x": 2})
+    reader.patch_metadata(pick(dfs.load_work_orders(client), 3)[0], {"x": 2})
     wo, tasks, timeline = load_all(client)  # refreshed frames
     groups = dfs.load_task_groups(client)
     offline = client_for(sim, page_size=PAGE, offline=True)

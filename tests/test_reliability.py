@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-
-from .conftest import (
+from tests.helpers import (
     CREATE,
     LIST,
     RETRIEVE,
@@ -21,8 +20,6 @@ from .conftest import (
     delta,
     store_work_orders,
 )
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
 
 FAULTS = {"fault_rate": 0.1, "throttle_rate": 0.1, "retry_after": 0}
 

@@ -27,8 +27,7 @@ from matplotlib.figure import Figure
 
 import dfs_analytics as dfs
 from dfs_analytics import normalize, plots
-
-from .conftest import small_work_orders
+from tests.helpers import small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import requests
 import dfs_analytics as dfs
 from dfs_analytics import review, widgets
 from dfs_analytics.rules import effective
+from tests.helpers import CHROMIUM, QuietHandler, chromium_page, local_http_server, voila_server
 
-from .conftest import CHROMIUM, QuietHandler, chromium_page, local_http_server, voila_server
-
+pytestmark = pytest.mark.sim(work_orders=30, seed=11)
 
 class _Site:
     """What ``client_for`` needs of a site: its base URL and API key."""
@@ -25,11 +25,6 @@ class _Site:
     def __init__(self, base_url: str, api_key: str):
         self.base_url = base_url
         self.api_key = api_key
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=30, seed=11)
 
 
 @pytest.fixture

@@ -21,10 +21,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-
-from .conftest import QuietHandler, local_http_server
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import QuietHandler, local_http_server
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 N = 6

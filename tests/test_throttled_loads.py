@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dfs_analytics as dfs
-
-from .conftest import assert_frames_equal
+from tests.helpers import assert_frames_equal
 
 
 def test_loads_under_a_rate_limit_equal_a_fault_free_load(

@@ -25,10 +25,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-
-from .conftest import assert_no_secret
-
-pytestmark = pytest.mark.usefixtures("isolated_env")
+from tests.helpers import assert_no_secret
 
 N = 10
 PARIS = timezone(timedelta(hours=1))

@@ -12,11 +12,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics import widget_views, widgets
 
-
-@pytest.fixture
-def sim(dfs_simulator_factory):
-    return dfs_simulator_factory(work_orders=120, seed=11)
-
+pytestmark = pytest.mark.sim(work_orders=120, seed=11)
 
 def _task_option(explorer: widgets.Explorer, name: str) -> str:
     return next(v for label, v in explorer.correct_task.options if label.startswith(name + " "))
