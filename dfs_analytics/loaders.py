@@ -11,8 +11,9 @@ clients read the dataset as it is, and fail with
 Frames carry ``frame.attrs["dfs_provenance"]``: the dataset's path, its version and the
 filters, so an audit can state where its numbers come from.
 
-This module never speaks HTTP except through the client's endpoint methods, never writes the
-dataset except through the sync's writer, and keeps no state of its own on the client.
+This module never speaks HTTP except through the client's endpoint methods, never opens or
+writes a client's dataset except through :mod:`dfs_analytics.syncing`, and keeps no state of
+its own on the client.
 """
 
 from __future__ import annotations
@@ -23,23 +24,29 @@ from typing import Any
 
 import pandas as pd
 
-from . import dataset as store
-from . import normalize
 from .client import Client
+from .dataset import TIMELINE_AT, Dataset, VersionNotFoundError
 from .errors import DFSError, OfflineCacheMiss
 from .periods import expand_created_in
 from .query import canonical, check_work_order_ids, split_filters
-from .rules import is_missing
-from .syncing import dataset, existing_dataset, sync, sync_ids, writer, written
+from .syncing import (
+    client_dataset,
+    existing_dataset,
+    sync,
+    sync_ids,
+    sync_task_groups,
+    written,
+    written_since_stored,
+)
 
 
 def _read_version(
     client: Client, filters: Mapping[str, Any], timelines: bool, progress: bool | None
-) -> store.Dataset:
+) -> Dataset:
     """Sync (online) or check the dataset covers the query (offline); the dataset."""
     if not client.settings.offline:
         sync(client, timelines=timelines, progress=progress, **filters)
-        return dataset(client)
+        return client_dataset(client)
     _, local = split_filters(filters)
     ds = existing_dataset(client)
     if ds is None:
@@ -62,17 +69,12 @@ def _read_version(
     return ds
 
 
-def _check_no_writes(client: Client, ds: store.Dataset, local: Mapping[str, Any]) -> None:
-    writes = written(client)
-    if not writes:
+def _check_no_writes(client: Client, ds: Dataset, local: Mapping[str, Any]) -> None:
+    """Raise OfflineCacheMiss when the client wrote to a work order the query selects since
+    it was stored (offline, it cannot be read again)."""
+    if not written(client):
         return
-    index = ds.index(**local)
-    index = index[index["work_order_id"].isin(set(writes))]
-    dirty = [
-        i
-        for i, at in zip(index["work_order_id"], index[store.SYNCED_AT], strict=True)
-        if is_missing(at) or writes[i] >= at.timestamp()
-    ]
+    dirty = written_since_stored(client, ds.index(**local))
     if dirty:
         raise OfflineCacheMiss(
             f"{len(dirty)} stored work order(s) changed through this client since they were "
@@ -81,7 +83,7 @@ def _check_no_writes(client: Client, ds: store.Dataset, local: Mapping[str, Any]
 
 
 def _hint_name(
-    client: Client, ds: store.Dataset, frame: pd.DataFrame, filters: Mapping[str, Any]
+    client: Client, ds: Dataset, frame: pd.DataFrame, filters: Mapping[str, Any]
 ) -> pd.DataFrame:
     """``frame``, after a UserWarning when ``name=`` matched nothing but is a task's (or a
     task group's) name: ``name`` filters work orders by their own name."""
@@ -112,10 +114,10 @@ def _hint_name(
     return frame
 
 
-def _as_of(client: Client, as_of: Any) -> store.Dataset:
+def _as_of(client: Client, as_of: Any) -> Dataset:
     ds = existing_dataset(client)
     if ds is None:
-        raise store.VersionNotFoundError(
+        raise VersionNotFoundError(
             f"as_of={as_of!r}: this client's dataset has no version yet; load once first."
         )
     return ds
@@ -176,7 +178,7 @@ def load_work_orders(
     tags, types`` (lists), ``n_tasks``, one ``metadata.<key>`` column per metadata key, and
     any other key the server sends.
     """
-    return _load(store.Dataset.work_orders, client, columns, as_of, progress, filters)
+    return _load(Dataset.work_orders, client, columns, as_of, progress, filters)
 
 
 def load_tasks(
@@ -196,7 +198,7 @@ def load_tasks(
     ``normalize.TASK_SPEC``). ``value`` is the corrected value if any, else the analysed one;
     ``is_overridden`` means corrected to a different value.
     """
-    return _load(store.Dataset.tasks, client, columns, as_of, progress, filters)
+    return _load(Dataset.tasks, client, columns, as_of, progress, filters)
 
 
 def load_timeline(
@@ -217,9 +219,7 @@ def load_timeline(
     corrected_value, message, is_conform``.
     """
     if work_order_ids is None:
-        return _load(
-            store.Dataset.timeline, client, columns, as_of, progress, filters, timelines=True
-        )
+        return _load(Dataset.timeline, client, columns, as_of, progress, filters, timelines=True)
     filters = expand_created_in(filters)
     _, local = split_filters(filters)  # bad filters fail before anything else
     ids = check_work_order_ids(work_order_ids)
@@ -229,25 +229,25 @@ def load_timeline(
         )
     if filters:
         _read_version(client, filters, True, progress)
-        ds = dataset(client)
+        ds = client_dataset(client)
         selected = set(ds.index(**local)["work_order_id"])
         ids = [i for i in ids if i in selected]
     elif client.settings.offline:
         ds = _read_version_ids(client, ids)
     else:
         sync_ids(client, ids, timelines=True, progress=progress)
-        ds = dataset(client)
+        ds = client_dataset(client)
     return ds.timeline(columns=columns, work_order_ids=ids)
 
 
-def _read_version_ids(client: Client, ids: list[str]) -> store.Dataset:
+def _read_version_ids(client: Client, ids: list[str]) -> Dataset:
     """Offline: the dataset, when it holds the current timelines of ``ids``."""
     ds = existing_dataset(client)
     if ds is None:
         raise OfflineCacheMiss("nothing was ever loaded into this client's dataset (offline=True).")
     index = ds.index()
     index = index[index["work_order_id"].isin(set(ids))]
-    marks, dates = index[store.TIMELINE_AT], index["update_date"]
+    marks, dates = index[TIMELINE_AT], index["update_date"]
     # read at the work order's update_date; an undated one's mark only says it was read
     ready = set(index["work_order_id"][marks.notna() & ((marks == dates) | dates.isna())])
     missing = [i for i in ids if i not in ready]
@@ -284,14 +284,8 @@ def load_task_groups(
                 "load them online first."
             )
         return ds.task_groups(columns=columns)
-    frame = normalize.task_groups_frame(client.list_task_groups())
-    frame[store.POS] = range(len(frame))
-    rows = store.to_arrow("task_groups", frame, [store.NO_MONTH] * len(frame))
-    w = writer(client)
-    current = w.stored_table("task_groups")
-    if current is None or not current.equals(rows):
-        w.commit({"task_groups": (rows, [])}, {"filters": {"task_groups": True}, "complete": True})
-    return dataset(client).task_groups(columns=columns)
+    sync_task_groups(client)
+    return client_dataset(client).task_groups(columns=columns)
 
 
 for _fn in (load_work_orders, load_tasks, load_timeline):

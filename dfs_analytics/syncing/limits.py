@@ -1,0 +1,18 @@
+"""The sync's size limits: how much one batch, page, chunk or probe may hold.
+
+Every module of the package reads them here at call time (``limits.BATCH``), so setting one
+on the package (``dfs_analytics.syncing.BATCH = 100``, as a test or a tuning session does)
+changes what the next sync does. This module holds constants only: it never computes.
+"""
+
+from __future__ import annotations
+
+BATCH = 1000  # work orders per commit, at most
+BATCH_SECONDS = 2.0  # seconds of work per commit, at most
+SYNC_PAGE = 100  # list page size of a sync: small pages keep memory bounded
+CHUNK = 500  # work orders parsed into Arrow rows at a time (each parse has a fixed cost)
+AHEAD = 1  # chunks of stored work orders' timelines asked for ahead of the one being parsed
+PROBE_SIZE = 10  # work orders the "what changed?" request asks for
+COMPACT_FILES = 64  # compact once the tables hold more data files than this
+
+__all__ = ["AHEAD", "BATCH", "BATCH_SECONDS", "CHUNK", "COMPACT_FILES", "PROBE_SIZE", "SYNC_PAGE"]

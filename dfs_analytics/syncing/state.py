@@ -1,0 +1,181 @@
+"""A client's sync state, and the one place that opens a client's dataset.
+
+Per client (kept in a registry keyed by the client, never on the client object): the work
+orders it wrote to (also logged beside its cache, so another process sees them), the probe
+ETags, its dataset's writer and reader, and the lock that runs one sync at a time.
+:func:`client_dataset`, :func:`writer`, :func:`existing_dataset` and :func:`open_dataset`
+are how the rest of the package (and the loaders) reach a dataset. This module never speaks
+HTTP and never decides what to sync.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..client import Client
+from ..dataset import SYNCED_AT, Dataset, NotADatasetError, Writer
+from ..errors import ConfigurationError
+from ..rules import is_missing
+
+
+@dataclass
+class ClientState:
+    """What the sync keeps for one client: writes made through it, probe ETags, its open
+    dataset, and the lock that runs one of its syncs at a time."""
+
+    writes: dict[str, float] = field(default_factory=dict)  # work order id -> time of write
+    etags: dict[str, str] = field(default_factory=dict)  # query key -> probe ETag
+    log: Path | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    writer: Writer | None = None
+    reader: Dataset | None = None
+    # one sync of a client at a time (loads from several threads share its open tables)
+    syncing: threading.RLock = field(default_factory=threading.RLock)
+
+    def on_write(self, work_order_id: str) -> None:
+        """Remember (and log beside the cache) that the client wrote to ``work_order_id``."""
+        when = time.time()
+        with self.lock:
+            self.writes[work_order_id] = when
+            self.etags.clear()
+            if self.log is not None:
+                fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                    fh.write(f"{when:.6f} {work_order_id}\n")
+
+    def written(self) -> dict[str, float]:
+        """A copy of the writes: work order id -> time of the last write."""
+        with self.lock:
+            return dict(self.writes)
+
+    def written_since_stored(self, index: pd.DataFrame) -> set[str]:
+        """The work orders of ``index`` (rows of :meth:`Dataset.index`) written to since
+        they were stored (or stored at an unknown time): what must be read again."""
+        writes = self.written()
+        if not writes:
+            return set()
+        index = index[index["work_order_id"].isin(set(writes))]
+        return {
+            i
+            for i, at in zip(index["work_order_id"], index[SYNCED_AT], strict=True)
+            if is_missing(at) or writes[i] >= at.timestamp()
+        }
+
+
+_STATES: weakref.WeakKeyDictionary[Client, ClientState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def client_state(client: Client) -> ClientState:
+    """The client's sync state, created (with the writes its cache's log holds, and a hook
+    on the client's writes) the first time it is asked for."""
+    with _STATES_LOCK:
+        state = _STATES.get(client)
+        if state is None:
+            state = ClientState()
+            if client.cache_dir is not None:
+                state.log = client.cache_dir / "writes.log"
+                if state.log.exists():
+                    state.writes = _read_log(state.log)
+            client.on_write(state.on_write)
+            _STATES[client] = state
+        return state
+
+
+def _read_log(log: Path) -> dict[str, float]:
+    """The writes a log holds: work order id -> time of its last write (a damaged line is
+    skipped)."""
+    writes: dict[str, float] = {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        when, _, wo_id = line.partition(" ")
+        try:
+            writes[wo_id] = max(writes.get(wo_id, 0.0), float(when))
+        except ValueError:
+            continue
+    return writes
+
+
+def written(client: Client) -> dict[str, float]:
+    """The work orders this client (or another process sharing its cache) wrote to since
+    they were last read, with the time of the write (what the next sync reads again)."""
+    return client_state(client).written()
+
+
+def written_since_stored(client: Client, index: pd.DataFrame) -> set[str]:
+    """The work orders of ``index`` (rows of :meth:`Dataset.index`) this client wrote to
+    since they were stored: what a sync reads again, and what an offline read cannot trust."""
+    return client_state(client).written_since_stored(index)
+
+
+def writer(client: Client) -> Writer:
+    """The client's dataset, opened for writing (created when new); one per client, kept, so
+    its tables stay open between loads."""
+    state = client_state(client)
+    with state.lock:
+        w = state.writer
+        if w is None or w.location != client.dataset_location:
+            w = state.writer = Writer(
+                client.dataset_location, client.base_url, private=client.dataset_is_private
+            )
+        else:
+            w.refresh()
+        return w
+
+
+def client_dataset(client: Client) -> Dataset:
+    """The client's dataset, for reading (created empty when new and writable)."""
+    state = client_state(client)
+    with state.lock:
+        if state.writer is not None and state.writer.location == client.dataset_location:
+            return state.writer.dataset
+        if state.reader is None or state.reader.location != client.dataset_location:
+            location = client.dataset_location
+            try:
+                state.reader = Dataset(location)
+            except NotADatasetError:
+                if client.settings.offline:
+                    raise
+                state.writer = Writer(location, client.base_url, private=client.dataset_is_private)
+                return state.writer.dataset
+        return state.reader
+
+
+def open_dataset(
+    source: Client | str | os.PathLike[str] | None = None,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+) -> Dataset:
+    """Open a dataset for reading: a :class:`~dfs_analytics.Client` (its dataset) or a path /
+    object-store URI (a colleague's shared dataset: no API key needed, nothing written).
+
+    Raises NotADatasetError when the path holds no dataset, DatasetCorruptError when its
+    files are damaged, DatasetLocationError (at once, before any request) for a scheme
+    deltalake cannot open or an object store without credentials (``storage_options`` or the
+    provider's environment variables).
+    """
+    if isinstance(source, Client):
+        return client_dataset(source)  # the client's own (created empty when new and writable)
+    if source is None:
+        raise ConfigurationError("open_dataset(client_or_path): give a Client or a path.")
+    if isinstance(source, (os.PathLike, str)):
+        return Dataset(os.fspath(source), storage_options=storage_options)
+    raise ConfigurationError(
+        f"open_dataset needs a Client, a path or a URI, got {type(source).__name__}."
+    )
+
+
+def existing_dataset(client: Client) -> Dataset | None:
+    """The client's dataset if one exists at its location, for reading; None when nothing was
+    ever synced there (nothing is created: what offline and ``as_of`` reads need)."""
+    try:
+        return Dataset(client.dataset_location)
+    except NotADatasetError:
+        return None
