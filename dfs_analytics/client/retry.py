@@ -1,0 +1,245 @@
+"""The retry loop: one request sent again while the policy allows, and never past its budget.
+
+A connection that could not be opened and a 429 are retried for every method; 500/502/503/504
+and connections cut mid-answer only for idempotent methods (``IDEMPOTENT``). Each wait
+(exponential backoff with jitter, or the server's ``Retry-After``) must end within the call's
+``retry_budget``; a response given up on carries a note saying how long the call tried.
+
+It never re-sends a non-idempotent write whose answer was lost (that raises
+OutcomeUnknownError), never retries inside urllib3, and never reads or judges a body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import math
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import requests
+
+from ..concurrency import Limiter
+from ..config import Settings
+from ..errors import OutcomeUnknownError, TransportError
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+MAX_BACKOFF = 60.0  # seconds between two attempts, at most (Retry-After aside)
+
+# failures where no answer came: the request may or may not have left
+_NO_ANSWER = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    """What messages say of one call: its ``method``, the ``path`` shown (never a user or
+    password), the ``host`` it went to, and a ``hint`` added when no answer came."""
+
+    method: str
+    path: str
+    host: str
+    hint: str = ""
+
+
+def send_with_retries(
+    send_once: Callable[[], requests.Response],
+    call: Call,
+    settings: Settings,
+    limiter: Limiter | None,
+) -> requests.Response:
+    """``send_once()`` until an answer the policy does not retry, or retries and budget run
+    out; returns that last response whatever its status (with a :func:`retry_note` when it was
+    given up on). Raises TransportError, or OutcomeUnknownError for a non-idempotent write
+    whose answer was lost. Every attempt holds one slot of ``limiter`` (None: no limit)."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = _attempt(send_once, limiter)
+        except _NO_ANSWER as exc:
+            sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
+            if not sent or call.method in IDEMPOTENT:
+                delay = backoff(settings, attempt)
+                if _may_retry(settings, attempt, started, delay):
+                    time.sleep(delay)
+                    continue
+            raise _no_answer(call, settings, exc, sent, attempt, started) from None
+        status = response.status_code
+        if status != 429 and not (status in RETRY_STATUSES and call.method in IDEMPOTENT):
+            return response
+        advised = retry_after(response)
+        delay = advised if advised is not None else backoff(settings, attempt)
+        if not _may_retry(settings, attempt, started, delay):
+            _NOTES.put(response, _gave_up(settings, attempt, started, advised))
+            return response
+        response.close()
+        time.sleep(delay)
+
+
+def _attempt(
+    send_once: Callable[[], requests.Response], limiter: Limiter | None
+) -> requests.Response:
+    """One attempt holding one slot of ``limiter``, given back (with what it says of the
+    server's load) before any wait: a timeout says overload, a cut connection does not."""
+    ticket = limiter.acquire() if limiter is not None else None
+    try:
+        response = send_once()
+        _ = response.content  # a connection cut mid-answer surfaces here
+    except _NO_ANSWER as exc:
+        if limiter is not None and ticket is not None:
+            limiter.release(ticket, None if isinstance(exc, requests.Timeout) else 0)
+        raise
+    except BaseException:
+        if limiter is not None and ticket is not None:
+            limiter.cancel(ticket)
+        raise
+    if limiter is not None and ticket is not None:
+        limiter.release(ticket, response.status_code)
+    return response
+
+
+def backoff(settings: Settings, attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt``: exponential, with jitter."""
+    base = settings.backoff_factor * 2 ** (attempt - 1)
+    return min(MAX_BACKOFF, base + random.uniform(0, settings.backoff_factor / 2))
+
+
+def _may_retry(settings: Settings, attempt: int, started: float, delay: float) -> bool:
+    """Whether another attempt is allowed: retries left, and the wait ends in budget."""
+    if attempt > settings.retries:
+        return False
+    return time.monotonic() - started + delay <= settings.retry_budget
+
+
+def _gave_up(settings: Settings, attempt: int, started: float, advised: float | None) -> str:
+    """The note of a response given up on: attempts, time spent, the server's advice."""
+    elapsed = time.monotonic() - started
+    return (
+        f"Gave up after {attempt} attempt(s) over {elapsed:.1f} s "
+        f"(retries={settings.retries}, retry_budget={settings.retry_budget:g} s"
+        + (f"; the server asked to wait {advised:g} s more" if advised else "")
+        + ")."
+    )
+
+
+def _no_answer(
+    call: Call, settings: Settings, exc: BaseException, sent: bool, attempt: int, started: float
+) -> TransportError:
+    """The error of a call that got no answer: OutcomeUnknownError for a write that left
+    (it may have been applied), else TransportError saying how long the call tried."""
+    method, path, reason = call.method, call.path, _reason(exc)
+    if sent and method not in IDEMPOTENT:
+        return OutcomeUnknownError(
+            f"{method} {path}: the request was sent but its answer was lost ({reason}); "
+            "it may or may not have been applied. Check the server's state before "
+            "sending it again.",
+            method=method,
+            path=path,
+        )
+    elapsed = time.monotonic() - started
+    return TransportError(
+        f"{method} {path}: no answer from {call.host} ({reason}) after "
+        f"{attempt} attempt(s) over {elapsed:.1f} s (retries={settings.retries}, "
+        f"retry_budget={settings.retry_budget:g} s). Check the base URL / site id and the "
+        "network." + call.hint,
+        method=method,
+        path=path,
+    )
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request left (connection refused, DNS)."""
+    text = repr(exc)
+    return any(
+        s in text
+        for s in (
+            "NewConnectionError",
+            "NameResolutionError",
+            "Connection refused",
+            "Failed to establish",
+        )
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The short cause of a connection error, as messages show it."""
+    text = str(exc)
+    for pattern in (
+        r"\[Errno -?\d+\] [^'\")]+",
+        r"Connection refused",
+        r"Read timed out",
+        r"IncompleteRead[^)]*\)",
+        r"Connection aborted",
+        r"RemoteDisconnected[^)]*",
+        r"Name or service not known",
+    ):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(0)
+    return type(exc).__name__
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds (a number or an HTTP date), if any."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class _ResponseNotes:
+    """Notes on responses (how a call gave up), kept beside them rather than on them (a
+    response is requests' object) and forgotten when the response is."""
+
+    def __init__(self) -> None:
+        self._notes: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def put(self, response: requests.Response, note: str) -> None:
+        key = id(response)
+        try:
+            weakref.finalize(response, self._forget, key)
+        except TypeError:  # a response that takes no weak reference: no note
+            return
+        with self._lock:
+            self._notes[key] = note
+
+    def get(self, response: requests.Response) -> str | None:
+        """The note put on ``response``, if any."""
+        with self._lock:
+            return self._notes.get(id(response))
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._notes.pop(key, None)
+
+
+_NOTES = _ResponseNotes()
+
+
+def retry_note(response: requests.Response) -> str | None:
+    """How the retry loop gave up on ``response`` ("Gave up after 6 attempt(s)..."), if it
+    did: the start of the error's hint."""
+    return _NOTES.get(response)
