@@ -30,7 +30,7 @@ from dfs_analytics import normalize, plots
 from tests.helpers import small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SECTIONS = (
     "The whole site",

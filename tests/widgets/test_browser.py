@@ -16,7 +16,7 @@ import requests
 
 from tests.helpers import CHROMIUM, chromium_page, voila_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
 if not CHROMIUM.exists() and os.environ.get("DFS_REQUIRE_BROWSER") != "1":
