@@ -1,0 +1,103 @@
+"""A dataset's files handed to out-of-core engines: DuckDB views over Arrow datasets, and Dask
+DataFrames with one partition per data file (each file checked against its recorded SHA-256
+before it is decoded).
+
+It reads through a :class:`Dataset` only (which files make a version is its business), and
+never writes.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from ..errors import ConfigurationError, DatasetCorruptError
+from .arrow import EXTRA, POS, TABLES, arrow_schema, check_table, from_arrow
+from .integrity import damaged_file, file_problem
+from .location import short_error, table_uri
+
+if TYPE_CHECKING:
+    from .reader import Dataset
+
+
+def duckdb(dataset: Dataset, as_of: Any = None, connection: Any = None) -> Any:
+    """A DuckDB connection (``connection``, or a new one) with views ``work_orders``,
+    ``tasks``, ``timeline`` and ``task_groups`` over the dataset's files at ``as_of``
+    (see :meth:`Dataset.duckdb`)."""
+    import duckdb
+
+    con = connection if connection is not None else duckdb.connect()
+    for table in TABLES:
+        data = dataset.arrow_dataset(table, as_of)
+        if data is None:
+            data = pads.dataset(arrow_schema(table).empty_table())
+        con.register(f"_dfs_{table}", data)
+        con.execute(f'CREATE OR REPLACE VIEW {table} AS SELECT * FROM "_dfs_{table}"')
+    return con
+
+
+def to_dask(
+    dataset: Dataset, name: str, as_of: Any = None, columns: Sequence[str] | None = None
+) -> Any:
+    """A Dask DataFrame over the table's files at ``as_of``, one partition per file (see
+    :meth:`Dataset.to_dask`)."""
+    try:
+        import dask.dataframe as dd
+        from dask import delayed
+    except ImportError:
+        raise ConfigurationError(
+            "Dataset.to_dask needs Dask: pip install 'dfs-analytics[dask]'."
+        ) from None
+    check_table(name)
+    files = dataset.files(name, as_of)
+    meta = from_arrow(name, arrow_schema(name).empty_table(), columns, categories=False)
+    if not files:
+        return dd.from_pandas(meta, npartitions=1)
+    read_cols = None if columns is None else [*columns, POS, EXTRA]
+    known = set(arrow_schema(name).names)
+    if read_cols is not None:
+        read_cols = [c for c in dict.fromkeys(read_cols) if c in known]
+    base = table_uri(dataset.location, name).rstrip("/") + "/"
+    sums = dataset.versions.checksums().get(name, {})
+    parts = [
+        delayed(read_file)(
+            name,
+            f,
+            read_cols,
+            columns,
+            sums.get(urllib.parse.unquote(f[len(base) :]) if f.startswith(base) else f),
+        )
+        for f in files
+    ]
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def read_file(
+    table: str,
+    uri: str,
+    read_cols: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    checksum: str | None = None,
+) -> pd.DataFrame:
+    """One data file of ``table`` as a pandas frame (categoricals as plain strings), checked
+    against ``checksum`` (its recorded SHA-256) first when given: one Dask partition."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    if checksum is not None:
+        fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
+        problem = file_problem(fs, path, checksum)
+        if problem is not None:
+            raise damaged_file(uri, problem)
+    try:
+        data = pq.read_table(
+            uri, columns=list(read_cols) if read_cols else None, page_checksum_verification=True
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetCorruptError(f"{uri}: a data file is damaged ({short_error(exc)}).") from None
+    return from_arrow(table, data, columns, categories=False)

@@ -1,0 +1,421 @@
+"""Reading a dataset: :class:`Dataset`, the frames of one site at any version (``as_of``), with
+``columns=`` and the loaders' filters pushed down to Arrow, in the loaders' row order, every
+data file checked against its recorded SHA-256 before it is used; its history; and the hand-off
+to DuckDB and Dask (:mod:`.export`).
+
+It never writes (that is :class:`~dfs_analytics.dataset.writer.Writer`), never speaks HTTP
+and never needs an API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from deltalake.exceptions import DeltaError
+
+from ..errors import DatasetCorruptError, NotADatasetError
+from . import export, integrity
+from .arrow import (
+    EXTRA,
+    PARTITION,
+    POS,
+    SPECS,
+    SYNCED_AT,
+    TIMELINE_AT,
+    arrow_schema,
+    check_table,
+    from_arrow,
+)
+from .filters import (
+    apply_after_read,
+    check_filters,
+    columns_needed,
+    plain_filter,
+    pushdown,
+)
+from .integrity import checked
+from .location import check_credentials, open_table, short_error, table_exists, table_uri
+from .versions import VersionTable
+
+FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
+FRAME_CACHE_BYTES = 64 * 2**20  # larger frames are not kept
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _locked(method: _Method) -> _Method:
+    """Run a Dataset method under the object's lock: its caches are shared, and a Delta table
+    object must not be used by two threads at once."""
+
+    def run(self: Dataset, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    run.__name__, run.__doc__ = method.__name__, method.__doc__
+    return run  # type: ignore[return-value]
+
+
+class Dataset:
+    """A dfs-analytics dataset: the frames of one site, every version kept.
+
+    Open one with :func:`dfs_analytics.open_dataset`. Every reader takes ``as_of=`` (a version
+    number or a timestamp: the last version at or before it), ``columns=`` (only these
+    columns are read) and the loaders' filters (``created_after``, ``reviewed``, ...),
+    evaluated on the stored work orders. No reader sends a request or needs an API key.
+
+    Every data file is checked against the SHA-256 recorded when it was written before it is
+    used, and every version row against its digest: damage is a :class:`DatasetCorruptError`
+    naming the file. :meth:`verify` re-reads every file and lists what failed.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.location = os.fspath(location)
+        self.storage_options = dict(storage_options) if storage_options else None
+        check_credentials(self.location, self.storage_options)  # also refuses bad schemes
+        if not table_exists(self.location, "syncs", self.storage_options):
+            raise NotADatasetError(
+                f"{self.location} is not a dfs-analytics dataset (no 'syncs' table): check the "
+                "path, or create one by syncing: dfs.sync(client) with "
+                "Client(dataset=...) pointing there."
+            )
+        self._lock = threading.RLock()
+        self._cache: dict[Any, Any] = {}  # Arrow datasets and selected work orders, by version
+        self._frames: dict[Any, pd.DataFrame] = {}  # the latest frames read
+        #: the checked version table: identity, versions, recorded checksums (shared with the
+        #: writer that commits to this dataset)
+        self.versions = VersionTable(self.location, self.storage_options)
+
+    # -- where and what -----------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The dataset's folder or URI."""
+        return self.location
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.location!r}, site={self.site!r}, version={self.version})"
+
+    @property
+    def site(self) -> str:
+        """The base URL of the site the dataset was made from."""
+        return self.versions.identity.site
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the dataset was written with."""
+        return self.versions.identity.schema_version
+
+    # -- versions -----------------------------------------------------------------------------
+
+    def verify(self, all_versions: bool = False) -> pd.DataFrame:
+        """Read every file of the latest version (``all_versions=True``: of every version)
+        again, and say what could not be verified.
+
+        Returns a DataFrame with one row per file that failed or could not be checked,
+        columns ``table, file, problem`` (empty: everything checked is intact). Problems are
+        a damaged or missing file, a content that differs from the SHA-256 recorded when the
+        file was written, a damaged version table, or "no checksum recorded" for files
+        written by releases that did not record them (read and decoded, but unverified).
+        ``frame.attrs["files_checked"]`` is how many files were read. Nothing is written.
+        """
+        return integrity.verify(self.versions, all_versions)
+
+    @property
+    def version(self) -> int | None:
+        """The latest version (None: nothing synced yet)."""
+        syncs = self.versions.frame()
+        return int(syncs["version"].iloc[-1]) if len(syncs) else None
+
+    def history(self) -> pd.DataFrame:
+        """One row per version, oldest first: ``version, time, filters, listed, fetched,
+        updated, deleted, timelines, requests, seconds, complete`` (``complete``: the sync's
+        last commit) and each table's own Delta version."""
+        syncs = self.versions.frame().copy()
+        syncs["filters"] = [json.loads(f) if f else {} for f in syncs["filters"]]
+        return syncs
+
+    def table_versions(self, as_of: Any = None) -> dict[str, int | None]:
+        """Each table's Delta version in the dataset version ``as_of`` (None: empty)."""
+        return self.versions.table_versions(as_of)
+
+    def resolve(self, as_of: Any = None) -> int | None:
+        """The dataset version that ``as_of`` designates (None: nothing synced yet)."""
+        row = self.versions.row(as_of)
+        return None if row is None else int(row["version"])
+
+    # -- reads --------------------------------------------------------------------------------
+
+    @_locked
+    def arrow_dataset(self, table: str, as_of: Any = None) -> pads.Dataset | None:
+        """The table's files at ``as_of`` as a ``pyarrow.dataset.Dataset`` (None: empty),
+        each file checked against its recorded checksum first."""
+        data = self._arrow(table, as_of)
+        if data is not None:
+            self.versions.verify_files(table, data, (f.path for f in data.get_fragments()))
+        return data
+
+    @_locked
+    def _arrow(self, table: str, as_of: Any = None) -> pads.Dataset | None:
+        check_table(table)
+        version = self.table_versions(as_of)[table]
+        if version is None:
+            return None
+        key = ("arrow", table, version)
+        if key in self._cache:
+            return self._cache[key]
+        dt = open_table(self.location, table, version, self.storage_options)
+        try:
+            data = checked(dt.to_pyarrow_dataset())
+        except (DeltaError, OSError, ValueError, pa.ArrowException) as exc:
+            raise DatasetCorruptError(
+                f"{table_uri(self.location, table)}: cannot list its files ({short_error(exc)})."
+            ) from None
+        self._cache[key] = data
+        return data
+
+    def _scan(
+        self,
+        table: str,
+        as_of: Any,
+        columns: Sequence[str] | None,
+        expr: pc.Expression | None,
+    ) -> pa.Table:
+        data = self._arrow(table, as_of)
+        schema = arrow_schema(table)
+        if data is None:
+            return schema.empty_table()
+        present = set(data.schema.names)
+        wanted = [c for c in (columns or schema.names) if c in present]
+        try:
+            fragments = data.get_fragments() if expr is None else data.get_fragments(filter=expr)
+            self.versions.verify_files(table, data, [f.path for f in fragments])
+            return data.to_table(columns=wanted, filter=expr)
+        except (OSError, pa.ArrowException) as exc:
+            raise DatasetCorruptError(
+                f"{table_uri(self.location, table)}: a data file is damaged or missing "
+                f"({short_error(exc)}). "
+                "Restore it, or sync into a new dataset path."
+            ) from None
+
+    @_locked
+    def index(self, as_of: Any = None, **filters: Any) -> pd.DataFrame:
+        """Work-order ids with what a sync needs to know of them: ``work_order_id,
+        create_date, update_date, create_month, _synced_at, _timeline_update_date``, for the
+        work orders that ``filters`` select."""
+        cols = ["work_order_id", "create_date", "update_date", PARTITION, SYNCED_AT, TIMELINE_AT]
+        return self._selected(as_of, filters, extra=cols)
+
+    @_locked
+    def _selected(self, as_of: Any, filters: Mapping[str, Any], extra: Sequence[str]) -> Any:
+        """The stored work orders that ``filters`` select (with the ``extra`` columns)."""
+        check_filters(filters)
+        filters = {k: v for k, v in filters.items() if v is not None}
+        version = self.resolve(as_of)
+        key = (
+            "selected",
+            version,
+            json.dumps({k: plain_filter(v) for k, v in filters.items()}, sort_keys=True),
+            tuple(extra),
+        )
+        cache = self._cache
+        if version is not None and key in cache:
+            return cache[key].copy()
+        frame = self._select(version, filters, extra)
+        if version is not None:  # a version never changes; keep the latest few
+            for old in [k for k in cache if k[0] == "selected"][:-7]:
+                cache.pop(old, None)
+            cache[key] = frame
+            return frame.copy()
+        return frame
+
+    def _select(self, as_of: Any, filters: Mapping[str, Any], extra: Sequence[str]) -> Any:
+        expr = pushdown(filters)
+        need = set(extra) | {"work_order_id"} | columns_needed(filters)
+        raw = self._scan("work_orders", as_of, sorted(need), expr)
+        frame = raw.to_pandas()
+        if "create_date" in frame:
+            frame["create_date"] = frame["create_date"].astype("datetime64[us, UTC]")
+        frame = apply_after_read(frame, filters)
+        return frame[[c for c in extra if c in frame.columns]].reset_index(drop=True)
+
+    @_locked
+    def _read(
+        self,
+        table: str,
+        as_of: Any,
+        columns: Sequence[str] | None,
+        filters: Mapping[str, Any],
+        ids: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        check_table(table)
+        version = self.resolve(as_of)  # one version for every read below: consistent frames
+        given_as_of, as_of = as_of, version
+        clean = {k: plain_filter(v) for k, v in filters.items() if v is not None}
+        key = (
+            table,
+            version,
+            None if columns is None else tuple(columns),
+            json.dumps(clean, sort_keys=True, default=str),
+            None if ids is None else tuple(ids),
+        )
+        frames = self._frames
+        if version is not None and key in frames:
+            return frames[key].copy()
+        expr = None
+        order_of: dict[str, int] | None = None
+        if table == "work_orders":
+            expr = pushdown({k: v for k, v in filters.items() if v is not None})
+        if table == "timeline" or (
+            table != "task_groups"
+            and (ids is not None or any(v is not None for v in filters.values()))
+        ):
+            months: list[str] | None = None
+            if ids is None:
+                sel = self._selected(
+                    as_of, filters, ["work_order_id", "create_date", PARTITION]
+                ).sort_values(["create_date", "work_order_id"], kind="stable")
+                wanted = sel["work_order_id"].tolist()
+                months = sorted(set(sel[PARTITION]))
+            else:
+                wanted = list(dict.fromkeys(ids))
+            order_of = {w: n for n, w in enumerate(wanted)}
+            if table != "timeline" or ids is not None or filters:
+                id_expr = pc.field("work_order_id").isin(pa.array(wanted, pa.string()))
+                if months is not None:
+                    id_expr = id_expr & pc.field(PARTITION).isin(pa.array(months, pa.string()))
+                expr = id_expr if expr is None else expr & id_expr
+        if columns is None:  # every column: the extras too
+            read: list[str] | None = None
+        else:
+            known = {c.name for c in SPECS[table]}
+            read = [c for c in columns if c in known]
+            if any(c not in known for c in columns):
+                read.append(EXTRA)
+            read = list(dict.fromkeys([*read, *_sort_keys(table), POS]))
+        raw = self._scan(table, as_of, read, expr)
+        order = _order(table, raw, order_of)
+        frame = from_arrow(table, raw, columns)
+        if order is not None:
+            frame = frame.take(order).reset_index(drop=True)
+        frame.attrs["dfs_provenance"] = {
+            "dataset": self.location,
+            "version": version,
+            "table": table,
+            "filters": clean,
+            "as_of": None if given_as_of is None else plain_filter(given_as_of),
+        }
+        if version is not None and frame.memory_usage(deep=False).sum() < FRAME_CACHE_BYTES:
+            # the last frames read are kept (a version never changes): an unchanged reload
+            # is a copy; at most FRAME_CACHE frames per table
+            olds = [k for k in frames if k[0] == table]
+            for old in olds[: max(0, len(olds) - (FRAME_CACHE - 1))]:
+                frames.pop(old, None)
+            frames[key] = frame
+            return frame.copy()
+        return frame
+
+    def work_orders(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None, **filters: Any
+    ) -> pd.DataFrame:
+        """Work orders, one row each, oldest first (the frame of ``dfs.load_work_orders``)."""
+        return self._read("work_orders", as_of, columns, filters)
+
+    def tasks(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None, **filters: Any
+    ) -> pd.DataFrame:
+        """Tasks with their states, one row per work order x task (``dfs.load_tasks``)."""
+        return self._read("tasks", as_of, columns, filters)
+
+    def timeline(
+        self,
+        *,
+        as_of: Any = None,
+        columns: Sequence[str] | None = None,
+        work_order_ids: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> pd.DataFrame:
+        """Timeline rows, one per event x changed task state (``dfs.load_timeline``)."""
+        if work_order_ids is not None:
+            return self._read("timeline", as_of, columns, filters, ids=work_order_ids)
+        return self._read("timeline", as_of, columns, filters)
+
+    def task_groups(
+        self, *, as_of: Any = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The site's task groups, one row per task (``dfs.load_task_groups``)."""
+        return self._read("task_groups", as_of, columns, {})
+
+    # -- out of core --------------------------------------------------------------------------
+
+    # -- out of core --------------------------------------------------------------------------
+
+    def duckdb(self, as_of: Any = None, connection: Any = None) -> Any:
+        """A DuckDB connection with views ``work_orders``, ``tasks``, ``timeline`` and
+        ``task_groups`` over the dataset's files at ``as_of`` (latest by default).
+
+        The views read the Parquet files through Arrow, so no DuckDB extension is needed.
+        Categorical columns are plain strings there, and value columns JSON text.
+        """
+        return export.duckdb(self, as_of, connection)
+
+    def files(self, table: str, as_of: Any = None) -> list[str]:
+        """The table's data files at ``as_of`` (absolute paths or URIs)."""
+        check_table(table)
+        version = self.table_versions(as_of)[table]
+        if version is None:
+            return []
+        return list(open_table(self.location, table, version, self.storage_options).file_uris())
+
+    def to_dask(self, name: str, as_of: Any = None, columns: Sequence[str] | None = None) -> Any:
+        """A Dask DataFrame over the table's files at ``as_of`` (one partition per file), with
+        the columns of the pandas frames: value columns decoded from JSON, categorical
+        columns as plain strings (partitions would not share their categories). The audit
+        functions (``override_rates``, ``confusion``, ``drift``) accept it."""
+        return export.to_dask(self, name, as_of, columns)
+
+
+def _sort_keys(table: str) -> list[str]:
+    if table == "work_orders":
+        return ["create_date", "work_order_id"]
+    if table == "tasks":
+        return ["create_date", "work_order_id"]
+    if table == "timeline":
+        return ["work_order_id"]
+    return []
+
+
+def _order(table: str, data: pa.Table, order_of: Mapping[str, int] | None) -> np.ndarray | None:
+    """Row positions in the loaders' order (work orders oldest first, then the server's order
+    within each), or None when the rows already are in that order. Only the key columns are
+    sorted; the rows are moved once decoded, where most columns are codes or pointers."""
+    if data.num_rows == 0:
+        return None
+    if table == "timeline" and order_of is not None:
+        rank = pc.index_in(data.column("work_order_id"), pa.array(list(order_of), pa.string()))
+        keys = pa.table({"_rank": rank, POS: data.column(POS)})
+        spec = [("_rank", "ascending"), (POS, "ascending")]
+    elif table == "timeline":
+        keys = data.select(["work_order_id", POS])
+        spec = [("work_order_id", "ascending"), (POS, "ascending")]
+    elif table == "task_groups":
+        keys = data.select([POS])
+        spec = [(POS, "ascending")]
+    else:
+        keys = data.select(["create_date", "work_order_id", POS])
+        spec = [("create_date", "ascending"), ("work_order_id", "ascending"), (POS, "ascending")]
+    indices = pc.sort_indices(keys, sort_keys=spec).to_numpy()
+    return None if np.array_equal(indices, np.arange(data.num_rows)) else indices
