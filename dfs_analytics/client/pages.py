@@ -123,7 +123,8 @@ class _Walk:
         self.source = source
         self.path = path
         self.url = absolute(source.base_url, path)
-        self.kind = endpoint_of(self.url, urllib.parse.urlsplit(source.base_url).path)
+        self.base_path = urllib.parse.urlsplit(source.base_url).path
+        self.kind = endpoint_of(self.url, self.base_path)
         self.seen: set[int] = set()  # hashes of the ids seen: a few bytes a row
         self.count: int | None = None
         self.first_len = 0
@@ -244,9 +245,9 @@ class _Walk:
         """The rows of one page (a page object, or a bare array); InvalidResponseError for
         anything else. A page from ``url`` whose path is not the listing's own (a ``next``
         link elsewhere) is checked here as the listing's kind: the client's GET did not."""
-        base_path = urllib.parse.urlsplit(self.source.base_url).path
-        if url is not None and self.kind is not None and endpoint_of(url, base_path) != self.kind:
-            problem = shape_problem(self.kind, page)
+        kind = self.kind
+        if url is not None and kind is not None and endpoint_of(url, self.base_path) != kind:
+            problem = shape_problem(kind, page)
             if problem:
                 raise self.error(f"{problem}: the client cannot use this answer")
         if isinstance(page, list):
