@@ -227,13 +227,34 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
         help="share (0 to 1) of API requests answered 429 with Retry-After",
     )
     p.add_argument(
+        "--throttle-burst-len",
+        type=positive,
+        default=1,
+        help="the --throttle-rate 429s come in runs of this many consecutive requests, as a "
+        "gateway's do (1: each request on its own)",
+    )
+    p.add_argument(
         "--throttle-rps",
         type=seconds,
         default=0.0,
         help="answer 429 beyond this many requests per second (0: no limit)",
     )
     p.add_argument(
+        "--throttle-burst",
+        type=positive,
+        default=None,
+        help="requests allowed at once by --throttle-rps: the tokens its bucket holds "
+        "(default: one second's worth)",
+    )
+    p.add_argument(
         "--retry-after", type=non_negative, default=1, help="Retry-After seconds sent with 429"
+    )
+    p.add_argument(
+        "--fault-seed",
+        type=_integer,
+        default=None,
+        help="seed of the latency, fault and throttling draws: the same seed, the same "
+        "requests hit (default: unseeded)",
     )
     p.add_argument(
         "--auth-status",
@@ -550,8 +571,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         jitter=args.jitter,
         fault_rate=args.fault_rate,
         throttle_rate=args.throttle_rate,
+        throttle_burst_len=args.throttle_burst_len,
         throttle_rps=args.throttle_rps,
+        throttle_burst=args.throttle_burst,
         retry_after=args.retry_after,
+        fault_seed=args.fault_seed,
         auth_status=args.auth_status,
         validators=args.validators,
         next_scheme=args.next_scheme,

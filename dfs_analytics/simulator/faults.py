@@ -3,10 +3,12 @@
 :class:`SimulatorMiddleware` is a pure ASGI middleware in front of the app, so a fault can cut a
 connection even after the app has answered. On ``/v0.2/`` it counts the request, sleeps the
 configured latency, refuses a missing or wrong key (before anything else, even an unknown
-path), then may answer 429 (token bucket or random throttling) or a 5xx, or drop the
-connection. ``/_sim/`` is never slow or faulty but needs the key too, except the schema and
-docs pages. :class:`Faults` holds the seeded random draws and the token bucket. This module
-never reads or changes the store and never judges a request's body.
+path), then may answer 429 (a token bucket of ``throttle_burst`` tokens refilled at
+``throttle_rps``, or a ``throttle_rate`` share at random, alone or in episodes of
+``throttle_burst_len`` consecutive requests) or a 5xx, or drop the connection. ``/_sim/``
+is never slow or faulty but needs the key too, except the schema and docs pages.
+:class:`Faults` holds the seeded random draws, the 429 episodes and the token bucket. This
+module never reads or changes the store and never judges a request's body.
 """
 
 from __future__ import annotations
@@ -33,12 +35,20 @@ OPEN_SIM_PATHS = frozenset({"/_sim/openapi.json", "/_sim/docs", "/_sim/docs/"})
 
 
 class Faults:
-    """Random draws for latency, faults and throttling, and a token bucket."""
+    """Random draws for latency, faults and throttling, 429 episodes and a token bucket.
+
+    The bucket starts full (:meth:`RuntimeConfig.bucket_size`). 429 episodes draw from their
+    own generator, seeded from ``fault_seed`` too, so the requests they hit depend only on the
+    order requests arrive, not on how many latency or fault draws came between.
+    """
 
     def __init__(self, config: RuntimeConfig):
         self.rng = random.Random(config.fault_seed)
+        seed = None if config.fault_seed is None else f"429-episodes:{config.fault_seed}"
+        self.episode_rng = random.Random(seed)
+        self.episode_left = 0  # requests still to answer 429 in the current episode
         self.lock = threading.Lock()
-        self.tokens = 0.0
+        self.tokens = config.bucket_size()
         self.stamp = time.monotonic()
 
     def random(self) -> float:
@@ -51,11 +61,29 @@ class Faults:
         with self.lock:
             return self.rng.choice(seq)
 
-    def take_token(self, rps: float) -> float:
-        """Take one token; return 0 when granted, else the seconds until one is available."""
+    def throttled_at_random(self, rate: float, run: int) -> bool:
+        """Whether this request is one of the ``rate`` share answered 429 at random.
+
+        ``run`` 1: each request on its own. Longer: 429s come in episodes of ``run``
+        consecutive requests, starting so that the share stays ``rate`` (an episode starts
+        on a request with probability p, p*run / (p*run + 1 - p) = rate).
+        """
+        if run <= 1:
+            return self.random() < rate
+        with self.lock:
+            if self.episode_left > 0:
+                self.episode_left -= 1
+                return True
+            if self.episode_rng.random() < rate / (run * (1 - rate) + rate):
+                self.episode_left = run - 1
+                return True
+            return False
+
+    def take_token(self, rps: float, burst: float) -> float:
+        """Take one token from a bucket of ``burst`` tokens refilled at ``rps`` per second;
+        return 0 when granted, else the seconds until one is available."""
         with self.lock:
             t = time.monotonic()
-            burst = max(1.0, rps)
             self.tokens = min(burst, self.tokens + (t - self.stamp) * rps)
             self.stamp = t
             if self.tokens >= 1:
@@ -172,8 +200,12 @@ class SimulatorMiddleware:
             await self._deny(scope, send)
             return
         # throttling
-        wait = sim.faults.take_token(cfg.throttle_rps) if cfg.throttle_rps > 0 else 0.0
-        if wait or (cfg.throttle_rate and sim.faults.random() < cfg.throttle_rate):
+        rps = cfg.throttle_rps
+        wait = sim.faults.take_token(rps, cfg.bucket_size()) if rps > 0 else 0.0
+        if wait or (
+            cfg.throttle_rate
+            and sim.faults.throttled_at_random(cfg.throttle_rate, cfg.throttle_burst_len)
+        ):
             retry = max(cfg.retry_after, math.ceil(wait)) if wait else cfg.retry_after
             await self._send_plain(
                 send,

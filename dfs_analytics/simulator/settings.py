@@ -16,6 +16,11 @@ from ..rules import is_number
 
 NEXT_SCHEMES = ("http", "https")
 _RATES = ("fault_rate", "throttle_rate")
+_AT_LEAST_ONE = {
+    "throttle_burst_len": "Expected a whole number of requests, at least 1.",
+    "throttle_burst": "Expected a whole number of tokens, at least 1, or null (one second's "
+    "worth of throttle_rps).",
+}
 
 
 @dataclass
@@ -33,7 +38,9 @@ class RuntimeConfig:
     jitter: float = 0.0  # plus a uniform random 0..jitter seconds
     fault_rate: float = 0.0  # share of API requests that fail (5xx or dropped connection)
     throttle_rate: float = 0.0  # share of API requests answered 429
+    throttle_burst_len: int = 1  # those 429s come in runs of this many requests (1: apart)
     throttle_rps: float = 0.0  # token-bucket limit in requests per second (0: none)
+    throttle_burst: int | None = None  # tokens the bucket holds (None: max(1, throttle_rps))
     retry_after: int = 1  # Retry-After seconds sent with a 429
     callback_delay: float = 0.05  # seconds before an analysis callback is processed
     fault_seed: int | None = None
@@ -48,6 +55,13 @@ class RuntimeConfig:
             except ValueError as exc:
                 raise ValueError(f"{f.name}={value!r}: {exc}") from None
 
+    def bucket_size(self) -> float:
+        """The tokens the throttling bucket holds: ``throttle_burst``, else one second's worth
+        of ``throttle_rps`` (at least one)."""
+        if self.throttle_burst is not None:
+            return float(self.throttle_burst)
+        return max(1.0, self.throttle_rps)
+
     def public(self) -> dict[str, Any]:
         """The settings as ``GET /_sim/config`` shows them: keys masked to two characters."""
         data = asdict(self)
@@ -59,8 +73,9 @@ def check_setting(name: str, value: Any) -> Any:
     """``value`` as runtime setting ``name`` stores it; ValueError says what is expected.
 
     Numbers keep their kind by setting, not by the value they replace: ``fault_rate`` is
-    always a float (``0`` then ``0.1`` stays ``0.1``), ``retry_after`` and ``auth_status``
-    are integers. Rates are shares between 0 and 1.
+    always a float (``0`` then ``0.1`` stays ``0.1``), ``retry_after``, ``auth_status``,
+    ``throttle_burst_len`` and ``throttle_burst`` are integers (the last two at least 1;
+    ``throttle_burst`` may be None: one second's worth). Rates are shares between 0 and 1.
     """
     if name == "api_keys":
         if (
@@ -89,6 +104,8 @@ def check_setting(name: str, value: Any) -> Any:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError("Expected an integer or null.")
         return value
+    if name == "throttle_burst" and value is None:
+        return None
     if name not in RuntimeConfig.__dataclass_fields__:
         raise ValueError(f"Unknown setting {name!r}.")
     if not is_number(value) or not math.isfinite(value) or value < 0:
@@ -96,6 +113,10 @@ def check_setting(name: str, value: Any) -> Any:
     if name == "retry_after":
         if value != int(value):
             raise ValueError("Expected a whole number of seconds.")
+        return int(value)
+    if name in _AT_LEAST_ONE:
+        if value != int(value) or value < 1:
+            raise ValueError(_AT_LEAST_ONE[name])
         return int(value)
     if name in _RATES and value > 1:
         raise ValueError("Expected a share between 0 and 1.")

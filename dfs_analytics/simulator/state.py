@@ -30,7 +30,6 @@ class SimState:
         self.store = store
         self.config = config
         self.faults = Faults(config)
-        self.faults.tokens = max(1.0, config.throttle_rps)
         self.counts: Counter[str] = Counter()
         self.count_lock = threading.Lock()
         self.callbacks: list[dict[str, Any]] = []
