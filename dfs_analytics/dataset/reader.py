@@ -207,8 +207,7 @@ class Dataset:
         except (OSError, pa.ArrowException) as exc:
             raise DatasetCorruptError(
                 f"{table_uri(self.location, table)}: a data file is damaged or missing "
-                f"({short_error(exc)}). "
-                "Restore it, or sync into a new dataset path."
+                f"({short_error(exc)}). Restore it, or sync into a new dataset path."
             ) from None
 
     @_locked
