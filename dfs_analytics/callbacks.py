@@ -69,15 +69,20 @@ class CallbackReceiver(AbstractContextManager["CallbackReceiver"]):
         )
         self._thread.start()
 
-    def __repr__(self) -> str:
+    def _origin(self) -> str:
+        """``http://host:port`` of the listening server."""
         host, port = self._server.server_address[:2]
-        return f"<CallbackReceiver http://{host}:{port}, {len(self._by_id)} payload(s)>"
+        if isinstance(host, (bytes, bytearray)):
+            host = host.decode()
+        return f"http://{host}:{port}"
+
+    def __repr__(self) -> str:
+        return f"<CallbackReceiver {self._origin()}, {len(self._by_id)} payload(s)>"
 
     @property
     def url(self) -> str:
         """The URL to give the server as ``callback_url`` (it holds the secret token)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
+        return f"{self._origin()}{self.path}"
 
     @property
     def payloads(self) -> list[dict[str, Any]]:

@@ -626,7 +626,9 @@ class Campaign:
             job.attempts += 1
             job.note(Event.ATTEMPT, attempt=job.attempts)
             try:
-                answer = self.client.correct(job.row.work_order_id, job.row.task_id, job.row.value)
+                task_id = job.row.task_id
+                assert task_id is not None  # a row is resolved to its task before it is sent
+                answer = self.client.correct(job.row.work_order_id, task_id, job.row.value)
             except ThrottledError as exc:  # the client retried it within its budget already
                 job.note(Event.THROTTLED, attempt=job.attempts)
                 detail = str(exc)

@@ -658,7 +658,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 "tasks": loaders.load_tasks,
                 "timeline": loaders.load_timeline,
             }[args.what]
-            frame = load(client, **_filters(args))
+            frame = load(client, progress=None, **_filters(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix == ".csv":
@@ -691,7 +691,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan) if args.plan is not None else None
     with _data_source(args) as (client, label):
         simulated = is_simulator(client)
-        tasks = load_tasks(client, **_filters(args))
+        tasks = load_tasks(client, progress=None, **_filters(args))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         path = audit_report(
             tasks, args.out, source=label, level=args.level, simulator=simulated, plan=plan

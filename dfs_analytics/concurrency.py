@@ -259,15 +259,15 @@ class Limiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.fixed = fixed
-        self.controller = (
-            None
-            if fixed is not None
-            else ConcurrencyController(initial, floor=floor, ceiling=ceiling)
-        )
+        self.controller: ConcurrencyController | None = None
+        if fixed is None:
+            self.controller = ConcurrencyController(initial, floor=floor, ceiling=ceiling)
+            self._slots = self.controller.slots
+        else:
+            self._slots = fixed
         self.pacer = Pacer()
         self._clock, self._sleep = clock, sleep
         self._cond = threading.Condition(threading.Lock())
-        self._slots = fixed if fixed is not None else self.controller.slots  # type: ignore[union-attr]
         self.in_flight = 0
         self.sent = 0
         self.throttled = 0  # 429 answers received

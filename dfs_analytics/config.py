@@ -332,13 +332,16 @@ class Settings:
     ) -> Settings:
         """Build settings from a base URL or a site id (+ region); ``cache`` may be
         ``"default"`` (the user's cache folder), a path, or ``None`` (no cache)."""
-        if base_url is None and site_id is None:
+        if base_url is not None:
+            url = base_url
+        elif site_id is not None:
+            url = site_base_url(site_id, region)
+        else:
             raise ConfigurationError(
                 "say where the API is: Client(base_url=...) or "
                 "Client(site_id=..., region='eu'|'us'), "
                 "or set DFS_BASE_URL or DFS_SITE_ID."
             )
-        url = base_url if base_url is not None else site_base_url(site_id, region)  # type: ignore[arg-type]
         if cache == DEFAULT:
             cache_path: Path | None = Path(platformdirs.user_cache_dir("dfs-analytics"))
         elif cache is None or (

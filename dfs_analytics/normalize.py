@@ -241,7 +241,7 @@ def utc_dates(values: Sequence[Any]) -> pd.Series:
             pd.Series(uniques, dtype=object), utc=True, format="ISO8601", errors="coerce"
         )
         parsed = parsed.dt.floor("us").astype("datetime64[us, UTC]")
-        for u in np.flatnonzero(parsed.isna().to_numpy()):
+        for u in np.flatnonzero(parsed.isna().to_numpy()).tolist():
             ts = _other_date(uniques[u])
             if ts is not None:
                 parsed.iat[u] = ts
@@ -507,7 +507,7 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             labels[key] = verdict_label(_rules_of(defs[def_index[r]]), value)
         return labels[key]
 
-    for r in np.flatnonzero(has_a | has_c):
+    for r in np.flatnonzero(has_a | has_c).tolist():
         if not _rules_of(defs[def_index[r]]):
             continue
         final_label[r] = label_of(r, final_v[r])

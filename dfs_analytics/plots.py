@@ -13,7 +13,7 @@ never show or save a figure (``plt.show``, ``savefig`` are the caller's), and ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -65,7 +65,7 @@ def _format_key(key: str, value: Any, versions: dict[Any, str] | None = None) ->
     return str(value)
 
 
-def _grid_and_legend(ax: Axes, legend: str) -> Axes:
+def _grid_and_legend(ax: Axes, legend: Literal["upper left", "upper right"]) -> Axes:
     """``ax`` with a light grid and a small legend at ``legend`` (a matplotlib location)."""
     ax.grid(alpha=0.3)
     ax.legend(loc=legend, fontsize=8)

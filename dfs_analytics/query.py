@@ -141,7 +141,7 @@ def split_filters(filters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 def canonical(filters: Mapping[str, Any]) -> dict[str, Any]:
     """Filters in one form, whatever form they were given in: dates as the API writes them,
     tags as a sorted list of distinct tags; what two equal selections have in common."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in filters.items():
         if k.endswith(("_after", "_before")):
             out[k] = to_api_date(v, k)

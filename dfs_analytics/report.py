@@ -13,11 +13,11 @@ import base64
 import io
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import _html, audit, plots
@@ -45,10 +45,11 @@ tr.flag td{background:#fde8ea}img{max-width:100%;height:auto;margin:.5rem 0}
 """
 
 
-def _png(draw: Callable[[Axes], Any], size: tuple[float, float]) -> str:
+def _png(draw: Callable[..., Any], size: tuple[float, float]) -> str:
+    """The ``<img>`` of a figure of ``size`` inches that ``draw(ax=...)`` plots on."""
     fig = Figure(figsize=size, dpi=110)
     ax = fig.subplots()
-    draw(ax)
+    draw(ax=ax)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -693,7 +694,7 @@ def audit_report(
             shown = _engineer_table(table, level)
             parts += [
                 f"<h3>{_TITLES[basis]} per field engineer</h3>",
-                _png(lambda ax, t=table: plots.plot_funnel(t, ax=ax), (8, 5)),
+                _png(partial(plots.plot_funnel, table), (8, 5)),
                 _table(shown, ("rate", "shrunk"), highlight=table["outlier"].tolist()),
             ]
         months = audit.override_rates(tasks, by=["field_engineer_email", "month"], level=level)
@@ -732,7 +733,7 @@ def audit_report(
         )
         parts += [
             f"<h3>{_TITLES[basis]} per week</h3>",
-            _png(lambda ax, w=weekly: plots.plot_drift(w, ax=ax), (9, 3.4)),
+            _png(partial(plots.plot_drift, weekly), (9, 3.4)),
         ]
     top = rates[rates["n"] > 0].sort_values("rate", ascending=False).head(confusion_tasks)
     if len(top):
@@ -754,7 +755,7 @@ def audit_report(
             parts += [
                 f"<h3>{_html.escape(name)}</h3>",
                 _png(
-                    lambda ax, t=table, n=name: plots.plot_confusion(t, task_name=n, ax=ax),
+                    partial(plots.plot_confusion, table, task_name=name),
                     (1.4 * len(table.columns) + 3, 0.7 * len(table.index) + 2),
                 ),
             ]

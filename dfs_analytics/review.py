@@ -269,7 +269,7 @@ class Review:
             ),
             journal=self.corrections_folder / f"correction-{digest}.jsonl",
         )
-        result = campaign.apply(progress=False).iloc[0].to_dict()
+        result = {str(k): v for k, v in campaign.apply(progress=False).iloc[0].items()}
         result["journal"] = str(campaign.journal_path)
         if result["status"] in _SETTLED:
             with Journal(self.journal_path) as journal:

@@ -8,6 +8,7 @@ changes the frame it is given.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,10 +85,15 @@ def review_bias(tasks: pd.DataFrame, level: float = FLAG_LEVEL) -> pd.DataFrame:
     return out
 
 
-def _compare_means(name: str, values: np.ndarray, reviewed: np.ndarray) -> dict:
+def _compare_means(name: str, values: np.ndarray, reviewed: np.ndarray) -> dict[str, Any]:
     a = values[reviewed & ~np.isnan(values)]
     b = values[~reviewed & ~np.isnan(values)]
-    row = {"feature": name, "kind": "mean", "statistic": math.nan, "p_value": math.nan}
+    row: dict[str, Any] = {
+        "feature": name,
+        "kind": "mean",
+        "statistic": math.nan,
+        "p_value": math.nan,
+    }
     row["reviewed"] = float(a.mean()) if len(a) else math.nan
     row["unreviewed"] = float(b.mean()) if len(b) else math.nan
     row["difference"] = row["reviewed"] - row["unreviewed"]

@@ -221,7 +221,7 @@ _SPECIAL = (NO_RULE, OTHER, NO_VERDICT, NOT_ANALYSED)
 def _label_order(totals: pd.Series) -> list[str]:
     """Verdict labels by decreasing count (ties by name), the special buckets (``no rule``,
     ``other``, ``no verdict``, ``not analysed``) last."""
-    present = [v for v, count in totals.items() if count > 0]
+    present = [str(v) for v, count in totals.items() if count > 0]
     named = sorted((v for v in present if v not in _SPECIAL), key=lambda v: (-totals[v], v))
     return named + [v for v in _SPECIAL if v in present]
 

@@ -30,8 +30,8 @@ from .frames import (
     utc_dates,
     with_keys,
 )
-from .rates import CLUSTER_SUMS, cluster_counts
-from .stats import adjust_pvalues, cluster_wilson_interval, design_effect, fisher_exact
+from .rates import CLUSTER_SUMS, add_cluster_interval, cluster_counts
+from .stats import adjust_pvalues, design_effect, fisher_exact
 
 
 def drift(
@@ -75,15 +75,15 @@ def drift(
     flag = require_basis(tasks, basis, "drift")
     require_columns(tasks, ["analyzed", "reviewed", flag, date_column], "drift")
     sources = key_sources(tasks, groups, "drift")
-    if freq is None:
-        require_columns(tasks, [by], "drift(by=...)")  # type: ignore[list-item]
-    else:
+    periods = [] if by is None else [by]  # the column periods are read from (none: dates)
+    require_columns(tasks, periods, "drift(by=...)")
+    if freq is not None:
         period_start(pd.Series([], dtype="datetime64[ns, UTC]"), freq)  # a bad freq fails here
     clusters = ["work_order_id"] if "work_order_id" in tasks.columns else []
     needed = [*sources, *clusters, date_column, "analyzed", "reviewed", flag]
     counts = reduce_counts(
         tasks,
-        needed if freq is not None else [*needed, by],
+        [*needed, *periods],
         partial(
             _drift_counts,
             groups=groups,
@@ -107,9 +107,7 @@ def drift(
     stats["_rank"] = stats["period"].map(rank)
     stats = stats.sort_values([*groups, "_rank"], kind="stable").reset_index(drop=True)
     stats["rate"] = stats["n_overridden"] / stats["n"]
-    sums = [stats[c] for c in ("n_overridden", "n", *CLUSTER_SUMS)]
-    stats["ci_low"], stats["ci_high"] = cluster_wilson_interval(*sums, level)
-    stats["design_effect"] = design_effect(*sums)
+    add_cluster_interval(stats, level)
     prev = stats.groupby(groups, observed=True, sort=False).shift(1) if groups else stats.shift(1)
     stats["change"] = stats["rate"] - prev["rate"]
     pvalues = []
@@ -177,9 +175,8 @@ def _drift_counts(
         .min()
         .reset_index()
     )
-    summed = _drift_sum(counts.assign(first_date=pd.NaT), [*groups, "period"]).drop(
-        columns="first_date"
-    )
+    undated = counts.assign(first_date=pd.NaT)  # type: ignore[arg-type]  # stubs: NaT no scalar
+    summed = _drift_sum(undated, [*groups, "period"]).drop(columns="first_date")
     return summed.merge(first, on=[*groups, "period"], how="left")
 
 

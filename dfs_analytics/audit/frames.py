@@ -46,7 +46,7 @@ def _is_dask_frame(obj: Any) -> bool:
     )
 
 
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(frame: TasksFrame, columns: Sequence[str], what: str) -> None:
     if not isinstance(frame, pd.DataFrame) and not _is_dask_frame(frame):
         raise AuditInputError(
             f"{what} needs a tasks DataFrame (from dfs.load_tasks), got {type(frame).__name__}."
@@ -66,7 +66,7 @@ def as_list(by: str | Sequence[str] | None) -> list[str]:
 
 
 def key_sources(
-    frame: pd.DataFrame, by: list[str], what: str, date_column: str = "create_date"
+    frame: TasksFrame, by: list[str], what: str, date_column: str = "create_date"
 ) -> list[str]:
     """The columns the ``by`` keys are read from (a time key reads ``date_column``); raises
     :class:`AuditInputError` for a key that is neither a column nor a time key."""

@@ -95,9 +95,7 @@ def rates_table(
     out = counts.astype({c: "int64" for c in ("n", "n_overridden", *CLUSTER_SUMS)})
     out.attrs = {}  # a result, not the loaded frame: no provenance carried over
     out["rate"] = np.where(out["n"] > 0, out["n_overridden"] / out["n"].where(out["n"] > 0), np.nan)
-    sums = [out[c] for c in ("n_overridden", "n", *CLUSTER_SUMS)]
-    out["ci_low"], out["ci_high"] = cluster_wilson_interval(*sums, level)
-    out["design_effect"] = design_effect(*sums)
+    add_cluster_interval(out, level)
     if keys:
         out = show_missing(out.sort_values(keys, kind="stable"), keys)
     return out.reset_index(drop=True)
@@ -133,6 +131,15 @@ def _override_counts(part: pd.DataFrame, keys: list[str], basis: str = "value") 
     if basis == "verdict":
         mask &= column.notna().to_numpy()
     return sum_counts(cluster_counts(frame, keys, mask, as_booleans(column)), keys)
+
+
+def add_cluster_interval(counts: pd.DataFrame, level: float) -> None:
+    """Add ``ci_low``, ``ci_high`` (the clustered Wilson interval of ``n_overridden / n``) and
+    ``design_effect`` to a frame of override counts with the :data:`CLUSTER_SUMS` columns."""
+    k, n = counts["n_overridden"], counts["n"]
+    kk, nn, kn = (counts[c] for c in CLUSTER_SUMS)
+    counts["ci_low"], counts["ci_high"] = cluster_wilson_interval(k, n, kk, nn, kn, level)
+    counts["design_effect"] = design_effect(k, n, kk, nn, kn)
 
 
 def sum_counts(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -103,10 +103,9 @@ def sample(
             raise ConfigurationError(
                 f"n_per_group must be a positive integer, got {n_per_group!r}."
             )
-    else:
-        n = 50 if n is None else n
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ConfigurationError(f"n must be a positive integer, got {n!r}.")
+    total = 50 if n is None else n  # the whole sample's size (unused with n_per_group)
+    if n_per_group is None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
+        raise ConfigurationError(f"n must be a positive integer, got {n!r}.")
     if allocation not in ALLOCATIONS:
         raise ConfigurationError(
             f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}."
@@ -133,20 +132,20 @@ def sample(
     if n_per_group is not None:
         counts = [min(n_per_group, size) for size in sizes]
     elif allocation == "equal":
-        counts = allocate(n, sizes, [1.0] * len(sizes))  # type: ignore[arg-type]
+        counts = allocate(total, sizes, [1.0] * len(sizes))
     elif allocation == "neyman":
-        spread = []
+        spread: list[float] = []
         for (_, group), size in zip(grouped, sizes, strict=True):
             p = (int(as_booleans(group[flag]).sum()) + 1) / (size + 2)
             spread.append(size * math.sqrt(p * (1 - p)))
-        counts = allocate(n, sizes, spread)  # type: ignore[arg-type]
+        counts = allocate(total, sizes, spread)
     else:
-        counts = allocate(n, sizes)  # type: ignore[arg-type]
+        counts = allocate(total, sizes)
     rng = np.random.default_rng(seed)
-    picks = []
+    picks: list[pd.DataFrame] = []
     for (_, group), size in zip(grouped, counts, strict=True):
-        chosen = rng.choice(len(group), size=size, replace=False) if size else []
-        picks.append(group.iloc[np.sort(np.asarray(chosen, dtype=int))])
+        chosen = rng.choice(len(group), size=size, replace=False) if size else np.array([])
+        picks.append(group.iloc[np.sort(chosen.astype(int))])
     out = pd.concat(picks) if picks else frame.iloc[0:0]
     plan = pd.DataFrame(
         [
