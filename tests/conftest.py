@@ -40,15 +40,6 @@ SITE_VARIABLES = (
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "sim(scope='function', **kwargs): the Simulator keywords of the ``sim`` fixture; "
-        "scope='module' shares one simulator between the tests of the module",
-    )
-    config.addinivalue_line("markers", "client(**kwargs): the Client keywords of ``client``")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``@pytest.mark.sim(..., variants={id: keywords, ...})`` runs each test that uses ``sim``
     once per variant (e.g. with and without HTTP validators)."""

@@ -29,10 +29,11 @@ PARTITIONS = 4
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[Client]:
-    """Two single-threaded worker processes; every compute of this module runs on them."""
+    """Two single-threaded worker processes; every compute of this module runs on them. The
+    dashboard takes a free port, so parallel test workers never fight over 8787."""
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as local,
         Client(local) as client,
     ):

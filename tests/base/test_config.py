@@ -444,3 +444,10 @@ def test_simulator_requested(value: str, wanted: bool) -> None:
 def test_a_simulator_request_that_means_nothing_is_an_error() -> None:
     with pytest.raises(dfs.ConfigurationError, match="DFS_SIMULATOR='maybe'"):
         simulator_requested({"DFS_SIMULATOR": "maybe"})
+
+
+def test_a_cache_that_is_a_file_is_a_configuration_error(tmp_path) -> None:
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(dfs.ConfigurationError, match="is a file"):
+        dfs.Client("http://127.0.0.1:8765/v0.2/", api_key="k", cache=path)

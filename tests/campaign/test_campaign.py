@@ -799,3 +799,12 @@ def test_a_journal_of_another_site_is_refused(
         dfs.Campaign(other, plan_frame(items), journal=journal).apply()
     assert patches(other_sim) == 0  # nothing sent to the other server
     assert journal.read_text() == lines  # and the journal is unchanged
+
+
+@pytest.mark.sim(work_orders=6, seed=9)
+def test_campaign_max_workers_must_be_positive(sim, client_for, tmp_path: Path) -> None:
+    plan = pd.DataFrame(columns=["work_order_id", "task_name", "corrected_value"])
+    campaign = dfs.Campaign(client_for(sim, cache=None), plan, journal=tmp_path / "j.jsonl")
+    for bad in (0, -2, 1.5):
+        with pytest.raises(dfs.ConfigurationError, match="max_workers"):
+            campaign.apply(max_workers=bad, progress=False)

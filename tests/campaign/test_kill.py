@@ -31,7 +31,7 @@ from tests.helpers import targets
 pytestmark = pytest.mark.sim(work_orders=120, seed=7, latency=0.02)
 
 PLANNED = 150
-# the tasks corrected (a value each task does not have, picked by conftest.targets)
+# the tasks corrected (a value each task does not have, picked by helpers.targets)
 TASKS = (
     "pb_etiquette_presente",
     "cables_ranges",

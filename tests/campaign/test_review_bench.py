@@ -19,6 +19,7 @@ from tests.helpers import CHROMIUM, QuietHandler, chromium_page, local_http_serv
 
 pytestmark = pytest.mark.sim(work_orders=30, seed=11)
 
+
 class _Site:
     """What ``client_for`` needs of a site: its base URL and API key."""
 

@@ -18,7 +18,7 @@ import dfs_analytics as dfs
 from dfs_analytics.files import file_lock
 from tests.helpers import patches, targets, text
 
-# the tasks corrected, to a value of conftest.CHOICES each task does not have
+# the tasks corrected, to a value of helpers.CHOICES each task does not have
 
 pytestmark = pytest.mark.sim(work_orders=100, seed=17)
 

@@ -21,7 +21,7 @@ from dfs_analytics.connect import (
 )
 from dfs_analytics.simulator.generator import DEFAULT_WORK_ORDERS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 connect_module = importlib.import_module("dfs_analytics.connect")  # dfs.connect is the function
 
 

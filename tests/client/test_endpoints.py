@@ -366,9 +366,7 @@ def test_correct_a_number_task(sim, client) -> None:
     client.get_work_order(wo["id"])  # cached, made stale by the correction
     before = sim.request_counts()
     answer = client.correct(wo["id"], task["id"], -30)
-    assert delta(sim, before) == {
-        "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/": 1
-    }
+    assert delta(sim, before) == {"PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/": 1}
     assert answer["id"] == task["id"]
     assert answer["state"]["analyzed_value"] == -12
     assert answer["state"]["corrected_value"] == -30

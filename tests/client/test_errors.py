@@ -183,18 +183,6 @@ def test_six_megabyte_image_is_payload_too_large(sim, client, wo) -> None:
     assert client.get_timeline(wo["id"])[-1]["type"] == "created"  # nothing was analysed
 
 
-def test_throttled_after_retries_is_a_throttled_error(dfs_simulator_factory, client_for):
-    sim = dfs_simulator_factory(work_orders=5, seed=1, throttle_rate=1.0, retry_after=0)
-    client = client_for(sim, retries=2, backoff_factor=0.01)
-    before = sim.request_counts()
-    with pytest.raises(dfs.ThrottledError) as info:
-        client.list_task_groups()
-    assert info.value.status == 429
-    assert info.value.retry_after == 0
-    assert "429" in str(info.value) and "throttled" in str(info.value)
-    assert delta(sim, before) == {"GET /v0.2/task-groups/": 3}  # 1 + 2 retries
-
-
 # -- transport --------------------------------------------------------------------------------
 
 
@@ -341,3 +329,30 @@ def test_offline_serves_a_work_order_read_online(sim, client_for) -> None:
     assert offline.get_work_order(wo_id) == expected
     assert offline.get_task_group("releve-optique") == group
     assert delta(sim, before) == {}
+
+
+def test_a_404_on_the_list_says_the_base_url_looks_wrong(sim, client_for) -> None:
+    wrong = type("Wrong", (), {"base_url": sim.url + "/not-the-api/v0.2/", "api_key": sim.api_key})
+    client = client_for(wrong, cache=None)
+    with pytest.raises(dfs.NotFoundError) as info:
+        client.list_work_orders()
+    assert "base URL looks wrong" in str(info.value)
+    assert "id or name" not in str(info.value)
+    # while an unknown id keeps the id hint
+    with pytest.raises(dfs.NotFoundError) as info2:
+        client_for(sim, cache=None).get_work_order("unknown-id")
+    assert "base URL" not in str(info2.value)
+
+
+def test_a_transport_error_with_a_cache_suggests_offline(client_for, tmp_path) -> None:
+    class Nowhere:
+        base_url = f"http://127.0.0.1:{closed_port()}/v0.2/"
+        api_key = "k"
+
+    cached = client_for(Nowhere, cache=tmp_path / "c", retries=0)
+    with pytest.raises(dfs.TransportError, match="offline=True"):
+        cached.get_work_order("wo")
+    uncached = client_for(Nowhere, cache=None, retries=0)
+    with pytest.raises(dfs.TransportError) as info:
+        uncached.get_work_order("wo")
+    assert "offline=True" not in str(info.value)

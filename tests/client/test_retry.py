@@ -1,16 +1,29 @@
-"""One retry layer with a time budget: no call waits past ``retry_budget``, and the error says
-how many attempts were made over how long."""
+"""Retries: what the client sends again, and when it stops.
+
+Reads and idempotent writes are retried through faults and 429s; a non-idempotent write
+whose answer is lost is never re-sent (its outcome is unknown); a 429 is retried without
+doubling a create. One retry layer with a time budget: no call waits past
+``retry_budget``, and the error says how many attempts were made over how long. (An
+answer that is not the API's, retried then refused, is in ``test_variant_server.py``.)"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
-from tests.helpers import closed_port, delta
+from tests.helpers import (
+    CREATE,
+    RETRIEVE,
+    assert_no_secret,
+    closed_port,
+    delta,
+    store_work_orders,
+)
 
 pytestmark = pytest.mark.sim(work_orders=6, seed=9)
 
@@ -100,9 +113,109 @@ def test_a_throttled_campaign_row_is_reported_within_the_budget(
     assert again["status"].tolist() == ["applied"], again
 
 
-def test_campaign_max_workers_must_be_positive(sim, client_for, tmp_path: Path) -> None:
-    plan = pd.DataFrame(columns=["work_order_id", "task_name", "corrected_value"])
-    campaign = dfs.Campaign(client_for(sim, cache=None), plan, journal=tmp_path / "j.jsonl")
-    for bad in (0, -2, 1.5):
-        with pytest.raises(dfs.ConfigurationError, match="max_workers"):
-            campaign.apply(max_workers=bad, progress=False)
+def test_reads_are_retried(dfs_simulator_factory, client_for) -> None:
+    sim = dfs_simulator_factory(work_orders=10, seed=4, fault_seed=11)
+    client = client_for(sim, backoff_factor=0.01)
+    ids = list(store_work_orders(sim))
+    sim.configure(fault_rate=0.3)
+    before = sim.request_counts()
+    for wo_id in ids:
+        assert client.get_work_order(wo_id)["id"] == wo_id
+        assert client.get_timeline(wo_id)[0]["type"] == "created"
+    counted = delta(sim, before)
+    assert counted[RETRIEVE] > len(ids)  # some reads were answered only on a retry
+
+
+def test_idempotent_writes_are_retried(dfs_simulator_factory, client_for) -> None:
+    sim = dfs_simulator_factory(work_orders=5, seed=4, fault_seed=17)
+    client = client_for(sim, backoff_factor=0.01)
+    wo = client.create_work_order("idem-" + uuid.uuid4().hex[:8])
+    sim.configure(fault_rate=0.4)
+    for i in range(6):
+        assert client.put_metadata(wo["id"], {"step": i}) == {"step": i}
+    sim.configure(fault_rate=0)
+    assert client.get_work_order(wo["id"])["metadata"] == {"step": 5}
+
+
+def test_throttled_creates_are_retried_without_doubling(dfs_simulator_factory, client_for) -> None:
+    sim = dfs_simulator_factory(
+        work_orders=5, seed=4, fault_seed=13, throttle_rate=0.5, retry_after=0
+    )
+    client = client_for(sim, backoff_factor=0.01, retries=10)
+    n_before = len(sim.store.work_orders)
+    before = sim.request_counts()
+    names = ["thr-" + uuid.uuid4().hex[:8] for _ in range(8)]
+    made = [client.create_work_order(name) for name in names]
+    assert [w["name"] for w in made] == names
+    assert len(sim.store.work_orders) == n_before + 8  # each created exactly once
+    assert delta(sim, before)[CREATE] > 8  # 429s (nothing done) were retried
+
+
+def test_lost_create_answer_is_outcome_unknown_and_never_resent(
+    dfs_simulator_factory, client_for
+) -> None:
+    sim = dfs_simulator_factory(
+        work_orders=5, seed=4, fault_seed=5, fault_rate=1.0, api_key="sk-rel-" + uuid.uuid4().hex
+    )
+    client = client_for(sim, backoff_factor=0.01)
+    outcomes: list[str] = []
+    for _ in range(40):
+        name = "lost-" + uuid.uuid4().hex[:8]
+        before = sim.request_counts()
+        n_before = len(sim.store.work_orders)
+        with pytest.raises((dfs.OutcomeUnknownError, dfs.ServerError)) as info:
+            client.create_work_order(name)
+        assert delta(sim, before) == {CREATE: 1}, "a non-idempotent write was sent again"
+        assert len(sim.store.work_orders) - n_before in (0, 1)
+        err = info.value
+        assert_no_secret(str(err), sim.api_key)
+        if isinstance(err, dfs.OutcomeUnknownError):
+            assert isinstance(err, dfs.TransportError)
+            assert err.method == "POST" and err.path == "/v0.2/work-orders/"
+            assert "POST /v0.2/work-orders/" in str(err)
+            assert "may or may not" in str(err)
+            outcomes.append("unknown")
+        else:
+            assert err.status >= 500 and err.method == "POST"
+            outcomes.append("server")
+        if outcomes.count("unknown") >= 3 and "server" in outcomes:
+            break
+    assert outcomes.count("unknown") >= 3 and "server" in outcomes
+
+
+def test_other_non_idempotent_writes_are_not_resent(dfs_simulator_factory, client_for) -> None:
+    sim = dfs_simulator_factory(work_orders=5, seed=4, fault_seed=9)
+    client = client_for(sim, backoff_factor=0.01)
+    wo = client.create_work_order("rel-" + uuid.uuid4().hex[:8])
+    task = next(t for t in wo["tasks"] if t["name"] == "releve_optique_quality")
+    sim.configure(fault_rate=1.0)
+    calls = {
+        "POST /v0.2/work-orders/{wo_id}/analyze/": lambda: client.analyze(
+            wo["id"], "releve-optique", "https://img.example.com/x.jpg"
+        ),
+        "PATCH /v0.2/work-orders/{wo_id}/metadata/": lambda: client.patch_metadata(
+            wo["id"], {"a": 1}
+        ),
+        "PATCH /v0.2/work-orders/{wo_id}/": lambda: client.update_work_order(wo["id"], tags=["x"]),
+        "PATCH /v0.2/work-orders/{wo_id}/tasks/{task_id}/correction/": lambda: client.correct(
+            wo["id"], task["id"], True
+        ),
+    }
+    for route, call in calls.items():
+        for _ in range(4):
+            before = sim.request_counts()
+            with pytest.raises((dfs.OutcomeUnknownError, dfs.ServerError)):
+                call()
+            assert delta(sim, before) == {route: 1}, route
+
+
+def test_throttled_after_retries_is_a_throttled_error(dfs_simulator_factory, client_for):
+    sim = dfs_simulator_factory(work_orders=5, seed=1, throttle_rate=1.0, retry_after=0)
+    client = client_for(sim, retries=2, backoff_factor=0.01)
+    before = sim.request_counts()
+    with pytest.raises(dfs.ThrottledError) as info:
+        client.list_task_groups()
+    assert info.value.status == 429
+    assert info.value.retry_after == 0
+    assert "429" in str(info.value) and "throttled" in str(info.value)
+    assert delta(sim, before) == {"GET /v0.2/task-groups/": 3}  # 1 + 2 retries

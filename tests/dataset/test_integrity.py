@@ -54,28 +54,47 @@ def synced(tmp_path_factory) -> Iterator[tuple[Path, dict[str, Any]]]:
         yield path, {name: read(ds) for name, read in READS.items()}
 
 
-def _flip(path: Path, rng: random.Random) -> int:
+def _flip_bit(path: Path, offset: int, bit: int) -> None:
     data = bytearray(path.read_bytes())
-    offset = rng.randrange(len(data))
-    data[offset] ^= 1 << rng.randrange(8)
+    data[offset] ^= 1 << bit
     path.write_bytes(bytes(data))
+
+
+def _flip(path: Path, rng: random.Random) -> int:
+    """Flip one bit of ``path`` drawn with ``rng``; the offset of the byte changed."""
+    offset = rng.randrange(path.stat().st_size)
+    _flip_bit(path, offset, rng.randrange(8))
     return offset
 
 
 def _flipped_copies(
-    path: Path, tmp_path: Path, files: list[Path], seed: int, count: int
+    path: Path, tmp_path: Path, files: list[Path], seed: int, count: int, part: range
 ) -> Iterator[tuple[Path, Path]]:
-    """``count`` copies of the dataset at ``path``, each with one bit flipped in one of
-    ``files`` (relative to it, chosen with ``seed``): (copy, the file flipped), each copy
-    removed once the caller is done with it."""
+    """The flips number ``part`` of ``count`` flips drawn with ``seed``: for each, a copy of
+    the dataset at ``path`` with one bit flipped in one of ``files`` (relative to it): (copy,
+    the file flipped), each copy removed once the caller is done with it. The draws do not
+    depend on ``part``: the parts of one ``count`` together make the same ``count`` flips."""
     rng = random.Random(seed)
     for n in range(count):
+        relative = files[rng.randrange(len(files))]
+        offset = rng.randrange((path / relative).stat().st_size)
+        bit = rng.randrange(8)
+        if n not in part:
+            continue
         copy = tmp_path / f"copy-{n}"
         shutil.copytree(path, copy)
-        relative = files[rng.randrange(len(files))]
-        _flip(copy / relative, rng)
+        _flip_bit(copy / relative, offset, bit)
         yield copy, relative
         shutil.rmtree(copy)
+
+
+def _part_id(part: range) -> str:
+    return f"flips-{part.start}-{part.stop - 1}"
+
+
+def _parts(count: int, size: int) -> list[range]:
+    """``range(count)`` in parts of ``size``: parallel workers check the flips part by part."""
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def _outcome(read: Callable[[], Any], seconds: float = 60.0) -> tuple[str, Any]:
@@ -122,13 +141,16 @@ def _assert_equal_or_corrupt(copy: Path, victim: Path, expected: dict[str, Any])
     return errors
 
 
-def test_single_bit_flips_in_data_files_are_errors_naming_the_file(synced, tmp_path) -> None:
+@pytest.mark.parametrize("part", _parts(60, 10), ids=_part_id)
+def test_single_bit_flips_in_data_files_are_errors_naming_the_file(
+    synced, tmp_path, part: range
+) -> None:
     path, expected = synced
     ds = dfs.open_dataset(str(path))
     files = sorted(Path(f).relative_to(path) for t in store.TABLES for f in ds.files(t))
     assert len(files) >= 4
     named = 0
-    for copy, relative in _flipped_copies(path, tmp_path, files, seed=20261207, count=60):
+    for copy, relative in _flipped_copies(path, tmp_path, files, 20261207, 60, part):
         victim = copy / relative
         outcome = _outcome(lambda copy=copy: dfs.open_dataset(str(copy)).verify())
         assert outcome[0] == "value", outcome
@@ -144,7 +166,7 @@ def test_single_bit_flips_in_data_files_are_errors_naming_the_file(synced, tmp_p
         assert kind == "error" and isinstance(got, dfs.DatasetCorruptError), (relative, kind)
         named += relative.name in str(got)
         assert _assert_equal_or_corrupt(copy, victim, expected) >= 1
-    assert named == 60
+    assert named == len(part)
 
 
 def test_verify_of_an_intact_dataset_finds_nothing(synced) -> None:
@@ -177,18 +199,21 @@ def test_verify_names_a_deleted_file_of_an_older_version(synced, tmp_path) -> No
     assert "missing" in report["problem"].iloc[0]
 
 
-def test_single_bit_flips_in_the_version_table_never_give_other_frames(synced, tmp_path) -> None:
+@pytest.mark.parametrize("part", _parts(40, 10), ids=_part_id)
+def test_single_bit_flips_in_the_version_table_never_give_other_frames(
+    synced, tmp_path, part: range
+) -> None:
     path, expected = synced
     files = sorted(p.relative_to(path) for p in (path / "syncs").glob("*.parquet"))
     assert len(files) >= 2
     errors = 0
-    for copy, relative in _flipped_copies(path, tmp_path, files, seed=48, count=40):
+    for copy, relative in _flipped_copies(path, tmp_path, files, 48, 40, part):
         got = _assert_equal_or_corrupt(copy, copy / relative, expected)
         errors += got > 0
         if got:
             with pytest.raises(dfs.DatasetCorruptError, match="syncs"):
                 dfs.open_dataset(str(copy)).tasks()
-    assert errors == 40, "a flip in the version table went unnoticed"
+    assert errors == len(part), "a flip in the version table went unnoticed"
 
 
 def test_a_table_version_beyond_the_log_is_an_error_not_a_hang(synced, tmp_path) -> None:

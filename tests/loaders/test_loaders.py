@@ -5,6 +5,7 @@ Clients use ``page_size=7`` so that every listing spans many pages.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics import normalize
 from dfs_analytics.simulator import Simulator
-from tests.helpers import store_events, store_work_orders
+from tests.helpers import delta, store_events, store_work_orders
 
 PAGE = 7
 
@@ -337,3 +338,38 @@ def test_progress_false_prints_nothing(paged_client, capfd) -> None:
     dfs.load_timeline(paged_client, tag="rework", progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.sim(work_orders=8, seed=12)
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"created_after": "0001-01-01"},
+        {"updated_before": pd.NaT},
+        {"created_after": "2026-03-02", "created_before": "2026-03-01"},
+        {"updated_after": "2026-03-01T10:00:00Z", "updated_before": "2026-03-01T09:00:00Z"},
+    ],
+    ids=repr,
+)
+def test_loaders_refuse_bad_dates_before_any_request(sim, client_for, filters) -> None:
+    client = client_for(sim)
+    before = sim.request_counts()
+    for load in (dfs.load_work_orders, dfs.load_tasks, dfs.load_timeline, dfs.sync):
+        with pytest.raises(dfs.ConfigurationError):
+            load(client, **filters)
+    assert delta(sim, before) == {}
+
+
+@pytest.mark.sim(work_orders=8, seed=12)
+def test_a_task_name_given_as_name_warns(sim, client_for) -> None:
+    client = client_for(sim)
+    with pytest.warns(UserWarning, match="work order's own name"):
+        frame = dfs.load_tasks(client, name="mesure_puissance")
+    assert frame.empty
+    with pytest.warns(UserWarning, match="work order's own name"):
+        dfs.load_work_orders(client, name="releve-optique")
+    some_name = dfs.load_work_orders(client)["name"].iloc[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(dfs.load_work_orders(client, name=some_name)) >= 1
+        assert dfs.load_work_orders(client, name="NO_SUCH_WORK_ORDER").empty

@@ -14,6 +14,7 @@ from dfs_analytics import widget_views, widgets
 
 pytestmark = pytest.mark.sim(work_orders=120, seed=11)
 
+
 def _task_option(explorer: widgets.Explorer, name: str) -> str:
     return next(v for label, v in explorer.correct_task.options if label.startswith(name + " "))
 

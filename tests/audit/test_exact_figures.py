@@ -26,7 +26,7 @@ from dfs_analytics.errors import ConfigurationError
 from tests.helpers import V1, V2, A, B, C, drift_work_orders, make_wo, small_tasks, st
 
 # --------------------------------------------------------------------------------------------
-# the hand-built work orders of conftest, as frames
+# the hand-built work orders of tests/helpers.py, as frames
 # --------------------------------------------------------------------------------------------
 
 
