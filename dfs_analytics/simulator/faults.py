@@ -47,6 +47,8 @@ class Faults:
         seed = None if config.fault_seed is None else f"429-episodes:{config.fault_seed}"
         self.episode_rng = random.Random(seed)
         self.episode_left = 0  # requests still to answer 429 in the current episode
+        self.gap_left = 0  # clean requests before the next episode
+        self.gap_for: tuple[float, int] | None = None  # the (rate, run) the gap was drawn for
         self.lock = threading.Lock()
         self.tokens = config.bucket_size()
         self.stamp = time.monotonic()
@@ -65,8 +67,10 @@ class Faults:
         """Whether this request is one of the ``rate`` share answered 429 at random.
 
         ``run`` 1: each request on its own. Longer: 429s come in episodes of ``run``
-        consecutive requests, starting so that the share stays ``rate`` (an episode starts
-        on a request with probability p, p*run / (p*run + 1 - p) = rate).
+        consecutive requests, with gaps of clean requests between them drawn from half to
+        one and a half of their mean ``run * (1 - rate) / rate``: the share is ``rate`` over
+        a few hundred requests already, not only in the long run. A new ``rate`` or ``run``
+        draws the gap again.
         """
         if run <= 1:
             return self.random() < rate
@@ -74,10 +78,16 @@ class Faults:
             if self.episode_left > 0:
                 self.episode_left -= 1
                 return True
-            if self.episode_rng.random() < rate / (run * (1 - rate) + rate):
-                self.episode_left = run - 1
-                return True
-            return False
+            if self.gap_for != (rate, run):
+                mean = run * (1 - rate) / rate
+                self.gap_left = round(mean * (0.5 + self.episode_rng.random()))
+                self.gap_for = (rate, run)
+            if self.gap_left > 0:
+                self.gap_left -= 1
+                return False
+            self.episode_left = run - 1
+            self.gap_for = None  # the next gap is drawn after this episode
+            return True
 
     def take_token(self, rps: float, burst: float) -> float:
         """Take one token from a bucket of ``burst`` tokens refilled at ``rps`` per second;

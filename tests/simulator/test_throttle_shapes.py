@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -44,21 +45,37 @@ def receive(conn: http.client.HTTPConnection) -> Answer:
     return Answer(r.status, r.getheader("Retry-After"), r.read())
 
 
-def fire_at_once(sim: Simulator, n: int) -> list[Answer]:
+def fire_at_once(sim: Simulator, n: int) -> tuple[list[Answer], float]:
     """``n`` API requests sent together from one thread, each on its own connection opened
     beforehand (on ``/_sim/``, never throttled), so they reach the server within a few
-    milliseconds; then their answers."""
+    milliseconds on a quiet machine; then their answers and the seconds from the first
+    request sent to the last answer read (more than the spread of their arrivals)."""
     conns = [http.client.HTTPConnection(sim.host, sim.port, timeout=30) for _ in range(n)]
     try:
         for c in conns:
             send(c, "/_sim/config")
             assert receive(c).status == 200
+        t = time.monotonic()
         for c in conns:
             send(c, API + "work-orders/?page_size=1")
-        return [receive(c) for c in conns]
+        answers = [receive(c) for c in conns]
+        return answers, time.monotonic() - t
     finally:
         for c in conns:
             c.close()
+
+
+def assert_bucket_of_10_at_100_rps(answers: list[Answer], spread: float) -> None:
+    """50 requests at once against 10 tokens refilled at 100 per second: 40 throttled, less
+    one per 10 ms the arrivals were spread over (a busy machine spreads them)."""
+    throttled = [a for a in answers if a.status == 429]
+    assert max(1, 40 - math.ceil(100 * spread) - 1) <= len(throttled) <= 40, (
+        len(throttled),
+        spread,
+    )
+    assert all(a.status == 200 for a in answers if a.status != 429)
+    for a in throttled:
+        assert_throttle_answer(a, 1)
 
 
 def in_order(sim: Simulator, n: int) -> list[Answer]:
@@ -94,39 +111,35 @@ def assert_throttle_answer(answer: Answer, retry_after: int) -> None:
 
 def test_small_burst_throttles_what_exceeds_it_and_the_default_burst_does_not():
     with Simulator(work_orders=5, seed=1, throttle_rps=100, throttle_burst=10) as sim:
-        answers = fire_at_once(sim, 50)
-        throttled = [a for a in answers if a.status == 429]
-        # 10 tokens at once, and one more per 10 ms while the 50 arrive (a busy machine
-        # spreads their arrival)
-        assert 30 <= len(throttled) <= 40, len(throttled)
-        assert all(a.status == 200 for a in answers if a.status != 429)
-        for a in throttled:
-            assert_throttle_answer(a, 1)
+        assert_bucket_of_10_at_100_rps(*fire_at_once(sim, 50))
 
         # back to the default at runtime (PATCH /_sim/config): one second's worth, 100 tokens
         r = sim.sim_request("PATCH", "config", json={"throttle_burst": None})
         assert r.json()["throttle_burst"] is None
         time.sleep(1.1)  # the bucket full again
-        assert [a.status for a in fire_at_once(sim, 50)] == [200] * 50
+        answers, _ = fire_at_once(sim, 50)
+        assert [a.status for a in answers] == [200] * 50
 
         # and small again, through configure()
         sim.configure(throttle_burst=10)
         time.sleep(0.2)
-        answers = fire_at_once(sim, 50)
-        assert 30 <= sum(a.status == 429 for a in answers) <= 40
+        assert_bucket_of_10_at_100_rps(*fire_at_once(sim, 50))
 
 
 def test_default_bucket_holds_one_second_of_requests():
     with Simulator(work_orders=5, seed=1, throttle_rps=100) as sim:
         assert sim.view("config")["throttle_burst"] is None
-        assert [a.status for a in fire_at_once(sim, 50)] == [200] * 50
+        answers, _ = fire_at_once(sim, 50)
+        assert [a.status for a in answers] == [200] * 50
 
 
 def test_bucket_grants_its_burst_then_its_rate():
     """The bucket alone, without the network's spread: 50 takes at once, 10 granted."""
     faults = Faults(RuntimeConfig(throttle_rps=100, throttle_burst=10))
+    t = time.monotonic()
     waits = [faults.take_token(100, 10) for _ in range(50)]
-    assert 10 <= sum(w == 0 for w in waits) <= 11
+    refilled = math.ceil(100 * (time.monotonic() - t))  # a token per 10 ms taken
+    assert 10 <= sum(w == 0 for w in waits) <= 10 + refilled
     assert all(0 < w <= 0.01 for w in waits if w)
     assert (
         sum(Faults(RuntimeConfig(throttle_rps=100)).take_token(100, 100) == 0 for _ in range(50))
