@@ -31,11 +31,9 @@ import pandas as pd
 from .callbacks import CallbackReceiver
 from .client import Client
 from .errors import ConfigurationError, DFSError, InvalidCorrectionError
+from .normalize import TASK_ROW_COLUMNS, task_row
 from .progress import progress_bar
-from .rules import (
-    effective,
-    json_equal,
-)
+from .rules import json_equal
 from .tasks import allowed_values, find_task, resolve_value  # noqa: F401
 
 IMAGE_LIMIT = 5 * 1024 * 1024
@@ -145,48 +143,30 @@ def _group_states(work_order: Mapping[str, Any], group: str) -> dict[str, Mappin
     }
 
 
+_STATE_COLUMNS = ("analyzed_value", "corrected_value", "message", "is_conform")
+_CHANGE_COLUMNS = [c for c in TASK_ROW_COLUMNS if c != "outcome_type"]
+
+
 def _changes(
     work_order_id: str, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> pd.DataFrame:
+    """The group's tasks after an analysis, with their value and message before it and
+    whether their state ``changed``."""
     rows = []
     for task_id, task in after.items():
-        old = (before.get(task_id) or {}).get("state") or {}
-        new = task.get("state") or {}
+        old = task_row(work_order_id, before.get(task_id))
+        new = task_row(work_order_id, task)
         rows.append(
             {
-                "work_order_id": work_order_id,
-                "task_group_name": task.get("task_group_name"),
+                **new,
                 "task_id": task_id,
-                "task_name": task.get("name"),
-                "analyzed_value": new.get("analyzed_value"),
-                "corrected_value": new.get("corrected_value"),
-                "value": effective(new),
-                "message": new.get("message"),
-                "is_conform": new.get("is_conform"),
-                "before_value": effective(old),
-                "before_message": old.get("message"),
-                "changed": any(
-                    not json_equal(old.get(k), new.get(k))
-                    for k in ("analyzed_value", "corrected_value", "message", "is_conform")
-                ),
+                "before_value": old["value"],
+                "before_message": old["message"],
+                "changed": any(not json_equal(old[k], new[k]) for k in _STATE_COLUMNS),
             }
         )
     return pd.DataFrame(
-        rows,
-        columns=[
-            "work_order_id",
-            "task_group_name",
-            "task_id",
-            "task_name",
-            "analyzed_value",
-            "corrected_value",
-            "value",
-            "message",
-            "is_conform",
-            "before_value",
-            "before_message",
-            "changed",
-        ],
+        rows, columns=[*_CHANGE_COLUMNS, "before_value", "before_message", "changed"]
     )
 
 

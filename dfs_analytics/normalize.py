@@ -1,19 +1,13 @@
 """Raw API JSON -> typed pandas DataFrames, through ONE column spec per frame.
 
-Each frame has a spec: its columns, where each comes from, and its dtype. Dates become tz-aware
-UTC datetimes, names and verdicts categoricals, flags nullable booleans; task values stay
-Python objects (a task's ``outcome_type`` decides bool, str or number). Keys the server sends
-that the spec does not know are kept as extra columns (``metadata.<key>`` for metadata,
-``state.<key>`` for unknown state keys), never dropped.
+Each frame has a spec (:data:`TASK_SPEC`...): its columns, where each comes from, its dtype.
+Dates become UTC datetimes, names and verdicts categoricals, flags nullable booleans; task
+values stay Python objects. Unknown keys are kept as extra columns (``metadata.<key>``,
+``state.<key>``). :func:`task_row` is the one reading of a single task's state as a row.
 
-Rows are built column by column in plain Python (no ``pd.json_normalize``), and work-order
-level columns of the task and timeline frames are converted once per work order and then
-repeated, which is what makes normalisation fast.
-
-What a value *is* comes from :mod:`dfs_analytics.rules`: the effective value (``value``), what
-counts as missing, JSON equality (``is_overridden``) and the verdict labels. This module never
-decides those rules itself, never does I/O (no HTTP, no files, no dataset), never mutates the
-records it is given, and never drops a key it does not know.
+What a value *is* comes from :mod:`dfs_analytics.rules`. This module never decides those
+rules itself, never does I/O (no HTTP, no files, no dataset), never mutates the records it is
+given, and never drops a key it does not know.
 """
 
 from __future__ import annotations
@@ -28,7 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .rules import effective_values, is_missing, is_number, json_equal, matching_rule, verdict_label
+from .rules import (
+    effective,
+    effective_values,
+    is_missing,
+    is_number,
+    json_equal,
+    matching_rule,
+    verdict_label,
+)
 
 
 @dataclass(frozen=True)
@@ -543,6 +545,37 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if name not in data:
             data[name] = extra_column(values)
     return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+
+TASK_ROW_COLUMNS = (
+    "work_order_id",
+    "task_group_name",
+    "task_id",
+    "task_name",
+    "outcome_type",
+    "analyzed_value",
+    "corrected_value",
+    "value",
+    "message",
+    "is_conform",
+)
+"""The keys of :func:`task_row`: columns of :data:`TASK_SPEC`, named as in the tasks frame."""
+# where task_row reads its task-level keys: TASK_SPEC's sources (``task_id`` is ``id``...)
+_ROW_SOURCES = {c.name: c.source for c in TASK_SPEC if c.source and c.name in TASK_ROW_COLUMNS}
+
+
+def task_row(work_order_id: str | None, task: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One task of a work order, as the API sends it, as a row of the tasks frame would read
+    it, in plain Python values (no dtypes): a dict of :data:`TASK_ROW_COLUMNS`. ``value`` is
+    the effective value (:func:`rules.effective`); a task without state (or ``task=None``)
+    gives None state columns. For the one task a view or an action shows, where
+    :func:`tasks_frame` builds whole frames."""
+    task = task or {}
+    state = task.get("state") or {}
+    row = {name: task.get(source) for name, source in _ROW_SOURCES.items()}
+    row.update({key: state.get(key) for key in _STATE_ORDER if key in TASK_ROW_COLUMNS})
+    row.update(work_order_id=work_order_id, value=effective(state))
+    return {name: row[name] for name in TASK_ROW_COLUMNS}
 
 
 def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:

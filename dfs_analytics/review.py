@@ -40,7 +40,8 @@ from .campaign import Campaign, Status
 from .errors import ConfigurationError, InvalidCorrectionError
 from .files import file_lock, lock_beside
 from .journal import Journal, last_events, make_folders
-from .rules import effective, is_missing, matching_rule
+from .normalize import task_row
+from .rules import is_missing, matching_rule
 from .tasks import allowed_values, find_task, resolve_value
 
 if TYPE_CHECKING:
@@ -340,25 +341,25 @@ def _items_of(work_order: dict[str, Any], name: str | None) -> list[ReviewItem]:
             images.setdefault(str(entry.get("task_group_name")), []).append(url)
     out = []
     for task in work_order.get("tasks") or ():
-        state = task.get("state") or {}
-        if is_missing(state.get("analyzed_value")):
+        row = task_row(str(work_order.get("id")), task)
+        if is_missing(row["analyzed_value"]):
             continue
         rules = task.get("outcome_validation")
-        rule = matching_rule(rules, effective(state))
-        ai_rule = matching_rule(rules, state.get("analyzed_value"))
-        group = task.get("task_group_name")
+        rule = matching_rule(rules, row["value"])
+        ai_rule = matching_rule(rules, row["analyzed_value"])
+        group = row["task_group_name"]
         out.append(
             ReviewItem(
-                work_order_id=str(work_order.get("id")),
+                work_order_id=row["work_order_id"],
                 work_order_name=name,
-                task_id=str(task.get("id")),
-                task_name=task.get("name"),
+                task_id=str(row["task_id"]),
+                task_name=row["task_name"],
                 task_group_name=group,
-                outcome_type=task.get("outcome_type"),
-                analyzed_value=state.get("analyzed_value"),
-                corrected_value=state.get("corrected_value"),
-                message=state.get("message"),
-                is_conform=state.get("is_conform"),
+                outcome_type=row["outcome_type"],
+                analyzed_value=row["analyzed_value"],
+                corrected_value=row["corrected_value"],
+                message=row["message"],
+                is_conform=row["is_conform"],
                 color=(rule or {}).get("color"),
                 ai_message=(ai_rule or {}).get("sentence"),
                 choices=allowed_values(task),

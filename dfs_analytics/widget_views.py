@@ -7,7 +7,8 @@ and :func:`work_order_rows` only reshape a loaded tasks frame.
 
 It never writes (corrections and analyses are :mod:`~dfs_analytics.actions`', a review's
 agreements and corrections :mod:`~dfs_analytics.review`'s), never renders HTML, and never
-decides a value or a verdict itself (:mod:`~dfs_analytics.rules` does).
+decides a value or a verdict, or reads a task's state, itself (:mod:`~dfs_analytics.rules`
+and :func:`~dfs_analytics.normalize.task_row` do).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .loaders import load_timeline
-from .rules import effective, matching_rule
+from .normalize import task_row
+from .rules import matching_rule
 from .tasks import allowed_values
 
 if TYPE_CHECKING:
@@ -74,24 +76,14 @@ def describe(client: Client, work_order_id: str) -> dict[str, Any]:
     work_order = client.get_work_order(work_order_id, include_inputs=True)
     rows = []
     for task in work_order.get("tasks") or ():
-        state = task.get("state") or {}
-        value = effective(state)
-        rule = matching_rule(task.get("outcome_validation"), value) if state else None
-        rows.append(
-            {
-                "task_group_name": task.get("task_group_name"),
-                "task_id": task.get("id"),
-                "task_name": task.get("name"),
-                "outcome_type": task.get("outcome_type"),
-                "analyzed_value": state.get("analyzed_value"),
-                "corrected_value": state.get("corrected_value"),
-                "value": value,
-                "message": state.get("message"),
-                "is_conform": state.get("is_conform"),
-                "color": (rule or {}).get("color"),
-                "choices": allowed_values(task),
-            }
+        row = task_row(work_order_id, task)
+        rule = (
+            matching_rule(task.get("outcome_validation"), row["value"])
+            if task.get("state")
+            else None
         )
+        row.update(color=(rule or {}).get("color"), choices=allowed_values(task))
+        rows.append(row)
     return {
         "work_order": work_order,
         "tasks": pd.DataFrame(rows, columns=DETAIL_COLUMNS),
