@@ -1,20 +1,14 @@
 """Acting on work orders: analyse, re-analyse, correct one task — checked before anything is sent.
 
-- :func:`analyze` sends one image (a URL, a file path or bytes) for one task group and returns
-  the group's task states before and after.
-- :func:`reanalyze` re-submits work orders' stored inputs, concurrently.
-- :func:`correct` sets one task's corrected value, given as a Python value, its string form or
-  a verdict sentence of the task's rules ("OK", "KO").
-- analysis results the server POSTs back are collected by
-  :class:`~dfs_analytics.callbacks.CallbackReceiver` (``analyze(..., callback_url=...)``).
+:func:`analyze` sends one image for one task group and returns the group's tasks before and
+after; :func:`reanalyze` re-submits work orders' stored inputs, concurrently; :func:`correct`
+sets one task's corrected value (a value, its string form or a verdict sentence). A lost
+answer raises :class:`~dfs_analytics.errors.OutcomeUnknownError`; for many corrections use
+:class:`~dfs_analytics.campaign.Campaign`, which journals and resumes.
 
-Writes are never re-sent blindly: a lost answer raises
-:class:`~dfs_analytics.errors.OutcomeUnknownError`. For many corrections, use
-:class:`dfs_analytics.campaign.Campaign`, which journals and resumes.
-
-This module writes; it never builds read models or views (those of the widgets live in
-:mod:`~dfs_analytics.widget_views`), never reads the dataset or imports the loaders, and never
-re-implements what a value or a verdict is: :mod:`~dfs_analytics.rules` says that.
+Never re-sends a write blindly, never reads the dataset or imports the loaders, and never
+decides a value or builds a task's row itself (:mod:`~dfs_analytics.rules` and
+:func:`~dfs_analytics.normalize.task_row` do).
 """
 
 from __future__ import annotations

@@ -6,42 +6,10 @@
 >>> campaign.apply()        # concurrent, journaled; run it again to resume
 >>> campaign.verify()       # rows whose server state differs from the plan
 
-The preview is what the server held when it was read; :meth:`Campaign.apply` decides each row
-again from the task's state read right before sending it (someone may have changed it since).
-
-A plan is a DataFrame or a CSV file with ``work_order_id``, ``task_name`` (or ``task_id``) and
-``corrected_value`` (a value, its string form, or a verdict sentence such as "OK"). Each of its
-rows becomes a :class:`PlanRow`, resolved against the server.
-
-Never twice, never lost
------------------------
-Every attempt is appended to the JSONL journal (:class:`~dfs_analytics.journal.Journal`) and
-made durable (flushed and fsync'ed) *before* the request is sent, and its outcome after.
-Running :meth:`Campaign.apply` again with the same journal skips what was applied. A row whose
-outcome is in doubt (sent, but the answer was lost, the server failed, or the process died) is
-checked against the server's current state before anything is re-sent: the platform records
-every accepted correction call on the work order's timeline, so a blind re-send would be a
-visible duplicate. Throttling and server errors are retried; permanent failures (the server
-refusing the value) are reported, never dropped.
-
-Retries: the client retries throttling, server errors and lost connections where that cannot
-double an effect, within its ``retry_budget`` (see :class:`~dfs_analytics.Client`). The
-campaign adds only what the client cannot decide: a correction whose outcome is in doubt is
-checked on the server and sent again if it was not applied, at most ``MAX_ATTEMPTS`` times and
-never past one ``retry_budget`` per row; a row still throttled or unreachable then is reported
-(``failed`` or ``in doubt``) and the next run resumes it.
-
-The words on disk and in the frames are :class:`Event` (journal records), :class:`Status`
-(``apply()``'s ``status`` column) and :class:`Action` (``preview()``'s ``action`` column): enums
-that are their strings, so old journals read as they always did.
-
-A new journal file is created owner-only (0600) and its folder fsync'ed. A journal holding
-anything but records (and the torn line a crash may leave) raises :class:`JournalError`, naming
-the file and the line, before anything is sent.
-
-This module never speaks HTTP itself (only through the :class:`~dfs_analytics.Client`), never
-sends anything while the plan has problems, and never sends a correction again whose outcome is
-in doubt without first reading the task's state on the server.
+Every attempt is journaled durably before it is sent (docs/architecture.md: "never twice,
+never lost"). Never speaks HTTP itself (only through the client), never sends anything while
+the plan has problems, and never re-sends a correction in doubt without first reading the
+task's state on the server.
 """
 
 from __future__ import annotations

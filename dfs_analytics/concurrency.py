@@ -1,41 +1,13 @@
 """How many requests a client keeps in flight, and how fast it sends them.
 
 One :class:`Limiter` per :class:`~dfs_analytics.Client`, shared by everything the client does
-at once (loads, campaigns, re-analyses): every attempt takes a slot before it is sent and gives
-it back when its answer is read. Thread pools are sized to the ceiling; the limiter decides how
-many of their threads send at a time.
+at once: every attempt takes a slot before it is sent and gives it back when its answer is
+read. :class:`ConcurrencyController` sets the number of slots from latency and throttling (in
+the manner of TCP Vegas); :class:`Pacer` spaces sends once a 429 says a rate limit is reached.
+``Client(max_workers=N)`` pins the slots to N. How both decide: docs/architecture.md.
 
-Two controllers decide, from what the answers say:
-
-- :class:`ConcurrencyController` (the number of slots), in the manner of TCP Vegas. It starts
-  at ``INITIAL``; after the first round trip, at ``START_RATE`` requests per second if that
-  takes more slots (a distant server is not started slower than a near one). While answers
-  come back as fast as the fastest recently seen ("latency stays flat") and every slot is in
-  use, it adds one slot per answer (slow start: it doubles per round trip). Once a round
-  trip's median latency exceeds ``GROW_RTT`` times the baseline it stops doubling: requests
-  are queueing somewhere (the server, the network, this process's CPU), so more of them in
-  flight would only wait longer. Beyond ``SHRINK_RTT`` times the baseline it gives back a
-  fifth of its slots per round trip. A 429, a 503 or a request that got no answer halves it
-  (once per round trip: answers to requests sent before the last cut say nothing new); it
-  then grows again carefully, by about the square root of the limit per round trip. The
-  limit always stays between the floor (1) and the ceiling (64 by default).
-- :class:`Pacer` (the send rate). A rate limit is a throughput ceiling, not a concurrency one,
-  so a 429 also starts pacing: the first one means the server's budget is spent; the
-  successful answers counted from then on, divided by the time until a later 429 (the budget
-  spent again), measure the rate the server allows, whatever its burst. Sends are then spaced
-  at ``PACE_SHARE`` of that rate, which rises slowly (``RELAX`` per second) so a raised limit
-  is found again; pacing stops after ``QUIET`` seconds without a 429. Until a first
-  measurement, the pace is half of what got through in the last second, doubling every
-  second. A 429 that comes while the pace is below the measured rate is not explained by it
-  (the server throttles for another reason, or its limit dropped): pacing stops and starts
-  afresh at the next 429, so 429s unrelated to the rate cannot drive the pace down and down.
-
-``Client(max_workers=N)`` pins the number of slots to N (pacing on 429s still applies).
-The per-request cost is one lock taken twice and a few float operations.
-
-This module never sends a request, never sleeps or waits while holding its lock, and never
-reads the clock or the network itself in the controllers (they are handed the times), so
-their decisions can be tested without a server.
+Never sends a request, never sleeps or waits while holding its lock, and the controllers
+never read the clock or the network themselves (they are handed the times).
 """
 
 from __future__ import annotations

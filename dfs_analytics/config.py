@@ -1,23 +1,12 @@
 """Client settings: where the API is, the key, the cache, and every behaviour knob, in one object.
 
-Settings come from arguments or from the environment (:meth:`Settings.from_env`):
+Settings come from arguments or from the ``DFS_*`` environment (:meth:`Settings.from_env`;
+the variables are listed in docs/architecture.md). This module is the one home of what the
+environment says (:func:`check_environment`, :func:`simulator_requested`,
+:func:`require_site`) and of the checks on URLs (:func:`normalize_base_url`,
+:func:`is_loopback`, :func:`is_loopback_url`).
 
-=================  ========================================================================
-``DFS_BASE_URL``   full base URL, e.g. ``http://127.0.0.1:8765/v0.2/`` (wins over a site id)
-``DFS_SITE_ID``    the deployed site's id (a full UUID is cut to its first four groups)
-``DFS_REGION``     ``eu`` (default) or ``us``
-``DFS_API_KEY``    the API key (never written to disk, logs or reprs)
-``DFS_CACHE``      the cache folder; ``none`` disables the cache
-``DFS_SIMULATOR``  ``1``: ``dfs.connect()`` and the command line use the local simulator
-``DFS_DATASET``    where the loaders' dataset lives: a folder or an object-store URI
-                   (default: ``dataset/`` inside the client's cache folder)
-=================  ========================================================================
-
-This module is the one home of what the environment says: :func:`check_environment` (a
-mistyped ``DFS_*`` name), :func:`simulator_requested` (``DFS_SIMULATOR``),
-:func:`missing_site_settings` / :func:`require_site` (is a site configured?), and of the checks
-on URLs (:func:`normalize_base_url`, :func:`is_loopback`, :func:`is_loopback_url`). It never
-speaks HTTP, never starts a simulator, and never writes, logs or shows the API key.
+It never speaks HTTP, never starts a simulator, and never writes, logs or shows the API key.
 """
 
 from __future__ import annotations

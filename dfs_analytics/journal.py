@@ -1,19 +1,13 @@
 """An append-only JSON-lines journal whose appends return once they are on disk.
 
 A campaign writes what it is about to do, and what happened, to a :class:`Journal` before it
-moves on, so that a later run can read it back (:meth:`Journal.read`) and tell, per key, what
-happened last (:func:`last_events`). Every record is one JSON object on one line, its first key
-``time`` (UTC, ISO 8601). A new journal file is created owner-only (0600, whatever the umask)
-and its folder, and any folder created for it, fsync'ed, so the file itself survives a crash,
-not only its content.
+moves on; a later run reads it back (:meth:`Journal.read`) and tells, per key, what happened
+last (:func:`last_events`). A new file is created owner-only (0600) and its folder fsync'ed.
+A torn last line (what a crash may leave) is skipped on reading and closed on reopening;
+anything else that is not a record raises :class:`~dfs_analytics.JournalError`.
 
-What a crash may leave is tolerated: a torn last line (a record cut short, or the zero bytes of
-a lost write) is skipped on reading and closed by a newline on reopening, so no later record is
-glued to it. Anything else that is not a record raises :class:`~dfs_analytics.JournalError`
-naming the file and the line.
-
-This module never rewrites, truncates or deletes what is in a journal (it only appends), never
-sends anything, and knows nothing of what the records mean besides their ``key`` and ``event``.
+Never rewrites, truncates or deletes what is in a journal, never sends anything, and knows
+nothing of what the records mean besides their ``key`` and ``event``.
 """
 
 from __future__ import annotations

@@ -4,25 +4,11 @@
 >>> items = review.items(plan["work_order_id"][0])   # its analysed tasks, with their images
 >>> review.agree(item.work_order_id, item.task_id)
 >>> review.correct(item.work_order_id, item.task_id, False)
->>> read_agreements(review.journal_path)       # {(work_order_id, task_id), ...}
 
-Where things go
----------------
-- A **correction** goes through the journaled campaign path
-  (:class:`~dfs_analytics.campaign.Campaign` and its ``apply()``), with a campaign journal of
-  its own per correction (work order, task, value) in the folder beside the review journal
-  (:attr:`Review.corrections_folder`). Correcting the same task to the same value again, from
-  a second click or a new :class:`Review` over the same journals, finds it applied in that
-  journal and sends nothing: each correction reaches the server exactly once.
-- An **agreement** has no call in the API, so it is recorded in the local review journal
-  (:class:`~dfs_analytics.journal.Journal`, append-only JSONL), by default
-  ``<client.dataset_location>/../review-<plan fingerprint>.jsonl``. Corrections are
-  recorded there too once applied, so the journal says what was decided per task: the last
-  record of a ``work_order_id/task_id`` key wins. :func:`read_agreements` reads the agreed
-  tasks back.
-
-This module reads work orders only through the client's public methods, sends corrections only
-through :mod:`~dfs_analytics.campaign`, and writes nothing but its journals.
+A correction goes through a journaled :class:`~dfs_analytics.campaign.Campaign` of its own;
+an agreement (no API call) goes to the local review journal (docs/architecture.md, "Reviews").
+Never reads work orders but through the client's public methods, never sends a correction but
+through :mod:`~dfs_analytics.campaign`, and never writes anything but its journals.
 """
 
 from __future__ import annotations

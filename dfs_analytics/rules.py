@@ -1,29 +1,13 @@
-r"""Task values and verdict rules, as the platform defines them.
+"""Task values and verdict rules, as the platform defines them.
 
-A task's ``outcome_validation`` is a list of rules; the first rule whose JSON-schema matches a
-value gives that value's verdict (its ``sentence``, e.g. "OK" or "Photo incorrecte") and
-whether it counts as conform (``is_conformity_validated``). A task may have one rule, several,
-or none (``[]`` or ``null``: any value of its type is allowed, with no verdict).
+The first rule of a task's ``outcome_validation`` whose JSON schema (a Draft 2020-12 subset,
+``pattern`` run by the ECMA-262 ``regress`` engine) matches a value gives its verdict. Also
+the one home of what a value *is*: :func:`effective`, :func:`effective_values`, missing
+values (:func:`is_missing`) and JSON equality. The keywords and their meaning:
+docs/architecture.md ("Verdict rules").
 
-Schemas use a JSON Schema (Draft 2020-12) subset: ``type`` (a JSON type name or a list of
-them), ``const``, ``enum``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
-``pattern``, ``minLength``, ``maxLength``; other keywords are ignored, as JSON Schema does (and
-so is a ``type`` name JSON Schema does not know, which the ``jsonschema`` library refuses). Each
-keyword means what JSON Schema says:
-
-- ``pattern`` is an ECMA-262 regular expression, run by the ``regress`` engine (the one the
-  simulator's ``jsonschema`` judge uses), not by Python's ``re``: ``\d`` and ``\w`` are ASCII
-  only, ``.`` excludes every line terminator (``\n``, ``\r``, U+2028, U+2029), ``\s`` is
-  ECMA white space and line terminators (U+FEFF yes, U+001C no) and ``$`` is the very end.
-  A pattern that is not a valid ECMA-262 expression raises ``regress.RegressError``.
-- ``const`` and ``enum`` use JSON equality at every depth: ``true`` is not ``1``, ``[true]`` is
-  not ``[1]``, ``1`` equals ``1.0``.
-
-This module is also the one home of what a task's value *is*: :func:`effective` (the corrected
-value when set, else the analysed one), :func:`effective_values` (the same over frame columns)
-and :func:`is_missing` / :func:`none_if_missing` (None, NaN, ``pd.NA`` and ``NaT`` all mean "no
-value"). Both the toolkit and the simulator may import it. It never does I/O and never imports
-the rest of the package.
+Both the toolkit and the simulator import it. It never does I/O and never imports the rest
+of the package.
 """
 
 from __future__ import annotations

@@ -2,16 +2,14 @@
 re-run the AI, correct a task, run a correction campaign with an explicit confirmation, and
 walk a review plan task by task (the review bench).
 
-They are built on :mod:`~dfs_analytics.loaders`, :mod:`~dfs_analytics.actions`,
-:mod:`~dfs_analytics.campaign` and :mod:`~dfs_analytics.review`, with their read models in
-:mod:`~dfs_analytics.widget_views` and their HTML from :mod:`~dfs_analytics._html`. Every
-control is an attribute, so an app can be driven from code or tests
-(``explorer.task.value = "cables_ranges"``, ``explorer.load_button.click()``). Errors are
-shown inside the app, in ``status``, and kept in ``last_error``; nothing is lost in a callback.
+Read models come from :mod:`~dfs_analytics.widget_views`, HTML from :mod:`~dfs_analytics._html`.
+Every control is an attribute, so an app can be driven from code or tests; errors are shown
+in ``status`` and kept in ``last_error``.
 
-The apps never speak HTTP or use the client themselves (they hand it to the modules above),
-never write anything but through ``actions``, ``campaign`` and ``review``, and never escape text
-themselves (``_html`` does).
+The apps never speak HTTP or use the client themselves (they hand it to the loaders,
+``actions``, ``campaign`` and ``review``),
+never write anything but through ``actions``, ``campaign`` and ``review``, and never escape
+text themselves (``_html`` does).
 """
 
 from __future__ import annotations

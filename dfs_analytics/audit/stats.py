@@ -1,7 +1,8 @@
 """Pure statistics on counts: normal quantiles, Wilson intervals, Fisher's exact test, Holm's
 adjustment, binomial and beta distributions, and an empirical-Bayes beta prior.
 
-Numbers and arrays in, numbers and arrays out: no frames, no I/O, no SciPy.
+Numbers and arrays in, numbers and arrays out: never reads a frame, never does I/O, and
+never needs SciPy.
 """
 
 from __future__ import annotations
