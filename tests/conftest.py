@@ -29,6 +29,7 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
+from tests.helpers import small_tasks
 
 SITE_VARIABLES = (
     "DFS_BASE_URL",
@@ -136,6 +137,13 @@ def client_for(tmp_path: Path) -> Iterator[Callable[..., dfs.Client]]:
     yield make
     for made_client in made:
         made_client.close()
+
+
+@pytest.fixture
+def tasks() -> pd.DataFrame:
+    """The tasks frame of ``helpers.small_work_orders()`` (hand-built: six work orders, four
+    tasks), fresh for each test."""
+    return small_tasks()
 
 
 @pytest.fixture(scope="session")

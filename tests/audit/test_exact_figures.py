@@ -23,16 +23,11 @@ import dfs_analytics as dfs
 from dfs_analytics import audit, normalize
 from dfs_analytics.audit import AuditInputError
 from dfs_analytics.errors import ConfigurationError
-from tests.helpers import V1, V2, A, B, C, drift_work_orders, make_wo, small_tasks, st
+from tests.helpers import V1, V2, A, B, C, drift_work_orders, make_wo, st
 
 # --------------------------------------------------------------------------------------------
-# the hand-built work orders of tests/helpers.py, as frames
+# the hand-built work orders of tests/helpers.py, as frames (`tasks` is in the conftest)
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tasks() -> pd.DataFrame:
-    return small_tasks()
 
 
 @pytest.fixture

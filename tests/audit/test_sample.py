@@ -35,7 +35,7 @@ SIZES = {"a@x": (40, 4), "b@x": (120, 30), "c@x": (10, 0), "d@x": (200, 12), "e@
 
 
 @pytest.fixture(scope="module")
-def tasks() -> pd.DataFrame:
+def engineers() -> pd.DataFrame:
     return engineers_frame(dict(SIZES))
 
 
@@ -43,8 +43,8 @@ def counts_of(picked: pd.DataFrame) -> dict[str, int]:
     return picked["field_engineer_email"].astype(str).value_counts().to_dict()
 
 
-def test_n_is_the_size_of_the_whole_sample_proportionally(tasks) -> None:
-    picked = dfs.sample(tasks, n=50, by="field_engineer_email")
+def test_n_is_the_size_of_the_whole_sample_proportionally(engineers) -> None:
+    picked = dfs.sample(engineers, n=50, by="field_engineer_email")
     assert len(picked) == 50
     emails = sorted(SIZES)
     expected = hamilton(50, [Fraction(SIZES[e][0]) for e in emails])
@@ -55,16 +55,16 @@ def test_n_is_the_size_of_the_whole_sample_proportionally(tasks) -> None:
     ]
 
 
-def test_equal_allocation_gives_what_small_groups_cannot_to_the_others(tasks) -> None:
-    picked = dfs.sample(tasks, n=50, by="field_engineer_email", allocation="equal")
+def test_equal_allocation_gives_what_small_groups_cannot_to_the_others(engineers) -> None:
+    picked = dfs.sample(engineers, n=50, by="field_engineer_email", allocation="equal")
     assert len(picked) == 50
     # 10 each, but e has 6: its 4 go to the others; c then has all its 10, so a, b and d
     # share 50 - 16 = 34 (11.33 each: the remainder to the first)
     assert counts_of(picked) == {"a@x": 12, "b@x": 11, "c@x": 10, "d@x": 11, "e@x": 6}
 
 
-def test_neyman_allocation_follows_size_times_spread(tasks) -> None:
-    picked = dfs.sample(tasks, n=60, by="field_engineer_email", allocation="neyman")
+def test_neyman_allocation_follows_size_times_spread(engineers) -> None:
+    picked = dfs.sample(engineers, n=60, by="field_engineer_email", allocation="neyman")
     assert len(picked) == 60
     emails = sorted(SIZES)
     weights = []
@@ -77,7 +77,7 @@ def test_neyman_allocation_follows_size_times_spread(tasks) -> None:
     for e, q in zip(emails, quotas, strict=True):
         assert abs(got.get(e, 0) - min(q, SIZES[e][0])) < 1 + 1e-9 or got[e] == SIZES[e][0]
     # b (rate 25%) gets more than its proportional share, d (rate 6%) less
-    proportional = counts_of(dfs.sample(tasks, n=60, by="field_engineer_email"))
+    proportional = counts_of(dfs.sample(engineers, n=60, by="field_engineer_email"))
     assert got["b@x"] > proportional["b@x"] and got["d@x"] < proportional["d@x"]
 
 
@@ -88,21 +88,21 @@ def test_allocate_caps_and_redistributes() -> None:
     assert sum(audit.allocate(37, [5, 9, 13, 200], [0, 0, 0, 0])) == 37
 
 
-def test_n_per_group_keeps_the_former_behaviour(tasks) -> None:
-    picked = dfs.sample(tasks, n_per_group=8, by="field_engineer_email", seed=3)
+def test_n_per_group_keeps_the_former_behaviour(engineers) -> None:
+    picked = dfs.sample(engineers, n_per_group=8, by="field_engineer_email", seed=3)
     assert counts_of(picked) == {"a@x": 8, "b@x": 8, "c@x": 8, "d@x": 8, "e@x": 6}
     with pytest.raises(ConfigurationError, match="not both"):
-        dfs.sample(tasks, n=5, n_per_group=5)
+        dfs.sample(engineers, n=5, n_per_group=5)
     with pytest.raises(ConfigurationError):
-        dfs.sample(tasks, n_per_group=0)
+        dfs.sample(engineers, n_per_group=0)
     with pytest.raises(ConfigurationError, match="allocation"):
-        dfs.sample(tasks, allocation="optimal")
+        dfs.sample(engineers, allocation="optimal")
 
 
-def test_disputed_samples_overridden_rows_only(tasks) -> None:
-    picked = dfs.sample(tasks, n=20, by="field_engineer_email", disputed=True)
+def test_disputed_samples_overridden_rows_only(engineers) -> None:
+    picked = dfs.sample(engineers, n=20, by="field_engineer_email", disputed=True)
     assert len(picked) == 20 and picked["is_overridden"].all()
-    everything = dfs.sample(tasks, n=1000, by=None, disputed=True)
+    everything = dfs.sample(engineers, n=1000, by=None, disputed=True)
     assert len(everything) == sum(k for _, k in SIZES.values())
     small = normalize.tasks_frame(small_work_orders())
     # on the verdict basis: flipped verdicts only (the readable serial change is left out)
@@ -111,13 +111,15 @@ def test_disputed_samples_overridden_rows_only(tasks) -> None:
     assert len(flips) == int(small["is_verdict_overridden"].fillna(False).sum())
 
 
-def test_results_do_not_depend_on_row_order(tasks) -> None:
+def test_results_do_not_depend_on_row_order(engineers) -> None:
     def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
         return sorted(zip(frame["work_order_id"], frame["task_id"].astype(str), strict=True))
 
     for allocation in audit.ALLOCATIONS:
-        picked = dfs.sample(tasks, n=30, by="field_engineer_email", allocation=allocation, seed=5)
-        shuffled = tasks.sample(frac=1.0, random_state=9)
+        picked = dfs.sample(
+            engineers, n=30, by="field_engineer_email", allocation=allocation, seed=5
+        )
+        shuffled = engineers.sample(frac=1.0, random_state=9)
         again = dfs.sample(shuffled, n=30, by="field_engineer_email", allocation=allocation, seed=5)
         assert keys(again) == keys(picked)
     frame = normalize.tasks_frame(drift_work_orders())

@@ -22,14 +22,9 @@ from matplotlib.figure import Figure
 
 import dfs_analytics as dfs
 from dfs_analytics import normalize, plots
-from tests.helpers import A, B, drift_work_orders, small_tasks, small_work_orders
+from tests.helpers import A, B, drift_work_orders, small_work_orders
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def tasks() -> pd.DataFrame:
-    return small_tasks()
 
 
 @pytest.fixture
