@@ -22,6 +22,8 @@ from dfs_analytics.simulator import Simulator
 
 from .conftest import AUTH
 
+pytestmark = pytest.mark.sim(work_orders=20, seed=31, callback_delay=0.01)
+
 
 class Receiver:
     """A loopback HTTP server recording the POSTs it gets; the first ``fail`` answer 500."""
@@ -90,11 +92,6 @@ def receiver_factory() -> Iterator[Any]:
     yield make
     for r in made:
         r.close()
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory) -> Simulator:
-    return dfs_simulator_factory(work_orders=20, seed=31, callback_delay=0.01)
 
 
 def new_work_order(sim: Simulator, name: str) -> dict[str, Any]:

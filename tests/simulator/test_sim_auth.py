@@ -15,6 +15,8 @@ from dfs_analytics.simulator import Simulator
 
 from .conftest import AUTH, KEY
 
+pytestmark = pytest.mark.sim(work_orders=15, seed=71)
+
 
 def admin_calls(sim: Simulator) -> list[tuple[str, str, dict]]:
     wo_id = next(iter(sim.store.work_orders))
@@ -29,11 +31,6 @@ def admin_calls(sim: Simulator) -> list[tuple[str, str, dict]]:
         ("PATCH", "config", {"json": {"latency": 0}}),
         ("GET", "no-such-view", {}),
     ]
-
-
-@pytest.fixture
-def sim(dfs_simulator_factory) -> Simulator:
-    return dfs_simulator_factory(work_orders=15, seed=71)
 
 
 @pytest.mark.parametrize(
