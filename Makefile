@@ -25,14 +25,16 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 demo: $(DEMO)
 	$(BIN)/dfs-analytics demo
 
-## make test: set up, lint, run the whole test suite
+## make test: set up, lint, type-check, run the whole test suite
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## make bench: the benchmarks (JSON figures on stdout)
 bench: $(STAMP)
