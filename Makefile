@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_bad_day.py
 	$(BIN)/python benchmarks/bench_campaign.py
 	$(BIN)/python benchmarks/audit_coverage.py
 

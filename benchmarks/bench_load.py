@@ -202,8 +202,7 @@ def throttled(sim: Any, latency: float, rps: float) -> dict[str, Any]:
     sim.reset_request_counts()
     run = cold_load(sim)
     sim.configure(throttle_rps=0.0)
-    counts = sim.request_counts()
-    total = counts.get("total", run["requests"])
+    total = sim.view("requests")["total"]
     through = run["requests"] - run["throttled_429"]
     ideal = through / rps
     return {
