@@ -6,7 +6,8 @@ environment says (:func:`check_environment`, :func:`simulator_requested`,
 :func:`require_site`) and of the checks on URLs (:func:`normalize_base_url`,
 :func:`is_loopback`, :func:`is_loopback_url`).
 
-It never speaks HTTP, never starts a simulator, and never writes, logs or shows the API key.
+It never speaks HTTP, never starts a simulator, and never writes, logs or shows the API key
+or a secret storage option (:func:`check_storage_options`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import getpass
 import hashlib
 import hmac
 import ipaddress
+import json
 import math
 import os
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +187,68 @@ def is_loopback_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and is_loopback(host)
 
 
+#: Parts of a storage option's name that make its value a secret (any case): masked like the
+#: API key wherever settings are shown.
+SECRET_OPTION_PARTS = ("SECRET", "TOKEN", "PASSWORD", "KEY")
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether the storage option ``name`` holds a secret (its name contains SECRET, TOKEN,
+    PASSWORD or KEY, in any case): its value is kept as a :class:`Secret`."""
+    upper = str(name).upper()
+    return any(part in upper for part in SECRET_OPTION_PARTS)
+
+
+def check_storage_options(options: Any) -> dict[str, str | Secret] | None:
+    """The dataset's object-store options, checked: names and values as text (a number or a
+    boolean becomes ``"1"`` / ``"true"``), secret values (:func:`is_secret_option`) as
+    :class:`Secret`; None when there are none. A JSON object in text (``DFS_STORAGE_OPTIONS``)
+    is read too. Raises ConfigurationError, never quoting a value, for anything else."""
+    if options is None:
+        return None
+    if isinstance(options, str):
+        try:
+            options = json.loads(options) if options.strip() else {}
+        except ValueError as exc:  # the message never quotes the text: it may hold secrets
+            raise ConfigurationError(
+                "storage_options (DFS_STORAGE_OPTIONS) is not a JSON object (error at "
+                f"character {getattr(exc, 'pos', '?')}); e.g. "
+                '\'{"aws_region": "eu-west-1", "aws_endpoint_url": "https://..."}\'.'
+            ) from None
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(
+            "storage_options must be a mapping of option names to text, e.g. "
+            f"{{'aws_region': 'eu-west-1'}}, got a {type(options).__name__}."
+        )
+    checked: dict[str, str | Secret] = {}
+    for name, value in options.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(
+                f"storage_options: option names are non-empty text, got {name!r}."
+            )
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"storage_options[{name!r}] must be text, got a {type(value).__name__}."
+            )
+        checked[name.strip()] = Secret(value) if is_secret_option(name) else value
+    return checked or None
+
+
+def reveal_options(options: Mapping[str, str | Secret] | None) -> dict[str, str] | None:
+    """Storage options as the object store needs them, secrets revealed (None: none). Only
+    for the dataset's :class:`~dfs_analytics.dataset.Dataset` or ``Writer``: never print,
+    log or store the result."""
+    if not options:
+        return None
+    return {k: v.reveal() if isinstance(v, Secret) else v for k, v in options.items()}
+
+
 @dataclass
 class Settings:
     """Every behaviour knob of a :class:`~dfs_analytics.Client`; its repr masks the key.
@@ -196,9 +260,13 @@ class Settings:
     ``api_key`` may be given as a string; it is kept as a :class:`Secret` (masked in ``str``,
     ``repr`` and ``dataclasses.asdict``; ``settings.api_key == "..."`` compares it and
     ``settings.api_key.reveal()`` returns it). A password in ``base_url`` is masked in the
-    repr and in error messages (:attr:`display_url`). ``retry_budget`` bounds the seconds one
-    call may spend waiting and retrying. ``max_workers=None`` (the default) lets the client
-    find how many requests to keep in flight, up to ``max_concurrency``; a number pins it.
+    repr and in error messages (:attr:`display_url`). ``storage_options`` are the dataset's
+    object-store options (credentials, region, endpoint: :func:`check_storage_options`); a
+    value whose name says SECRET, TOKEN, PASSWORD or KEY is a :class:`Secret`, masked like the
+    key (:meth:`dataset_options` reveals them, for the store). ``retry_budget`` bounds the
+    seconds one call may spend waiting and retrying. ``max_workers=None`` (the default) lets
+    the client find how many requests to keep in flight, up to ``max_concurrency``; a number
+    pins it.
     Every value is checked here: a bad one raises ConfigurationError.
     """
 
@@ -216,6 +284,8 @@ class Settings:
     dataset: str | None = None  # folder or URI of the dataset; None: inside the cache folder
     retry_budget: float = 300.0  # seconds one call may spend waiting and retrying
     max_concurrency: int = 64  # the most requests in flight the adaptive concurrency reaches
+    # the dataset's object-store options; secret values are Secrets (masked in repr and asdict)
+    storage_options: dict[str, str | Secret] | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.base_url = normalize_base_url(self.base_url)
@@ -277,6 +347,7 @@ class Settings:
             if not text:
                 raise ConfigurationError("dataset must be a folder path or a URI, got ''.")
             self.dataset = text if "://" in text else str(Path(text).expanduser())
+        self.storage_options = check_storage_options(self.storage_options)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -292,6 +363,11 @@ class Settings:
         """Threads a bulk operation may use: the pinned ``max_workers``, else the ceiling
         (``max_concurrency``); the client's limiter decides how many send at once."""
         return self.max_workers if self.max_workers is not None else self.max_concurrency
+
+    def dataset_options(self) -> dict[str, str] | None:
+        """The dataset's storage options with their secrets revealed, for opening the dataset
+        only (None: none given); never print, log or store them."""
+        return reveal_options(self.storage_options)
 
     @property
     def display_url(self) -> str:
@@ -358,6 +434,8 @@ class Settings:
             kwargs["cache"] = env["DFS_CACHE"]
         if env.get("DFS_DATASET"):
             kwargs["dataset"] = env["DFS_DATASET"]
+        if env.get("DFS_STORAGE_OPTIONS", "").strip():
+            kwargs["storage_options"] = env["DFS_STORAGE_OPTIONS"]  # JSON, checked by Settings
         kwargs.update(overrides)
         return cls.resolve(**kwargs)
 
@@ -371,6 +449,7 @@ KNOWN_VARIABLES = (
     "DFS_API_KEY",
     "DFS_CACHE",
     "DFS_DATASET",
+    "DFS_STORAGE_OPTIONS",
     "DFS_SIMULATOR",
     "DFS_REQUIRE_BROWSER",
 )

@@ -4,7 +4,8 @@ Per client (kept in a registry keyed by the client, never on the client object):
 orders it wrote to (also logged beside its cache, so another process sees them), the probe
 ETags, its dataset's writer and reader, and the lock that runs one sync at a time.
 :func:`client_dataset`, :func:`writer`, :func:`existing_dataset` and :func:`open_dataset`
-are how the rest of the package (and the loaders) reach a dataset. This module never speaks
+are how the rest of the package (and the loaders) reach a dataset, with the client's storage
+options (its object-store credentials, revealed only to the store). This module never speaks
 HTTP and never decides what to sync.
 """
 
@@ -122,9 +123,7 @@ def writer(client: Client) -> Writer:
     with state.lock:
         w = state.writer
         if w is None or w.location != client.dataset_location:
-            w = state.writer = Writer(
-                client.dataset_location, client.base_url, private=client.dataset_is_private
-            )
+            w = state.writer = _open_writer(client, client.dataset_location)
         else:
             w.refresh()
         return w
@@ -139,11 +138,11 @@ def client_dataset(client: Client) -> Dataset:
         if state.reader is None or state.reader.location != client.dataset_location:
             location = client.dataset_location
             try:
-                state.reader = Dataset(location)
+                state.reader = Dataset(location, storage_options=client.settings.dataset_options())
             except NotADatasetError:
                 if client.settings.offline:
                     raise
-                state.writer = Writer(location, client.base_url, private=client.dataset_is_private)
+                state.writer = _open_writer(client, location)
                 return state.writer.dataset
         return state.reader
 
@@ -176,6 +175,17 @@ def existing_dataset(client: Client) -> Dataset | None:
     """The client's dataset if one exists at its location, for reading; None when nothing was
     ever synced there (nothing is created: what offline and ``as_of`` reads need)."""
     try:
-        return Dataset(client.dataset_location)
+        return Dataset(client.dataset_location, storage_options=client.settings.dataset_options())
     except NotADatasetError:
         return None
+
+
+def _open_writer(client: Client, location: str) -> Writer:
+    """The client's dataset at ``location`` opened for writing, with its storage options
+    (``Client(storage_options=...)`` / ``DFS_STORAGE_OPTIONS``; secrets revealed only here)."""
+    return Writer(
+        location,
+        client.base_url,
+        private=client.dataset_is_private,
+        storage_options=client.settings.dataset_options(),
+    )
