@@ -9,12 +9,13 @@ never writes.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from ..errors import ConfigurationError, DatasetCorruptError
 from .arrow import EXTRA, POS, TABLES, arrow_schema, check_table, from_arrow
@@ -62,42 +63,66 @@ def to_dask(
     known = set(arrow_schema(name).names)
     if read_cols is not None:
         read_cols = [c for c in dict.fromkeys(read_cols) if c in known]
-    base = table_uri(dataset.location, name).rstrip("/") + "/"
+    root = table_uri(dataset.location, name)
+    base = root.rstrip("/") + "/"
+    source = TableSource(root, dataset.storage_options)
     sums = dataset.versions.checksums().get(name, {})
-    parts = [
-        delayed(read_file)(
-            name,
-            f,
-            read_cols,
-            columns,
-            sums.get(urllib.parse.unquote(f[len(base) :]) if f.startswith(base) else f),
-        )
-        for f in files
-    ]
+    parts = []
+    for f in files:
+        path = urllib.parse.unquote(f[len(base) :]) if f.startswith(base) else f
+        parts.append(delayed(read_file)(name, source, path, read_cols, columns, sums.get(path)))
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+class TableSource:
+    """Where a Dask task reads a table's files: the table's URI and the dataset's storage
+    options (credentials included: a task must read them in a worker process, so they are
+    pickled into the task graph), opened as deltalake's own filesystem, the one every other
+    read of the dataset uses. Its ``repr`` names the option keys, never their values."""
+
+    def __init__(self, uri: str, storage_options: Mapping[str, str] | None) -> None:
+        self.uri = uri
+        self.storage_options = dict(storage_options) if storage_options else None
+
+    def __repr__(self) -> str:
+        keys = sorted(self.storage_options or {})
+        return f"TableSource({self.uri!r}, storage_options=<{', '.join(keys)}>)"
+
+    def filesystem(self) -> pafs.FileSystem:
+        """The table's folder as a pyarrow filesystem (paths relative to it)."""
+        from deltalake.fs import DeltaStorageHandler
+
+        return pafs.PyFileSystem(DeltaStorageHandler(self.uri, self.storage_options))
 
 
 def read_file(
     table: str,
-    uri: str,
+    source: TableSource,
+    path: str,
     read_cols: Sequence[str] | None,
     columns: Sequence[str] | None,
     checksum: str | None = None,
 ) -> pd.DataFrame:
-    """One data file of ``table`` as a pandas frame (categoricals as plain strings), checked
-    against ``checksum`` (its recorded SHA-256) first when given: one Dask partition."""
-    import pyarrow.fs as pafs
+    """One data file of ``table`` (``path``, relative to the table's folder ``source``) as a
+    pandas frame (categoricals as plain strings), checked against ``checksum`` (its recorded
+    SHA-256) first when given: one Dask partition."""
     import pyarrow.parquet as pq
 
+    fs = source.filesystem()
+    where = f"{source.uri.rstrip('/')}/{path}"
     if checksum is not None:
-        fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
         problem = file_problem(fs, path, checksum)
         if problem is not None:
-            raise damaged_file(uri, problem)
+            raise damaged_file(where, problem)
     try:
         data = pq.read_table(
-            uri, columns=list(read_cols) if read_cols else None, page_checksum_verification=True
+            path,
+            filesystem=fs,
+            columns=list(read_cols) if read_cols else None,
+            page_checksum_verification=True,
         )
     except (OSError, pa.ArrowException) as exc:
-        raise DatasetCorruptError(f"{uri}: a data file is damaged ({short_error(exc)}).") from None
+        raise DatasetCorruptError(
+            f"{where}: a data file is damaged ({short_error(exc)})."
+        ) from None
     return from_arrow(table, data, columns, categories=False)

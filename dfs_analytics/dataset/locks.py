@@ -1,7 +1,9 @@
 """Who may write a dataset, and when: the commit lock (one committer at a time per dataset,
-across threads and, on local folders, processes), the umask that keeps a private dataset
-owner-only, the check that a local dataset folder is writable before anything is written, and
-the translation of "cannot write here" errors into :class:`ReadOnlyDatasetError`.
+across threads and, on local folders, processes), the refusal of an object store whose
+commits are not conditional writes (:func:`check_conditional_writes`), the umask that keeps
+a private dataset owner-only, the check that a local dataset folder is writable before
+anything is written, and the translation of "cannot write here" errors into
+:class:`ReadOnlyDatasetError`.
 
 It never writes table data and never reads rows.
 """
@@ -13,15 +15,15 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from deltalake.exceptions import DeltaError
 
-from ..errors import DatasetCorruptError, ReadOnlyDatasetError
+from ..errors import DatasetCorruptError, DatasetLocationError, ReadOnlyDatasetError
 from ..files import file_lock, open_no_follow
 from .arrow import TABLES
-from .location import local_path, short_error
+from .location import OBJECT_STORES, local_path, parse_location, short_error
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
@@ -43,6 +45,72 @@ def commit_lock(location: str) -> Iterator[None]:
         # toolkit create or lock another file
         with file_lock(local / "_dfs.lock", what=f"the dataset {location}"):
             yield
+
+
+#: the storage option (any case) that says "this process is the only writer of the dataset"
+SINGLE_WRITER_OPTION = "dfs_single_writer"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def split_options(
+    storage_options: Mapping[str, str] | None,
+) -> tuple[dict[str, str] | None, bool]:
+    """``(deltalake's storage options, single_writer)``: the options without
+    :data:`SINGLE_WRITER_OPTION`, and whether it was given as true."""
+    if not storage_options:
+        return None, False
+    options: dict[str, str] = {}
+    single = False
+    for key, value in storage_options.items():
+        if str(key).lower() == SINGLE_WRITER_OPTION:
+            single = str(value).strip().lower() in _TRUE
+        else:
+            options[key] = value
+    return options or None, single
+
+
+def _option(storage_options: Mapping[str, str] | None, *names: str) -> str | None:
+    """A storage option (any case, with or without the ``aws_`` prefix), else the matching
+    environment variable (upper case), else None."""
+    wanted = {n.lower() for n in names}
+    for key, value in (storage_options or {}).items():
+        if str(key).lower() in wanted:
+            return str(value)
+    for name in names:
+        if name.upper() in os.environ:
+            return os.environ[name.upper()]
+    return None
+
+
+def check_conditional_writes(
+    location: str, storage_options: Mapping[str, str] | None, single_writer: bool
+) -> None:
+    """Refuse to write an S3 dataset whose Delta commits would not be conditional writes,
+    unless ``single_writer`` says no other process ever writes it.
+
+    deltalake 1.x commits a table version by creating its log file with a conditional put
+    (``If-None-Match: *``): of two writers racing for a version, the store refuses one, which
+    then retries or fails, and the dataset's versions stay distinct. S3 options can turn that
+    off: ``AWS_S3_ALLOW_UNSAFE_RENAME=true`` (copy then delete: the last writer silently
+    wins) or ``aws_conditional_put=disabled``. With them two syncs at once can lose rows or
+    make the dataset unreadable, so they are refused (:class:`DatasetLocationError`) before
+    anything is written. The other object stores and local folders always commit
+    atomically."""
+    uri = parse_location(location)[0]
+    if uri is None or single_writer or OBJECT_STORES[uri.split("://", 1)[0].lower()] != "aws":
+        return
+    unsafe = _option(storage_options, "aws_s3_allow_unsafe_rename", "allow_unsafe_rename")
+    conditional = _option(storage_options, "aws_conditional_put", "conditional_put")
+    if (unsafe or "").strip().lower() in _TRUE or (conditional or "").lower() == "disabled":
+        raise DatasetLocationError(
+            f"{uri}: the storage options turn off conditional writes "
+            "(AWS_S3_ALLOW_UNSAFE_RENAME=true or aws_conditional_put=disabled), so two "
+            "processes writing the dataset at once could overwrite each other's commits. "
+            "Remove that option if the store supports conditional writes (AWS S3, MinIO, "
+            "SeaweedFS, R2 do); otherwise make sure only one process ever writes the "
+            f"dataset and say so with storage_options={{'{SINGLE_WRITER_OPTION}': 'true'}} "
+            "(or single_writer=True). Nothing was written."
+        )
 
 
 _UMASK_LOCK = threading.Lock()

@@ -44,6 +44,7 @@ from .filters import (
 )
 from .integrity import checked
 from .location import check_credentials, open_table, short_error, table_exists, table_uri
+from .locks import split_options
 from .versions import VersionTable
 
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
@@ -82,9 +83,12 @@ class Dataset:
         location: str | os.PathLike[str],
         *,
         storage_options: Mapping[str, str] | None = None,
+        single_writer: bool = False,
     ) -> None:
         self.location = os.fspath(location)
-        self.storage_options = dict(storage_options) if storage_options else None
+        self.storage_options, single = split_options(storage_options)
+        #: this process is the dataset's only writer (see :func:`.locks.check_conditional_writes`)
+        self.single_writer = single_writer or single
         check_credentials(self.location, self.storage_options)  # also refuses bad schemes
         if not table_exists(self.location, "syncs", self.storage_options):
             raise NotADatasetError(

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,15 +40,24 @@ from .integrity import RECORD, checked, row_digest, sha256
 from .location import (
     Identity,
     check_credentials,
+    is_uri,
     local_path,
     short_error,
     site_of,
     table_exists,
     table_uri,
 )
-from .locks import check_writable, commit_lock, owner_only, writing
+from .locks import (
+    check_conditional_writes,
+    check_writable,
+    commit_lock,
+    owner_only,
+    split_options,
+    writing,
+)
 from .reader import Dataset
 
+_ATTEMPTS = 10  # commits tried before a conflict with other writers is reported
 STATS_TRUNCATE = 64  # characters of a string kept in the Delta log's min/max statistics
 # min/max statistics of long strings are truncated (a 50 MB name would land in the log twice)
 _WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
@@ -58,6 +68,16 @@ class Writer:
 
     ``site`` binds a new dataset to a site; an existing dataset of another site is refused.
     ``private`` keeps folders 0700 and files 0600 (the user's own dataset).
+
+    Any number of processes may write one dataset at once, each version number is taken by
+    one commit only: on local folders they take turns (a file lock); on object stores the
+    version row is written with a Delta commit that conflicts with any other commit of that
+    version (the loser retries with the next number), and rows are never appended blindly
+    (a work order's rows replace whatever another writer stored for it), so no lock is
+    needed. That relies on the store's conditional writes: an S3 dataset whose options turn
+    them off (``AWS_S3_ALLOW_UNSAFE_RENAME=true``, ``aws_conditional_put=disabled``) is
+    refused with :class:`DatasetLocationError` unless ``single_writer=True`` (or the storage
+    option ``dfs_single_writer='true'``) says this process is the dataset's only writer.
     """
 
     def __init__(
@@ -67,12 +87,16 @@ class Writer:
         *,
         private: bool = False,
         storage_options: Mapping[str, str] | None = None,
+        single_writer: bool = False,
     ) -> None:
         self.location = os.fspath(location)
         self.site = site_of(site)
         self.private = private
-        self.storage_options = dict(storage_options) if storage_options else None
+        self.storage_options, single = split_options(storage_options)
         check_credentials(self.location, self.storage_options)  # also refuses bad schemes
+        check_conditional_writes(self.location, self.storage_options, single_writer or single)
+        # other processes may commit at any time, with no lock: never append blindly
+        self.shared = is_uri(self.location)
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
         self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
         self._lock = threading.RLock()
@@ -105,12 +129,15 @@ class Writer:
             with commit_lock(self.location), owner_only(self.private):
                 if not self._exists("syncs"):  # checked again: another writer may be first
                     self._check_empty()
-                    self._write(
-                        "syncs",
-                        SYNCS_SCHEMA.empty_table(),
-                        mode="append",
-                        description=identity.description(),
-                    )
+                    # on object stores another process may create it at the same moment:
+                    # its empty creation commit then follows ours (or fails), both harmless
+                    with contextlib.suppress(CommitFailedError):
+                        self._write(
+                            "syncs",
+                            SYNCS_SCHEMA.empty_table(),
+                            mode="append",
+                            description=identity.description(),
+                        )
         ds = Dataset(self.location, storage_options=self.storage_options)
         if ds.site != self.site:
             raise SiteMismatchError(
@@ -121,7 +148,7 @@ class Writer:
 
     def _check_empty(self) -> None:
         """A new dataset goes into an empty folder only (or one holding only our own files)."""
-        if any(self._exists(t) for t in TABLES):
+        if any(self._exists(t) for t in TABLES) and not self._exists("syncs"):
             raise NotADatasetError(
                 f"{self.location} holds Delta tables but no dfs-analytics 'syncs' table; sync "
                 "into an empty folder instead."
@@ -273,13 +300,14 @@ class Writer:
         ``task_groups`` is replaced whole. Conflicting concurrent commits are retried.
         """
         with commit_lock(self.location):
-            for attempt in range(5):
+            for attempt in range(_ATTEMPTS):
                 try:
                     return self._commit(changes, stats)
                 except CommitFailedError:
-                    if attempt == 4:
+                    if attempt == _ATTEMPTS - 1:
                         raise
-                    time.sleep(0.05 * (attempt + 1))
+                    # another process committed meanwhile: start again from its state
+                    time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
         raise AssertionError("unreachable")
 
     def _commit(
@@ -364,7 +392,16 @@ class Writer:
         assert dt is not None
         local = local_path(self.location)
         if local is None:
-            self._write("syncs", data, mode="append", **kw)
+            # no lock across processes here: a commit that conflicts with any other commit
+            # of this version number (it "reads" the row it writes), so of two writers that
+            # took the same number one gets CommitFailedError and retries with the next
+            self._write(
+                "syncs",
+                data,
+                mode="overwrite",
+                predicate=f"version = {int(record['version'])}",
+                **kw,
+            )
             return
         sink = pa.BufferOutputStream()
         pq.write_table(data, sink, compression="zstd", write_page_checksum=True)
@@ -458,9 +495,18 @@ class Writer:
                 )
             return
         if not exists:
-            if not empty:
+            if empty:
+                return
+            if not self.shared:
                 self._write(table, rows, mode="append", partition_by=_part(table))
-            return
+                return
+            # another process may create the table at the same moment: create it empty (two
+            # creations are harmless), then replace the rows of these work orders as below,
+            # which conflicts with the other writer's rows instead of adding to them
+            self._write(
+                table, arrow_schema(table).empty_table(), mode="append", partition_by=_part(table)
+            )
+            self._dt(table)
         if table == "task_groups":
             self._write(
                 table,
@@ -472,7 +518,7 @@ class Writer:
         if months is not None and rows is not None:
             months = set(months) | set(rows.column(PARTITION).to_pylist())
         stored, found_in = self._stored_ids(table, ids, months)
-        if not stored:
+        if not stored and not self.shared:
             if not empty:
                 self._write(table, rows, mode="append", partition_by=_part(table))
             return
@@ -480,6 +526,8 @@ class Writer:
         if rows is not None:
             where |= set(rows.column(PARTITION).to_pylist())
         in_months = _in_predicate(PARTITION, sorted(where)) + " AND "
+        if empty and not stored:
+            return
         if empty:
             # not DeltaTable.delete: it rewrites the files it touches with another Arrow
             # schema (string_view), which pyarrow and DuckDB then cannot filter alongside
