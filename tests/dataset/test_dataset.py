@@ -25,7 +25,7 @@ pytestmark = pytest.mark.sim(work_orders=60, seed=5)
 
 
 def test_as_of_gives_the_frames_of_that_version_offline_without_a_request(
-    sim, client_for, other_client
+    sim, client_for, reader
 ) -> None:
     client = client_for(sim)
     tasks_v1 = dfs.load_tasks(client)
@@ -34,7 +34,7 @@ def test_as_of_gives_the_frames_of_that_version_offline_without_a_request(
     moment = pd.Timestamp.now(tz="UTC")
     time.sleep(0.05)
     wo_id = tasks_v1["work_order_id"].iloc[0]
-    other_client.patch_metadata(wo_id, {"after": True})
+    reader.patch_metadata(wo_id, {"after": True})
     tasks_v2 = dfs.load_tasks(client)
     dfs.load_timeline(client)
     assert dfs.open_dataset(client).version > v1
