@@ -35,6 +35,9 @@
         ├── DatasetCorruptError      a file of the dataset is damaged or missing
         ├── SiteMismatchError        the dataset belongs to another site (base URL)
         ├── VersionNotFoundError     ``as_of`` names a version or time the dataset lacks
+        │   └── VersionVacuumedError a version whose files ``Dataset.vacuum`` removed
+        ├── TableNotSyncedError      a table no sync up to that version ever wrote (say
+        │                            ``dfs.sync(client, timelines=True)``...): not 0 rows
         ├── ReadOnlyDatasetError     a sync into a dataset this process cannot write
         └── DatasetLocationError     a dataset URI the toolkit cannot open: an unsupported
                                      scheme, or an object store without credentials (also a
@@ -193,6 +196,21 @@ class VersionNotFoundError(DatasetError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class VersionVacuumedError(VersionNotFoundError):
+    """``as_of`` names a version whose files :meth:`Dataset.vacuum` removed: its row is still
+    in the history, but its frames can no longer be read."""
+
+
+class TableNotSyncedError(DatasetError):
+    """A table that no sync up to the version read ever wrote: the dataset does not know
+    its rows (it is not "0 rows"). The message says which sync writes it, e.g.
+    ``dfs.sync(client, timelines=True)`` for the timeline. ``table`` is its name."""
+
+    def __init__(self, message: str, table: str = ""):
+        super().__init__(message)
+        self.table = table
 
 
 class ReadOnlyDatasetError(DatasetError):

@@ -1,6 +1,6 @@
-"""A dataset's files handed to out-of-core engines: DuckDB views over Arrow datasets, and Dask
+"""A dataset's files handed to out-of-core engines: DuckDB views over Arrow datasets, Dask
 DataFrames with one partition per data file (each file checked against its recorded SHA-256
-before it is decoded).
+before it is decoded), and Polars LazyFrames over each table's Delta version.
 
 It reads through a :class:`Dataset` only (which files make a version is its business), and
 never writes.
@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from ..errors import ConfigurationError, DatasetCorruptError
-from .arrow import EXTRA, POS, TABLES, arrow_schema, check_table, from_arrow
+from .arrow import EXTRA, POS, SPECS, TABLES, arrow_schema, from_arrow
 from .integrity import damaged_file, file_problem
 from .location import short_error, table_uri
 
@@ -54,7 +54,7 @@ def to_dask(
         raise ConfigurationError(
             "Dataset.to_dask needs Dask: pip install 'dfs-analytics[dask]'."
         ) from None
-    check_table(name)
+    dataset.check_synced(name, as_of)
     files = dataset.files(name, as_of)
     meta = from_arrow(name, arrow_schema(name).empty_table(), columns, categories=False)
     if not files:
@@ -72,6 +72,29 @@ def to_dask(
         path = urllib.parse.unquote(f[len(base) :]) if f.startswith(base) else f
         parts.append(delayed(read_file)(name, source, path, read_cols, columns, sums.get(path)))
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def to_polars(dataset: Dataset, name: str, as_of: Any = None) -> Any:
+    """A Polars LazyFrame of the table at the dataset version ``as_of`` (see
+    :meth:`Dataset.to_polars`)."""
+    try:
+        import polars as pl
+    except ImportError:
+        raise ImportError(
+            "Dataset.to_polars needs Polars: pip install 'dfs-analytics[polars]'."
+        ) from None
+    dataset.check_synced(name, as_of)
+    version = dataset.table_versions(as_of)[name]
+    names = [c.name for c in SPECS[name]]
+    if version is None:  # synced, but no row yet: the table was never created
+        return pl.from_arrow(arrow_schema(name).empty_table().select(names)).lazy()  # type: ignore[union-attr]
+    dataset.open_version(name, version)  # a vacuumed or damaged version is a typed error
+    frame = pl.scan_delta(
+        table_uri(dataset.location, name),
+        version=version,
+        storage_options=dataset.storage_options,
+    )
+    return frame.select(names)
 
 
 class TableSource:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake.exceptions import DeltaError
 
-from ..errors import DatasetCorruptError, NotADatasetError
+from ..errors import DatasetCorruptError, NotADatasetError, TableNotSyncedError
 from . import export, integrity
 from .arrow import (
     EXTRA,
@@ -161,6 +161,36 @@ class Dataset:
         row = self.versions.row(as_of)
         return None if row is None else int(row["version"])
 
+    def check_synced(self, table: str, as_of: Any = None) -> None:
+        """Raise :class:`TableNotSyncedError` when no version up to ``as_of`` wrote ``table``
+        (its frame would be empty because the dataset does not know its rows, not because
+        there are none). A dataset with no version yet passes (every frame is empty)."""
+        check_table(table)
+        row = self.versions.row(as_of)
+        if row is None:
+            return
+        syncs = self.versions.frame()
+        upto = syncs[syncs["version"] <= int(row["version"])]
+        if (upto[f"{table}_version"].fillna(-1) >= 0).any():
+            return
+        groups_only = upto["filters"].map(lambda f: json.loads(f or "{}") == {"task_groups": True})
+        if table == "timeline" and upto["with_timelines"].fillna(False).astype(bool).any():
+            return
+        if table == "task_groups" and groups_only.any():
+            return
+        if table in ("work_orders", "tasks") and (~groups_only).any():
+            return
+        how = {
+            "timeline": "dfs.sync(client, timelines=True) (or dfs.load_timeline(client))",
+            "task_groups": "dfs.load_task_groups(client)",
+        }.get(table, "dfs.sync(client)")
+        raise TableNotSyncedError(
+            f"the dataset at {self.location} never synced the {table} table (up to version "
+            f"{int(row['version'])}): its rows are unknown, not empty. Sync it with {how}, "
+            "then read it again.",
+            table,
+        )
+
     # -- reads --------------------------------------------------------------------------------
 
     @_locked
@@ -266,6 +296,7 @@ class Dataset:
     ) -> pd.DataFrame:
         check_table(table)
         version = self.resolve(as_of)  # one version for every read below: consistent frames
+        self.check_synced(table, version)
         given_as_of, as_of = as_of, version
         clean = {k: plain_filter(v) for k, v in filters.items() if v is not None}
         key = (
@@ -382,6 +413,23 @@ class Dataset:
         if version is None:
             return []
         return list(open_table(self.location, table, version, self.storage_options).file_uris())
+
+    def to_polars(self, name: str, as_of: Any = None) -> Any:
+        """A ``polars.LazyFrame`` of the table ``name`` at the dataset version ``as_of``
+        (latest by default): Polars scans the table's own Delta version that this dataset
+        version names, with the dataset's storage options, so every table read at one
+        ``as_of`` is of one consistent version. Columns are the stored ones of the pandas
+        frame (no internal column): value columns (``value``, ``tags``...) are JSON text,
+        categorical columns plain strings, and metadata keys the spec does not know are not
+        there; rows are in file order (sort them). Polars reads the files itself: they are
+        not checked against their recorded SHA-256 (:meth:`verify` does that). Needs the
+        ``polars`` extra (``pip install 'dfs-analytics[polars]'``; ImportError otherwise)."""
+        return export.to_polars(self, name, as_of)
+
+    def open_version(self, table: str, version: int) -> Any:
+        """The Delta table ``table`` at its own ``version`` (a ``deltalake.DeltaTable``); a
+        missing or damaged version is a :class:`DatasetCorruptError`."""
+        return open_table(self.location, table, version, self.storage_options)
 
     def to_dask(self, name: str, as_of: Any = None, columns: Sequence[str] | None = None) -> Any:
         """A Dask DataFrame over the table's files at ``as_of`` (one partition per file), with
