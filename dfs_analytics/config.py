@@ -440,6 +440,19 @@ class Settings:
         return cls.resolve(**kwargs)
 
 
+def dataset_from_env(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str | None, dict[str, str | Secret] | None]:
+    """Where a shared dataset is and how to open it, from ``DFS_DATASET`` and
+    ``DFS_STORAGE_OPTIONS`` (JSON, checked: secrets as :class:`Secret`), with no site
+    settings needed (a reader's command); ``(None, options)`` when ``DFS_DATASET`` is unset."""
+    env = os.environ if environ is None else environ
+    location = env.get("DFS_DATASET", "").strip() or None
+    if location is not None and "://" not in location:
+        location = str(Path(location).expanduser())
+    return location, check_storage_options(env.get("DFS_STORAGE_OPTIONS") or None)
+
+
 #: Every ``DFS_*`` environment variable the toolkit reads. ``DFS_REQUIRE_BROWSER`` is read by
 #: the test suite only (``1``: a missing Chromium fails the browser test).
 KNOWN_VARIABLES = (

@@ -1,8 +1,10 @@
-"""The ``dfs-analytics`` command: ``demo``, ``simulate``, ``export``, ``report``, ``correct``.
+"""The ``dfs-analytics`` command: ``demo``, ``simulate``, ``export``, ``report``, ``correct``,
+and for a team's shared dataset ``sync`` (a scheduled job's), ``status`` and ``vacuum``.
 
 Every argument is checked before anything is loaded or served. A failure prints one line,
 ``dfs-analytics: error: ...``, on stderr and exits non-zero (2: bad arguments or settings,
-1: the work failed, 130: interrupted); ``--debug`` prints the traceback as well.
+1: the work failed, 75: another sync holds the dataset, 130: interrupted); ``--debug`` prints
+the traceback as well.
 
 The command only parses, checks and prints: where the data comes from is
 :func:`dfs_analytics.connect` (a site from the ``DFS_*`` environment, or the local simulator
@@ -15,182 +17,81 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from .config import check_environment, require_site, simulator_requested
-from .errors import ConfigurationError, DFSError
-from .simulator.generator import DEFAULT_WORK_ORDERS
-from .simulator.seed import DEFAULT_ERROR_SPREAD, DEFAULT_SELECTION_STRENGTH, MAX_ERROR_SPREAD
+from ..config import check_environment, require_site, simulator_requested
+from ..errors import ConfigurationError, DFSError
+from ..simulator.generator import DEFAULT_WORK_ORDERS
+from ..simulator.seed import DEFAULT_ERROR_SPREAD, DEFAULT_SELECTION_STRENGTH, MAX_ERROR_SPREAD
+from . import team
+from .options import (
+    FIRST_DATE,
+    LAST_DATE,
+    MAX_WORK_ORDERS,
+    PROG,
+    Parser,
+    UsageError,
+    argument_type,
+    command,
+    count,
+    date,
+    date_filters,
+    debug_option,
+    describe,
+    filters,
+    integer,
+    level,
+    non_negative,
+    number,
+    parse_date,
+    port,
+    positive,
+    rate,
+    seconds,
+    spread,
+)
+from .team import EX_TEMPFAIL, RETENTION, SyncBusyError
 
-PROG = "dfs-analytics"
-MAX_WORK_ORDERS = 1_000_000
+__all__ = [
+    "COMMANDS",
+    "EX_TEMPFAIL",
+    "FIRST_DATE",
+    "LAST_DATE",
+    "MAX_WORK_ORDERS",
+    "PROG",
+    "RETENTION",
+    "SyncBusyError",
+    "UsageError",
+    "argument_type",
+    "build_parser",
+    "check_args",
+    "count",
+    "date",
+    "describe",
+    "integer",
+    "level",
+    "main",
+    "non_negative",
+    "number",
+    "port",
+    "positive",
+    "rate",
+    "seconds",
+    "spread",
+]
+
 EXPORTS = ("work-orders", "tasks", "timeline", "task-groups")
 EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
-# dates a pandas Timestamp can hold, with a day to spare for time zones
-FIRST_DATE = datetime(1678, 1, 1, tzinfo=timezone.utc)
-LAST_DATE = datetime(2262, 1, 1, tzinfo=timezone.utc)
-
-
-class UsageError(ConfigurationError):
-    """A command-line argument is wrong; nothing was loaded, served or sent."""
-
-
-# --------------------------------------------------------------------------------------------
-# Argument types: each one checks a value and says what was expected
-# --------------------------------------------------------------------------------------------
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def _argument_type(
-    parse: Callable[[str], Any], accept: Callable[[Any], bool], expected: str, name: str
-) -> Callable[[str], Any]:
-    """An argparse ``type=``: ``parse`` the text, then refuse a value ``accept`` rejects,
-    saying ``expected ...``; returns the checker, named ``name``."""
-
-    def check(text: str) -> Any:
-        value = parse(text)
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    check.__name__ = check.__qualname__ = name
-    check.__doc__ = f"Returns the value of an argument that must be {expected}."
-    return check
-
-
-#: A share between 0 and 1 (``--fault-rate 0.05``).
-rate = _argument_type(_number, lambda v: 0 <= v <= 1, "a share between 0 and 1", "rate")
-#: A non-negative, finite number (seconds, requests per second, a multiplier).
-seconds = _argument_type(_number, lambda v: v >= 0, "a number >= 0", "seconds")
-#: A number of work orders: a whole number from 0 to ``MAX_WORK_ORDERS``.
-count = _argument_type(
-    _integer,
-    lambda v: 0 <= v <= MAX_WORK_ORDERS,
-    f"a whole number from 0 to {MAX_WORK_ORDERS:,}",
-    "count",
-)
-#: The spread of the simulator's clustered AI errors.
-spread = _argument_type(
-    _number,
-    lambda v: 0 <= v <= MAX_ERROR_SPREAD,
-    f"a number from 0 to {MAX_ERROR_SPREAD:g}",
-    "spread",
-)
-#: A whole number >= 1.
-positive = _argument_type(_integer, lambda v: v >= 1, "a whole number >= 1", "positive")
-#: A whole number >= 0.
-non_negative = _argument_type(_integer, lambda v: v >= 0, "a whole number >= 0", "non_negative")
-#: A TCP port, 0 (any free port) to 65535.
-port = _argument_type(_integer, lambda v: 0 <= v <= 65535, "a port from 0 to 65535", "port")
-
-
-#: A confidence level strictly between 0 and 1 (``0.95``).
-def _is_level(value: float) -> bool:
-    from .audit import z_value  # the audit's own rule for a level
-
-    try:
-        z_value(value)
-    except ConfigurationError:
-        return False
-    return True
-
-
-level = _argument_type(
-    _number,
-    _is_level,
-    "a confidence level between 0 and 1 such as 0.95 (at most 0.9999999999)",
-    "level",
-)
-
-
-def date(text: str) -> str:
-    """An ISO-8601 date or date-time (``2026-03-01``, ``2026-03-01T08:00:00Z``), kept as given."""
-    _parse_date(text)
-    return text.strip()
-
-
-def _parse_date(text: str) -> datetime:
-    value = text.strip()
-    try:
-        d = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO-8601 date such as 2026-03-01 or 2026-03-01T08:00:00Z, got {text!r}"
-        ) from None
-    try:
-        d = d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
-    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first UTC date
-        d = datetime.min.replace(tzinfo=timezone.utc)
-    if not FIRST_DATE <= d < LAST_DATE:
-        raise argparse.ArgumentTypeError(
-            f"expected a date from {FIRST_DATE:%Y-%m-%d} to {LAST_DATE:%Y-%m-%d} (what pandas "
-            f"can hold), got {text!r}"
-        )
-    return d
-
-
-# --------------------------------------------------------------------------------------------
-# The parser
-# --------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (no usage block), raised as UsageError."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
-
-
-def _debug_option(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        default=default,
-        help="on an error, print the traceback as well as the one-line message",
-    )
-
-
-def _command(
-    sub: argparse._SubParsersAction, name: str, summary: str, description: str | None = None
-) -> argparse.ArgumentParser:
-    """The parser of subcommand ``name`` (defaults shown in its help, ``--debug`` accepted
-    after the subcommand too); returns it for its own arguments."""
-    p = sub.add_parser(
-        name,
-        help=summary,
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    _debug_option(p, argparse.SUPPRESS)
-    return p
 
 
 def _simulate_parser(sub: argparse._SubParsersAction) -> None:
-    p = _command(
+    p = command(
         sub,
         "simulate",
         "serve a local simulator of the Field Services API",
@@ -251,14 +152,14 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fault-seed",
-        type=_integer,
+        type=integer,
         default=None,
         help="seed of the latency, fault and throttling draws: the same seed, the same "
         "requests hit (default: unseeded)",
     )
     p.add_argument(
         "--auth-status",
-        type=_integer,
+        type=integer,
         choices=(401, 403),
         default=401,
         help="status of an authentication failure (real servers may send 403)",
@@ -336,7 +237,7 @@ def _generated_data_options(
         help=f"{prefix}number of generated work orders",
     )
     p.add_argument(
-        "--seed", type=_integer, default=0, help=f"{prefix}random seed: same seed, same data"
+        "--seed", type=integer, default=0, help=f"{prefix}random seed: same seed, same data"
     )
 
 
@@ -357,23 +258,16 @@ def _simulator_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _date_filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--created-after", type=date, help="only work orders created at or after this date"
-    )
-    p.add_argument("--created-before", type=date, help="only work orders created before this date")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``dfs-analytics`` argument parser, every subcommand in it; errors raise UsageError."""
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Deepomatic Field Services data in pandas: load, audit, correct.",
     )
-    _debug_option(parser, False)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    debug_option(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _simulate_parser(sub)
-    r = _command(
+    r = command(
         sub,
         "report",
         "write a self-contained HTML audit report of the AI's verdicts",
@@ -389,12 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report adds its design and PPI site-wide estimates; load with the filters it was "
         "drawn with",
     )
-    _date_filters(r)
+    date_filters(r)
     r.add_argument(
         "--level", type=level, default=0.95, help="confidence level of intervals (0 to 1)"
     )
     _simulator_options(r)
-    e = _command(
+    e = command(
         sub,
         "export",
         "write work orders, tasks, timelines or task groups to CSV, JSON or Parquet",
@@ -404,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("what", choices=EXPORTS, help="which frame")
     e.add_argument("--out", required=True, help="file to write (.csv, .json, .jsonl, .parquet)")
-    _date_filters(e)
+    date_filters(e)
     _simulator_options(e)
-    c = _command(
+    c = command(
         sub,
         "correct",
         "validate, preview and apply a correction campaign from a CSV plan",
@@ -425,9 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait for another campaign applying with the same journal to finish (default: "
         "refuse at once, sending nothing)",
     )
-    d = _command(
-        sub, "demo", "start the simulator and show the toolkit at work on its made-up data"
-    )
+    team.dataset_parsers(sub)
+    d = command(sub, "demo", "start the simulator and show the toolkit at work on its made-up data")
     _generated_data_options(d, positive)
     d.add_argument("--out", default="demo-output", help="folder for the demo's files")
     return parser
@@ -463,17 +356,17 @@ def _check_writable_folder(option: str, folder: Path) -> None:
 
 
 def _check_dates(after: str | None, before: str | None, names: tuple[str, str]) -> None:
-    if after and before and _parse_date(after) >= _parse_date(before):
+    if after and before and parse_date(after) >= parse_date(before):
         raise UsageError(f"{names[0]} ({after}) must be earlier than {names[1]} ({before}).")
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Checks across arguments, the environment and the file system: UsageError (or
     ConfigurationError for an unknown ``DFS_*`` variable) before any work; returns None."""
-    if args.command in ("report", "export", "correct"):
+    if args.command in ("report", "export", "correct", "sync", "status", "vacuum"):
         check_environment()
         simulator_requested()  # a DFS_SIMULATOR value that means nothing fails here
-    if args.command in ("report", "export"):
+    if args.command in ("report", "export", "sync"):
         _check_dates(
             args.created_after, args.created_before, ("--created-after", "--created-before")
         )
@@ -489,6 +382,8 @@ def check_args(args: argparse.Namespace) -> None:
                     )
     elif args.command == "export":
         _check_output_file("--out", Path(args.out), EXPORT_SUFFIXES)
+    elif args.command in team.COMMANDS:
+        team.check_dataset_args(args)
     elif args.command == "demo":
         out = Path(args.out)
         if out.exists() and not out.is_dir():
@@ -508,7 +403,7 @@ def check_args(args: argparse.Namespace) -> None:
     elif args.command == "simulate":
         _check_dates(args.start, args.end, ("--start", "--end"))
         if args.app is not None:
-            from .simulator.apps import available_apps
+            from ..simulator.apps import available_apps
 
             apps = available_apps()
             if args.app not in apps:
@@ -554,8 +449,8 @@ def _check_certificate(certfile: str, keyfile: str | None) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        from .simulator import Simulator
-        from .simulator.server import serve
+        from ..simulator import Simulator
+        from ..simulator.server import serve
     except ImportError as exc:  # the 'sim' extra is missing
         raise ConfigurationError(
             f"the simulator needs FastAPI and uvicorn: pip install 'dfs-analytics[sim]' ({exc})"
@@ -620,7 +515,7 @@ def _data_source(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
     """The client :func:`~dfs_analytics.connect.connect` gives for these arguments (a site
     from the DFS_* environment, or with ``--simulator`` / ``DFS_SIMULATOR=1`` a started local
     simulator) and a label of where the data comes from; the simulator stops afterwards."""
-    from .connect import connect, is_simulator, stop
+    from ..connect import connect, is_simulator, stop
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the command's own output
         client = connect(
@@ -638,14 +533,9 @@ def _data_source(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
         stop(client)
 
 
-def _filters(args: argparse.Namespace) -> dict[str, str]:
-    filters = {"created_after": args.created_after, "created_before": args.created_before}
-    return {k: v for k, v in filters.items() if v}
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
-    from . import loaders
-    from .connect import SIMULATOR_NOTE, is_simulator
+    from .. import loaders
+    from ..connect import SIMULATOR_NOTE, is_simulator
 
     out = Path(args.out)
     with _data_source(args) as (client, _label):
@@ -658,7 +548,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 "tasks": loaders.load_tasks,
                 "timeline": loaders.load_timeline,
             }[args.what]
-            frame = load(client, progress=None, **_filters(args))
+            frame = load(client, progress=None, **filters(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix == ".csv":
@@ -683,15 +573,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .audit import load_plan
-    from .connect import SIMULATOR_NOTE, is_simulator
-    from .loaders import load_tasks
-    from .report import audit_report
+    from ..audit import load_plan
+    from ..connect import SIMULATOR_NOTE, is_simulator
+    from ..loaders import load_tasks
+    from ..report import audit_report
 
     plan = load_plan(args.plan) if args.plan is not None else None
     with _data_source(args) as (client, label):
         simulated = is_simulator(client)
-        tasks = load_tasks(client, progress=None, **_filters(args))
+        tasks = load_tasks(client, progress=None, **filters(args))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         path = audit_report(
             tasks, args.out, source=label, level=args.level, simulator=simulated, plan=plan
@@ -707,8 +597,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_correct(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .campaign import Campaign
-    from .connect import connect
+    from ..campaign import Campaign
+    from ..connect import connect
 
     campaign = Campaign(connect(simulator=False), args.plan, journal=args.journal)
     problems = campaign.validate()
@@ -740,7 +630,7 @@ def _cmd_correct(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     return run_demo(work_orders=args.work_orders, seed=args.seed, out=args.out)
 
@@ -751,6 +641,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _cmd_report,
     "correct": _cmd_correct,
     "export": _cmd_export,
+    **team.COMMANDS,
 }
 
 
@@ -759,21 +650,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 # --------------------------------------------------------------------------------------------
 
 
-def describe(exc: BaseException) -> str:
-    """One line saying what went wrong, for the end of ``dfs-analytics: error: ``."""
-    if isinstance(exc, OSError) and not isinstance(exc, DFSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        text = f"{exc.strerror}{where}"
-    elif isinstance(exc, (DFSError, ValueError)):
-        text = str(exc) or type(exc).__name__
-    elif isinstance(exc, ImportError):
-        text = f"a needed package is missing: {exc}"
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())
-
-
 def _exit_status(exc: BaseException) -> int:
+    if isinstance(exc, SyncBusyError):
+        return EX_TEMPFAIL
     return 2 if isinstance(exc, ConfigurationError) else 1
 
 
@@ -781,7 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dfs-analytics`` command; returns the exit status.
 
     Errors print one line on stderr (add ``--debug`` for the traceback): 2 for bad arguments
-    or settings (nothing was loaded or sent), 1 when the work failed, 130 when interrupted.
+    or settings (nothing was loaded or sent), 1 when the work failed, 75 (``EX_TEMPFAIL``)
+    when another sync holds the dataset, 130 when interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

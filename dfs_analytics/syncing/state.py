@@ -5,25 +5,31 @@ orders it wrote to (also logged beside its cache, so another process sees them),
 ETags, its dataset's writer and reader, and the lock that runs one sync at a time.
 :func:`client_dataset`, :func:`writer`, :func:`existing_dataset` and :func:`open_dataset`
 are how the rest of the package (and the loaders) reach a dataset, with the client's storage
-options (its object-store credentials, revealed only to the store). This module never speaks
-HTTP and never decides what to sync.
+options (its object-store credentials, revealed only to the store); :func:`sync_lock` is the
+lock a scheduled sync holds so that two never run at once. This module never speaks HTTP and
+never decides what to sync.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import platformdirs
 
 from ..client import Client
 from ..dataset import SYNCED_AT, Dataset, NotADatasetError, Writer
+from ..dataset.location import local_path
 from ..errors import ConfigurationError
+from ..files import file_lock, lock_beside, private_folder
 from ..rules import is_missing
 
 
@@ -189,3 +195,36 @@ def _open_writer(client: Client, location: str) -> Writer:
         private=client.dataset_is_private,
         storage_options=client.settings.dataset_options(),
     )
+
+
+def sync_lock_path(location: str) -> Path:
+    """The lock file :func:`sync_lock` takes for the dataset at ``location``: beside a local
+    dataset folder (``<folder>.lock``, so every user and process of this file system sees
+    it), and for an object store in this user's cache folder (``locks/``), which excludes only
+    the syncs of this user on this machine."""
+    local = local_path(location)
+    if local is not None:
+        folder = local.expanduser().absolute()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return lock_beside(folder)
+    digest = hashlib.sha256(location.encode()).hexdigest()[:24]
+    locks = Path(platformdirs.user_cache_dir("dfs-analytics")) / "locks"
+    return private_folder(locks, what="the sync lock folder") / f"{digest}.lock"
+
+
+@contextlib.contextmanager
+def sync_lock(client: Client, *, timeout: float | None = 0.0) -> Iterator[None]:
+    """Hold, for the ``with`` block, the lock that says "a sync of the client's dataset is
+    running" (:func:`sync_lock_path`): what ``dfs-analytics sync`` takes so that a scheduled
+    sync never runs on top of another. ``timeout`` is how long to wait for it in seconds
+    (0: not at all; None: as long as it takes); past it, :class:`~dfs_analytics.BusyError`
+    (nothing was done). :func:`dfs_analytics.sync` itself does not take it: syncs at once are
+    safe (their commits take turns), only wasteful."""
+    location = client.dataset_location
+    with file_lock(
+        sync_lock_path(location),
+        wait=timeout != 0,
+        timeout=timeout,
+        what=f"the dataset {location} (another sync is running)",
+    ):
+        yield
