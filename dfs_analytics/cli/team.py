@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import require_site
-from ..errors import BusyError, DFSError, NotADatasetError
+from ..errors import BusyError, DFSError, NotADatasetError, TableNotSyncedError
 from .options import PROG, UsageError, command, date_filters, describe, filters, positive, seconds
 
 #: the exit status of ``sync`` when another sync holds the dataset (sysexits' EX_TEMPFAIL:
@@ -238,8 +238,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     ds = _open_dataset(args)
     history = ds.history()
-    tables = {}
+    tables: dict[str, int | None] = {}  # None: never synced (its rows are unknown, not none)
     for table in TABLES:
+        try:
+            ds.check_synced(table)
+        except TableNotSyncedError:
+            tables[table] = None
+            continue
         data = ds.arrow_dataset(table) if len(history) else None
         tables[table] = 0 if data is None else int(data.count_rows())
     pins = _records(ds.pins()) if hasattr(ds, "pins") else []
@@ -271,7 +276,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{last['deleted']}, timelines {last['timelines']}; {last['requests']} requests in "
             f"{last['seconds']:.1f} s"
         )
-    print("Rows: " + ", ".join(f"{t} {n:,}" for t, n in tables.items()))
+    rows = (f"{t} {'not synced' if n is None else f'{n:,}'}" for t, n in tables.items())
+    print("Rows: " + ", ".join(rows))
     if pins:
         print("Pinned: " + ", ".join(f"{p.get('version')} ({p.get('note', '')})" for p in pins))
     shown = history[["version", "time", "fetched", "updated", "deleted", "timelines", "complete"]]

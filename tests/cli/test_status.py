@@ -96,3 +96,21 @@ def test_vacuum_dry_run_removes_nothing(synced: Path, capsys: pytest.CaptureFixt
     assert main(["vacuum", "--dataset", str(synced), "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out
     assert main(["vacuum", "--dataset", str(synced), "--keep-versions", "0"]) == 2
+
+
+def test_tables_never_synced_are_not_counted_as_empty(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = tmp_path / "no-timelines"
+    client = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, dataset=dataset)
+    dfs.sync(client, progress=False)  # no timelines, no task groups
+    assert main(["status", "--dataset", str(dataset), "--json"]) == 0
+    tables = _json(capsys.readouterr().out)["tables"]
+    assert tables == {
+        "work_orders": WORK_ORDERS,
+        "tasks": tables["tasks"],
+        "timeline": None,
+        "task_groups": None,
+    }
+    assert main(["status", "--dataset", str(dataset)]) == 0
+    assert "timeline not synced" in capsys.readouterr().out
