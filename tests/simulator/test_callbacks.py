@@ -20,7 +20,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH
+from .helpers import AUTH
 
 pytestmark = pytest.mark.sim(work_orders=20, seed=31, callback_delay=0.01)
 

@@ -18,7 +18,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH
+from .helpers import AUTH
 
 THREADS = 16
 CREATES_PER_THREAD = 4

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from .conftest import (
+from .helpers import (
     DATE_RE,
     EVENT_STATE_KEYS,
     GROUP_TASKS,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import STATE_KEYS, Api, assert_error, parse_date, state_of, task_of
+from .helpers import STATE_KEYS, Api, assert_error, parse_date, state_of, task_of
 
 # the AI's values, per task group, of the work orders these tests correct
 AI_VALUES = {

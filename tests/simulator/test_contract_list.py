@@ -13,7 +13,7 @@ import pytest
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import (
+from .helpers import (
     DATE_RE,
     LIST_PARAMS,
     STATE_KEYS,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import (
+from .helpers import (
     DATE_RE,
     EVENT_KEYS,
     EVENT_STATE_KEYS,

@@ -9,7 +9,7 @@ from typing import Any
 from dfs_analytics.simulator import SeedSettings, generate
 from dfs_analytics.simulator.store import WorkOrder
 
-from .conftest import (
+from .helpers import (
     DATE_RE,
     GROUP_KEYS,
     GROUP_TASKS,

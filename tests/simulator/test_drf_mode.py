@@ -11,7 +11,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator, SimulatorProcess
 
-from .conftest import AUTH
+from .helpers import AUTH
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -19,7 +19,7 @@ import urllib3
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH, KEY
+from .helpers import AUTH, KEY
 
 FAULT_STATUSES = {500, 502, 503, 504}
 SIM_PATHS = (

@@ -32,7 +32,7 @@ from schemathesis.checks import not_a_server_error
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH, LIST_PARAMS
+from .helpers import AUTH, LIST_PARAMS
 
 MAX_EXAMPLES = 30
 

@@ -12,7 +12,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator, available_apps, load_app
 
-from .conftest import AUTH
+from .helpers import AUTH
 
 APPS = ("fiber-connection", "solar-install")
 

@@ -20,7 +20,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH
+from .helpers import AUTH
 
 CLI = Path(sys.executable).with_name("dfs-analytics")
 

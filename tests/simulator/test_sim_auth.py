@@ -13,7 +13,7 @@ import requests
 
 from dfs_analytics.simulator import Simulator
 
-from .conftest import AUTH, KEY
+from .helpers import AUTH, KEY
 
 pytestmark = pytest.mark.sim(work_orders=15, seed=71)
 

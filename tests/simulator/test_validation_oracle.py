@@ -29,7 +29,7 @@ from dfs_analytics.simulator.verdicts import (
     typed_value,
 )
 
-from .conftest import Api, assert_error, task_of
+from .helpers import Api, assert_error, task_of
 
 FAST = settings(max_examples=150, deadline=None)
 
