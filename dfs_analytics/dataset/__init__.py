@@ -5,7 +5,8 @@ One folder or object-store prefix per site holds ``work_orders``, ``tasks``, ``t
 dataset version naming each table's version, so the frames of one version are always
 consistent. :class:`Dataset` reads (:mod:`.reader`), :class:`Writer` writes (:mod:`.writer`);
 :mod:`.arrow` is the stored form, :mod:`.location` where a dataset is, :mod:`.versions` and
-:mod:`.integrity` its checked versions and checksums, :mod:`.locks` who may write.
+:mod:`.integrity` its checked versions and checksums, :mod:`.locks` who may write,
+:mod:`.retention` pins and vacuum, :mod:`.export` DuckDB, Dask and Polars.
 
 The store never speaks HTTP (it takes from :mod:`~dfs_analytics.query` only the filter names
 and the date parser), never holds a secret, and never pickles: reading it never runs code.
@@ -21,7 +22,9 @@ from ..errors import (
     NotADatasetError,
     ReadOnlyDatasetError,
     SiteMismatchError,
+    TableNotSyncedError,
     VersionNotFoundError,
+    VersionVacuumedError,
 )
 from .arrow import (
     EXTRA,
@@ -72,8 +75,10 @@ __all__ = [
     "NotADatasetError",
     "ReadOnlyDatasetError",
     "SiteMismatchError",
+    "TableNotSyncedError",
     "VersionNotFoundError",
     "VersionTable",
+    "VersionVacuumedError",
     "Writer",
     "arrow_schema",
     "check_credentials",

@@ -9,6 +9,7 @@ and never needs an API key.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import threading
@@ -20,10 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from ..errors import DatasetCorruptError, NotADatasetError, TableNotSyncedError
-from . import export, integrity
+from . import export, integrity, retention
 from .arrow import (
     EXTRA,
     PARTITION,
@@ -43,8 +44,15 @@ from .filters import (
     pushdown,
 )
 from .integrity import checked
-from .location import check_credentials, open_table, short_error, table_exists, table_uri
-from .locks import split_options
+from .location import (
+    check_credentials,
+    local_path,
+    open_table,
+    short_error,
+    table_exists,
+    table_uri,
+)
+from .locks import check_conditional_writes, check_writable, commit_lock, split_options
 from .versions import VersionTable
 
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
@@ -102,6 +110,7 @@ class Dataset:
         #: the checked version table: identity, versions, recorded checksums (shared with the
         #: writer that commits to this dataset)
         self.versions = VersionTable(self.location, self.storage_options)
+        self._retention = retention.Retention(self.location, self.storage_options)
 
     # -- where and what -----------------------------------------------------------------------
 
@@ -153,13 +162,93 @@ class Dataset:
         return syncs
 
     def table_versions(self, as_of: Any = None) -> dict[str, int | None]:
-        """Each table's Delta version in the dataset version ``as_of`` (None: empty)."""
+        """Each table's Delta version in the dataset version ``as_of`` (None: empty); a
+        vacuumed version is a :class:`VersionVacuumedError`."""
+        if as_of is not None:
+            self.resolve(as_of)
         return self.versions.table_versions(as_of)
 
     def resolve(self, as_of: Any = None) -> int | None:
-        """The dataset version that ``as_of`` designates (None: nothing synced yet)."""
+        """The dataset version that ``as_of`` designates (None: nothing synced yet); a
+        version whose files were vacuumed is a :class:`VersionVacuumedError`."""
         row = self.versions.row(as_of)
-        return None if row is None else int(row["version"])
+        if row is None:
+            return None
+        if as_of is not None:
+            retention.check_not_vacuumed(self._retention, int(row["version"]), self.version)
+        return int(row["version"])
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def pin(self, version: int, note: str = "") -> None:
+        """Keep ``version`` readable whatever :meth:`vacuum` is asked (``note`` says why),
+        recorded in the dataset itself, so every user's vacuum honours it. Pinning a pinned
+        version replaces its note. An unknown version is a :class:`VersionNotFoundError`,
+        a vacuumed one a :class:`VersionVacuumedError`."""
+        self._check_writes()
+        with commit_lock(self.location):
+            for attempt in range(5):
+                self.resolve(int(version))  # exists, and not vacuumed
+                try:
+                    return self._retention.record(retention.PIN, [int(version)], note)
+                except CommitFailedError:  # a vacuum or a pin of it meanwhile: look again
+                    if attempt == 4:
+                        raise
+
+    def pins(self) -> pd.DataFrame:
+        """The pinned versions, one row each, oldest first: ``version, note, time`` (when it
+        was pinned)."""
+        frame = self._retention.frame()
+        frame = frame[frame["kind"] == retention.PIN].sort_values("version")
+        return frame[["version", "note", "time"]].reset_index(drop=True)
+
+    def vacuum(
+        self,
+        *,
+        keep_versions: int | None = None,
+        older_than: datetime.timedelta | str | None = None,
+        keep: Iterable[int] = (),
+        dry_run: bool = False,
+    ) -> pd.DataFrame:
+        """Remove the data files that only old versions need (``dry_run``: only say which).
+
+        Kept readable: the latest version, the versions in ``keep``, every pinned version
+        (:meth:`pin`), the last ``keep_versions`` versions and the versions younger than
+        ``older_than`` (a ``timedelta`` or a duration such as ``"30d"``; when neither
+        ``keep_versions`` nor ``older_than`` is given: 7 days, deltalake's default). Every
+        file one of them needs stays; deltalake's own vacuum removes the others (only files
+        that a commit removed from its table, never a file being written by a sync). Other
+        versions lose their frames: ``as_of`` on them is then a
+        :class:`VersionVacuumedError`; their row stays in :meth:`history`. The version
+        table and the Delta logs (which hold the checksums) are never removed.
+
+        Returns one row per file removed (or that would be): ``table, file`` (relative to the
+        table's folder), ``bytes``, ``versions`` (the dataset versions that needed it and
+        become unreadable); ``attrs["unreadable_versions"]`` lists them all.
+
+        On object stores, writes need conditional writes (see :class:`Writer`); a local
+        dataset's vacuum waits for a sync in progress (the commit lock).
+        """
+        self._check_writes()
+        with commit_lock(self.location):
+            kept = retention.retained(
+                self.versions.frame(fresh=True),
+                keep_versions=keep_versions,
+                older_than=older_than,
+                keep=keep,
+                pinned=self._retention.versions(retention.PIN),
+            )
+            out = retention.vacuum(self.versions, self._retention, kept, dry_run)
+        self._cache.clear()
+        self._frames.clear()
+        return out
+
+    def _check_writes(self) -> None:
+        """Refuse, before anything is written, a dataset this process may not write."""
+        check_conditional_writes(self.location, self.storage_options, self.single_writer)
+        local = local_path(self.location)
+        if local is not None:
+            check_writable(local)
 
     def check_synced(self, table: str, as_of: Any = None) -> None:
         """Raise :class:`TableNotSyncedError` when no version up to ``as_of`` wrote ``table``

@@ -439,3 +439,46 @@ def test_conflicting_delta_overwrites_are_refused_not_lost(
         {"p": "a", "x": winner + 1},
         {"p": "b", "x": 0},
     ]
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+
+def test_pin_and_vacuum_on_s3(
+    object_store: SeaweedS3, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Pins recorded in the store; a vacuum removes only what no kept or pinned version
+    needs, and an old version read afterwards says it was vacuumed."""
+    from dfs_analytics.errors import VersionVacuumedError
+
+    uri = object_store.uri(_prefix(request), "site")
+    options = object_store.storage_options
+    made: dict[int, pd.DataFrame] = {}
+    with Simulator(**SMALL) as sim, pytest.MonkeyPatch.context() as env:
+        for name, value in object_store.env.items():
+            env.setenv(name, value)
+        client = dfs.Client(sim.base_url, api_key=sim.api_key, dataset=uri, cache=tmp_path / "c")
+        with client:
+            for step in range(3):
+                if step:
+                    sim.review(_unreviewed(dfs.load_work_orders(client), 2))
+                result = dfs.sync(client, progress=False)
+                made[result.version] = dfs.open_dataset(uri).tasks()
+    ds = dfs.open_dataset(uri, storage_options=options)
+    first, middle, _ = sorted(made)
+    ds.pin(middle, "kept for the audit")
+    assert dfs.open_dataset(uri, storage_options=options).pins()["version"].tolist() == [middle]
+    plan = ds.vacuum(keep_versions=1, dry_run=True)
+    lost = plan.attrs["unreadable_versions"]
+    # the second sync rewrote partitions of the first: those files only the first needs
+    assert len(plan) and lost == [first]
+    done = ds.vacuum(keep_versions=1)
+    assert sorted(done["file"]) == sorted(plan["file"])
+    fresh = dfs.open_dataset(uri, storage_options=options)
+    for v, frame in made.items():
+        if v in lost:
+            with pytest.raises(VersionVacuumedError):
+                fresh.tasks(as_of=v)
+        else:
+            pd.testing.assert_frame_equal(fresh.tasks(as_of=v), frame, obj=f"as_of={v}")
+    assert fresh.verify().empty
