@@ -1,19 +1,14 @@
 """Loaders: complete, concurrent, incrementally refreshed DataFrames of work orders, tasks,
 timelines and task groups, read back from the client's dataset.
 
-Each loader first syncs (:func:`dfs_analytics.sync`, from :mod:`dfs_analytics.syncing`: asks
-the server what changed and commits it to the dataset in resumable batches), then reads the
-frame back from the dataset with the filters and ``columns=`` pushed down to the read.
-``as_of=`` reads any past version instead, without a request, offline too. ``offline=True``
-clients read the dataset as it is, and fail with
-:class:`~dfs_analytics.errors.OfflineCacheMiss` when the query was never synced.
-
-Frames carry ``frame.attrs["dfs_provenance"]``: the dataset's path, its version and the
-filters, so an audit can state where its numbers come from.
+Each loader first syncs (:func:`dfs_analytics.sync`), then reads the frame back with the
+filters and ``columns=`` pushed down; ``as_of=`` reads a past version without a request, and
+``offline=True`` clients read the dataset as it is (:class:`~dfs_analytics.errors.OfflineCacheMiss`
+when the query was never synced). Frames carry ``attrs["dfs_provenance"]``: the dataset's path,
+version and filters.
 
 This module never speaks HTTP except through the client's endpoint methods, never opens or
-writes a client's dataset except through :mod:`dfs_analytics.syncing`, and keeps no state of
-its own on the client.
+writes a client's dataset except through :mod:`dfs_analytics.syncing`, and keeps no state.
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """A local simulator of the Deepomatic Field Services API v0.2.
 
 A real HTTP server (FastAPI + uvicorn) with seeded, realistic data, latency, fault injection
-and a ground-truth view under ``/_sim/`` (which needs the API key too). Start it in-process::
+and a ground-truth view under ``/_sim/`` (which needs the API key too)::
 
-    from dfs_analytics.simulator import Simulator
-    with Simulator(seed=1, latency=0.03) as sim:       # DEFAULT_WORK_ORDERS work orders
+    with Simulator(seed=1, latency=0.03) as sim:
         client = dfs.Client(base_url=sim.base_url, api_key=sim.api_key)
 
-or from a shell: ``dfs-analytics simulate --port 8765``. ``Simulator(validators=False,
-next_scheme="http")`` (``--no-validators --next-scheme http``) answers like a plain Django REST
-Framework server behind a TLS-terminating proxy: no ``ETag``/``Last-Modified``, never 304, and
-``http://`` next links; ``Simulator(tls=True)`` serves it over https. Needs the ``sim`` extra
-(``pip install 'dfs-analytics[sim]'``) to serve; ``DEFAULT_WORK_ORDERS``, the apps and the
-generator import without it (generating data needs it: verdicts are judged with
-``jsonschema``). The rest of the package never imports the server; this package never imports
-it (FastAPI, uvicorn) before ``Simulator`` or ``SimulatorProcess`` is asked for.
+or ``dfs-analytics simulate --port 8765``. Its modes (plain DRF, TLS, faults, throttling) are
+in ``docs/simulator.md``. Serving needs the ``sim`` extra; the generator and the apps import
+without it. The rest of the package never imports the server.
 """
 
 from __future__ import annotations

@@ -1,31 +1,14 @@
 """The simulator's HTTP application: the Field Services API v0.2 of CONTRACT.md, and ``/_sim/``.
 
-Everything under ``/v0.2/`` behaves like the contract says, including the points it marks
-*assumed* (pagination envelope, list filters, timeline, metadata sub-resource, callbacks).
-Everything under ``/_sim/`` is the simulator's own: ground truth (with what a review of every
-work order would give), request and correction counts, runtime settings (latency, faults,
-throttling, validators, link scheme), reviews on demand (``POST /_sim/review``: the review team
-reviews the work orders it is given, now) and the OpenAPI schema. It is never mixed with the
-API and never faulty, but it needs the same ``Authorization: Token <key>`` header as the API
-(any key the API accepts), so whoever can reach the port cannot read the ground truth, review
-work orders or change the keys. Only ``/_sim/openapi.json`` and
-``/_sim/docs`` are open: a browser cannot send the header, and the schema holds no data.
+Everything under ``/v0.2/`` behaves as the contract says, including its *assumed* points;
+everything under ``/_sim/`` is the simulator's own (ground truth, counts, runtime settings,
+reviews on demand, the OpenAPI schema), never faulty, and behind the same key as the API
+except ``/_sim/openapi.json`` and ``/_sim/docs``. The runtime settings and the choices where
+the contract is silent are in ``docs/simulator.md``.
 
-Two runtime settings make the simulator answer like a plain Django REST Framework server:
-
-- ``validators`` (default ``True``): GET answers carry a weak ``ETag`` and a matching
-  ``If-None-Match`` gets 304. ``False``: no ``ETag`` and no ``Last-Modified`` anywhere, and
-  never a 304, as DRF without conditional-request middleware.
-- ``next_scheme`` (default ``None``: the scheme the request came in on): ``"http"`` writes
-  ``http://`` absolute ``next``/``previous`` links whatever the scheme the simulator is served
-  on, as DRF does behind a TLS-terminating proxy that does not forward the scheme.
-
-Choices where the contract is silent are listed in ``docs/simulator.md``.
-
-This module only assembles the app: the gate in front (:mod:`.faults`: keys, counting,
-latency, throttling, faults), the error handlers (:mod:`.responses`) and the routers
-(:mod:`.routes`), which get the shared :class:`~.state.SimState` through ``Depends``. It never
-holds a route or a rule itself.
+This module only assembles the app: the gate in front (:mod:`.faults`), the error handlers
+(:mod:`.responses`) and the routers (:mod:`.routes`), which get the shared
+:class:`~.state.SimState` through ``Depends``. It never holds a route or a rule itself.
 """
 
 from __future__ import annotations

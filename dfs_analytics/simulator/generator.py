@@ -1,45 +1,14 @@
 """Seeded generation of realistic work orders, and the ground truth that goes with it.
 
-The story of one generated work order:
-
-1. A field engineer (or nobody: work orders created through the API) creates it, of one
-   work-order type (sometimes none: every task group is active).
-2. For each active task group, the engineer takes a photo. Each engineer has habits: how
-   often their photo is good, how often they retake after a "bad photo" verdict, how often they
-   skip a group, the hours they work. The AI judges the photo's quality tasks (``*_quality``)
-   and, when the photo passes, the group's other tasks. The AI's value is the true value, except
-   with the task's error rate (times ``drift`` after the app-version upgrade, times the
-   engineer's ``ai_error_factor``: blurred, dark or badly framed photos make the AI err more
-   often). The factor is ``((1 - photo_quality) / 0.1) ** photo_effect`` times a seeded
-   log-normal draw of spread ``engineer_spread`` (unless the engineer's settings give
-   ``ai_error_factor``); ``extra_engineers`` adds that many seeded technicians.
-3. Sometimes metadata is updated afterwards.
-4. About ``review_rate`` of work orders are reviewed in the back office some days later. The
-   reviewer fixes most AI errors (``reviewer_fixes_ai_error``), rarely overturns a right
-   verdict (``reviewer_overrides_right_verdict``) and sometimes re-enters the same value
-   (``reviewer_confirms_right_verdict``: agreement, not an override). With
-   ``selective_review`` the AI's verdicts steer the queue: work orders it finds largely not
-   conform are reviewed more often (:func:`.review.selection_probabilities`).
-5. Every work order has a potential review (:class:`~.work_order.PotentialReview`): what its
-   reviewer would enter for each analysed task. A reviewed work order's corrections are its
-   potential review; the others' is drawn by the same model, so the truth knows what a review of
-   every work order would give, and ``POST /_sim/review`` carries it out.
-
-With ``clustered_errors``, each work order's photos are good or poor
-(:func:`.review.photo_factor`): the AI's error rate on its job tasks is multiplied by a factor
-of mean 1, so its errors on one work order come together.
-
-Everything is drawn from one :class:`random.Random` seeded with ``seed``: same seed and
-settings, same data (ids, dates, values, timelines). The potential reviews of work orders not
-reviewed, and the photo qualities, come from streams of their own (seeded with ``seed`` too), so
-with both modes off a seed gives the data it gave before they existed.
-
-Ground truth (:func:`ground_truth`) is computed from the model, not counted from the data: the
-per-analysis AI error rate of each task, and the probability that an analysed task of a
-reviewed work order ends overridden (corrected to a different value).
+Field engineers create work orders and take photos, the AI judges them with per-task error
+rates (worse on poor photos, and after the app-version upgrade with ``drift``), some work
+orders are reviewed later, and every work order carries the review it would get
+(:class:`~.work_order.PotentialReview`). The whole story, step by step, is in
+``docs/simulator.md`` ("How data is generated"). :func:`ground_truth` is computed from the
+model, not counted from the data.
 
 This module never serves anything and never reads the network or the clock: the same seed and
-settings give the same data on any machine (dates are relative to the settings, not to now).
+settings give the same data on any machine.
 """
 
 from __future__ import annotations

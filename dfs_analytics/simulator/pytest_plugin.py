@@ -1,18 +1,12 @@
 """pytest fixtures that start the simulator in-process on a free loopback port.
 
 Installed as a pytest plugin with the package, so any project's tests can use them:
+``dfs_simulator`` (session scope, :data:`SHARED_WORK_ORDERS` work orders, seed 0, no latency
+or faults; shared, so tests must not rely on counters or on data others change) and
+``dfs_simulator_factory`` (a function taking :class:`Simulator` keywords that starts a fresh
+simulator, stopped at the end of the test). Both serve ``/_sim/`` to the simulator's key only.
 
-- ``dfs_simulator`` (session scope): :data:`SHARED_WORK_ORDERS` (300) work orders, seed 0, no
-  latency or faults; shared, so tests must not rely on counters or on data other tests may
-  change. It is deliberately smaller than :data:`DEFAULT_WORK_ORDERS` so that the many tests
-  loading all of it stay fast; tests may rely on its size.
-- ``dfs_simulator_factory``: a function taking :class:`Simulator` keyword arguments that starts a
-  fresh simulator (:data:`DEFAULT_WORK_ORDERS` work orders unless ``work_orders=`` says
-  otherwise, as every other entry point) and stops it at the end of the test.
-
-Both serve ``/_sim/`` to the simulator's key only: use ``sim.view("truth")``,
-``sim.request_counts()`` ... or send ``headers=sim.auth_headers``. The fixtures never leave a
-simulator running after their scope ends.
+The fixtures never leave a simulator running after their scope ends.
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """The review model: what a review of each generated work order would correct, the site-wide
-figures a review of every work order would give, and reviews on demand.
-
-Every generated work order carries a :class:`~.work_order.PotentialReview`, drawn when the data
-is generated (:mod:`.generator`): for each analysed task, the value its reviewer would enter, or
-none. A work order the data shows reviewed already carries out its potential review; the others
-carry it out when :func:`review_now` is called (``POST /_sim/review``). So the truth knows, before
-anyone reviews anything, what a review of every work order would find
-(:func:`full_review_figures`): the override rate by value and by verdict and the non-conformity
-rate of the final, human-checked state against the AI's, overall and per task name, counted as
-the client's task frame counts them.
+figures a review of every work order would give (:func:`full_review_figures`), and reviews on
+demand (:func:`review_now`, ``POST /_sim/review``).
 
 Also here, the two optional modes' draws: who gets reviewed when the AI's verdicts steer the
 review queue (:func:`selection_probabilities`), and each work order's photo quality when the
-AI's errors cluster by work order (:func:`photo_factor`).
+AI's errors cluster by work order (:func:`photo_factor`). See ``docs/simulator.md``.
 
-This module never draws from the generator's own random stream and never speaks HTTP; whoever
-calls :func:`review_now` holds nothing: it takes the store's lock itself.
+This module never draws from the generator's own random stream and never speaks HTTP;
+:func:`review_now` takes the store's lock itself.
 """
 
 from __future__ import annotations

@@ -1,16 +1,13 @@
 """The simulator's own judge of task values: JSON-schema rules checked with ``jsonschema``.
 
-A task's rules (``outcome_validation``) are JSON schemas; the first rule whose schema a value
-matches gives the verdict, and a correction must match one rule when there are any
-(CONTRACT.md). The simulator checks them with the ``jsonschema`` library (Draft 2020-12) and an
-ECMA-262 regular-expression engine (``regress``) for ``pattern``, as JSON Schema specifies, so
-that it is an oracle independent of the client's own checks in :mod:`dfs_analytics.rules`;
-``tests/simulator/test_validation_oracle.py`` compares the two. A correction's type check (a
-Boolean task takes a boolean or ``"true"``/``"false"`` in any case, a Number task a number or a
-numeric string, a Text task a string) is a JSON schema too.
+The first rule whose schema a value matches gives the verdict, and a correction must match one
+rule when there are any (CONTRACT.md). Checked with ``jsonschema`` (Draft 2020-12) and
+``regress`` for ``pattern``, so it is an oracle independent of :mod:`dfs_analytics.rules`
+(``tests/simulator/test_validation_oracle.py`` compares the two). A correction's type check is
+a JSON schema too.
 
 This module never imports the client's rule checks, never does I/O, and needs the ``sim``
-extra: the rest of the simulator imports it lazily so the generator imports without it.
+extra: the rest of the simulator imports it lazily.
 """
 
 from __future__ import annotations
