@@ -1,54 +1,11 @@
 """The exceptions of dfs-analytics, in one tree, so callers catch at the level they care about.
 
-::
-
-    DFSError                         anything raised on purpose by dfs-analytics
-    ├── ConfigurationError           bad settings or arguments, raised before any request
-    │   │                            (also a ValueError): unknown site id, http:// to a
-    │   │                            remote host, unparseable date, unknown filter name
-    │   ├── InvalidCorrectionError   a correction the task cannot take; nothing was sent
-    │   ├── AuditInputError          a frame lacks the columns an audit needs (also KeyError)
-    │   ├── CampaignValidationError  a campaign plan has problems (``.problems``); nothing sent
-    │   ├── JournalError             a campaign journal line is not a record (file and line)
-    │   ├── JournalMismatchError     a journal written for another plan or site; nothing sent
-    │   └── UnsafePathError          a file or folder the toolkit writes is a symbolic link
-    ├── TransportError               the server could not be reached or the connection broke
-    │   │                            (after retries): host unreachable, DNS failure, timeout
-    │   └── OutcomeUnknownError      a write was sent but its answer was lost: it may or may not
-    │                                have been applied; check the server before sending again
-    ├── APIError                     the server answered with an error status (after retries)
-    │   ├── AuthenticationError      401 or 403: missing, wrong or revoked API key
-    │   ├── NotFoundError            404: unknown work order, task, task group or page
-    │   ├── ValidationError          400: the server refused the request; ``.errors`` holds
-    │   │                            its per-field messages
-    │   ├── PayloadTooLargeError     413: an input over its size limit
-    │   ├── ThrottledError           429: still throttled after retrying; ``.retry_after``
-    │   ├── ServerError              5xx: still failing after retrying
-    │   └── InvalidResponseError     an answer the client cannot use: not JSON, nested too
-    │                                deep, over the size cap, the wrong shape, a redirect to
-    │                                another origin, a listing that never ends
-    ├── OfflineCacheMiss             ``offline=True`` and the answer is not in the cache
-    ├── IncompleteDataError          a listing did not add up (rows collected != ``count``)
-    ├── BusyError                    another process holds the lock (a journal being applied)
-    └── DatasetError                 the on-disk dataset cannot be used as asked
-        ├── NotADatasetError         the path holds no dfs-analytics dataset
-        ├── DatasetCorruptError      a file of the dataset is damaged or missing
-        ├── SiteMismatchError        the dataset belongs to another site (base URL)
-        ├── VersionNotFoundError     ``as_of`` names a version or time the dataset lacks
-        │   └── VersionVacuumedError a version whose files ``Dataset.vacuum`` removed
-        ├── TableNotSyncedError      a table no sync up to that version ever wrote (say
-        │                            ``dfs.sync(client, timelines=True)``...): not 0 rows
-        ├── ReadOnlyDatasetError     a sync into a dataset this process cannot write
-        └── DatasetLocationError     a dataset URI the toolkit cannot open: an unsupported
-                                     scheme, or an object store without credentials (also a
-                                     ConfigurationError)
-
-Warnings: :class:`IncompleteDataWarning` (a listing did not add up and ``strict=False``),
-:class:`SkippedIdWarning` (a listed work order's id cannot be used in a URL path, so the sync
-could not ask for it by id; the rest of the load went on).
-
-Every :class:`APIError` says the method, the URL path, the status, the server's ``detail``
-and what to do next. No exception ever contains the API key.
+``DFSError`` is the root; under it ``ConfigurationError`` (bad settings or arguments, before
+any request), ``TransportError`` (no answer), ``APIError`` (an error status, one subclass per
+kind), ``OfflineCacheMiss``, ``IncompleteDataError``, ``BusyError`` and ``DatasetError`` (the
+dataset cannot be used as asked). The whole tree is drawn in ``docs/architecture.md``. Also
+here: the statuses' hints and exception types (:func:`hint_for`, :func:`error_for_status`).
+No exception ever contains the API key.
 
 This module only defines the tree: it never raises, logs or does I/O itself, and never imports
 the rest of the package (every module may import it).
