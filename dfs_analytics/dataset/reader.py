@@ -188,7 +188,9 @@ class Dataset:
         self._check_writes()
         with commit_lock(self.location):
             for attempt in range(5):
-                self.resolve(int(version))  # exists, and not vacuumed
+                self.resolve(int(version))  # exists
+                self._retention.frame()  # the pin is written as of this read
+                retention.check_not_vacuumed(self._retention, int(version), None)
                 try:
                     return self._retention.record(retention.PIN, [int(version)], note)
                 except CommitFailedError:  # a vacuum or a pin of it meanwhile: look again
@@ -231,14 +233,16 @@ class Dataset:
         """
         self._check_writes()
         with commit_lock(self.location):
+            marks = self._retention.frame()  # pins and vacuumed versions, read once
             kept = retention.retained(
                 self.versions.frame(fresh=True),
                 keep_versions=keep_versions,
                 older_than=older_than,
                 keep=keep,
-                pinned=self._retention.versions(retention.PIN),
+                pinned=marks.loc[marks["kind"] == retention.PIN, "version"],
             )
-            out = retention.vacuum(self.versions, self._retention, kept, dry_run)
+            gone = {int(v) for v in marks.loc[marks["kind"] == retention.VACUUMED, "version"]}
+            out = retention.vacuum(self.versions, self._retention, kept, gone, dry_run)
         self._cache.clear()
         self._frames.clear()
         return out

@@ -13,6 +13,7 @@ of the data tables.
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
@@ -55,19 +56,32 @@ class Retention:
         self.location = location
         self.storage_options = dict(storage_options) if storage_options else None
         self.uri = table_uri(location, RETENTION)
+        self._lock = threading.RLock()
+        # the table as last read: a write is based on it, so it conflicts with any commit
+        # about the same versions made since (None: it did not exist when last read)
+        self._dt: DeltaTable | None = None
+        self._frame: tuple[int, pd.DataFrame] | None = None  # (Delta version, rows)
 
     def frame(self) -> pd.DataFrame:
         """Every row: ``kind, version, note, time`` (empty when nothing was ever pinned or
-        vacuumed)."""
-        if not table_exists(self.location, RETENTION, self.storage_options):
-            return _SCHEMA.empty_table().to_pandas()
-        try:
-            dt = DeltaTable(self.uri, storage_options=self.storage_options)
-            return dt.to_pyarrow_table().select(_SCHEMA.names).to_pandas()
-        except (DeltaError, OSError, pa.ArrowException) as exc:
-            raise DatasetCorruptError(
-                f"{self.uri}: cannot read the table of pins ({short_error(exc)})."
-            ) from None
+        vacuumed), read again when the table moved on."""
+        with self._lock:
+            try:
+                if self._dt is None:
+                    if not table_exists(self.location, RETENTION, self.storage_options):
+                        return _SCHEMA.empty_table().to_pandas()
+                    self._dt = DeltaTable(self.uri, storage_options=self.storage_options)
+                else:
+                    self._dt.update_incremental()
+                version = self._dt.version()
+                if self._frame is None or self._frame[0] != version:
+                    rows = self._dt.to_pyarrow_table().select(_SCHEMA.names).to_pandas()
+                    self._frame = (version, rows)
+                return self._frame[1]
+            except (DeltaError, OSError, pa.ArrowException) as exc:
+                raise DatasetCorruptError(
+                    f"{self.uri}: cannot read the table of pins ({short_error(exc)})."
+                ) from None
 
     def versions(self, kind: str) -> set[int]:
         """The dataset versions with a row of ``kind`` (:data:`PIN` or :data:`VACUUMED`)."""
@@ -76,8 +90,8 @@ class Retention:
 
     def record(self, kind: str, versions: Iterable[int], note: str = "") -> None:
         """Write a row of ``kind`` for each version, replacing any row of those versions,
-        by a commit that fails (CommitFailedError) if another commit about one of those
-        versions landed since they were read."""
+        by a commit based on the table as last read (:meth:`frame`): CommitFailedError if
+        another commit about one of those versions landed since."""
         wanted = sorted({int(v) for v in versions})
         if not wanted:
             return
@@ -86,20 +100,28 @@ class Retention:
             [{"kind": kind, "version": v, "note": note, "time": now} for v in wanted],
             schema=_SCHEMA,
         )
-        if not table_exists(self.location, RETENTION, self.storage_options):
-            # created empty first: two creations at once are harmless, two row appends not
+        with self._lock:
+            base = self._dt
+            if base is None:
+                # created empty first (two creations at once are harmless), and written as
+                # of that empty version: a row another process wrote since conflicts
+                write_deltalake(
+                    self.uri,
+                    _SCHEMA.empty_table(),
+                    mode="append",
+                    storage_options=self.storage_options,
+                )
+                base = DeltaTable(self.uri, version=0, storage_options=self.storage_options)
             write_deltalake(
-                self.uri, _SCHEMA.empty_table(), mode="append", storage_options=self.storage_options
+                base,
+                rows,
+                mode="overwrite",
+                predicate=f"version IN ({', '.join(str(v) for v in wanted)})",
+                storage_options=self.storage_options,
+                post_commithook_properties=_NO_LOG_CLEANUP,
             )
-        predicate = f"version IN ({', '.join(str(v) for v in wanted)})"
-        write_deltalake(
-            DeltaTable(self.uri, storage_options=self.storage_options),
-            rows,
-            mode="overwrite",
-            predicate=predicate,
-            storage_options=self.storage_options,
-            post_commithook_properties=_NO_LOG_CLEANUP,
-        )
+            self._dt = None  # read again next time
+            self._frame = None
 
 
 def retained(
@@ -145,14 +167,16 @@ def vacuum(
     versions: VersionTable,
     retention: Retention,
     kept: set[int],
+    gone: set[int],
     dry_run: bool,
 ) -> pd.DataFrame:
     """Remove (``dry_run``: list) the data files no dataset version of ``kept`` needs; see
-    :meth:`Dataset.vacuum`. The versions that lose a file are recorded as vacuumed before
-    any file is removed."""
+    :meth:`Dataset.vacuum`. ``gone`` are the versions already vacuumed, read from the
+    retention table with the pins that ``kept`` holds: the versions that lose a file are
+    recorded as vacuumed, by a commit that fails if a pin landed since, before any file is
+    removed."""
     location, options = versions.location, versions.storage_options
     syncs = versions.frame(fresh=True)
-    gone = retention.versions(VACUUMED)
     plans: dict[str, tuple[DeltaTable, list[int], list[str]]] = {}
     for table in TABLES:
         if not table_exists(location, table, options):
