@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from . import _html, audit, plots
 from ._version import __version__
+from .audit.site import pin_version
 from .config import SIMULATOR_NOTE, mask_url
 from .errors import ConfigurationError
 from .rules import is_missing
@@ -572,6 +573,7 @@ def audit_report(
     simulator: bool = False,
     plan: pd.DataFrame | None = None,
     dataset_note: str | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a self-contained HTML audit report of a tasks frame to ``path``; returns the path.
 
@@ -599,7 +601,11 @@ def audit_report(
     that no longer exists is not named, and ``dataset_note`` (e.g. "a temporary dataset")
     replaces the dataset's location. ``simulator=True`` (data from the local simulator, e.g.
     ``simulator=dfs_analytics.connect.is_simulator(client)``) adds "(simulator data)" to the
-    title and heading, and says near the top that the figures are made up. A ``plan`` that
+    title and heading, and says near the top that the figures are made up. The dataset version
+    the frame was loaded from is pinned in its dataset (note ``"HTML report <path>"``, opened
+    with ``storage_options`` for an object store) so that retention never removes it; a
+    dataset that cannot be pinned is a warning (:func:`~dfs_analytics.audit.site.pin_version`).
+    A ``plan`` that
     was not drawn from this frame's work orders raises
     :class:`~dfs_analytics.errors.AuditInputError` before anything is written.
     """
@@ -786,4 +792,8 @@ def audit_report(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
+    loaded = head["provenance"] or {}
+    pin_version(
+        loaded.get("dataset"), loaded.get("version"), f"HTML report {path}", storage_options
+    )
     return path

@@ -5,14 +5,16 @@ intervals that treat each work order as a cluster (:func:`site_estimate`).
 The population is every work order of the frame given (the loaders' filters define it).
 Estimators: stratified Hájek ratio (``design``), power-tuned prediction-powered inference
 (``ppi``), and existing reviews reweighted within strata (``poststratified``). Never does I/O
-except :func:`save_plan` / :func:`load_plan`, and never changes the frame it is given.
+except :func:`save_plan` / :func:`load_plan` (and :func:`pin_version`, which keeps the dataset
+version a saved plan was drawn from), and never changes the frame it is given.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..dataset import Dataset
+from ..dataset.location import local_path
 from ..errors import AuditInputError, ConfigurationError
 from .frames import NONE_LABEL, as_booleans, as_list, flag_column, provenance, require_columns
 from .samples import ALLOCATIONS, allocate
@@ -303,10 +307,48 @@ def _neyman_spread(table: pd.DataFrame, pilot: pd.DataFrame | None) -> dict[str,
     return {h: max(float(s), floor) for h, s in spread.items()}
 
 
-def save_plan(plan: pd.DataFrame, path: str | Path) -> Path:
+def pin_version(
+    location: Any,
+    version: Any,
+    note: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> bool:
+    """Pin ``version`` of the dataset at ``location`` (what a frame's provenance names) with
+    ``note``, so that no vacuum removes the rows a saved result was computed from. Returns
+    whether it was pinned: nothing to pin (no location or version, a local folder that is
+    gone, such as a temporary dataset) is False, and so is a dataset that cannot be pinned
+    (read-only, unreachable), with a warning, never an error: the result itself was saved."""
+    if not location or version is None:
+        return False
+    folder = local_path(str(location))
+    if folder is not None and not folder.is_dir():
+        return False
+    try:
+        Dataset(str(location), storage_options=storage_options).pin(int(version), note=note)
+    except Exception as exc:  # the result is saved: not pinning it is a warning, not a failure
+        warnings.warn(
+            f"version {version} of the dataset at {location} was not pinned "
+            f"({type(exc).__name__}: {exc}); a vacuum "
+            "may remove its files, after which this result can no longer be recomputed from "
+            "them.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def save_plan(
+    plan: pd.DataFrame, path: str | Path, *, storage_options: Mapping[str, str] | None = None
+) -> Path:
     """Write a review plan as ``path`` (a CSV a review team can open: work-order ids, names,
     strata, probabilities) and its design beside it (``path`` with ``.json``); returns the
-    CSV path. Nothing is pickled."""
+    CSV path. Nothing is pickled.
+
+    When the plan was drawn from a loaded frame (its design names a dataset and a version),
+    that version is pinned in that dataset (note ``"review plan <path>"``; opened with
+    ``storage_options`` for an object store) so retention never removes it; a dataset that
+    cannot be pinned is a warning (:func:`pin_version`)."""
     design = plan.attrs.get("design")
     if not isinstance(design, dict):
         raise AuditInputError(
@@ -322,6 +364,9 @@ def save_plan(plan: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     plan.to_csv(path, index=False)
     path.with_suffix(".json").write_text(json.dumps(design, indent=2, sort_keys=True) + "\n")
+    pin_version(
+        design.get("dataset"), design.get("version"), f"review plan {path}", storage_options
+    )
     return path
 
 

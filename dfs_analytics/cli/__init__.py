@@ -584,7 +584,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         tasks = load_tasks(client, progress=None, **filters(args))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         path = audit_report(
-            tasks, args.out, source=label, level=args.level, simulator=simulated, plan=plan
+            tasks,
+            args.out,
+            source=label,
+            level=args.level,
+            simulator=simulated,
+            plan=plan,
+            storage_options=client.settings.dataset_options(),  # to pin the version read
         )
     note = f" {SIMULATOR_NOTE}" if simulated else ""
     print(

@@ -102,7 +102,8 @@ def dataset_parsers(sub: argparse._SubParsersAction) -> None:
         "--older-than",
         default=None,
         metavar="AGE",
-        help="remove only versions older than AGE, e.g. '30 days', '12 hours'",
+        help="keep the versions younger than AGE, e.g. '30 days', '12 hours' (neither this "
+        "nor --keep-versions: 7 days)",
     )
     v.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
 
@@ -146,10 +147,17 @@ def _open_dataset(args: argparse.Namespace) -> Any:
 
 
 def _vacuum(ds: Any, **options: Any) -> dict[str, Any]:
-    """Run :meth:`Dataset.vacuum` (pinned versions are kept by it) and say what it did: the
-    options, the rows of its frame, and their count."""
+    """Run :meth:`Dataset.vacuum` (it keeps the latest and the pinned versions) and say what
+    it did: the options, the files removed (or that would be) and their bytes, the versions
+    that became unreadable, and ``files_removed``: one record per file."""
     removed = ds.vacuum(**options)
-    return {**options, "removed": len(removed), "rows": _records(removed)}
+    return {
+        **options,
+        "removed": len(removed),
+        "bytes": int(removed["bytes"].sum()) if len(removed) else 0,
+        "unreadable_versions": sorted(int(v) for v in removed.attrs.get("unreadable_versions", [])),
+        "files_removed": _records(removed),
+    }
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -174,7 +182,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         if args.vacuum:
             try:
                 vacuum = _vacuum(ds, older_than=RETENTION)
-                vacuum.pop("rows")
+                vacuum.pop("files_removed")
             except (DFSError, OSError) as exc:  # the sync is done: a warning, not a failure
                 vacuum = {"error": describe(exc)}
                 print(f"{PROG}: warning: synced, not vacuumed: {vacuum['error']}", file=sys.stderr)
@@ -247,7 +255,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             continue
         data = ds.arrow_dataset(table) if len(history) else None
         tables[table] = 0 if data is None else int(data.count_rows())
-    pins = _records(ds.pins()) if hasattr(ds, "pins") else []
+    pins = _records(ds.pins())
     status = {
         "dataset": ds.path,
         "site": ds.site,
@@ -295,11 +303,15 @@ def _cmd_vacuum(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(done)
         return 0
-    rows = done["rows"]
+    rows = done["files_removed"]
     what = "would be removed (dry run: nothing was)" if args.dry_run else "removed"
-    print(f"{ds.path}: {len(rows)} {what}; the latest and pinned versions are kept.")
+    gone = ", ".join(str(v) for v in done["unreadable_versions"]) or "none"
+    print(
+        f"{ds.path}: {len(rows)} files ({done['bytes']:,} bytes) {what}; versions no longer "
+        f"readable: {gone}. The latest and the pinned versions are kept."
+    )
     for row in rows[:50]:
-        print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        print(f"  {row['table']}/{row['file']} ({row['bytes']:,} bytes)")
     if len(rows) > 50:
         print(f"  ... and {len(rows) - 50} more")
     return 0

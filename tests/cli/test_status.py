@@ -84,18 +84,31 @@ def test_status_of_no_dataset_is_one_line(
     assert "--dataset" in capsys.readouterr().err
 
 
-def test_vacuum_dry_run_removes_nothing(synced: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not hasattr(Dataset, "vacuum"):
-        pytest.skip("Dataset.vacuum is not there yet")
+def test_vacuum_dry_run_says_what_would_go_and_removes_nothing(
+    sim: Simulator, synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a second version that rewrites some work orders: the first one's files become old
+    wo = Dataset(synced).work_orders(columns=["work_order_id", "reviewed"])
+    unreviewed = sorted(wo.loc[~wo["reviewed"].fillna(False).astype(bool), "work_order_id"])
+    assert sim.review(unreviewed[:3])["reviewed"]
+    client = dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, dataset=synced)
+    assert dfs.sync(client, progress=False).changed
     files = sorted(p for p in synced.rglob("*") if p.is_file())
     argv = ["vacuum", "--dataset", str(synced), "--keep-versions", "1", "--dry-run", "--json"]
     assert main(argv) == 0
     done = _json(capsys.readouterr().out)
     assert done["dry_run"] is True and done["keep_versions"] == 1
-    assert sorted(p for p in synced.rglob("*") if p.is_file()) == files
-    assert main(["vacuum", "--dataset", str(synced), "--dry-run"]) == 0
-    assert "dry run" in capsys.readouterr().out
+    assert done["removed"] == len(done["files_removed"]) > 0 and done["bytes"] > 0
+    assert (
+        done["unreadable_versions"] and max(done["unreadable_versions"]) < Dataset(synced).version
+    )
+    assert sorted(p for p in synced.rglob("*") if p.is_file()) == files  # nothing removed
+    assert main(["vacuum", "--dataset", str(synced), "--keep-versions", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would be removed (dry run: nothing was)" in out and "tasks/" in out
     assert main(["vacuum", "--dataset", str(synced), "--keep-versions", "0"]) == 2
+    assert main(["vacuum", "--dataset", str(synced), "--older-than", "soon"]) == 2
+    assert "not a duration" in capsys.readouterr().err
 
 
 def test_tables_never_synced_are_not_counted_as_empty(

@@ -138,7 +138,7 @@ def test_the_installed_command_for_cron(site: Path, sim: Simulator, tmp_path: Pa
         DFS_DATASET=str(site),
     )
     done = subprocess.run(
-        [*command, "sync", "--timelines", "--json", "--no-vacuum"],
+        [*command, "sync", "--timelines", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -148,4 +148,11 @@ def test_the_installed_command_for_cron(site: Path, sim: Simulator, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     summary = _summary(done.stdout)
     assert summary["dataset"] == str(site) and summary["fetched"] == WORK_ORDERS
+    # the default retention ran: nothing of the last 30 days goes
+    assert summary["vacuum"] == {
+        "older_than": "30 days",
+        "removed": 0,
+        "bytes": 0,
+        "unreadable_versions": [],
+    }
     assert sim.api_key not in done.stdout + done.stderr
