@@ -144,3 +144,35 @@ def test_a_client_syncs_an_s3_dataset_with_storage_options_only(
     for path in (tmp_path / "cache").rglob("*"):
         if path.is_file():
             assert store.secret_key.encode() not in path.read_bytes(), path
+
+
+def test_the_sync_command_reads_the_store_options_from_the_environment(
+    store: SeaweedS3,
+    no_aws_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    from dfs_analytics.cli import main
+
+    uri = store.uri(request.node.name, "site")
+    with Simulator(work_orders=8, seed=4) as sim:
+        monkeypatch.setenv("DFS_BASE_URL", sim.base_url)
+        monkeypatch.setenv("DFS_API_KEY", sim.api_key)
+        monkeypatch.setenv("DFS_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("DFS_STORAGE_OPTIONS", json.dumps(store.storage_options))
+        assert main(["sync", "--dataset", uri, "--timelines", "--json"]) == 0
+        out, err = capsys.readouterr()
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert (summary["dataset"], summary["fetched"]) == (uri, 8)
+        assert summary["vacuum"]["removed"] == 0
+        # a reader: the dataset's location and the store's options, no site settings
+        for name in ("DFS_BASE_URL", "DFS_API_KEY"):
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("DFS_DATASET", uri)
+        assert main(["status", "--json"]) == 0
+        status_out, status_err = capsys.readouterr()
+        assert json.loads(status_out.strip().splitlines()[-1])["tables"]["work_orders"] == 8
+    for text in (out, err, status_out, status_err):
+        assert store.secret_key not in text
