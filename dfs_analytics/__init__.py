@@ -45,11 +45,13 @@ from .errors import (
     ServerError,
     SiteMismatchError,
     SkippedIdWarning,
+    TableNotSyncedError,
     ThrottledError,
     TransportError,
     UnsafePathError,
     ValidationError,
     VersionNotFoundError,
+    VersionVacuumedError,
 )
 from .loaders import load_task_groups, load_tasks, load_timeline, load_work_orders
 from .syncing import SyncResult, open_dataset, sync
@@ -108,11 +110,13 @@ __all__ = [
     "SiteMismatchError",
     "SkippedIdWarning",
     "SyncResult",
+    "TableNotSyncedError",
     "ThrottledError",
     "TransportError",
     "UnsafePathError",
     "ValidationError",
     "VersionNotFoundError",
+    "VersionVacuumedError",
     "agreement",
     "analyze",
     "audit",

@@ -38,6 +38,8 @@ SITE_VARIABLES = (
     "DFS_API_KEY",
     "DFS_CACHE",
     "DFS_SIMULATOR",
+    "DFS_DATASET",
+    "DFS_STORAGE_OPTIONS",
 )
 
 

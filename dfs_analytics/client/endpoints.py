@@ -96,6 +96,9 @@ class Client:
         dataset: where the loaders keep their Delta Lake dataset: a folder or an object-store
             URI (a shared one, say); default ``dataset/`` inside the cache folder, or a
             temporary folder removed at exit when there is no cache.
+        storage_options: credentials and settings for an object-store ``dataset`` (as
+            deltalake takes them, e.g. ``AWS_ACCESS_KEY_ID``); secret values are masked in
+            reprs and never written; default: the store's own environment variables.
 
     Every method returns parsed JSON (dicts and lists) as the server sent it.
 
@@ -123,6 +126,7 @@ class Client:
         dataset: str | os.PathLike[str] | None = None,
         retry_budget: float = 300.0,
         max_concurrency: int = 64,
+        storage_options: Mapping[str, str] | None = None,
     ):
         self.settings = Settings.resolve(
             base_url,
@@ -141,6 +145,7 @@ class Client:
             dataset=None if dataset is None else os.fspath(dataset),
             retry_budget=retry_budget,
             max_concurrency=max_concurrency,
+            storage_options=storage_options,
         )
         self._init_sessions()
 

@@ -31,7 +31,7 @@ def test_the_environment_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_single_writer_option_is_taken_out_of_the_storage_options() -> None:
-    options, single = split_options({**CREDS, "DFS_SINGLE_WRITER": "true"})
+    options, single = split_options({**CREDS, "Dfs_Single_Writer": "true"})
     assert single and options == CREDS
     assert split_options(CREDS) == (CREDS, False)
     assert split_options(None) == (None, False)

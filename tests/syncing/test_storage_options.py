@@ -121,8 +121,8 @@ def test_a_client_syncs_an_s3_dataset_with_storage_options_only(
         )
         with pytest.raises(DatasetLocationError):
             dfs.sync(bare)
-        client = dfs.Client.from_env(
-            base_url=sim.base_url,
+        client = dfs.Client(  # the options given to the Client itself
+            sim.base_url,
             api_key=sim.api_key,
             dataset=uri,
             cache=tmp_path / "cache",
