@@ -6,12 +6,14 @@ read. :class:`ConcurrencyController` sets the number of slots from latency and t
 the manner of TCP Vegas); :class:`Pacer` spaces sends once a 429 says a rate limit is reached.
 ``Client(max_workers=N)`` pins the slots to N. How both decide: docs/architecture.md.
 
-Never sends a request, never sleeps or waits while holding its lock, and the controllers
-never read the clock or the network themselves (they are handed the times).
+Never sends a request, never sleeps or waits while holding the lock answers are reported
+under, and the controllers never read the clock or the network themselves (they are handed
+the times).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -19,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# -- the number of slots (ConcurrencyController)
 INITIAL = 12  # slots to start with (adaptive)
 START_RATE = 400.0  # requests per second to start at: after the first round trip, slow start
 # resumes from START_RATE x the fastest round trip when that is more than INITIAL slots (a
@@ -28,16 +31,78 @@ GROW_RTT = 1.5  # median round trip below this multiple of the baseline: latency
 # delays stretch round trips by that much without any queue at the server)
 SHRINK_RTT = 2.0  # median round trip above this multiple: queueing, give slots back
 SHRINK = 0.8  # share of the slots kept per round trip spent queueing
-BACKOFF = 0.5  # share of the slots kept after a 429 / 503 / lost answer
+BACKOFF = 0.5  # share of the slots kept when overload signals are a rate (SIGNAL_SHARE)
 BASELINE_WINDOWS = 16  # round trips over which the fastest one is the baseline
-PACE_SHARE = 0.9  # share of the measured allowed rate the pacer sends at
-RELAX = 0.05  # per second: how fast a measured pace rises again (exponentially)
-PROBE = math.log(2.0) / 2  # per second: a guessed pace doubles every 2 s until measured
 DOUBLING = 0.2  # seconds: slow start doubles the limit at most this often
-MEASURE_SECONDS = 0.5  # the shortest span over which the allowed rate is measured
-QUIET = 30.0  # seconds without a 429 after which pacing stops
+
+# -- what a rate of 429s is (both)
+WINDOW = 50  # the answers over which the share of 429s (503s, lost answers) is taken
+SIGNAL_SHARE = 0.15  # more than this share of the last WINDOW answers is a rate, not a
+# hiccup: a gateway's burst of 5 consecutive 429s among 50 answers is 10%
+
+# -- the send rate (Pacer)
+SUSPECT_OK = 10  # answers through after a first 429 that end the suspicion of a rate limit
 MIN_GUESS = 10.0  # requests per second, the lowest first guess of a pace
+GAP = 0.5  # seconds between the sends of two 429s that are still one run (budget spent)
+MIN_SPAN = 0.02  # seconds of sending: the shortest run to guess the allowed rate from
+MIN_THROUGH = 2  # requests through during a run, at least, to guess the allowed rate from
+MEASURE_SECONDS = 0.5  # a run this long (in seconds of sending), or with
+MEASURE_THROUGH = 20  # this many requests through, measures the allowed rate
+PACE_SHARE = 0.9  # share of the measured allowed rate the pacer sends at
+RELAX = 0.02  # per second: how fast a measured pace rises again (exponentially)
+PROBE = math.log(2.0) / 0.5  # per second: a guessed pace doubles every 0.5 s while no 429
+WELL_UNDER = 0.5  # 429s while sending under this share of what recently got through (or a
+# run getting through under this share of the pace) are not explained by the pace
+PEAK_SECONDS = 10.0  # how long the most answers that got through in one second is remembered
+HISTORY = 3.0  # seconds: how long the send times of requests that got through are kept
+QUIET = 30.0  # seconds without a 429 after which pacing stops
 MIN_RATE = 0.2  # requests per second, the slowest pace
+CATCH_UP = 2  # sends a late pacer may let leave at once to keep its rhythm
+
+
+class Signals:
+    """The last ``size`` answers, and how many of them were signals (429s; for the controller,
+    503s and lost answers too). Pure bookkeeping."""
+
+    def __init__(self, size: int = WINDOW) -> None:
+        self.size = size
+        self.count = 0
+        self._flags: deque[bool] = deque()
+        self._times: deque[float] = deque()  # when each of them came
+
+    def add(self, signal: bool, now: float) -> None:
+        """One answer at ``now``: a signal or not."""
+        flags = self._flags
+        if len(flags) == self.size:
+            self._times.popleft()
+            if flags.popleft():
+                self.count -= 1
+        flags.append(signal)
+        self._times.append(now)
+        if signal:
+            self.count += 1
+
+    def is_rate(self) -> bool:
+        """Whether the signals are a rate, not isolated: more than ``SIGNAL_SHARE`` of
+        ``size`` answers (of ``size`` even before that many came: a load's first answers are
+        too few to tell a rate)."""
+        return self.count > SIGNAL_SHARE * self.size
+
+    def answer_rate(self, last: int = 10) -> float:
+        """Answers per second over the span of the ``last`` ones (infinite when they came
+        at once, 0 with fewer than two)."""
+        times = self._times
+        n = min(last, len(times))
+        if n < 2:
+            return 0.0
+        span = times[-1] - times[-n]
+        return (n - 1) / span if span > 0 else math.inf
+
+    def clear(self) -> None:
+        """Forget every answer (after a decision they led to)."""
+        self.count = 0
+        self._flags.clear()
+        self._times.clear()
 
 
 class ConcurrencyController:
@@ -58,6 +123,7 @@ class ConcurrencyController:
         self._round_limit = self.limit
         self._busy = False  # every slot was in use at some point in this round trip
         self._last_cut = -math.inf  # when the limit was last cut
+        self._signals = Signals()  # the last answers since that cut: which said overload
         self.cuts = 0  # how many times the limit was cut on overload
 
     @property
@@ -68,6 +134,8 @@ class ConcurrencyController:
     def on_answer(self, rtt: float, saturated: bool, now: float = 0.0) -> None:
         """One answer that says nothing of overload, ``rtt`` seconds after it was sent at
         ``now - rtt``; ``saturated``: every slot was in use when it was sent."""
+        if now - rtt >= self._last_cut:
+            self._signals.add(False, now)
         rtts = self._rtts
         if not rtts:
             self._round_start, self._round_limit = now, self.limit
@@ -102,87 +170,151 @@ class ConcurrencyController:
         self._rtts, self._busy = [], False
 
     def on_overload(self, sent_at: float, now: float) -> bool:
-        """A 429, a 503 or no answer, for a request sent at ``sent_at``: halve the limit,
-        unless it was already cut after that request was sent. Returns whether it was cut."""
-        self.slow_start = False
+        """A 429, a 503 or no answer, for a request sent at ``sent_at``. Returns whether the
+        limit was cut: halved once such answers are a rate (more than ``SIGNAL_SHARE`` of the
+        last ``WINDOW`` answers), and once per round trip (answers to requests sent before
+        the last cut say nothing new: they are not counted)."""
         if sent_at < self._last_cut:
             return False
+        signals = self._signals
+        signals.add(True, now)
+        if not signals.is_rate():
+            return False  # an isolated one (a gateway's hiccup): nothing to learn
+        self.slow_start = False
         self.limit = max(self.floor, self.limit * BACKOFF)
         self._last_cut = now
         self.cuts += 1
+        signals.clear()
         self._rtts, self._busy = [], False
         return True
 
 
 class Pacer:
-    """Spaces sends once the server answered 429, at a rate measured from its answers.
+    """Spaces sends once the server answers 429 at a rate, at a rate measured from its answers.
 
     Pure decisions, called under the :class:`Limiter`'s lock with the current time, so tests
     can feed it synthetic answers.
+
+    A first 429 only makes it suspect a rate limit: it paces at a first guess until
+    ``SUSPECT_OK`` answers got through, then stops unless 429s became a rate (more than
+    ``SIGNAL_SHARE`` of the last ``WINDOW`` answers): an isolated 429 is a gateway's hiccup,
+    retried after its ``Retry-After`` at the cost of a round trip of slower sends. So is a 429
+    while sending well under what recently got through (``WELL_UNDER``).
+
+    A run of 429s (sent no more than ``GAP`` seconds apart) says the server's budget stayed
+    spent: the requests sent in between that got through, per second of sending, are the rate
+    it allows. Counted by the time each request was sent (the order the server saw them in),
+    not by when answers were read, so answers read in bunches do not skew it.
     """
 
     def __init__(self) -> None:
         self.active = False
         self.allowed = math.inf  # the rate the server allows, as last measured (requests/s)
-        self.rate = math.inf  # the pace as last set (requests/s), before relaxing
+        self.rate = math.inf  # the pace as last set (requests/s), before relaxing or probing
         self.measured = False  # ``allowed`` comes from a measurement, not a guess
+        self.suspect = False  # pacing on a first 429, not yet on a rate of them
         self._last_send = -math.inf
-        self._anchor = 0.0  # when the pace was last set: the server's budget was spent then
-        self._through = 0  # answers that were not 429 since the anchor
+        self._since = -math.inf  # when the pace was last set
+        self._run = (math.inf, -math.inf)  # when the first and last 429s of a run were sent
+        self._through: list[float] = []  # when the recent requests that got through were sent
+        self._cleared = 0  # answers that got through since the suspicion began
         self._last_429 = -math.inf
-        self._recent: deque[float] = deque()  # times of answers in the last second
+        self._signals = Signals()  # the last answers, and which were 429s
+        self._recent: deque[float] = deque()  # times of the answers not 429 in the last second
+        self._peak = 0  # the most answers that got through in one second, lately
+        self._peak_at = -math.inf
 
-    def on_answer(self, now: float) -> None:
-        """An answer (or a lost one) that was not a 429: it went through the server's limit."""
+    def on_answer(self, sent_at: float, now: float) -> None:
+        """An answer (or a lost one) that was not a 429, to a request sent at ``sent_at``: it
+        went through the server's limit."""
         recent = self._recent
         recent.append(now)
         if recent[0] < now - 1.0:
             while recent and recent[0] < now - 1.0:
                 recent.popleft()
-        if self.active:
-            self._through += 1
+        if len(recent) >= self._peak or now - self._peak_at > PEAK_SECONDS:
+            self._peak, self._peak_at = len(recent), now
+        self._signals.add(False, now)
+        through = self._through
+        if not through or sent_at >= through[-1]:
+            through.append(sent_at)
+        else:
+            bisect.insort(through, sent_at)
+        if through[0] < sent_at - HISTORY:
+            del through[: bisect.bisect_left(through, sent_at - HISTORY)]
+        if self.suspect:
+            self._cleared += 1
+            if self._cleared >= SUSPECT_OK and not self._signals.is_rate():
+                self.active = self.suspect = False  # an isolated 429: back to full speed
 
     def on_throttled(self, sent_at: float, now: float) -> bool:
-        """A 429 for a request sent at ``sent_at``. Returns whether the pace changed.
+        """A 429 for a request sent at ``sent_at``, answered at ``now``. Returns whether the
+        pace changed.
 
-        Answers to requests sent before the pace was last set say nothing new. A 429 while
-        pacing below the measured allowed rate is not explained by the pace (the server
-        throttles for another reason, or its limit dropped): pacing stops, and starts afresh
-        at the next 429, so that 429s unrelated to the rate cannot drive the pace down.
+        Not pacing, a 429 starts a suspicion at half of what got through in the last second.
+        Once 429s are a rate, what got through during their run (once ``MIN_SPAN`` long) is
+        the pace, rising by ``PROBE`` while no 429 comes; a run ``MEASURE_SECONDS`` long (or
+        with ``MEASURE_THROUGH`` requests through) measures the allowed rate, and the pace is
+        then ``PACE_SHARE`` of it, rising by ``RELAX``. A run getting through well under the
+        pace goes back to guessing (the server's limit dropped); one getting through more
+        than the pace raises it (the pace was not what limited).
         """
+        first, last = self._run
+        if sent_at > last + GAP or sent_at < first - GAP:  # a new run: the budget is spent
+            first = last = sent_at
+        self._run = first, last = min(first, sent_at), max(last, sent_at)
         self._last_429 = now
+        self._signals.add(True, now)
         if not self.active:
-            # a first guess: half of what got through in the last second; measured below
-            self.active, self.measured = True, False
-            self.allowed = math.inf
+            if self._well_under():
+                return False
+            self.active = self.suspect = True
+            self.measured, self.allowed, self._cleared = False, math.inf, 0
             self._set(max(MIN_GUESS, 0.5 * len(self._recent)), now)
+            self._last_send = now - 1.0 / self.rate  # the rhythm starts with the next send
             return True
-        if sent_at < self._anchor:
+        if self.suspect:
+            if not self._signals.is_rate():
+                return False
+            self.suspect = False  # a rate of 429s: a rate limit
+        span = last - first
+        through = self._through
+        n = bisect.bisect_left(through, last) - bisect.bisect_right(through, first)
+        if span < MIN_SPAN or n < MIN_THROUGH:
+            return False  # too short a run to tell
+        estimate, pace = n / span, self.current_rate(now)
+        if estimate > pace:  # more got through than the pace sends: the pace was not the
+            self._set(estimate, now)  # limit (a guess too low, or 429s for another reason)
+            return True
+        if self.measured and estimate < WELL_UNDER * pace:
+            self.measured, self.allowed = False, math.inf  # the limit dropped: guess again
+        elif span >= MEASURE_SECONDS or n >= MEASURE_THROUGH:
+            self.allowed, self.measured = estimate, True
+            estimate = max(MIN_RATE, PACE_SHARE * estimate)
+        elif self.measured:
             return False
-        span = now - self._anchor
-        if self.measured and self.current_rate(now) < self.allowed:
-            self.active = False
+        else:  # a better guess, from a longer run
+            self._set(max(MIN_GUESS, estimate), now)
             return True
-        if span < MEASURE_SECONDS or self._through < 2:
-            return False  # too soon to measure (a first guess keeps doubling meanwhile)
-        # the budget was spent at the anchor and is spent again now: what got through in
-        # between is what the server allows over that span, whatever its burst
-        self.allowed = self._through / span
-        self.measured = True
-        self._set(max(MIN_RATE, PACE_SHARE * self.allowed), now)
+        self._set(max(MIN_RATE, estimate), now)
+        self._run = (sent_at, sent_at)  # the next measure starts here
         return True
+
+    def _well_under(self) -> bool:
+        """Whether the client sends (over its last few answers) well under what recently got
+        through: then a 429 does not say the rate is too high."""
+        return self._signals.answer_rate() < WELL_UNDER * self._peak
 
     def _set(self, rate: float, now: float) -> None:
         self.rate = rate
-        self._anchor = now
-        self._through = 0
+        self._since = now
 
     def current_rate(self, now: float) -> float:
         """The pace now, in requests per second (infinite when not pacing)."""
         if not self.active:
             return math.inf
-        growth = RELAX if self.measured else PROBE
-        return self.rate * math.exp(growth * max(0.0, now - self._anchor))
+        growth = RELAX if self.measured else 0.0 if self.suspect else PROBE
+        return self.rate * math.exp(growth * max(0.0, now - self._since))
 
     def delay(self, now: float) -> float:
         """Seconds until the next send may leave: 0 means now (and it is counted as sent);
@@ -191,14 +323,15 @@ class Pacer:
         if not self.active:
             return 0.0
         if now - self._last_429 > QUIET:
-            self.active = False
+            self.active = self.suspect = False
             return 0.0
         interval = 1.0 / self.current_rate(now)
         due = self._last_send + interval
         if now < due:
             return due - now
-        # late by less than one interval: keep the rhythm; later: start it again from now
-        self._last_send = due if now - due < interval else now
+        # late (a busy machine wakes sleepers late): keep the rhythm, catching up at most
+        # CATCH_UP sends at once; later: start it again from there
+        self._last_send = max(due, now - CATCH_UP * interval)
         return 0.0
 
 
@@ -240,6 +373,7 @@ class Limiter:
         self.pacer = Pacer()
         self._clock, self._sleep = clock, sleep
         self._cond = threading.Condition(threading.Lock())
+        self._turn = threading.Lock()  # held by the one sender waiting for the pace
         self.in_flight = 0
         self.sent = 0
         self.throttled = 0  # 429 answers received
@@ -275,12 +409,26 @@ class Limiter:
                     usage.peak = n
             now = self._clock()
             wait = self.pacer.delay(now) if self.pacer.active else 0.0
-        while wait > 0:  # paced: wait for this send's turn, holding its slot
-            self._sleep(min(wait, 0.05))
-            with self._cond:
-                now = self._clock()
-                wait = self.pacer.delay(now)
+        if wait > 0:
+            try:
+                now = self._wait_turn()
+            except BaseException:  # interrupted while waiting: the slot is given back
+                self.cancel((now, False))
+                raise
         return now, n >= self._slots
+
+    def _wait_turn(self) -> float:
+        """Paced: wait for this send's turn, holding its slot, one sender at a time (the
+        others queue on a lock rather than all waking at each turn). Returns the time it
+        leaves."""
+        with self._turn:
+            while True:
+                with self._cond:
+                    now = self._clock()
+                    wait = self.pacer.delay(now)
+                if wait <= 0:
+                    return now
+                self._sleep(min(wait, 0.05))
 
     def release(self, ticket: tuple[float, bool], status: int | None) -> None:
         """Give the slot back: ``status`` of the answer; None when none came in time (a
@@ -298,13 +446,13 @@ class Limiter:
                 if controller is not None:
                     controller.on_overload(sent_at, now)
             elif status == 0:
-                self.pacer.on_answer(now)
+                self.pacer.on_answer(sent_at, now)
             elif status is None or status == 503:
-                self.pacer.on_answer(now)
+                self.pacer.on_answer(sent_at, now)
                 if controller is not None:
                     controller.on_overload(sent_at, now)
             else:
-                self.pacer.on_answer(now)
+                self.pacer.on_answer(sent_at, now)
                 if controller is not None:
                     controller.on_answer(now - sent_at, saturated, now)
             if controller is not None:
