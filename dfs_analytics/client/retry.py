@@ -3,7 +3,9 @@
 A connection that could not be opened and a 429 are retried for every method; 500/502/503/504
 and connections cut mid-answer only for idempotent methods (``IDEMPOTENT``). Each wait
 (exponential backoff with jitter, or the server's ``Retry-After``) must end within the call's
-``retry_budget``; a response given up on carries a note saying how long the call tried.
+``retry_budget`` and holds no slot of the limiter; a response given up on carries a note
+saying how long the call tried. A connection refused on this machine (nothing listens there)
+is tried again only briefly, and the error says to start the server.
 
 It never re-sends a non-idempotent write whose answer was lost (that raises
 OutcomeUnknownError), never retries inside urllib3, and never reads or judges a body.
@@ -18,6 +20,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -25,12 +28,17 @@ from datetime import datetime, timezone
 import requests
 
 from ..concurrency import Limiter
-from ..config import Settings
+from ..config import Settings, is_loopback
 from ..errors import OutcomeUnknownError, TransportError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 MAX_BACKOFF = 60.0  # seconds between two attempts, at most (Retry-After aside)
+#: a connection refused on this machine: retries at most, each after at most LOCAL_BACKOFF
+#: seconds (a local server restarting is back within a second; one not started never is)
+LOCAL_RETRIES = 2
+LOCAL_BACKOFF = 0.25
+SIMULATOR_PORT = 8765  # the port ``dfs-analytics simulate`` listens on by default
 
 # failures where no answer came: the request may or may not have left
 _NO_ANSWER = (
@@ -61,7 +69,8 @@ def send_with_retries(
     """``send_once()`` until an answer the policy does not retry, or retries and budget run
     out; returns that last response whatever its status (with a :func:`retry_note` when it was
     given up on). Raises TransportError, or OutcomeUnknownError for a non-idempotent write
-    whose answer was lost. Every attempt holds one slot of ``limiter`` (None: no limit)."""
+    whose answer was lost. Every attempt holds one slot of ``limiter`` (None: no limit),
+    given back before any wait."""
     started = time.monotonic()
     attempt = 0
     while True:
@@ -70,12 +79,17 @@ def send_with_retries(
             response = _attempt(send_once, limiter)
         except _NO_ANSWER as exc:
             sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
+            local = not sent and _refused_here(exc, call.host)
             if not sent or call.method in IDEMPOTENT:
                 delay = backoff(settings, attempt)
-                if _may_retry(settings, attempt, started, delay):
-                    time.sleep(delay)
+                if local:  # nothing listens on this machine: no point in waiting long
+                    delay = min(delay, LOCAL_BACKOFF)
+                if (not local or attempt <= LOCAL_RETRIES) and _may_retry(
+                    settings, attempt, started, delay
+                ):
+                    wait(delay)
                     continue
-            raise _no_answer(call, settings, exc, sent, attempt, started) from None
+            raise _no_answer(call, settings, exc, sent, attempt, started, local) from None
         status = response.status_code
         if status != 429 and not (status in RETRY_STATUSES and call.method in IDEMPOTENT):
             return response
@@ -85,7 +99,13 @@ def send_with_retries(
             _NOTES.put(response, _gave_up(settings, attempt, started, advised))
             return response
         response.close()
-        time.sleep(delay)
+        wait(delay)
+
+
+def wait(seconds: float) -> None:
+    """The wait before a retry (the Retry-After or the backoff): a plain sleep, holding no
+    slot of the limiter (the attempt gave it back). Returns once ``seconds`` have passed."""
+    time.sleep(seconds)
 
 
 def _attempt(
@@ -135,10 +155,17 @@ def _gave_up(settings: Settings, attempt: int, started: float, advised: float | 
 
 
 def _no_answer(
-    call: Call, settings: Settings, exc: BaseException, sent: bool, attempt: int, started: float
+    call: Call,
+    settings: Settings,
+    exc: BaseException,
+    sent: bool,
+    attempt: int,
+    started: float,
+    local: bool = False,
 ) -> TransportError:
     """The error of a call that got no answer: OutcomeUnknownError for a write that left
-    (it may have been applied), else TransportError saying how long the call tried."""
+    (it may have been applied), else TransportError saying how long the call tried (and, for
+    a connection refused on this machine, ``local``, to start the server)."""
     method, path, reason = call.method, call.path, _reason(exc)
     if sent and method not in IDEMPOTENT:
         return OutcomeUnknownError(
@@ -149,14 +176,49 @@ def _no_answer(
             path=path,
         )
     elapsed = time.monotonic() - started
+    advice = (
+        not_listening_hint(call.host)
+        if local
+        else ("Check the base URL / site id and the network.")
+    )
     return TransportError(
         f"{method} {path}: no answer from {call.host} ({reason}) after "
         f"{attempt} attempt(s) over {elapsed:.1f} s (retries={settings.retries}, "
-        f"retry_budget={settings.retry_budget:g} s). Check the base URL / site id and the "
-        "network." + call.hint,
+        f"retry_budget={settings.retry_budget:g} s). {advice}" + call.hint,
         method=method,
         path=path,
     )
+
+
+def not_listening_hint(host: str) -> str:
+    """What to do when nothing listens at ``host`` (``name:port``) on this machine: start the
+    server, or the simulator (``dfs-analytics simulate``) when it is meant to be one."""
+    port = urllib.parse.urlsplit("//" + host).port
+    command = "dfs-analytics simulate" + (
+        f" --port {port}" if port is not None and port != SIMULATOR_PORT else ""
+    )
+    return (
+        f"Nothing is listening at {host} on this machine: is the server running? To serve "
+        f"the local simulator there, run `{command}` (and keep it running)."
+    )
+
+
+def _refused_here(exc: BaseException, host: str) -> bool:
+    """Whether ``exc`` is a connection refused by this machine (``host`` is a loopback
+    address or ``localhost``): nothing listens on that port."""
+    if not is_loopback(urllib.parse.urlsplit("//" + host).hostname):
+        return False
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:  # the cause sits a few wrappers deep (requests -> urllib3 -> socket)
+        err = todo.pop()
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        if isinstance(err, ConnectionRefusedError):
+            return True
+        seen.add(id(err))
+        todo += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+    return "Connection refused" in repr(exc)
 
 
 def _never_sent(exc: BaseException) -> bool:

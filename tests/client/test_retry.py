@@ -3,8 +3,10 @@
 Reads and idempotent writes are retried through faults and 429s; a non-idempotent write
 whose answer is lost is never re-sent (its outcome is unknown); a 429 is retried without
 doubling a create. One retry layer with a time budget: no call waits past
-``retry_budget``, and the error says how many attempts were made over how long. (An
-answer that is not the API's, retried then refused, is in ``test_variant_server.py``.)"""
+``retry_budget``, and the error says how many attempts were made over how long. A retry waits
+holding no slot of the limiter; nothing listening on this machine fails fast and says to start
+the server. (An answer that is not the API's, retried then refused, is in
+``test_variant_server.py``.)"""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.client import retry
 from tests.helpers import (
     CREATE,
     RETRIEVE,
@@ -74,6 +77,42 @@ def test_an_unreachable_host_stops_at_the_budget(client_for) -> None:
         client.list_work_orders()
     assert time.monotonic() - started < 3
     assert "retry_budget=1.5 s" in str(info.value) and "attempt(s) over" in str(info.value)
+
+
+def test_nothing_listening_on_this_machine_fails_fast_and_says_to_start_it(client_for) -> None:
+    port = closed_port()
+
+    class Nowhere:
+        base_url = f"http://127.0.0.1:{port}/v0.2/"
+        api_key = "k"
+
+    client = client_for(Nowhere, retries=1000, retry_budget=300)
+    with pytest.raises(dfs.TransportError) as info:
+        client.list_work_orders()
+    text = str(info.value)
+    assert f"after {retry.LOCAL_RETRIES + 1} attempt(s)" in text, text  # not a 300 s budget
+    assert "Nothing is listening" in text and "is the server running?" in text, text
+    assert f"`dfs-analytics simulate --port {port}`" in text, text
+    assert "offline=True" in text  # there is a cache to read instead
+
+
+def test_a_retry_waits_for_its_retry_after_holding_no_slot(sim, client_for, monkeypatch) -> None:
+    client = client_for(sim, cache=None, max_workers=1)  # one slot: a held one blocks all
+    sim.configure(throttle_rate=1.0, retry_after=1)
+    waits: list[tuple[float, int]] = []
+    meanwhile: list[object] = []
+
+    def wait(seconds: float) -> None:  # the Retry-After wait, replaced by another call
+        waits.append((seconds, client.limiter.in_flight))
+        if client.limiter.in_flight == 0:  # the one slot is free: another call gets through
+            sim.configure(throttle_rate=0.0)
+            meanwhile.append(client.list_task_groups())
+
+    monkeypatch.setattr(retry, "wait", wait)
+    groups = client.list_task_groups()
+    assert waits == [(1.0, 0)]
+    assert meanwhile == [groups]
+    assert client.limiter.in_flight == 0 and client.throttled == 1
 
 
 def test_retries_still_get_through_within_the_budget(sim, client_for) -> None:
