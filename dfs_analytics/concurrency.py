@@ -50,7 +50,8 @@ MEASURE_SECONDS = 0.5  # a run this long (in seconds of sending), or with
 MEASURE_THROUGH = 20  # this many requests through, measures the allowed rate
 PACE_SHARE = 0.9  # share of the measured allowed rate the pacer sends at
 RELAX = 0.02  # per second: how fast a measured pace rises again (exponentially)
-PROBE = math.log(2.0) / 0.5  # per second: a guessed pace doubles every 0.5 s while no 429
+PROBE = math.log(2.0) / 0.5  # per second: an estimated pace doubles every 0.5 s while no 429
+GUESS_PROBE = math.log(2.0) / 0.2  # the same before any estimate: a first guess is often far
 WELL_UNDER = 0.5  # 429s while sending under this share of what recently got through (or a
 # run getting through under this share of the pace) are not explained by the pace
 PEAK_SECONDS = 10.0  # how long the most answers that got through in one second is remembered
@@ -213,6 +214,7 @@ class Pacer:
         self.rate = math.inf  # the pace as last set (requests/s), before relaxing or probing
         self.measured = False  # ``allowed`` comes from a measurement, not a guess
         self.suspect = False  # pacing on a first 429, not yet on a rate of them
+        self.estimated = False  # the pace comes from what got through during a run of 429s
         self._last_send = -math.inf
         self._since = -math.inf  # when the pace was last set
         self._run = (math.inf, -math.inf)  # when the first and last 429s of a run were sent
@@ -253,7 +255,8 @@ class Pacer:
 
         Not pacing, a 429 starts a suspicion at half of what got through in the last second.
         Once 429s are a rate, what got through during their run (once ``MIN_SPAN`` long) is
-        the pace, rising by ``PROBE`` while no 429 comes; a run ``MEASURE_SECONDS`` long (or
+        the pace, rising by ``PROBE`` while no 429 comes (by ``GUESS_PROBE`` while the pace
+        is still the first guess, often far too low); a run ``MEASURE_SECONDS`` long (or
         with ``MEASURE_THROUGH`` requests through) measures the allowed rate, and the pace is
         then ``PACE_SHARE`` of it, rising by ``RELAX``. A run getting through well under the
         pace goes back to guessing (the server's limit dropped); one getting through more
@@ -269,7 +272,7 @@ class Pacer:
             if self._well_under():
                 return False
             self.active = self.suspect = True
-            self.measured, self.allowed, self._cleared = False, math.inf, 0
+            self.measured, self.estimated, self.allowed, self._cleared = False, False, math.inf, 0
             self._set(max(MIN_GUESS, 0.5 * len(self._recent)), now)
             self._last_send = now - 1.0 / self.rate  # the rhythm starts with the next send
             return True
@@ -283,6 +286,7 @@ class Pacer:
         if span < MIN_SPAN or n < MIN_THROUGH:
             return False  # too short a run to tell
         estimate, pace = n / span, self.current_rate(now)
+        self.estimated = True
         if estimate > pace:  # more got through than the pace sends: the pace was not the
             self._set(estimate, now)  # limit (a guess too low, or 429s for another reason)
             return True
@@ -313,7 +317,10 @@ class Pacer:
         """The pace now, in requests per second (infinite when not pacing)."""
         if not self.active:
             return math.inf
-        growth = RELAX if self.measured else 0.0 if self.suspect else PROBE
+        if self.measured:
+            growth = RELAX
+        else:
+            growth = 0.0 if self.suspect else PROBE if self.estimated else GUESS_PROBE
         return self.rate * math.exp(growth * max(0.0, now - self._since))
 
     def delay(self, now: float) -> float:
