@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,11 @@ def test_report_states_dataset_version_and_filters(
         if local and not provenance["dataset"].endswith("deleted"):
             Path(provenance["dataset"]).mkdir()  # the dataset is where the frame says
         tasks.attrs["dfs_provenance"] = provenance
-    path = dfs.audit_report(tasks, tmp_path / "report.html")
+    # a frame naming a dataset that is not one (or a store it cannot reach) is reported, and
+    # the version it names cannot be pinned there: a warning, not an error
+    unpinnable = provenance is not None and not provenance["dataset"].endswith("deleted")
+    with pytest.warns(UserWarning, match="was not pinned") if unpinnable else nullcontext():
+        path = dfs.audit_report(tasks, tmp_path / "report.html")
     check_self_contained(path)
     assert data_line(path.read_text(encoding="utf-8")) == expected.replace("{tmp}", str(tmp_path))
 
