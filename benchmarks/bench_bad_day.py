@@ -13,7 +13,10 @@ the median of ``--repeat`` runs:
   ``both``: the two at once;
 - ``rate_limit_burst_100`` and ``rate_limit_burst_10``: a token bucket of ``--rps`` requests
   per second holding 100 or 10 tokens: the time against the ideal N/R (N the requests the
-  load needs, as on the clean server) and the share of requests answered 429.
+  load needs, as on the clean server) and the share of requests answered 429. Their
+  ``network_only`` is the same requests without the dataset (the listing, then every
+  timeline on the client's threads): the limiter's own figure, which the CPU the load
+  spends writing the dataset does not stretch (a busy machine's does, several seconds).
 
 Each figure: ``requests`` (sent by the client, retries included), ``server_requests`` (what
 the server received), ``throttled_429`` (429 answers the client got), ``seconds`` and
@@ -29,6 +32,7 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench_load import clock, naive_load, ours  # the same load and naive loop, side by side
@@ -61,14 +65,40 @@ def cold_load(sim: Any) -> dict[str, Any]:
         return {**run, "error": error} if error else run
 
 
+def fetch_only(sim: Any) -> dict[str, Any]:
+    """The requests of a cold load without the dataset: the listing, then every work order's
+    timeline on as many threads as the client has (as the sync does): seconds, requests,
+    429s."""
+    sim.reset_request_counts()
+    with dfs.Client(sim.base_url, api_key=sim.api_key, cache=None, progress=False) as c:
+        t = time.perf_counter()
+        ids = [wo["id"] for wo in c.list_work_orders()]
+        with ThreadPoolExecutor(c.settings.workers) as pool:
+            list(pool.map(c.get_timeline, ids))
+        seconds = time.perf_counter() - t
+        return {
+            "seconds": round(seconds, 3),
+            "requests": c.requests_sent,
+            "throttled_429": c.limiter.throttled,
+        }
+
+
 def scenario(sim: Any, repeat: int, settle: float = 0.0, **settings: Any) -> dict[str, Any]:
     """The median cold load (by seconds) of ``repeat`` under these runtime settings; the
     server waits ``settle`` seconds before each (a token bucket full again)."""
+    return median_of(sim, repeat, cold_load, settle, **settings)
+
+
+def median_of(
+    sim: Any, repeat: int, run: Any, settle: float = 0.0, **settings: Any
+) -> dict[str, Any]:
+    """The median (by seconds) of ``repeat`` calls of ``run(sim)`` under these runtime
+    settings, the server waiting ``settle`` seconds before each; ``seconds_all`` lists them."""
     sim.configure(**{**CLEAN, **settings})
     runs = []
     for _ in range(repeat):
         time.sleep(settle)
-        runs.append(cold_load(sim))
+        runs.append(run(sim))
     sim.configure(**CLEAN)
     runs.sort(key=lambda r: r["seconds"])
     out = dict(runs[len(runs) // 2])
@@ -77,23 +107,36 @@ def scenario(sim: Any, repeat: int, settle: float = 0.0, **settings: Any) -> dic
     return out
 
 
+def against_ideal(run: dict[str, Any], needed: int, rps: float) -> dict[str, Any]:
+    """``run`` with the ideal N/R (``needed`` requests at ``rps``), its time against it and
+    the share of requests answered 429."""
+    ideal = needed / rps
+    return {
+        **run,
+        "ideal_n_over_r_s": round(ideal, 2),
+        "time_vs_n_over_r_x": round(run["seconds"] / ideal, 2),
+        "share_429_pct": round(100 * run["throttled_429"] / max(1, run["requests"]), 2),
+    }
+
+
 def with_ratios(figure: dict[str, Any], clean: dict[str, Any]) -> dict[str, Any]:
     """``figure`` with ``vs_clean_x``: its seconds over the clean load's."""
     return {**figure, "vs_clean_x": round(figure["seconds"] / clean["seconds"], 2)}
 
 
-def rate_limited(sim: Any, repeat: int, rps: float, burst: int, needed: int) -> dict[str, Any]:
+def rate_limited(
+    sim: Any, repeat: int, rps: float, burst: int, needed: int, fetched: int
+) -> dict[str, Any]:
     """A load under a bucket of ``burst`` tokens refilled at ``rps``: against N/R, N the
-    ``needed`` requests of a clean load."""
-    run = scenario(sim, repeat, settle=1.5, throttle_rps=rps, throttle_burst=burst)
-    ideal = needed / rps
+    ``needed`` requests of a clean load; and its ``network_only`` figure, N the ``fetched``
+    requests of a clean :func:`fetch_only`."""
+    bucket = {"throttle_rps": rps, "throttle_burst": burst}
+    run = scenario(sim, repeat, settle=1.5, **bucket)
+    network = median_of(sim, repeat, fetch_only, settle=1.5, **bucket)
     return {
-        "throttle_rps": rps,
-        "throttle_burst": burst,
-        **run,
-        "ideal_n_over_r_s": round(ideal, 2),
-        "time_vs_n_over_r_x": round(run["seconds"] / ideal, 2),
-        "share_429_pct": round(100 * run["throttled_429"] / max(1, run["requests"]), 2),
+        **bucket,
+        **against_ideal(run, needed, rps),
+        "network_only": against_ideal(network, fetched, rps),
     }
 
 
@@ -142,9 +185,9 @@ def main() -> None:
         out["sporadic_429"] = with_ratios(scenario(sim, args.repeat, **sporadic), clean)
         out["faults"] = with_ratios(scenario(sim, args.repeat, **faults), clean)
         out["both"] = with_ratios(scenario(sim, args.repeat, **sporadic, **faults), clean)
-        needed = clean["requests"]
+        needed, fetched = clean["requests"], fetch_only(sim)["requests"]
         for burst in (100, 10):
-            figure = rate_limited(sim, args.repeat, args.rps, burst, needed)
+            figure = rate_limited(sim, args.repeat, args.rps, burst, needed, fetched)
             out[f"rate_limit_burst_{burst}"] = with_ratios(figure, clean)
     print(json.dumps(out, indent=2))
 
