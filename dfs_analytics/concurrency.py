@@ -286,21 +286,24 @@ class Pacer:
         if span < MIN_SPAN or n < MIN_THROUGH:
             return False  # too short a run to tell
         estimate, pace = n / span, self.current_rate(now)
-        self.estimated = True
-        if estimate > pace:  # more got through than the pace sends: the pace was not the
-            self._set(estimate, now)  # limit (a guess too low, or 429s for another reason)
-            return True
-        if self.measured and estimate < WELL_UNDER * pace:
+        if estimate > pace or not self.estimated:
+            # a first estimate, or more got through than the pace sends (a guess too low, or
+            # 429s for another reason): pace at it, and measure from here, at that pace only
+            # (sends slower than the allowed rate left the server's budget unspent for a
+            # while: a run that holds them says too little)
+            self.estimated = True
+            self._set(max(MIN_GUESS, estimate), now)
+        elif self.measured and estimate < WELL_UNDER * pace:
             self.measured, self.allowed = False, math.inf  # the limit dropped: guess again
+            self._set(max(MIN_GUESS, estimate), now)
         elif span >= MEASURE_SECONDS or n >= MEASURE_THROUGH:
             self.allowed, self.measured = estimate, True
-            estimate = max(MIN_RATE, PACE_SHARE * estimate)
+            self._set(max(MIN_RATE, PACE_SHARE * estimate), now)
         elif self.measured:
             return False
-        else:  # a better guess, from a longer run
-            self._set(max(MIN_GUESS, estimate), now)
+        else:  # a better guess, from a longer run sent faster than the server allows
+            self._set(estimate, now)
             return True
-        self._set(max(MIN_RATE, estimate), now)
         self._run = (sent_at, sent_at)  # the next measure starts here
         return True
 
