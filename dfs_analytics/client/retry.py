@@ -177,9 +177,7 @@ def _no_answer(
         )
     elapsed = time.monotonic() - started
     advice = (
-        not_listening_hint(call.host)
-        if local
-        else ("Check the base URL / site id and the network.")
+        not_listening_hint(call.host) if local else "Check the base URL / site id and the network."
     )
     return TransportError(
         f"{method} {path}: no answer from {call.host} ({reason}) after "
