@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .loaders import load_timeline
-from .normalize import task_row
+from .normalize import TASK_ROW_COLUMNS, task_row
 from .rules import matching_rule
 from .tasks import allowed_values
 
@@ -34,15 +34,7 @@ __all__ = [
 ]
 
 DETAIL_COLUMNS = [
-    "task_group_name",
-    "task_id",
-    "task_name",
-    "outcome_type",
-    "analyzed_value",
-    "corrected_value",
-    "value",
-    "message",
-    "is_conform",
+    *(name for name in TASK_ROW_COLUMNS if name != "work_order_id"),  # a task state as a row
     "color",
     "choices",
 ]

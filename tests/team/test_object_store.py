@@ -46,6 +46,19 @@ def _use_env(store: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+def _assert_dask_gives_the_cold_tasks(frame: Any, tasks: pd.DataFrame) -> None:
+    """A Dask tasks frame holds the cold load's tasks, and an audit on it gives pandas' result."""
+    local = frame.compute()
+    assert len(local) == len(tasks)
+    assert sorted(local["task_id"].astype(str)) == sorted(tasks["task_id"].astype(str))
+    pd.testing.assert_frame_equal(
+        dfs.override_rates(frame, by=["task_name"]),
+        dfs.override_rates(tasks, by=["task_name"]),
+        check_dtype=False,
+        check_categorical=False,
+    )
+
+
 def _cold(sim: Simulator, *names: str) -> dict[str, pd.DataFrame]:
     """What the server holds now (these frames; default all four), loaded by a client with no
     dataset and no cache."""
@@ -308,15 +321,7 @@ def test_to_dask_on_worker_processes_with_storage_options_only(
         ) as cluster,
         distributed.Client(cluster),
     ):
-        local = frame.compute()
-        assert len(local) == len(cold["tasks"])
-        assert sorted(local["task_id"].astype(str)) == sorted(cold["tasks"]["task_id"].astype(str))
-        pd.testing.assert_frame_equal(
-            dfs.override_rates(frame, by=["task_name"]),
-            dfs.override_rates(cold["tasks"], by=["task_name"]),
-            check_dtype=False,
-            check_categorical=False,
-        )
+        _assert_dask_gives_the_cold_tasks(frame, cold["tasks"])
 
 
 def test_to_dask_with_credentials_from_the_environment(
@@ -327,15 +332,7 @@ def test_to_dask_with_credentials_from_the_environment(
     uri, cold = synced
     _use_env(object_store, monkeypatch)
     frame = dfs.open_dataset(uri).to_dask("tasks")
-    local = frame.compute()
-    assert len(local) == len(cold["tasks"])
-    assert sorted(local["task_id"].astype(str)) == sorted(cold["tasks"]["task_id"].astype(str))
-    pd.testing.assert_frame_equal(
-        dfs.override_rates(frame, by=["task_name"]),
-        dfs.override_rates(cold["tasks"], by=["task_name"]),
-        check_dtype=False,
-        check_categorical=False,
-    )
+    _assert_dask_gives_the_cold_tasks(frame, cold["tasks"])
 
 
 # -- the store itself ---------------------------------------------------------------------------
