@@ -21,7 +21,7 @@ import pandas as pd
 
 from .client import Client
 from .dataset import TIMELINE_AT, Dataset, VersionNotFoundError
-from .errors import DFSError, OfflineCacheMiss
+from .errors import DFSError, OfflineCacheMiss, TableNotSyncedError
 from .periods import expand_created_in
 from .query import canonical, check_work_order_ids, split_filters
 from .syncing import (
@@ -279,8 +279,15 @@ def load_task_groups(
                 "load them online first."
             )
         return ds.task_groups(columns=columns)
-    sync_task_groups(client)
-    return client_dataset(client).task_groups(columns=columns)
+    if sync_task_groups(client):
+        return client_dataset(client).task_groups(columns=columns)
+    try:
+        return client_dataset(client).task_groups(columns=columns)
+    except TableNotSyncedError:
+        # another process committed the table but not yet the dataset version that records
+        # it: commit them as a version of this client's own (after its commit, by the lock)
+        sync_task_groups(client, force=True)
+        return client_dataset(client).task_groups(columns=columns)
 
 
 for _fn in (load_work_orders, load_tasks, load_timeline):

@@ -175,13 +175,14 @@ def _sync_ids(
     return result
 
 
-def sync_task_groups(client: Client) -> bool:
+def sync_task_groups(client: Client, *, force: bool = False) -> bool:
     """Bring the dataset's task groups up to date with the server's (one request); returns
-    whether a version was committed (only when they changed)."""
+    whether a version was committed (only when they changed, or with ``force``: when the
+    stored table is another process's commit that no dataset version records yet)."""
     rows = task_group_rows(client.list_task_groups())
     w = writer(client)
     current = w.stored_table("task_groups")
-    if current is not None and current.equals(rows):
+    if not force and current is not None and current.equals(rows):
         return False
     w.commit({"task_groups": (rows, [])}, {"filters": {"task_groups": True}, "complete": True})
     return True
