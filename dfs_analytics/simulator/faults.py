@@ -47,6 +47,7 @@ class Faults:
         seed = None if config.fault_seed is None else f"429-episodes:{config.fault_seed}"
         self.episode_rng = random.Random(seed)
         self.episode_left = 0  # requests still to answer 429 in the current episode
+        self.episode_until = 0.0  # monotonic time the current episode ends at the latest
         self.gap_left = 0  # clean requests before the next episode
         self.gap_for: tuple[float, int] | None = None  # the (rate, run) the gap was drawn for
         self.lock = threading.Lock()
@@ -63,21 +64,24 @@ class Faults:
         with self.lock:
             return self.rng.choice(seq)
 
-    def throttled_at_random(self, rate: float, run: int) -> bool:
+    def throttled_at_random(self, rate: float, run: int, lasts: float = math.inf) -> bool:
         """Whether this request is one of the ``rate`` share answered 429 at random.
 
         ``run`` 1: each request on its own. Longer: 429s come in episodes of ``run``
         consecutive requests, with gaps of clean requests between them drawn from half to
         one and a half of their mean ``run * (1 - rate) / rate``: the share is ``rate`` over
         a few hundred requests already, not only in the long run. A new ``rate`` or ``run``
-        draws the gap again.
+        draws the gap again. An episode ends after ``run`` requests or ``lasts`` seconds,
+        whichever comes first, as a real one does once its ``Retry-After`` has passed: a
+        request retried alone after waiting is not throttled by the same episode again.
         """
         if run <= 1:
             return self.random() < rate
         with self.lock:
-            if self.episode_left > 0:
+            if self.episode_left > 0 and time.monotonic() < self.episode_until:
                 self.episode_left -= 1
                 return True
+            self.episode_left = 0
             if self.gap_for != (rate, run):
                 mean = run * (1 - rate) / rate
                 self.gap_left = round(mean * (0.5 + self.episode_rng.random()))
@@ -86,6 +90,7 @@ class Faults:
                 self.gap_left -= 1
                 return False
             self.episode_left = run - 1
+            self.episode_until = time.monotonic() + lasts
             self.gap_for = None  # the next gap is drawn after this episode
             return True
 
@@ -214,7 +219,9 @@ class SimulatorMiddleware:
         wait = sim.faults.take_token(rps, cfg.bucket_size()) if rps > 0 else 0.0
         if wait or (
             cfg.throttle_rate
-            and sim.faults.throttled_at_random(cfg.throttle_rate, cfg.throttle_burst_len)
+            and sim.faults.throttled_at_random(
+                cfg.throttle_rate, cfg.throttle_burst_len, lasts=cfg.retry_after
+            )
         ):
             retry = max(cfg.retry_after, math.ceil(wait)) if wait else cfg.retry_after
             await self._send_plain(

@@ -170,6 +170,24 @@ def test_sporadic_429s_come_in_runs_of_the_configured_length():
     assert [a.status for a in other] != [a.status for a in answers[:300]]
 
 
+def test_an_episode_ends_once_its_retry_after_has_passed():
+    """A request that waited its ``Retry-After`` and comes back alone is not throttled again
+    by the episode that answered it 429, though fewer than ``throttle_burst_len`` requests
+    came since."""
+    settings = {"throttle_rate": 0.05, "throttle_burst_len": 5, "retry_after": 1}
+    with Simulator(work_orders=5, seed=1, fault_seed=7, **settings) as sim:
+        answers = in_order(sim, 200)
+        first = next(i for i, a in enumerate(answers) if a.status == 429)
+    with Simulator(work_orders=5, seed=1, fault_seed=7, **settings) as sim:
+        before = in_order(sim, first + 1)
+        assert before[-1].status == 429
+        time.sleep(1.05)
+        after = in_order(sim, 1)
+    assert after[0].status == 200, after[0]
+    # without the wait the same request is the episode's second 429
+    assert answers[first + 1].status == 429
+
+
 def test_episodes_are_set_at_runtime():
     with Simulator(work_orders=5, seed=1, fault_seed=3) as sim:
         assert sim.view("config")["throttle_burst_len"] == 1
