@@ -112,10 +112,10 @@ def work_order_table(frame: pd.DataFrame) -> pd.DataFrame:
     if "work_order_name" not in table.columns:
         name = "name" if "name" in table.columns else None
         table["work_order_name"] = table[name] if name else pd.NA
-    if "reviewed" in frame.columns:
-        table["reviewed"] = grouped["reviewed"].agg(lambda s: bool(as_booleans(s).any()))
+    if "reviewed" in frame.columns:  # vectorised: a Python call per work order is slow
+        table["reviewed"] = as_booleans(frame["reviewed"]).groupby(keys, sort=True).any()
     elif "review_date" in frame.columns:
-        table["reviewed"] = grouped["review_date"].agg(lambda s: bool(s.notna().any()))
+        table["reviewed"] = frame["review_date"].notna().groupby(keys, sort=True).any()
     if _is_tasks_frame(frame):
         analysed = as_booleans(frame["analyzed"])
         conformity = analysed & as_booleans(frame.get("conformity_status", analysed & False))
