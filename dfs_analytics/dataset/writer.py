@@ -171,7 +171,8 @@ class Writer:
     def refresh(self) -> None:
         """Check the dataset again before a sync (another process may have rebuilt or
         replaced it): same site, current schema."""
-        syncs = self._dt("syncs")
+        # a kept table object does not notice that its folder was removed
+        syncs = self._dt("syncs") if self._exists("syncs") else None
         if syncs is None:
             raise NotADatasetError(f"the dataset at {self.location} disappeared; sync again.")
         self.dataset.versions.reload_identity()

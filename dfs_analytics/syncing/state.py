@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,15 +126,59 @@ def written_since_stored(client: Client, index: pd.DataFrame) -> set[str]:
 
 def writer(client: Client) -> Writer:
     """The client's dataset, opened for writing (created when new); one per client, kept, so
-    its tables stay open between loads."""
+    its tables stay open between loads, and shared with the other clients of this process
+    that write the same dataset (see :func:`_shared_writer`). A dataset removed since it was
+    opened is created again."""
     state = client_state(client)
     with state.lock:
         w = state.writer
-        if w is None or w.location != client.dataset_location:
-            w = state.writer = _open_writer(client, client.dataset_location)
-        else:
-            w.refresh()
+        if w is not None and w.location == client.dataset_location:
+            try:
+                w.refresh()
+                return w
+            except NotADatasetError:  # removed meanwhile: created again below
+                pass
+        w = state.writer = _shared_writer(client, client.dataset_location)
         return w
+
+
+#: writers kept open in this process for the clients to come, the most recently used last
+SHARED_WRITERS = 4
+_SHARED: OrderedDict[tuple[str, str, bool, str], Writer] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_key(client: Client, location: str) -> tuple[str, str, bool, str]:
+    """What makes two clients' writers interchangeable: the dataset, the site, privacy and
+    the storage options (as a digest: the key holds no secret)."""
+    options = json.dumps(sorted((client.settings.dataset_options() or {}).items()))
+    digest = hashlib.sha256(options.encode()).hexdigest()
+    return (location, client.base_url, client.dataset_is_private, digest)
+
+
+def _shared_writer(client: Client, location: str) -> Writer:
+    """The writer of the dataset at ``location`` for ``client``: the one an earlier client of
+    this process opened with the same key (:func:`_shared_key`), checked again, so a new
+    client starts with its tables open and its latest frames decoded (a notebook re-creates
+    its client often); else a new one. A dataset that disappeared meanwhile is created
+    again."""
+    key = _shared_key(client, location)
+    with _SHARED_LOCK:
+        w = _SHARED.get(key)
+        if w is not None:
+            _SHARED.move_to_end(key)
+    if w is not None:
+        try:
+            w.refresh()
+            return w
+        except NotADatasetError:
+            pass
+    w = _open_writer(client, location)
+    with _SHARED_LOCK:
+        _SHARED[key] = w
+        while len(_SHARED) > SHARED_WRITERS:
+            _SHARED.popitem(last=False)
+    return w
 
 
 def client_dataset(client: Client) -> Dataset:
@@ -148,7 +194,7 @@ def client_dataset(client: Client) -> Dataset:
             except NotADatasetError:
                 if client.settings.offline:
                     raise
-                state.writer = _open_writer(client, location)
+                state.writer = _shared_writer(client, location)
                 return state.writer.dataset
         return state.reader
 
