@@ -328,7 +328,10 @@ class Client:
 
         call = Call(method, url_path(url), self._host, self._offline_hint())
         with refusals(method, call.path):
-            response = send_with_retries(send_once, call, s, None if s.offline else self.limiter)
+            if s.offline:  # the cache answers: nothing to wait for, nothing to retry
+                response = send_once()
+            else:
+                response = send_with_retries(send_once, call, s, self.limiter)
         if s.offline and response.status_code == 504:  # requests-cache's miss
             raise OfflineCacheMiss(
                 f"GET {call.path} is not in the cache (offline=True). Load it once "

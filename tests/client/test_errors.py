@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.client import retry
 from tests.helpers import assert_no_secret, closed_port, delta, image_url, task_of
 
 pytestmark = pytest.mark.sim(work_orders=40, seed=11, scope="module")
@@ -317,6 +318,16 @@ def test_an_offline_miss_names_what_was_asked_for(sim, client_for) -> None:
     wo_id = next(iter(sim.store.work_orders))
     with pytest.raises(dfs.OfflineCacheMiss, match=wo_id):
         client.get_work_order(wo_id)
+
+
+def test_an_offline_miss_is_raised_at_once_not_retried(sim, client_for, monkeypatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "wait", waits.append)
+    client = client_for(sim, offline=True)
+    for read in (client.get_work_order, client.get_task_group):
+        with pytest.raises(dfs.OfflineCacheMiss):
+            read(next(iter(sim.store.work_orders)))
+    assert waits == []  # the cache answered: no backoff before saying so
 
 
 def test_offline_serves_a_work_order_read_online(sim, client_for) -> None:
