@@ -163,15 +163,17 @@ def to_arrow(table: str, frame: pd.DataFrame, months: Sequence[str] | np.ndarray
 
 
 def _decode_json(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
-    """JSON text -> Python objects, parsing each distinct text once."""
-    values = arr.to_pandas() if hasattr(arr, "to_pandas") else pd.Series(arr)
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    """JSON text -> Python objects, parsing each distinct text once (the distinct texts are
+    found in Arrow: no Python object per row but the parsed values themselves)."""
+    whole = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    enc = whole.dictionary_encode()
+    uniques = enc.dictionary.to_pylist()
     parsed = np.empty(len(uniques) + 1, dtype=object)
-    parsed[:-1] = [json.loads(u) for u in uniques]
+    for n, text in enumerate(uniques):  # one by one: numpy would broadcast nested lists
+        parsed[n] = json.loads(text)
     parsed[-1] = None
-    out = np.empty(len(codes), dtype=object)
-    out[:] = parsed[np.where(codes < 0, len(uniques), codes)]
-    return pd.Series(out, dtype=object)
+    codes = pc.fill_null(enc.indices, len(uniques)).to_numpy(zero_copy_only=False)
+    return pd.Series(parsed[codes], dtype=object)
 
 
 def _categorical(arr: pa.ChunkedArray) -> pd.Categorical:
