@@ -416,7 +416,7 @@ class Dataset:
                     as_of, filters, ["work_order_id", "create_date", PARTITION]
                 ).sort_values(["create_date", "work_order_id"], kind="stable")
                 wanted = sel["work_order_id"].tolist()
-                months = sorted(set(sel[PARTITION]))
+                months = sorted(set(sel[PARTITION].tolist()))
             else:
                 wanted = list(dict.fromkeys(ids))
             order_of = {w: n for n, w in enumerate(wanted)}

@@ -74,7 +74,9 @@ class ClientState:
         index = index[index["work_order_id"].isin(set(writes))]
         return {
             i
-            for i, at in zip(index["work_order_id"], index[SYNCED_AT], strict=True)
+            for i, at in zip(
+                index["work_order_id"].tolist(), index[SYNCED_AT].tolist(), strict=True
+            )
             if is_missing(at) or writes[i] >= at.timestamp()
         }
 

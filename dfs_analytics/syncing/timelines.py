@@ -125,8 +125,9 @@ def _sync_timelines(
     stale = index[index["work_order_id"].isin(set(ids))]
     if not len(stale):
         return
-    months = dict(zip(stale["work_order_id"], stale[PARTITION], strict=True))
-    updates = dict(zip(stale["work_order_id"], stale["update_date"], strict=True))
+    ids_now = stale["work_order_id"].tolist()
+    months = dict(zip(ids_now, stale[PARTITION].tolist(), strict=True))
+    updates = dict(zip(ids_now, stale["update_date"].tolist(), strict=True))
     held = set(stale["work_order_id"][stale[TIMELINE_AT].notna()])
     batch: list[pa.Table] = []
     batch_ids: list[str] = []
