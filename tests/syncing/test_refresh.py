@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.syncing import PROBE_SIZE
 from tests.helpers import (
     LIST,
     RETRIEVE,
@@ -30,9 +31,12 @@ from tests.helpers import (
 )
 
 PAGE = 7
+# Enough work orders for a full walk of several list pages, and for half of them to be more
+# than one "what changed?" probe page (PROBE_SIZE); positions below are picked from this.
+WORK_ORDERS = 30
 
 pytestmark = [
-    pytest.mark.sim(work_orders=80, seed=21, variants=VALIDATORS),
+    pytest.mark.sim(work_orders=WORK_ORDERS, seed=21, variants=VALIDATORS),
     pytest.mark.client(page_size=PAGE),
 ]
 
@@ -89,8 +93,9 @@ def test_reloading_an_unchanged_site_returns_identical_work_order_frames(sim, cl
 def test_first_load_walks_every_page(sim, client) -> None:
     before = sim.request_counts()
     wo = dfs.load_work_orders(client)
-    assert len(wo) == 80
-    assert delta(sim, before) == {LIST: -(-80 // PAGE)}
+    assert len(wo) == WORK_ORDERS
+    assert -(-WORK_ORDERS // PAGE) > 1  # several pages
+    assert delta(sim, before) == {LIST: -(-WORK_ORDERS // PAGE)}
     before = sim.request_counts()
     dfs.load_timeline(client)
     assert delta(sim, before) == {
@@ -106,7 +111,7 @@ def test_metadata_patch_by_another_client_refetches_exactly_those_timelines(
     sim, client, reader, cold
 ) -> None:
     wo, _, _ = load_all(client)
-    changed = pick(wo, 4, 40, 77)
+    changed = pick(wo, 4, WORK_ORDERS // 2, WORK_ORDERS - 3)
     for wo_id in changed:
         reader.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
     before = sim.request_counts()
@@ -127,7 +132,7 @@ def test_work_orders_after_another_clients_patch_equal_a_cold_load(
     sim, client, reader, cold
 ) -> None:
     wo = dfs.load_work_orders(client)
-    changed = pick(wo, 1, 50)
+    changed = pick(wo, 1, WORK_ORDERS * 5 // 8)
     for wo_id in changed:
         reader.patch_metadata(wo_id, {"region": "zzz", "batch": 7})
     fresh = dfs.load_work_orders(client)
@@ -139,11 +144,11 @@ def test_work_orders_after_another_clients_patch_equal_a_cold_load(
 
 def test_deletion_by_another_client_is_noticed(sim, client, reader, cold) -> None:
     wo, _, _ = load_all(client)
-    gone = pick(wo, 0, 33)
+    gone = pick(wo, 0, WORK_ORDERS * 2 // 5)
     for wo_id in gone:
         reader.delete_work_order(wo_id)
     fresh_wo, fresh_tasks, fresh_timeline = load_all(client)
-    assert len(fresh_wo) == 78
+    assert len(fresh_wo) == WORK_ORDERS - len(gone)
     for frame in (fresh_wo, fresh_tasks, fresh_timeline):
         assert not frame["work_order_id"].isin(gone).any()
     cold_wo, cold_tasks, cold_timeline = cold()
@@ -159,7 +164,7 @@ def test_creation_by_another_client_appears(sim, client, reader, cold) -> None:
     fresh_wo, fresh_tasks, fresh_timeline = load_all(client)
     assert delta(sim, before) == {LIST: 3, TIMELINE: 1}
     assert fresh_wo["work_order_id"].iloc[-1] == made["id"]
-    assert len(fresh_wo) == 81
+    assert len(fresh_wo) == WORK_ORDERS + 1
     assert (fresh_tasks["work_order_id"] == made["id"]).sum() == len(made["tasks"])
     assert list(fresh_timeline[fresh_timeline["work_order_id"] == made["id"]]["type"]) == [
         "created"
@@ -172,7 +177,8 @@ def test_creation_by_another_client_appears(sim, client, reader, cold) -> None:
 
 def test_many_changes_by_another_client_are_all_picked_up(sim, client, reader, cold) -> None:
     wo, _, _ = load_all(client)
-    changed = pick(wo, *range(0, 80, 2))  # 40 work orders: more than one probe page
+    changed = pick(wo, *range(0, WORK_ORDERS, 2))
+    assert len(changed) > PROBE_SIZE  # more than one probe page
     for wo_id in changed:
         reader.patch_metadata(wo_id, {"batch": 1})
     before = sim.request_counts()
@@ -255,7 +261,7 @@ def test_a_new_client_on_the_same_cache_refreshes_instead_of_reloading(
     pd.testing.assert_frame_equal(tasks2, tasks)
     pd.testing.assert_frame_equal(timeline2, timeline)
     # and it refetches only what moved
-    changed = pick(tasks2.drop_duplicates("work_order_id"), 2, 60)
+    changed = pick(tasks2.drop_duplicates("work_order_id"), 2, WORK_ORDERS * 3 // 4)
     for wo_id in changed:
         reader.patch_metadata(wo_id, {"x": 1})
     third = client_for(sim, page_size=PAGE)
