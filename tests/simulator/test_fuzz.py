@@ -34,7 +34,9 @@ from dfs_analytics.simulator import Simulator
 
 from .helpers import AUTH, LIST_PARAMS
 
-MAX_EXAMPLES = 30
+# Examples per operation and mode (the search is derandomized, so always the same inputs):
+# 15 reach, for every operation, the same set of response statuses as 30 did.
+MAX_EXAMPLES = 15
 
 
 @pytest.fixture(scope="module")
