@@ -30,8 +30,11 @@ PARTITIONS = 4
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[Client]:
     """Two single-threaded worker processes; every compute of this module runs on them. The
-    dashboard takes a free port, so parallel test workers never fight over 8787."""
+    dashboard takes a free port, so parallel test workers never fight over 8787. The workers'
+    statistical profiler (a stack sample every 10 ms, for the dashboard) is off: nothing here
+    reads it."""
     with (
+        dask.config.set({"distributed.worker.profile.enabled": False}),
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as local,
