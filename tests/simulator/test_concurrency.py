@@ -23,7 +23,9 @@ from .helpers import AUTH
 THREADS = 16
 CREATES_PER_THREAD = 4
 HOT_CORRECTIONS_PER_THREAD = 2
-WORK_ORDERS = 300
+# Enough for every walk to span several pages (of 40 and of 75), which the other threads
+# create and correct under
+WORK_ORDERS = 150
 # generated data lies in the first half of 2020, so work orders created now sort after all of it
 # and a walk restricted to ``created_before=END`` is not disturbed by concurrent creates
 START, END = "2020-01-01T00:00:00Z", "2020-07-01T00:00:00Z"
