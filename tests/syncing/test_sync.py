@@ -78,13 +78,18 @@ def test_sync_result_of_a_filtered_query(sim, client_for) -> None:
 
 # -- resumable ----------------------------------------------------------------------------------
 
+# The killed sync: work orders, and the batch of work orders committed at once. The kill comes
+# after the first batch is committed and several batches before the end.
+RESUME_WORK_ORDERS = 200
+RESUME_BATCH = 50
+
 _CHILD = textwrap.dedent(
-    """
+    f"""
     import sys
     import dfs_analytics as dfs
     import dfs_analytics.syncing as s
-    s.BATCH = 100
-    s.CHUNK = 50
+    s.BATCH = {RESUME_BATCH}
+    s.CHUNK = {RESUME_BATCH // 2}
     client = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=sys.argv[3], progress=False,
                         max_workers=4)
     dfs.sync(client, timelines=True)
@@ -96,7 +101,7 @@ _CHILD = textwrap.dedent(
 def test_resume_after_kill_fetches_only_what_was_not_committed(
     dfs_simulator_factory, client_for, tmp_path
 ) -> None:
-    sim = dfs_simulator_factory(work_orders=400, seed=9)
+    sim = dfs_simulator_factory(work_orders=RESUME_WORK_ORDERS, seed=9)
     sim.configure(latency=0.05)
     cache = tmp_path / "cache"
     proc = subprocess.Popen(
@@ -114,7 +119,7 @@ def test_resume_after_kill_fetches_only_what_was_not_committed(
                 committed = int(history["timelines"].sum())
             except (dfs.DatasetError, FileNotFoundError):
                 committed = 0
-            if committed >= 100:
+            if committed >= RESUME_BATCH:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the sync finished before it could be interrupted"
@@ -123,12 +128,12 @@ def test_resume_after_kill_fetches_only_what_was_not_committed(
         proc.wait(timeout=30)
     history = store.Dataset(client.dataset_location).history()
     committed = int(history["timelines"].sum())
-    assert 100 <= committed < 400
+    assert RESUME_BATCH <= committed < RESUME_WORK_ORDERS
     sim.configure(latency=0)
     before = sim.request_counts()
     res = dfs.sync(client, timelines=True)
     fetched = timeline_requests(delta(sim, before))
-    assert fetched <= (400 - committed) + 100, (fetched, committed)
+    assert fetched <= (RESUME_WORK_ORDERS - committed) + RESUME_BATCH, (fetched, committed)
     assert res.timelines == fetched
     cold = client_for(sim, cache=tmp_path / "cold")
     pd.testing.assert_frame_equal(dfs.load_tasks(client), dfs.load_tasks(cold))
