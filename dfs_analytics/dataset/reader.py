@@ -262,7 +262,7 @@ class Dataset:
         row = self.versions.row(as_of)
         if row is None:
             return
-        syncs = self.versions.frame()
+        syncs = self.versions.frame(covering=int(row["version"]))
         upto = syncs[syncs["version"] <= int(row["version"])]
         if (upto[f"{table}_version"].fillna(-1) >= 0).any():
             return

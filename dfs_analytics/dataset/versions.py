@@ -93,12 +93,23 @@ class VersionTable:
 
     # -- the rows -----------------------------------------------------------------------------
 
-    def frame(self, fresh: bool = False) -> pd.DataFrame:
+    def frame(self, fresh: bool = False, covering: int | None = None) -> pd.DataFrame:
         """The version table, one row per dataset version, oldest first (cached until the
         table moves on; callers must not change it), checked: each row against the digest
         its commit recorded, and each table version it names against that table's log.
-        ``fresh``: every file of it is read again."""
+        ``fresh``: every file of it is read again. ``covering``: a dataset version the caller
+        needs the rows up to; when the cached rows hold it, they are returned without looking
+        for newer commits (a version's row never changes)."""
         with self._lock:
+            cached = self._frame
+            if (
+                not fresh
+                and covering is not None
+                and cached is not None
+                and len(cached)
+                and int(cached["version"].iloc[-1]) >= covering
+            ):
+                return cached
             if fresh:
                 self._frame_version = None
                 self._parts = {}
@@ -289,7 +300,8 @@ class VersionTable:
         """The version table's row of the version ``as_of`` designates (a version number or
         a timestamp: the last version at or before it; None: the latest, or None when there
         is no version yet). An unknown version is a :class:`VersionNotFoundError`."""
-        syncs = self.frame()
+        number = isinstance(as_of, (int, np.integer)) and not isinstance(as_of, bool)
+        syncs = self.frame(covering=int(as_of) if number else None)
         if not len(syncs):
             if as_of is None:
                 return None

@@ -63,6 +63,13 @@ STATS_TRUNCATE = 64  # characters of a string kept in the Delta log's min/max st
 _WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
 
 
+def _paths(dt: DeltaTable) -> list[str]:
+    """The data files of the table's current version, by their path in its log (as a
+    ``pyarrow`` dataset of the table names them), read from the log's add actions: no
+    dataset of the files is built."""
+    return [str(p) for p in dt.get_add_actions(flatten=False).column("path").to_pylist()]
+
+
 class Writer:
     """Commits batches to a dataset; each :meth:`commit` is one dataset version.
 
@@ -114,6 +121,7 @@ class Writer:
             check_writable(local)
         self._conforming: set[tuple[str, str]] = set()  # files known to hold the table's schema
         self._conformed: dict[str, int] = {}  # table -> its last version known to conform
+        self._filesystems: dict[str, Any] = {}  # table -> the file system of its data files
         self.dataset = self._open_or_create()
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
@@ -211,6 +219,9 @@ class Writer:
         if dt is None or self._conformed.get(table) == dt.version():
             return set()
         version = dt.version()
+        if all((table, path) in self._conforming for path in _paths(dt)):
+            self._conformed[table] = version  # no file footer to read: none is new
+            return set()
         want = arrow_schema(table)
         data = dt.to_pyarrow_dataset()
         months: set[str] = set()
@@ -277,7 +288,9 @@ class Writer:
 
     def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
         description = kw.pop("description", None)
-        target: Any = self._tables.get(table) or table_uri(self.location, table)
+        kept = self._tables.get(table)
+        before = kept.version() if kept is not None else None
+        target: Any = kept or table_uri(self.location, table)
         with writing(self.location):
             write_deltalake(
                 target,
@@ -287,6 +300,13 @@ class Writer:
                 writer_properties=_WRITER_PROPS,
                 **kw,
             )
+        if before is not None and self._conformed.get(table) == before:
+            # the files this write added hold the table's own schema: when it is the only
+            # commit since a version known to conform, the new version conforms too (no file
+            # footer needs reading before the next sync)
+            now = self._dt(table)
+            if now is not None and now.version() == before + 1:
+                self._conformed[table] = before + 1
 
     def commit(
         self,
@@ -447,16 +467,20 @@ class Writer:
             dt = self._dt(table)
             if dt is None:
                 continue
-            data = dt.to_pyarrow_dataset()
             have = known.get(table, {})
-            new = {
-                f.path: sha256(data.filesystem, f.path)
-                for f in data.get_fragments()
-                if f.path not in have
-            }
-            if new:
-                out[table] = new
+            added = [path for path in _paths(dt) if path not in have]
+            if added:
+                filesystem = self._filesystem(table, dt)
+                out[table] = {path: sha256(filesystem, path) for path in added}
         return out
+
+    def _filesystem(self, table: str, dt: DeltaTable) -> Any:
+        """The file system the table's data files are read through (by their path in the
+        log), made once per table."""
+        fs = self._filesystems.get(table)
+        if fs is None:
+            fs = self._filesystems[table] = dt.to_pyarrow_dataset().filesystem
+        return fs
 
     def _latest_data(self, table: str) -> pads.Dataset | None:
         """The table's files at its latest version, checked against their checksums."""
