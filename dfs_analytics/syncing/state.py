@@ -29,7 +29,7 @@ import platformdirs
 
 from ..client import Client
 from ..dataset import SYNCED_AT, Dataset, NotADatasetError, Writer
-from ..dataset.location import local_path
+from ..dataset.location import local_path, table_exists
 from ..errors import ConfigurationError
 from ..files import file_lock, lock_beside, private_folder
 from ..rules import is_missing
@@ -227,11 +227,30 @@ def open_dataset(
 
 def existing_dataset(client: Client) -> Dataset | None:
     """The client's dataset if one exists at its location, for reading; None when nothing was
-    ever synced there (nothing is created: what offline and ``as_of`` reads need)."""
+    ever synced there (nothing is created: what offline and ``as_of`` reads need). The one
+    this client opened before is kept (its tables open, its latest frames decoded) while
+    the dataset is there."""
+    state = client_state(client)
+    location = client.dataset_location
+    options = client.settings.dataset_options()
+    with state.lock:
+        kept = (
+            state.writer.dataset
+            if state.writer is not None and state.writer.location == location
+            else state.reader
+            if state.reader is not None and state.reader.location == location
+            else None
+        )
+    if kept is not None and table_exists(location, "syncs", options):
+        return kept
     try:
-        return Dataset(client.dataset_location, storage_options=client.settings.dataset_options())
+        ds = Dataset(location, storage_options=options)
     except NotADatasetError:
         return None
+    with state.lock:
+        if state.writer is None or state.writer.location != location:
+            state.reader = ds
+    return ds
 
 
 def _open_writer(client: Client, location: str) -> Writer:

@@ -87,3 +87,18 @@ def test_only_the_latest_writers_are_kept(sim, client_for, tmp_path) -> None:
     last_again = client_for(sim, cache=tmp_path / f"c{state.SHARED_WRITERS}")
     dfs.load_work_orders(last_again, created_after="2100-01-01")
     assert dfs.open_dataset(last_again) is dfs.open_dataset(clients[-1])
+
+
+def test_an_offline_client_keeps_the_dataset_it_opened(sim, client_for) -> None:
+    online = client_for(sim)
+    tasks = dfs.load_tasks(online)
+    offline = client_for(sim, offline=True)
+    pd.testing.assert_frame_equal(dfs.load_tasks(offline), tasks)
+    kept = dfs.open_dataset(offline)
+    pd.testing.assert_frame_equal(dfs.load_tasks(offline), tasks)
+    assert dfs.open_dataset(offline) is kept
+    # a new offline client opens (and checks) the files itself
+    assert dfs.open_dataset(client_for(sim, offline=True)) is not kept
+    shutil.rmtree(online.dataset_location)
+    with pytest.raises(dfs.OfflineCacheMiss):
+        dfs.load_tasks(offline)
