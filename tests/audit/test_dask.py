@@ -18,6 +18,7 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+from dask.dataframe.utils import clear_known_categories
 from distributed import Client, LocalCluster
 from pandas.testing import assert_frame_equal
 
@@ -164,11 +165,11 @@ def test_unknown_categories_differing_per_partition(sim_tasks) -> None:
             part[column] = part[column].cat.remove_unused_categories()
         return part
 
-    ordered = sim_tasks.sort_values("create_date", kind="stable")
-    ddf = to_dask(ordered, npartitions=5).map_partitions(own_categories)
-    for column in columns:
-        ddf[column] = ddf[column].cat.as_unknown()
-    assert not ddf["app_version_id"].cat.known
+    ordered = to_dask(sim_tasks.sort_values("create_date", kind="stable"), npartitions=5)
+    # every category column unknown, declared once in the frame's meta (one column at a time
+    # through ``.cat.as_unknown()`` nests an assignment per column for Dask to optimise)
+    ddf = ordered.map_partitions(own_categories, meta=clear_known_categories(ordered._meta))
+    assert columns and not any(ddf[column].cat.known for column in columns)
     firsts = [ddf.partitions[i].compute() for i in (0, 4)]
     assert list(firsts[0]["app_version_id"].cat.categories) != list(
         firsts[1]["app_version_id"].cat.categories
