@@ -122,10 +122,17 @@ class Writer:
         self._conforming: set[tuple[str, str]] = set()  # files known to hold the table's schema
         self._conformed: dict[str, int] = {}  # table -> its last version known to conform
         self._filesystems: dict[str, Any] = {}  # table -> the file system of its data files
+        self._checked_at: int | None = None  # the syncs table's version refresh() last checked
         self.dataset = self._open_or_create()
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
         self._conform()
+        self._mark_checked()
+
+    def _mark_checked(self) -> None:
+        """Remember the version table's commit that :meth:`refresh` has now checked."""
+        checked = self._dt("syncs")
+        self._checked_at = None if checked is None else checked.version()
 
     def _exists(self, table: str) -> bool:
         return table_exists(self.location, table, self.storage_options)
@@ -183,6 +190,8 @@ class Writer:
         syncs = self._dt("syncs") if self._exists("syncs") else None
         if syncs is None:
             raise NotADatasetError(f"the dataset at {self.location} disappeared; sync again.")
+        if syncs.version() == self._checked_at:
+            return  # no commit since the last check: every commit ends with a version row
         self.dataset.versions.reload_identity()
         if self.dataset.site != self.site:
             raise SiteMismatchError(
@@ -192,6 +201,7 @@ class Writer:
         if self.dataset.schema_version != SCHEMA_VERSION:
             self._rebuild()
         self._conform()
+        self._mark_checked()
 
     def _rebuild(self) -> None:
         """A dataset written by another release (another schema version): one version that
