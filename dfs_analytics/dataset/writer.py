@@ -310,13 +310,17 @@ class Writer:
                 writer_properties=_WRITER_PROPS,
                 **kw,
             )
-        if before is not None and self._conformed.get(table) == before:
-            # the files this write added hold the table's own schema: when it is the only
-            # commit since a version known to conform, the new version conforms too (no file
-            # footer needs reading before the next sync)
-            now = self._dt(table)
-            if now is not None and now.version() == before + 1:
-                self._conformed[table] = before + 1
+        # the files this write added hold the table's own schema: when it is the only commit
+        # since a version known to conform, the new version conforms too (no file footer
+        # needs reading before the next sync). The kept table object is at the version the
+        # write committed (write_deltalake moves it on).
+        if (
+            kept is not None
+            and before is not None
+            and self._conformed.get(table) == before
+            and kept.version() == before + 1
+        ):
+            self._conformed[table] = before + 1
 
     def commit(
         self,

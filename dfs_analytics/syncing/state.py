@@ -133,15 +133,12 @@ def writer(client: Client) -> Writer:
     opened is created again."""
     state = client_state(client)
     with state.lock:
-        w = state.writer
-        if w is not None and w.location == client.dataset_location:
-            try:
-                w.refresh()
-                return w
-            except NotADatasetError:  # removed meanwhile: created again below
-                pass
-        w = state.writer = _shared_writer(client, client.dataset_location)
-        return w
+        location = client.dataset_location
+        own = (
+            state.writer if state.writer is not None and state.writer.location == location else None
+        )
+        state.writer = _shared_writer(client, location, own)
+        return state.writer
 
 
 #: writers kept open in this process for the clients to come, the most recently used last
@@ -158,26 +155,25 @@ def _shared_key(client: Client, location: str) -> tuple[str, str, bool, str]:
     return (location, client.base_url, client.dataset_is_private, digest)
 
 
-def _shared_writer(client: Client, location: str) -> Writer:
-    """The writer of the dataset at ``location`` for ``client``: the one an earlier client of
-    this process opened with the same key (:func:`_shared_key`), checked again, so a new
-    client starts with its tables open and its latest frames decoded (a notebook re-creates
-    its client often); else a new one. A dataset that disappeared meanwhile is created
-    again."""
+def _shared_writer(client: Client, location: str, own: Writer | None = None) -> Writer:
+    """The writer of the dataset at ``location`` for ``client``: ``own`` (the one the client
+    holds already), else the one an earlier client of this process opened with the same key
+    (:func:`_shared_key`), checked again, so a new client starts with its tables open and
+    its latest frames decoded (a notebook re-creates its client often); else a new one. A
+    dataset that disappeared meanwhile is created again."""
     key = _shared_key(client, location)
     with _SHARED_LOCK:
-        w = _SHARED.get(key)
+        w = own or _SHARED.get(key)
+    try:
         if w is not None:
-            _SHARED.move_to_end(key)
-    if w is not None:
-        try:
             w.refresh()
-            return w
-        except NotADatasetError:
-            pass
-    w = _open_writer(client, location)
+    except NotADatasetError:
+        w = None
+    if w is None:
+        w = _open_writer(client, location)
     with _SHARED_LOCK:
         _SHARED[key] = w
+        _SHARED.move_to_end(key)
         while len(_SHARED) > SHARED_WRITERS:
             _SHARED.popitem(last=False)
     return w
