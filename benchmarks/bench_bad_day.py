@@ -18,6 +18,11 @@ the median of ``--repeat`` runs:
   timeline on the client's threads): the limiter's own figure, which the CPU the load
   spends writing the dataset does not stretch (a busy machine's does, several seconds).
 
+The clean load and the three fault scenarios run interleaved, round by round (clean,
+sporadic, faults, both, then again), so that a machine busier in one round than in another
+stretches every scenario of that round alike: ``vs_clean_x`` is a scenario's median over the
+clean median, and ``round_ratios`` each round's own ratio.
+
 Each figure: ``requests`` (sent by the client, retries included), ``server_requests`` (what
 the server received), ``throttled_429`` (429 answers the client got), ``seconds`` and
 ``vs_clean_x`` (seconds over the clean load's). Prints one JSON object.
@@ -89,6 +94,24 @@ def scenario(sim: Any, repeat: int, settle: float = 0.0, **settings: Any) -> dic
     return median_of(sim, repeat, cold_load, settle, **settings)
 
 
+def interleaved(
+    sim: Any, repeat: int, scenarios: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The median cold load (by seconds) of each of ``scenarios`` (name: runtime settings),
+    run round by round, ``repeat`` rounds; each figure has ``seconds_all`` (in round order)."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
+    for _ in range(repeat):
+        for name, settings in scenarios.items():
+            sim.configure(**{**CLEAN, **settings})
+            runs[name].append(cold_load(sim))
+    sim.configure(**CLEAN)
+    out = {}
+    for name, rounds in runs.items():
+        middle = sorted(rounds, key=lambda r: r["seconds"])[len(rounds) // 2]
+        out[name] = {**middle, "seconds_all": [r["seconds"] for r in rounds]}
+    return out
+
+
 def median_of(
     sim: Any, repeat: int, run: Any, settle: float = 0.0, **settings: Any
 ) -> dict[str, Any]:
@@ -119,9 +142,17 @@ def against_ideal(run: dict[str, Any], needed: int, rps: float) -> dict[str, Any
     }
 
 
-def with_ratios(figure: dict[str, Any], clean: dict[str, Any]) -> dict[str, Any]:
-    """``figure`` with ``vs_clean_x``: its seconds over the clean load's."""
-    return {**figure, "vs_clean_x": round(figure["seconds"] / clean["seconds"], 2)}
+def with_ratios(
+    figure: dict[str, Any], clean: dict[str, Any], rounds: bool = False
+) -> dict[str, Any]:
+    """``figure`` with ``vs_clean_x``: its seconds over the clean load's; with ``rounds``
+    (both ran :func:`interleaved`), ``round_ratios`` too: each round's seconds over that
+    round's clean load."""
+    out = {**figure, "vs_clean_x": round(figure["seconds"] / clean["seconds"], 2)}
+    if rounds and "seconds_all" in figure:
+        pairs = zip(figure["seconds_all"], clean["seconds_all"], strict=True)
+        out["round_ratios"] = [round(a / b, 2) for a, b in pairs]
+    return out
 
 
 def rate_limited(
@@ -173,7 +204,17 @@ def main() -> None:
     with SimulatorProcess(
         work_orders=args.work_orders, seed=0, latency=args.latency, retry_after=1, fault_seed=1
     ) as sim:
-        clean = scenario(sim, args.repeat)
+        loads = interleaved(
+            sim,
+            args.repeat,
+            {
+                "clean": {},
+                "sporadic_429": sporadic,
+                "faults": faults,
+                "both": {**sporadic, **faults},
+            },
+        )
+        clean = loads["clean"]
         out["clean"] = with_ratios(clean, clean)
         sim.reset_request_counts()
         naive_s = clock(naive_load, sim.base_url, sim.api_key)[0]  # sequential: one is enough
@@ -182,9 +223,8 @@ def main() -> None:
             "server_requests": sim.view("requests")["total"],
             "vs_clean_x": round(naive_s / clean["seconds"], 2),
         }
-        out["sporadic_429"] = with_ratios(scenario(sim, args.repeat, **sporadic), clean)
-        out["faults"] = with_ratios(scenario(sim, args.repeat, **faults), clean)
-        out["both"] = with_ratios(scenario(sim, args.repeat, **sporadic, **faults), clean)
+        for name in ("sporadic_429", "faults", "both"):
+            out[name] = with_ratios(loads[name], clean, rounds=True)
         needed, fetched = clean["requests"], fetch_only(sim)["requests"]
         for burst in (100, 10):
             figure = rate_limited(sim, args.repeat, args.rps, burst, needed, fetched)
