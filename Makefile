@@ -8,7 +8,7 @@ DEMO   := $(VENV)/.demo-$(HASH)
 STAMP  := $(VENV)/.installed-$(HASH)
 
 # uv installs in seconds what pip takes most of a minute for; pip stays the fallback
-PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python' \
+PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt' \
             || echo '$(BIN)/python -m pip install --quiet --disable-pip-version-check')
 
 $(VENV)/bin/python:
@@ -20,7 +20,7 @@ $(DEMO): pyproject.toml | $(VENV)/bin/python
 	$(PIP) -e '.[sim]'
 	touch $(DEMO)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml uv-overrides.txt | $(VENV)/bin/python
 	rm -f $(VENV)/.installed-*
 	$(PIP) -e '.[sim,dev,notebook,dask]'
 	touch $(STAMP) $(DEMO)
