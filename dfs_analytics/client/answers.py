@@ -1,8 +1,10 @@
 """What an answer must look like for the client to use it, and the typed error of one it cannot.
 
-A successful answer's JSON is checked only where the frames need it (a work order's ``tasks``
-must be an array of objects...); extra or missing keys, a bare array, a ``count`` that is not a
-number are taken as they come. A failed answer becomes the error its status maps to in
+A successful answer's JSON is read by orjson (about twice as quick as ``json``), falling back to
+``requests``' own reading wherever the two could differ, so the values are the same. It is
+checked only where the frames need it (a work order's ``tasks`` must be an array of
+objects...); extra or missing keys, a bare array, a ``count`` that is not a number are taken
+as they come. A failed answer becomes the error its status maps to in
 :mod:`dfs_analytics.errors`, with the server's ``detail`` and what to do next.
 
 It never sends a request, never retries, and never changes an answer it accepts.
@@ -15,6 +17,7 @@ import urllib.parse
 from collections.abc import Callable, Collection
 from typing import Any
 
+import orjson
 import requests
 
 from ..errors import InvalidResponseError, ThrottledError, error_for_status, hint_for
@@ -85,11 +88,35 @@ def read_answer(
     raise err
 
 
+# an integer past 64 bits is a float to orjson, an int to json: bodies with a run of 19
+# digits go to json. Digits become "0" and the rest " " (a C pass, 10x quicker than a regex).
+_DIGITS_ONLY = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_DIGITS = b"0" * 19
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def parse_json(response: requests.Response) -> Any:
+    """The body's JSON, as ``response.json()`` reads it, read by orjson when it gives the same
+    values: a UTF-8 body (declared or guessed) without a number of 19 digits or more. Anything
+    orjson refuses (NaN, a lone surrogate, invalid UTF-8, a BOM, nesting past 1024 levels...)
+    is read by ``response.json()``, which accepts it or raises its own error."""
+    content = response.content
+    encoding = response.encoding
+    if (encoding is None or encoding.lower() in _UTF8) and (
+        _LONG_DIGITS not in content.translate(_DIGITS_ONLY)
+    ):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass  # read (or refused) by requests below, as it always was
+    return response.json()
+
+
 def _json_of(response: requests.Response, method: str, path: str) -> Any:
     """The parsed body of a successful answer; InvalidResponseError if it is not JSON or is
     nested deeper than Python's recursion limit."""
     try:
-        return response.json()
+        return parse_json(response)
     except ValueError:
         raise InvalidResponseError(
             method=method,
