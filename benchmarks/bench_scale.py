@@ -1,7 +1,8 @@
 """A site at scale: sync throughput, peak memory, refresh cost and out-of-core reads.
 
-For each size (10,000 and 20,000 work orders by default; zero latency, the simulator in its
-own process), each step runs in a fresh Python process so its peak RSS is its own:
+For each size (10,000 and 20,000 work orders by default, ``--sizes 10000 20000 100000`` for
+all three; zero latency, the simulator in its own process), each step runs in a fresh Python
+process so its peak RSS is its own:
 
 - ``cold``: ``dfs.sync(client, timelines=True)`` into an empty dataset (work orders, tasks
   and every timeline): seconds, work orders per second, peak RSS;
@@ -21,7 +22,10 @@ table repeated), through DuckDB over the dataset's files, beside pandas on the s
 Targets: peak RSS of the cold sync under 400 MB at 20,000, and under 25% growth from 10,000
 to 20,000; unchanged at most 3% of cold; 1% changed at most 5% of cold; checksums a few
 percent of a read and of the cold sync.
-Prints one JSON object. Usage: ``python benchmarks/bench_scale.py [--sizes 10000 20000]``.
+``--cold-only`` runs the cold sync alone, ``--runs N`` times per size (each in a new process, into
+a new dataset): peak RSS per run and its spread, the figure the memory target is about.
+Prints one JSON object. Usage: ``python benchmarks/bench_scale.py [--sizes 10000 20000]
+[--cold-only] [--runs 3]``.
 """
 
 from __future__ import annotations
@@ -176,6 +180,34 @@ def _duckdb_vs_pandas(cache: str, base_url: str, api_key: str, rows: int) -> dic
     }
 
 
+def _cold_runs(sizes: list[int], runs: int) -> dict[str, Any]:
+    """``runs`` cold syncs per size, each in a new process into a new dataset: seconds and
+    peak RSS per run, and the spread of the peaks (largest over smallest, minus one)."""
+    import shutil
+
+    from dfs_analytics.simulator import SimulatorProcess
+
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
+    for size in sizes:
+        peaks, seconds = [], []
+        with SimulatorProcess(work_orders=size, seed=7, latency=0) as sim:
+            for _ in range(runs):
+                cache = tempfile.mkdtemp(prefix="dfs-bench-scale-")
+                try:
+                    cold = _run("cold", sim, cache)
+                finally:
+                    shutil.rmtree(cache, ignore_errors=True)
+                peaks.append(round(cold["peak_rss_mb"], 1))
+                seconds.append(round(cold["seconds"], 1))
+        out["sizes"][size] = {
+            "cold_peak_rss_mb": peaks,
+            "cold_sync_s": seconds,
+            "rss_spread": round(max(peaks) / min(peaks) - 1, 3),
+        }
+    out["targets"] = {"cold_peak_rss_mb_max": 400, "rss_spread_max": 0.10}
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]))
@@ -183,7 +215,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 20000])
     parser.add_argument("--duckdb-rows", type=int, default=2_000_000)
+    parser.add_argument("--cold-only", action="store_true", help="the cold sync alone")
+    parser.add_argument("--runs", type=int, default=1, help="cold syncs per size")
     args = parser.parse_args()
+    if args.cold_only:
+        print(json.dumps(_cold_runs(args.sizes, args.runs), indent=2))
+        return
     from dfs_analytics.simulator import SimulatorProcess
 
     out: dict[str, Any] = {
