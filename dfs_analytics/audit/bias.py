@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AuditInputError
-from .frames import NONE_LABEL, as_booleans, require_columns
+from .frames import NONE_LABEL, as_booleans, require_columns, utc_dates
 from .site import AI_NONCONFORMITY, work_order_table
 from .stats import adjust_pvalues, chi2_sf, student_t_sf
 
@@ -56,7 +56,7 @@ def review_bias(tasks: pd.DataFrame, level: float = FLAG_LEVEL) -> pd.DataFrame:
         raise AuditInputError("review_bias: the frame holds no work order.")
     reviewed = table["reviewed"].astype(bool).to_numpy()
     if "create_date" in table.columns:
-        table["month"] = pd.to_datetime(table["create_date"], utc=True).dt.strftime("%Y-%m")
+        table["month"] = utc_dates(table["create_date"]).dt.strftime("%Y-%m")
     groups = (
         tasks.loc[as_booleans(tasks["analyzed"])]
         .groupby(tasks["work_order_id"].astype(str), observed=True)["task_group_name"]

@@ -25,7 +25,15 @@ import pandas as pd
 from ..dataset import Dataset
 from ..dataset.location import local_path
 from ..errors import AuditInputError, ConfigurationError
-from .frames import NONE_LABEL, as_booleans, as_list, flag_column, provenance, require_columns
+from .frames import (
+    NONE_LABEL,
+    as_booleans,
+    as_list,
+    flag_column,
+    provenance,
+    require_columns,
+    utc_dates,
+)
 from .samples import ALLOCATIONS, allocate
 from .stats import wilson_interval, z_value
 
@@ -593,7 +601,7 @@ def _poststrata(table: pd.DataFrame) -> tuple[pd.Series, str]:
         version = table["app_version_id"].astype(str)
         candidates.insert(0, (base + " / " + version, "the AI's non-conformity band x app version"))
     if "create_date" in table.columns:
-        month = pd.to_datetime(table["create_date"], utc=True).dt.strftime("%Y-%m")
+        month = utc_dates(table["create_date"]).dt.strftime("%Y-%m")
         candidates.insert(
             len(candidates) - 1, (base + " / " + month, "the AI's non-conformity band x month")
         )

@@ -185,6 +185,24 @@ def test_bad_requests_get_typed_errors(call, error, says) -> None:
         call(synthetic_tasks(200, seed=5))
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: audit.site_estimate(t),
+        lambda t: audit.review_bias(t),
+    ],
+    ids=["site_estimate", "review_bias"],
+)
+def test_creation_dates_that_are_not_dates_are_a_typed_error(call) -> None:
+    tasks = synthetic_tasks(60, seed=2).assign(create_date="last tuesday")
+    before = tasks.copy()
+    with pytest.raises(dfs.AuditInputError, match="'create_date' holds values that are not"):
+        call(tasks)
+    pd.testing.assert_frame_equal(tasks, before)  # the caller's frame is left as it was
+    tasks["create_date"] = "2026-03-04T05:06:07Z"  # ISO-8601 text, as a CSV gives it back
+    assert len(call(tasks)) > 0
+
+
 def test_review_sample_needs_the_tasks_for_the_ai_stratifier() -> None:
     work_orders = synthetic_tasks(50).drop_duplicates("work_order_id")[
         ["work_order_id", "work_order_name", "reviewed", "app_version_id"]

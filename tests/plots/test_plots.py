@@ -364,6 +364,18 @@ def test_verdict_quality_from_tasks_and_from_the_audit_frame(sim_tasks) -> None:
         rendered(ax)
 
 
+def test_site_estimates_of_another_shape_are_a_typed_error(sim_tasks) -> None:
+    estimates = dfs.audit.site_estimate(sim_tasks)  # no "figure" column yet
+    with pytest.raises(dfs.AuditInputError, match=r"column\(s\) figure, missing"):
+        plots.plot_site_estimates(estimates, ax=Figure().subplots())
+    with pytest.raises(dfs.AuditInputError, match="needs a DataFrame"):
+        plots.plot_site_estimates(estimates.to_dict("records"), ax=Figure().subplots())
+    ax = plots.plot_site_estimates(
+        estimates.assign(figure="Values changed"), ax=Figure().subplots()
+    )
+    assert len(ax.get_yticklabels()) == len(estimates)
+
+
 def test_site_estimates_next_to_the_reviewed_only_figures(sim_tasks) -> None:
     head = dfs.audit.summary(sim_tasks)
     site = dfs.audit.site_estimate(sim_tasks).iloc[0]
