@@ -19,7 +19,16 @@ from typing import Any
 from . import limits
 from .algorithm import sync, sync_ids, sync_task_groups
 from .batches import addressable, work_order_tables
-from .limits import AHEAD, BATCH, BATCH_SECONDS, CHUNK, COMPACT_FILES, PROBE_SIZE, SYNC_PAGE
+from .limits import (
+    AHEAD,
+    BATCH,
+    BATCH_BYTES,
+    BATCH_SECONDS,
+    CHUNK,
+    COMPACT_FILES,
+    PROBE_SIZE,
+    SYNC_PAGE,
+)
 from .result import SyncResult
 from .state import (
     client_dataset,
@@ -33,6 +42,7 @@ from .state import (
 __all__ = [
     "AHEAD",
     "BATCH",
+    "BATCH_BYTES",
     "BATCH_SECONDS",
     "CHUNK",
     "COMPACT_FILES",

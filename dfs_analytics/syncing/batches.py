@@ -12,6 +12,7 @@ never speaks HTTP except through the timeline fetcher it is given.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from functools import partial
@@ -125,21 +126,37 @@ def timeline_rows(timelines: Mapping[str, Timeline], months: Mapping[str, str]) 
 
 
 _LIBC: Any = None
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_KEPT = 2**20  # bytes of free memory a glibc heap may keep on top; larger blocks are mapped
 
 
-def _trim() -> None:
-    """Give freed memory back to the system after a batch (glibc keeps it otherwise, and the
-    peak would grow with the number of batches)."""
+def _tune_malloc() -> Any:
+    """glibc's C library (None elsewhere), set once to keep at most ``_KEPT`` bytes free on
+    top of each heap. By default glibc raises that bound, per process, to twice the largest
+    block it mapped and freed (up to 64 MB): after a sync's first commits, each of the
+    threads' heaps kept about 17 MB it no longer used (80 MB in all), which
+    ``malloc_trim`` does not give back (it never shrinks a thread heap's top)."""
     global _LIBC
     if _LIBC is None:
         try:
             import ctypes
 
             _LIBC = ctypes.CDLL("libc.so.6")
-        except OSError:
+            _LIBC.mallopt(_M_TRIM_THRESHOLD, _KEPT)
+            _LIBC.mallopt(_M_MMAP_THRESHOLD, _KEPT)
+        except (OSError, AttributeError):
             _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    return _LIBC or None
+
+
+def _trim() -> None:
+    """Give freed memory back to the system after a batch: Arrow's pool (mimalloc keeps freed
+    pages for reuse, about 40 MB after a few commits) and glibc's heaps (kept otherwise, and
+    the peak would grow with the number of batches)."""
+    pa.default_memory_pool().release_unused()
+    libc = _tune_malloc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,7 +222,10 @@ class Committer:
     compact columns, not as parsed JSON. ``prefetch(id)`` starts reading one work order's
     timeline: every changed work order's with ``all_timelines``, else only those whose
     timeline the dataset held (what is kept stays fresh, in the same version as its work
-    order); None reads no timeline.
+    order); None reads no timeline. Timelines become Arrow rows a chunk at a time too, once
+    ``AHEAD`` later chunks are asked for: at most ``(AHEAD + 2) * CHUNK`` are held as parsed
+    JSON or in flight, whatever the batch. A batch is committed at ``BATCH`` work orders,
+    ``BATCH_SECONDS`` or ``BATCH_BYTES`` of Arrow rows, whichever comes first.
     """
 
     def __init__(
@@ -218,9 +238,15 @@ class Committer:
         all_timelines: bool = False,
     ) -> None:
         self.w, self.result, self.client, self.stats = w, result, client, stats
+        _tune_malloc()
         self.all_timelines = all_timelines
         self.prefetch = prefetch
-        self.futures: dict[str, Future[Timeline | None]] = {}
+        self.futures: dict[str, Future[Timeline | None]] = {}  # asked for, not yet rows
+        self.unread: deque[dict[str, str]] = deque()  # flushed chunks' asked ids -> month
+        self.timeline_tables: list[pa.Table] = []  # the batch's timeline rows
+        self.timelines_read: list[str] = []  # the batch's work orders whose timeline was read
+        self.asked = False  # a timeline of the batch was asked for
+        self.held = 0  # bytes of the batch's Arrow rows
         self.timelines_done = 0
         self.records: list[dict[str, Any]] = []
         self.timeline_at: dict[str, pd.Timestamp | None] = {}
@@ -274,6 +300,7 @@ class Committer:
             if addressable(record["id"]):
                 # its timeline is fetched while the listing goes on
                 self.futures[record["id"]] = self.prefetch(record["id"])
+                self.asked = True
             else:
                 self.skipped.add(record["id"])
         self.timeline_at[record["id"]] = timeline_at
@@ -286,9 +313,32 @@ class Committer:
         self.maybe_commit()
 
     def _flush(self) -> None:
-        if self.records:
-            self.tables.append(work_order_tables(self.records, self.synced_at, self.timeline_at))
-            self.records = []
+        """Turn the collected records into Arrow rows, and the timelines of the chunks
+        flushed before the last ``AHEAD`` ones (waiting for them when still in flight)."""
+        if not self.records:
+            return
+        wo, tasks = work_order_tables(self.records, self.synced_at, self.timeline_at)
+        self.tables.append((wo, tasks))
+        self.held += wo.nbytes + tasks.nbytes
+        self.records = []
+        if self.futures:
+            ids = wo.column("work_order_id").to_pylist()
+            months = wo.column(PARTITION).to_pylist()
+            asked = {i: m for i, m in zip(ids, months, strict=True) if i in self.futures}
+            if asked:
+                self.unread.append(asked)
+        while len(self.unread) > limits.AHEAD:
+            self._read_timelines(self.unread.popleft())
+
+    def _read_timelines(self, asked: Mapping[str, str]) -> None:
+        """Wait for the timelines of one flushed chunk (id -> month) and keep them as rows."""
+        events = {i: self.futures.pop(i).result() for i in asked}
+        read = {i: e for i, e in events.items() if e is not None}
+        if read:
+            rows = timeline_rows(read, asked)
+            self.timeline_tables.append(rows)
+            self.timelines_read.extend(read)
+            self.held += rows.nbytes
 
     def delete(self, wo_id: str) -> None:
         """Collect a work order that is gone (its rows are removed at the next commit)."""
@@ -297,10 +347,15 @@ class Committer:
         self.maybe_commit()
 
     def maybe_commit(self) -> None:
-        """Commit when the batch is full (``BATCH`` work orders or ``BATCH_SECONDS``)."""
+        """Commit when the batch is full (``BATCH`` work orders, ``BATCH_SECONDS`` or
+        ``BATCH_BYTES``)."""
         size = self.pending()
         if size >= limits.BATCH or (
-            size and time.monotonic() - self.started >= limits.BATCH_SECONDS
+            size
+            and (
+                time.monotonic() - self.started >= limits.BATCH_SECONDS
+                or self.held >= limits.BATCH_BYTES
+            )
         ):
             self.commit()
 
@@ -309,6 +364,8 @@ class Committer:
         if not self.pending():
             return
         self._flush()
+        while self.unread:
+            self._read_timelines(self.unread.popleft())
         ids, gone = list(self.ids), list(self.deleted)
         # partitions where stored rows of these work orders can be (a month never changes)
         months: set[str] | None = {self.months[i] for i in gone if i in self.months}
@@ -319,7 +376,7 @@ class Committer:
         if self.tables:
             wo = pa.concat_tables([t[0] for t in self.tables])
             tasks = pa.concat_tables([t[1] for t in self.tables])
-            if self.futures:
+            if self.asked:
                 wo, timeline_rows, done = self._with_timelines(wo)
         if self.unknown and wo is not None and tasks is not None:
             unchanged = self._unchanged(wo, tasks, timeline_rows, done)
@@ -355,6 +412,7 @@ class Committer:
         self.result.updated += self.changed
         self.result.deleted += len(gone)
         self.records, self.timeline_at, self.deleted, self.ids, self.tables = [], {}, [], [], []
+        self.timeline_tables, self.timelines_read, self.asked, self.held = [], [], False, 0
         self.unknown = set()
         self.new = self.changed = 0
         self.started = time.monotonic()
@@ -396,16 +454,11 @@ class Committer:
         return same
 
     def _with_timelines(self, wo: pa.Table) -> tuple[pa.Table, pa.Table | None, list[str]]:
-        """Fetch the batch's timelines; the work orders marked as read at their listed
-        ``update_date`` (undated ones: at the time of the sync, which only says that their
-        timeline is held), the timeline rows, and the ids whose timeline was read."""
-        ids = wo.column("work_order_id").to_pylist()
-        months = dict(zip(ids, wo.column(PARTITION).to_pylist(), strict=True))
-        events = {i: self.futures.pop(i).result() for i in ids if i in self.futures}
-        self.futures.clear()
-        read = {i: e for i in ids if (e := events.get(i)) is not None}
-        done = list(read)
-        rows = timeline_rows(read, months) if read else None
+        """The batch's work orders marked as read at their listed ``update_date`` (undated
+        ones: at the time of the sync, which only says that their timeline is held), its
+        timeline rows, and the ids whose timeline was read."""
+        done = list(self.timelines_read)
+        rows = pa.concat_tables(self.timeline_tables) if self.timeline_tables else None
         mask = pc.is_in(wo.column("work_order_id"), value_set=pa.array(done, pa.string()))
         col = wo.schema.get_field_index(TIMELINE_AT)
         read_at = pc.coalesce(wo.column("update_date"), wo.column(SYNCED_AT))

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 BATCH = 1000  # work orders per commit, at most
 BATCH_SECONDS = 2.0  # seconds of work per commit, at most
+BATCH_BYTES = (
+    64 * 2**20
+)  # bytes of Arrow rows per commit, at most (wide work orders, long timelines)
 SYNC_PAGE = 100  # list page size of a sync: small pages keep memory bounded
-CHUNK = 500  # work orders parsed into Arrow rows at a time (each parse has a fixed cost)
-AHEAD = 1  # chunks of stored work orders' timelines asked for ahead of the one being parsed
+CHUNK = 250  # work orders (and timelines) parsed into Arrow rows at a time (each parse has a
+# fixed cost; what waits for a parse is held as parsed JSON)
+AHEAD = 1  # chunks of timelines asked for ahead of the one being parsed
 PROBE_SIZE = 10  # work orders the "what changed?" request asks for
 COMPACT_FILES = 64  # compact once the tables hold more data files than this
 
-__all__ = ["AHEAD", "BATCH", "BATCH_SECONDS", "CHUNK", "COMPACT_FILES", "PROBE_SIZE", "SYNC_PAGE"]
+__all__ = [
+    "AHEAD",
+    "BATCH",
+    "BATCH_BYTES",
+    "BATCH_SECONDS",
+    "CHUNK",
+    "COMPACT_FILES",
+    "PROBE_SIZE",
+    "SYNC_PAGE",
+]
