@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .rules import (
     effective,
@@ -280,6 +281,11 @@ def convert_column(values: Sequence[Any], kind: str) -> Any:
     if kind == "float":
         return pd.array([float(v) if v is not None else None for v in values], dtype="Float64")
     if kind == "string":
+        if type(values) is list:  # strings and None, nearly always: straight into Arrow
+            try:
+                return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
+            except (TypeError, ValueError, pa.ArrowException):
+                pass  # numbers, NaN...: pandas' own reading below
         try:
             return pd.array(values, dtype="string")
         except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""normalize.categorical: exactly what ``pd.Categorical`` builds from the same texts."""
+"""normalize: categorical and string columns exactly as pandas builds them from the same values."""
 
 from __future__ import annotations
 
@@ -52,3 +52,22 @@ def test_convert_column_category() -> None:
     got = normalize.convert_column(values, "category")
     expected = pd.Categorical(["x", "3", None, "2.5", "True", "x"])
     pd.testing.assert_extension_array_equal(got, expected)
+
+
+STRING_CASES = [
+    ["a", None, "é"],
+    [],
+    [None],
+    [1, "a"],
+    [float("nan"), "x"],
+    [pd.NA, "x"],
+    [True, 1.5],
+]
+
+
+@pytest.mark.parametrize("values", STRING_CASES, ids=range(len(STRING_CASES)))
+def test_string_columns_as_pandas_reads_them(values: list[object]) -> None:
+    expected = pd.array(values, dtype="string")
+    got = normalize.convert_column(values, "string")
+    pd.testing.assert_extension_array_equal(got, expected)
+    assert got._pa_array.type == expected._pa_array.type
