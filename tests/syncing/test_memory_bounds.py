@@ -1,0 +1,75 @@
+"""What a sync holds at once: timelines in flight or waiting as parsed JSON are bounded by
+``(AHEAD + 2) * CHUNK`` whatever the batch, and a batch is committed once its Arrow rows
+reach ``BATCH_BYTES``; either bound changes the versions, never the rows written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import dfs_analytics as dfs
+from dfs_analytics.syncing import batches, limits
+
+pytestmark = pytest.mark.sim(work_orders=60, seed=5)
+
+
+def _frames(client: dfs.Client) -> list[pd.DataFrame]:
+    """The work orders, tasks and timeline the client's dataset holds, in a stable order,
+    without the columns that say when they were read."""
+    ds = dfs.open_dataset(client)
+    out = []
+    for frame, keys in (
+        (ds.work_orders(), ["work_order_id"]),
+        (ds.tasks(), ["work_order_id", "task_name"]),
+        (ds.timeline(), list(ds.timeline().columns)),
+    ):
+        frame = frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
+        keys = [k for k in keys if k in frame.columns]
+        out.append(frame.astype(str).sort_values(keys).reset_index(drop=True))
+    return out
+
+
+def test_timelines_held_at_once_are_bounded_and_the_rows_are_the_same(
+    sim: Any, client_for: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = client_for(sim, cache=tmp_path / "reference")
+    dfs.sync(reference, timelines=True)
+
+    held: list[int] = []
+    add = batches.Committer.add
+
+    def counting_add(self: batches.Committer, *args: Any, **kwargs: Any) -> None:
+        add(self, *args, **kwargs)
+        held.append(len(self.futures))
+
+    monkeypatch.setattr(batches.Committer, "add", counting_add)
+    monkeypatch.setattr(limits, "CHUNK", 4)
+    monkeypatch.setattr(limits, "AHEAD", 1)
+    monkeypatch.setattr(limits, "BATCH", 1000)
+    monkeypatch.setattr(limits, "BATCH_SECONDS", 1e9)
+    client = client_for(sim, cache=tmp_path / "bounded")
+    res = dfs.sync(client, timelines=True)
+    assert res.commits == 1 and res.timelines == 60  # one batch: only the window bounds it
+    assert max(held) <= (limits.AHEAD + 2) * limits.CHUNK
+    for a, b in zip(_frames(reference), _frames(client), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_batch_is_committed_once_its_rows_reach_batch_bytes(
+    sim: Any, client_for: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = client_for(sim, cache=tmp_path / "reference")
+    dfs.sync(reference, timelines=True)
+
+    monkeypatch.setattr(limits, "CHUNK", 10)
+    monkeypatch.setattr(limits, "BATCH", 1000)
+    monkeypatch.setattr(limits, "BATCH_SECONDS", 1e9)
+    monkeypatch.setattr(limits, "BATCH_BYTES", 1)
+    client = client_for(sim, cache=tmp_path / "by_bytes")
+    res = dfs.sync(client, timelines=True)
+    # every chunk of 10 fills a batch: 6 data versions and the one that marks it complete
+    assert res.commits >= 60 // limits.CHUNK and res.timelines == 60
+    for a, b in zip(_frames(reference), _frames(client), strict=True):
+        pd.testing.assert_frame_equal(a, b)
