@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from ..errors import DatasetCorruptError, DatasetError
 from .arrow import SYNCS_SCHEMA, TABLES
-from .location import open_table, short_error, table_uri
+from .location import local_path, open_table, short_error, table_uri
 
 if TYPE_CHECKING:
     from .versions import VersionTable
@@ -77,6 +80,40 @@ def checked(data: pads.Dataset) -> pads.Dataset:
         for f in data.get_fragments()
     ]
     return pads.FileSystemDataset(fragments, data.schema, _SCAN, data.filesystem)
+
+
+def table_dataset(dt: DeltaTable, location: str, table: str) -> pads.Dataset:
+    """The data files of ``dt`` (at its version) as a dataset read with page checksum
+    verification (see :func:`checked`).
+
+    On a local dataset, built from the log's add actions: one fragment per file with its
+    partition value, read through Arrow's own local file system. deltalake's
+    ``to_pyarrow_dataset`` adds each file's column statistics to its expression (a dozen
+    scalar casts per column and file, ~1 ms per file) and reads through a file system written
+    in Python: 94 ms against 2 ms for 100 files, and a scan 2-3x slower. Object stores, and
+    tables that need a reader deltalake's datasets cannot be (column mapping, deletion
+    vectors), go through ``to_pyarrow_dataset``.
+    """
+    local = local_path(location)
+    if local is None or dt.protocol().min_reader_version > 1:
+        return checked(dt.to_pyarrow_dataset())
+    schema = pa.schema(dt.schema().to_arrow())
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    expressions = [pc.scalar(True)] * actions.num_rows
+    for column in dt.metadata().partition_columns:
+        kind = schema.field(column).type
+        values = actions.column(f"partition.{column}").cast(kind).to_pylist()
+        field = pc.field(column)
+        expressions = [
+            e & (field.is_null() if v is None else field == pa.scalar(v, kind))
+            for e, v in zip(expressions, values, strict=True)
+        ]
+    filesystem = pafs.SubTreeFileSystem(str(local / table), pafs.LocalFileSystem())
+    fragments = [
+        _SCAN.make_fragment(path, filesystem=filesystem, partition_expression=expression)
+        for path, expression in zip(actions.column("path").to_pylist(), expressions, strict=True)
+    ]
+    return pads.FileSystemDataset(fragments, schema, _SCAN, filesystem)
 
 
 def sha256(fs: Any, path: str) -> str:
@@ -152,7 +189,7 @@ def verify(versions: VersionTable, all_versions: bool = False) -> pd.DataFrame:
         seen: set[str] = set()
         for version in versions_of:
             try:
-                data = checked(open_table(location, table, version, options).to_pyarrow_dataset())
+                data = table_dataset(open_table(location, table, version, options), location, table)
                 fragments = list(data.get_fragments())
             except (DatasetError, DeltaError, OSError, ValueError, pa.ArrowException) as e:
                 problems.append((table, f"{uri}@{version}", short_error(e)))

@@ -43,7 +43,7 @@ from .filters import (
     plain_filter,
     pushdown,
 )
-from .integrity import checked
+from .integrity import table_dataset
 from .location import (
     check_credentials,
     local_path,
@@ -306,7 +306,7 @@ class Dataset:
             return self._cache[key]
         dt = open_table(self.location, table, version, self.storage_options)
         try:
-            data = checked(dt.to_pyarrow_dataset())
+            data = table_dataset(dt, self.location, table)
         except (DeltaError, OSError, ValueError, pa.ArrowException) as exc:
             raise DatasetCorruptError(
                 f"{table_uri(self.location, table)}: cannot list its files ({short_error(exc)})."

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from .arrow import TABLES
 from .export import TableSource
+from .integrity import table_dataset
 from .location import open_table, short_error, table_exists, table_uri
 from .versions import VersionTable
 
@@ -232,7 +233,7 @@ def vacuum(
 
 def _files(location: str, table: str, version: int, options: Mapping[str, str] | None) -> set[str]:
     """The data files (paths relative to the table) of one version of a table."""
-    data = open_table(location, table, version, options).to_pyarrow_dataset()
+    data = table_dataset(open_table(location, table, version, options), location, table)
     return {f.path for f in data.get_fragments()}
 
 

@@ -33,11 +33,11 @@ from .filters import timestamp
 from .integrity import (
     NO_LOG_FILE,
     RECORD,
-    checked,
     commit_record,
     damaged_file,
     file_problem,
     row_digest,
+    table_dataset,
 )
 from .location import Identity, open_table, short_error, table_exists, table_uri
 
@@ -124,7 +124,7 @@ class VersionTable:
                 delta_version = dt.version()
                 if self._frame is not None and self._frame_version == delta_version:
                     return self._frame
-                data = checked(dt.to_pyarrow_dataset())
+                data = table_dataset(dt, self.location, "syncs")
                 fragments = list(data.get_fragments())
                 records = self._read_records(dt, delta_version, data.filesystem)
             except (OSError, pa.ArrowException, DeltaError) as exc:

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..files import open_no_follow
 from .arrow import PARTITION, POS, SCHEMA_VERSION, SYNCS_SCHEMA, TABLES, arrow_schema
-from .integrity import RECORD, checked, row_digest, sha256
+from .integrity import RECORD, row_digest, sha256, table_dataset
 from .location import (
     Identity,
     check_credentials,
@@ -233,7 +233,7 @@ class Writer:
             self._conformed[table] = version  # no file footer to read: none is new
             return set()
         want = arrow_schema(table)
-        data = dt.to_pyarrow_dataset()
+        data = table_dataset(dt, self.location, table)
         months: set[str] = set()
         for fragment in data.get_fragments():
             if (table, fragment.path) in self._conforming:
@@ -493,7 +493,7 @@ class Writer:
         log), made once per table."""
         fs = self._filesystems.get(table)
         if fs is None:
-            fs = self._filesystems[table] = dt.to_pyarrow_dataset().filesystem
+            fs = self._filesystems[table] = table_dataset(dt, self.location, table).filesystem
         return fs
 
     def _latest_data(self, table: str) -> pads.Dataset | None:
@@ -501,7 +501,7 @@ class Writer:
         dt = self._dt(table)
         if dt is None:
             return None
-        data = checked(dt.to_pyarrow_dataset())
+        data = table_dataset(dt, self.location, table)
         self.dataset.versions.verify_files(table, data, (f.path for f in data.get_fragments()))
         return data
 
@@ -616,7 +616,7 @@ class Writer:
             expr = pc.field(PARTITION).isin(pa.array(sorted(months), pa.string())) & expr
         dt = self._dt(table)
         assert dt is not None
-        data = checked(dt.to_pyarrow_dataset())
+        data = table_dataset(dt, self.location, table)
         self.dataset.versions.verify_files(
             table, data, [f.path for f in data.get_fragments(filter=expr)]
         )
