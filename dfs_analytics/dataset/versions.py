@@ -59,6 +59,7 @@ class VersionTable:
         self._frame_version: int | None = None  # the syncs table's Delta version of _frame
         self._parts: dict[str, pa.Table] = {}  # syncs file -> its rows (a file never changes)
         self._records: dict[int, dict[str, Any]] = {}  # dataset version -> its commit record
+        self._sums: tuple[Any, dict[str, dict[str, str]]] | None = None  # checksums(), kept
         self._records_seen = -1  # the last syncs commit whose record was read
         self._latest_dt: dict[str, DeltaTable] = {}
         self._verified: set[tuple[str, str]] = set()
@@ -145,6 +146,7 @@ class VersionTable:
                 frame = data.schema.empty_table().to_pandas()
             frame = frame.sort_values("version", ignore_index=True)
             self._frame, self._frame_version = frame, delta_version
+            self._sums = None
             return frame
 
     def _part(self, data: pads.Dataset, fragment: Any, want: str | None) -> pa.Table:
@@ -265,9 +267,13 @@ class VersionTable:
     # -- checksums ----------------------------------------------------------------------------
 
     def checksums(self) -> dict[str, dict[str, str]]:
-        """Each table's data files -> the SHA-256 recorded when they were written."""
+        """Each table's data files -> the SHA-256 recorded when they were written (kept until
+        the version table moves on; callers must not change it)."""
         with self._lock:
             self.frame()
+            key = (self._frame_version, len(self._records))
+            if self._sums is not None and self._sums[0] == key:
+                return self._sums[1]
             out: dict[str, dict[str, str]] = {}
             for meta in self._records.values():
                 files = meta.get("files")
@@ -275,6 +281,7 @@ class VersionTable:
                     for table, sums in files.items():
                         if isinstance(sums, dict):
                             out.setdefault(str(table), {}).update(sums)
+            self._sums = (key, out)
             return out
 
     def verify_files(self, table: str, data: pads.Dataset, paths: Iterable[str]) -> None:
@@ -282,10 +289,11 @@ class VersionTable:
         per file for this object (files never change; :func:`integrity.verify` always reads
         them again). Files written before checksums were recorded are not checked. A damaged
         file is a :class:`DatasetCorruptError` naming it."""
+        todo = [path for path in paths if (table, path) not in self._verified]
+        if not todo:
+            return
         sums = self.checksums().get(table, {})
-        for path in paths:
-            if (table, path) in self._verified:
-                continue
+        for path in todo:
             want = sums.get(path)
             if want is None:
                 continue
