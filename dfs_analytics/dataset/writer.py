@@ -106,6 +106,7 @@ class Writer:
         self.shared = is_uri(self.location)
         self.reset: set[str] = set()  # tables to overwrite at their next write (new schema)
         self._tables: dict[str, DeltaTable] = {}  # kept open: reopening a table reads its log
+        self._current: set[str] | None = None  # during a commit: tables known up to date
         self._lock = threading.RLock()
         # (Delta version of ``syncs``, dataset version) of this writer's last commit
         self._syncs_seen: tuple[int, int] | None = None
@@ -292,8 +293,10 @@ class Writer:
             if not DeltaTable.is_deltatable(uri, self.storage_options):
                 return None
             dt = self._tables[table] = DeltaTable(uri, storage_options=self.storage_options)
-        else:
+        elif self._current is None or table not in self._current:
             dt.update_incremental()
+        if self._current is not None:
+            self._current.add(table)
         return dt
 
     def _write(self, table: str, data: pa.Table, **kw: Any) -> None:
@@ -350,8 +353,14 @@ class Writer:
         changes: Mapping[str, tuple[Any, ...]],
         stats: Mapping[str, Any],
     ) -> int:
-        with owner_only(self.private):
-            return self._commit_tables(changes, stats)
+        # under the commit lock nobody else commits here: each table's log is read once per
+        # attempt (a write moves the kept table object to the version it committed)
+        self._current = set()
+        try:
+            with owner_only(self.private):
+                return self._commit_tables(changes, stats)
+        finally:
+            self._current = None
 
     def _commit_tables(
         self,
