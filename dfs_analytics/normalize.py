@@ -559,9 +559,9 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for col in TASK_SPEC:
         if col.name in _WO_LEVEL:
-            data[col.name] = wo_level[col.name].take(by_wo).reset_index(drop=True)
+            data[col.name] = wo_level[col.name].array.take(by_wo)
         elif col.name in _TASK_DEF_LEVEL:
-            data[col.name] = def_level[col.name].take(by_def).reset_index(drop=True)
+            data[col.name] = def_level[col.name].array.take(by_def)
         else:
             data[col.name] = derived[col.name]
     for name, values in sorted(extras.columns(n).items()):

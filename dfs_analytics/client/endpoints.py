@@ -176,6 +176,10 @@ class Client:
         # instead of at every request: the one origin this client talks to
         proxies = requests.utils.get_environ_proxies(s.base_url)
         verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        if not proxies and urllib.parse.urlsplit(s.base_url).scheme == "http":
+            # no TLS anywhere (redirects stay on this origin): a CA bundle path would only be
+            # looked up on disk at every request, for nothing
+            verify = True
         for session in (self._cached, self._plain):
             session.trust_env = False
             session.proxies.update(proxies)
