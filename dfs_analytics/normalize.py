@@ -297,9 +297,9 @@ def convert_column(values: Sequence[Any], kind: str) -> Any:
 
 
 def categorical(texts: list[str | None]) -> Any:
-    """``pd.Categorical(texts)`` (strings and None), the same categories, codes and dtype, built
-    4x quicker: the distinct values are found by one hash pass, and only they go through
-    pandas' own inference and sort (a column of thousands of rows has a few dozen)."""
+    """``pd.Categorical(texts)`` (strings and None): the same categories, codes and dtype,
+    built 2 to 4x quicker. The distinct values are found by one hash pass, and only they go
+    through pandas' own inference and sort (a column of thousands of rows has a few dozen)."""
     arr = np.empty(len(texts), dtype=object)
     arr[:] = texts
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)

@@ -621,11 +621,11 @@ def plain_request(
     headers: Mapping[str, str],
     timeout: float,
 ) -> requests.Response:
-    """``session.request(method, url, params=..., data=..., headers=..., timeout=...)``, the
-    same request sent the same way, with half the CPU: while the session holds no cookie, no
-    default params and ignores the environment (the client's own sessions), what
-    ``prepare_request`` would merge is known (its headers, auth and hooks; no cookie), so the
-    request is prepared from them directly. Otherwise ``session.request`` itself."""
+    """The response of ``session.request(method, url, params=..., data=..., headers=...,
+    timeout=...)``: the same request, sent the same way, prepared with half the CPU. While the
+    session holds no cookie, no default params and ignores the environment (the client's own
+    sessions), what ``prepare_request`` would merge is known (the session's headers, auth and
+    hooks), so the request is prepared from them directly; otherwise ``session.request``."""
     if session.cookies or session.params or session.trust_env:
         return session.request(
             method, url, params=params, data=data, headers=headers, timeout=timeout
