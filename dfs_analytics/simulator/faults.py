@@ -5,7 +5,8 @@ connection even after the app has answered. On ``/v0.2/`` it counts the request,
 configured latency, refuses a missing or wrong key (before anything else, even an unknown
 path), then may answer 429 (a token bucket of ``throttle_burst`` tokens refilled at
 ``throttle_rps``, or a ``throttle_rate`` share at random, alone or in episodes of
-``throttle_burst_len`` consecutive requests) or a 5xx, or drop the connection. ``/_sim/``
+``throttle_burst_len`` consecutive requests) or a 5xx, drop the connection, or send the
+body slowly (``slow_body_rate`` of answers at ``slow_body_bps``). ``/_sim/``
 is never slow or faulty but needs the key too, except the schema and docs pages.
 :class:`Faults` holds the seeded random draws, the 429 episodes and the token bucket. This
 module never reads or changes the store and never judges a request's body.
@@ -30,6 +31,7 @@ from .work_order import dumps
 if TYPE_CHECKING:
     from .state import SimState
 
+DRIP_STEP = 0.05  # seconds between two pieces of a body sent slowly (slow_body_rate)
 # paths under /_sim/ that answer without a key: a browser opening the docs cannot send one
 OPEN_SIM_PATHS = frozenset({"/_sim/openapi.json", "/_sim/docs", "/_sim/docs/"})
 
@@ -129,6 +131,12 @@ def _plain(status: int, body: bytes, content_type: str, headers: dict[str, str] 
     for k, v in (headers or {}).items():
         hdrs.append((k.lower().encode(), v.encode()))
     return hdrs, body, status
+
+
+async def _disconnect(receive: Any) -> None:
+    """Returns once the client has gone (what is left of the request read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class SimulatorMiddleware:
@@ -251,10 +259,15 @@ class SimulatorMiddleware:
                 return
             await self._cut_after(scope, receive, send)
             return
+        if cfg.slow_body_rate and sim.faults.random() < cfg.slow_body_rate:
+            await self._drip(scope, receive, send, cfg.slow_body_bps)
+            return
         await self.app(scope, receive, send)
 
-    async def _cut_after(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Let the app do the work, then send only half of its answer and cut the connection."""
+    async def _answer_of(
+        self, scope: dict[str, Any], receive: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Let the app answer, held back: its status, headers (no Content-Length) and body."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -265,13 +278,42 @@ class SimulatorMiddleware:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, capture)
-        body = b"".join(chunks)
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        return start.get("status", 200), headers, b"".join(chunks)
+
+    async def _cut_after(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Let the app do the work, then send only half of its answer and cut the connection."""
+        status, headers, body = await self._answer_of(scope, receive)
         headers.append((b"content-length", str(max(len(body), 2)).encode()))
-        await send(
-            {"type": "http.response.start", "status": start.get("status", 200), "headers": headers}
-        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send(
             {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
         )
         raise DropConnection("injected fault: connection dropped after processing")
+
+    async def _drip(self, scope: dict[str, Any], receive: Any, send: Any, bps: float) -> None:
+        """Let the app answer, then send its headers at once and its body at ``bps`` bytes
+        per second (a piece every 50 ms, or a byte at a time when slower than 20 bytes/s);
+        stops early once the client has gone."""
+        status, headers, body = await self._answer_of(scope, receive)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        piece = max(1, int(bps * DRIP_STEP))
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            for at in range(0, len(body), piece):
+                done, _ = await asyncio.wait({gone}, timeout=piece / bps)
+                if done:
+                    return
+                end = at + piece
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": body[at:end],
+                        "more_body": end < len(body),
+                    }
+                )
+            if not body:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()

@@ -40,14 +40,17 @@ class Simulator(SimulatorView):
     :data:`DEFAULT_WORK_ORDERS`), ``seed``, ``app``, ``drift``, ``review_rate``, ... see
     :class:`SeedSettings`) or runtime settings (``latency``, ``jitter``, ``fault_rate``,
     ``throttle_rate``, ``throttle_burst_len``, ``throttle_rps``, ``throttle_burst``,
-    ``retry_after``, ``auth_status``, ``callback_delay``, ``fault_seed``, ``validators``,
-    ``next_scheme``); runtime settings can also change while it runs, with :meth:`configure`.
-    A bad value raises ValueError before anything starts.
+    ``retry_after``, ``slow_body_rate``, ``slow_body_bps``, ``auth_status``,
+    ``callback_delay``, ``fault_seed``, ``validators``, ``next_scheme``); runtime settings can
+    also change while it runs, with :meth:`configure`. A bad value raises ValueError before
+    anything starts.
 
     A bad day: ``throttle_rps=100, throttle_burst=10`` is a token bucket allowing 100
     requests per second with bursts of 10 (by default a bucket holds one second's worth);
     ``throttle_rate=0.05, throttle_burst_len=5`` answers 5% of requests 429 (with
     ``Retry-After: retry_after``) in runs of 5 consecutive requests, as gateways do.
+    ``slow_body_rate=1, slow_body_bps=100`` sends every answer's headers at once and its body
+    at 100 bytes per second, as a stalled proxy does.
 
     The review model: ``selective_review=True`` (or a strength) lets the AI's verdicts steer
     who gets reviewed, ``clustered_errors=True`` (or a spread) makes each work order's photos

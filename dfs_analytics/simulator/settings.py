@@ -15,7 +15,7 @@ from typing import Any
 from ..rules import is_number
 
 NEXT_SCHEMES = ("http", "https")
-_RATES = ("fault_rate", "throttle_rate")
+_RATES = ("fault_rate", "throttle_rate", "slow_body_rate")
 _AT_LEAST_ONE = {
     "throttle_burst_len": "Expected a whole number of requests, at least 1.",
     "throttle_burst": "Expected a whole number of tokens, at least 1, or null (one second's "
@@ -42,6 +42,8 @@ class RuntimeConfig:
     throttle_rps: float = 0.0  # token-bucket limit in requests per second (0: none)
     throttle_burst: int | None = None  # tokens the bucket holds (None: max(1, throttle_rps))
     retry_after: int = 1  # Retry-After seconds sent with a 429
+    slow_body_rate: float = 0.0  # share of API answers whose body drips (headers at once)
+    slow_body_bps: float = 1024.0  # bytes per second such a body is sent at (more than 0)
     callback_delay: float = 0.05  # seconds before an analysis callback is processed
     fault_seed: int | None = None
     validators: bool = True  # ETag on GET answers and 304 on a matching If-None-Match
@@ -75,7 +77,8 @@ def check_setting(name: str, value: Any) -> Any:
     Numbers keep their kind by setting, not by the value they replace: ``fault_rate`` is
     always a float (``0`` then ``0.1`` stays ``0.1``), ``retry_after``, ``auth_status``,
     ``throttle_burst_len`` and ``throttle_burst`` are integers (the last two at least 1;
-    ``throttle_burst`` may be None: one second's worth). Rates are shares between 0 and 1.
+    ``throttle_burst`` may be None: one second's worth). Rates are shares between 0 and 1;
+    ``slow_body_bps`` is above 0.
     """
     if name == "api_keys":
         if (
@@ -120,4 +123,6 @@ def check_setting(name: str, value: Any) -> Any:
         return int(value)
     if name in _RATES and value > 1:
         raise ValueError("Expected a share between 0 and 1.")
+    if name == "slow_body_bps" and value == 0:
+        raise ValueError("Expected a number of bytes per second above 0.")
     return float(value)
