@@ -3,7 +3,8 @@
 Origins (scheme, host, port) and the URL paths messages show; links re-aimed at the base URL's
 origin; ids checked before they become a path segment; the API key put on each request by the
 session's auth; and the answer guard, which refuses a redirect to another origin and a body
-over the size cap before ``requests`` or the HTTP cache reads it.
+over the size cap before ``requests`` or the HTTP cache reads it, and ends as a read timeout
+an attempt whose body comes slower than :data:`MIN_BODY_RATE`.
 
 It never sends the key to another origin, never shows a user or password in a message, and
 never judges an answer's JSON (that is :mod:`.answers`).
@@ -12,15 +13,19 @@ never judges an answer's JSON (that is :mod:`.answers`).
 from __future__ import annotations
 
 import contextlib
+import socket
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3
 from requests.auth import AuthBase
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from ..config import Secret
-from ..errors import ConfigurationError, InvalidResponseError
+from ..errors import ConfigurationError, InvalidResponseError, TransportError
 
 #: the largest answer body the client reads, in bytes once decompressed (64 MiB): more than 50
 #: times a list page of 100 work orders (a sync's pages) or 5 times a page of 1000 (the API's
@@ -29,6 +34,10 @@ from ..errors import ConfigurationError, InvalidResponseError
 MAX_RESPONSE_BYTES = 64 * 2**20
 READ_CHUNK = 256 * 2**10  # bytes read (and decompressed) at a time
 MAX_REDIRECTS = 10  # redirects followed (within the base URL's origin) for one request
+#: the slowest pace an answer's body may keep, in bytes per second on the wire (1 KiB/s, as
+#: curl's ``--speed-limit``): every stretch of ``timeout`` seconds must bring ``timeout`` times
+#: this many bytes. See :class:`AnswerGuard`.
+MIN_BODY_RATE = 1024
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -115,17 +124,32 @@ class AnswerGuard:
 
     - A redirect to another origin (scheme, host or port than the base URL's) raises
       InvalidResponseError: it is never followed, so nothing another origin says is stored.
-    - The body is read here, ``READ_CHUNK`` bytes at a time through urllib3's bounded
+    - The body is read here, at most ``READ_CHUNK`` bytes at a time through urllib3's bounded
       decompression, and refused past ``limit`` bytes once decompressed: a compression bomb
       costs at most ``limit`` bytes of memory, on the cached path too (requests-cache stores
       the body read here).
+    - The body must keep a pace: each stretch of ``timeout`` seconds (the request's read
+      timeout) must bring at least ``timeout * min_rate`` bytes (:data:`MIN_BODY_RATE`,
+      1 KiB/s), else the attempt ends as a read timeout (``requests.ReadTimeout``: the retry
+      loop retries it when it may). ``timeout`` alone bounds each socket read, so a server
+      or proxy dripping a byte every ``timeout - 1`` seconds would hold a request for hours.
+      A stretch that has brought its bytes ends there and the next one starts, so a large
+      answer on a slow but steady link (above 1 KiB/s) is never cut, whatever its size, and
+      a body stalled or dripping is cut ``timeout`` seconds after its last good stretch. The
+      pace counts bytes on the wire (compressed), what the link carries. The body is read
+      with urllib3's ``read1`` (what has arrived, in one socket read, not ``read(n)``, which
+      waits for ``n`` bytes), the pace checked before each, and the socket may wait only
+      until the stretch ends: a body that stops is cut on time. A ``read1`` that needs a few
+      socket reads before it has anything to return (a chunk's size line, a gzip header)
+      checks the pace when it returns, so framing dripped byte by byte is cut a little late.
     """
 
-    __slots__ = ("limit", "origin")
+    __slots__ = ("limit", "min_rate", "origin")
 
-    def __init__(self, base_url: str, limit: int) -> None:
+    def __init__(self, base_url: str, limit: int, min_rate: float = MIN_BODY_RATE) -> None:
         self.origin = origin(base_url)
         self.limit = limit
+        self.min_rate = min_rate
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         if response.is_redirect:
@@ -145,7 +169,7 @@ class AnswerGuard:
             return
         chunks = []
         size = 0
-        for chunk in response.iter_content(READ_CHUNK):
+        for chunk in self._pieces(response, read_timeout(kwargs.get("timeout"))):
             size += len(chunk)
             if size > self.limit:
                 response.close()
@@ -159,6 +183,43 @@ class AnswerGuard:
             chunks.append(chunk)
         response._content = b"".join(chunks)  # what requests (and the cache) read from now on
 
+    def _pieces(self, response: requests.Response, timeout: float | None) -> Iterator[bytes]:
+        """The body's pieces, decompressed, as they arrive; raises what ``requests`` raises
+        for a broken body (ChunkedEncodingError, ContentDecodingError, ConnectionError,
+        SSLError), and :class:`SlowBodyTimeout` once the body falls under the pace."""
+        raw = response.raw
+        if not isinstance(raw, urllib3.HTTPResponse):  # not from the network: read it whole
+            yield from response.iter_content(READ_CHUNK)
+            return
+        pace = _Pace(timeout, self.min_rate) if timeout else None
+        sock = getattr(raw.connection, "sock", None)
+        try:
+            while True:
+                if pace is not None:
+                    wait = pace.check(raw.tell())
+                    if wait is None:
+                        raise pace.slow(raw.tell(), response)
+                    if isinstance(sock, socket.socket) and raw.connection is not None:
+                        sock.settimeout(wait)  # urllib3 sets its own again on the next request
+                chunk = raw.read1(READ_CHUNK, decode_content=True)
+                if not chunk:
+                    return
+                yield chunk
+        except ReadTimeoutError as exc:  # a socket read waited until the stretch ended
+            if pace is None:
+                raise requests.ConnectionError(exc) from None
+            response.close()
+            raise pace.slow(raw.tell(), response) from None
+        except SlowBodyTimeout:
+            response.close()  # the connection is not reused: its body was left half read
+            raise
+        except ProtocolError as exc:  # as requests' own reading translates urllib3's errors
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
+        except DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        except SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from None
+
     @staticmethod
     def _refuse(response: requests.Response, detail: str, hint: str) -> None:
         raise _Refused(
@@ -170,6 +231,62 @@ class AnswerGuard:
                 hint=hint,
             )
         )
+
+
+def read_timeout(timeout: Any) -> float | None:
+    """The read timeout in seconds of a ``requests`` ``timeout`` (a number, a ``(connect,
+    read)`` pair or a urllib3 Timeout); None when there is none."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[-1]
+    if isinstance(timeout, urllib3.Timeout):
+        timeout = timeout.read_timeout
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    return None
+
+
+class SlowBodyTimeout(requests.exceptions.ReadTimeout):
+    """An answer whose body came slower than :data:`MIN_BODY_RATE`: a read timeout (the
+    retry loop treats it as no answer). ``detail`` says how slow, for the user's error."""
+
+    def __init__(self, detail: str, response: requests.Response) -> None:
+        super().__init__(f"Read timed out: {detail}", response=response, request=response.request)
+        self.detail = detail
+
+
+class _Pace:
+    """The pace of one body: stretches of ``window`` seconds from the headers on, each
+    ended early once it has brought ``window * rate`` bytes."""
+
+    __slots__ = ("mark", "mark_bytes", "need", "rate", "started", "window")
+
+    def __init__(self, window: float, rate: float) -> None:
+        self.window = window
+        self.rate = rate
+        self.need = window * rate
+        self.started = self.mark = time.monotonic()
+        self.mark_bytes = 0
+
+    def check(self, received: int) -> float | None:
+        """The seconds the next socket read may wait, ``received`` bytes read so far; None
+        once the current stretch has ended short (the body is too slow)."""
+        now = time.monotonic()
+        if received - self.mark_bytes >= self.need:
+            self.mark, self.mark_bytes = now, received
+        elif now >= self.mark + self.window:
+            return None
+        return max(self.mark + self.window - now, 0.001)
+
+    def slow(self, received: int, response: requests.Response) -> SlowBodyTimeout:
+        """The error of a body that fell under the pace, ``received`` bytes read so far."""
+        elapsed = time.monotonic() - self.started
+        got = received - self.mark_bytes
+        detail = (
+            f"the answer's body came too slowly ({got} bytes in the last {self.window:g} s, "
+            f"under {self.rate:g} bytes/s; {received} bytes in {elapsed:.1f} s since its "
+            "headers)"
+        )
+        return SlowBodyTimeout(detail, response)
 
 
 class _Refused(BaseException):
@@ -185,11 +302,25 @@ class _Refused(BaseException):
 @contextlib.contextmanager
 def refusals(method: str, path: str) -> Iterator[None]:
     """Turns what the guard refused (a redirect elsewhere, a body over the cap), and a
-    redirect loop, into InvalidResponseError for the request ``method path``."""
+    redirect loop, into InvalidResponseError for the request ``method path``; the error of a
+    call whose last attempt ended on a slow body (TransportError, OutcomeUnknownError) gets
+    a hint saying so."""
     try:
         yield
     except _Refused as refused:
         raise refused.error from None
+    except TransportError as error:
+        slow = error.__context__  # the last attempt's failure, which the retry loop gave up on
+        if not isinstance(slow, SlowBodyTimeout):
+            raise
+        raise type(error)(
+            f"{error} The server sent the answer's headers, but {slow.detail}: a slow or "
+            "stalled link, or a proxy holding the answer back. A larger Client(timeout=...) "
+            "gives a slow link more time (each `timeout` seconds of a body must bring "
+            "`timeout` KiB).",
+            method=error.method,
+            path=error.path,
+        ) from None
     except requests.TooManyRedirects:
         raise InvalidResponseError(
             method=method,
