@@ -191,3 +191,21 @@ def test_a_client_without_a_timeout_still_reads_answers(sim: Simulator) -> None:
     session.hooks["response"].append(AnswerGuard(sim.base_url, 2**20))
     r = session.get(sim.base_url + "task-groups/", headers={"Authorization": "Token demo-key"})
     assert r.status_code == 200 and r.json()["results"]
+
+
+def test_a_dripping_body_over_tls_is_cut_too(
+    dfs_simulator_factory: Callable[..., Simulator],
+    client_for: Callable[..., dfs.Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = dfs_simulator_factory(work_orders=5, seed=3, tls=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_file))
+    client = quick(client_for, sim, retries=0, cache=None)
+    fast = client.request("GET", "task-groups/")
+    sim.configure(slow_body_rate=1.0, slow_body_bps=100)
+    started = time.monotonic()
+    with pytest.raises(dfs.TransportError, match="too slowly"):
+        client.request("GET", "task-groups/")
+    assert time.monotonic() - started < 2 * TIMEOUT + 1
+    sim.configure(slow_body_rate=0.0)
+    assert client.request("GET", "task-groups/") == fast  # the next request is served
