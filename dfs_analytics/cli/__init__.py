@@ -37,6 +37,7 @@ from .options import (
     Parser,
     UsageError,
     argument_type,
+    bytes_per_second,
     command,
     count,
     date,
@@ -120,6 +121,19 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="share (0 to 1) of API requests that fail: a 500/502/503/504 before any work, "
         "or a connection dropped before or after the work is done",
+    )
+    p.add_argument(
+        "--slow-body-rate",
+        type=rate,
+        default=0.0,
+        help="share (0 to 1) of API answers that send their headers at once, then their body "
+        "at --slow-body-bps bytes per second (a server or proxy that drips)",
+    )
+    p.add_argument(
+        "--slow-body-bps",
+        type=bytes_per_second,
+        default=1024.0,
+        help="bytes per second of the --slow-body-rate answers' bodies",
     )
     p.add_argument(
         "--throttle-rate",
@@ -465,6 +479,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         latency=args.latency,
         jitter=args.jitter,
         fault_rate=args.fault_rate,
+        slow_body_rate=args.slow_body_rate,
+        slow_body_bps=args.slow_body_bps,
         throttle_rate=args.throttle_rate,
         throttle_burst_len=args.throttle_burst_len,
         throttle_rps=args.throttle_rps,

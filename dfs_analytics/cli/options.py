@@ -70,6 +70,8 @@ def argument_type(
 rate = argument_type(number, lambda v: 0 <= v <= 1, "a share between 0 and 1", "rate")
 #: A non-negative, finite number (seconds, requests per second, a multiplier).
 seconds = argument_type(number, lambda v: v >= 0, "a number >= 0", "seconds")
+#: A rate of bytes above 0 (``--slow-body-bps 100``).
+bytes_per_second = argument_type(number, lambda v: v > 0, "a number > 0", "bytes_per_second")
 #: A number of work orders: a whole number from 0 to ``MAX_WORK_ORDERS``.
 count = argument_type(
     integer,

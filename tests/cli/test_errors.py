@@ -149,6 +149,8 @@ def test_demo_refuses_a_file_as_its_output_folder(capsys):
         (["--fault-rate", "inf"], "--fault-rate"),
         (["--fault-rate", "often"], "--fault-rate"),
         (["--throttle-rate", "1.5"], "--throttle-rate"),
+        (["--slow-body-rate", "2"], "--slow-body-rate"),
+        (["--slow-body-bps", "0"], "--slow-body-bps"),
         (["--review-rate", "-1"], "--review-rate"),
         (["--work-orders", "-5"], "--work-orders"),
         (["--work-orders", "2.5"], "--work-orders"),

@@ -9,6 +9,8 @@ import time
 import pytest
 import requests
 
+from dfs_analytics.cli import build_parser
+from dfs_analytics.cli.options import UsageError
 from dfs_analytics.simulator import Simulator
 
 from .helpers import AUTH
@@ -94,3 +96,15 @@ def test_bad_slow_body_settings_are_refused(dfs_simulator_factory, changes, name
     with pytest.raises(ValueError):
         sim.configure(**changes)
     assert sim.view("config")["slow_body_rate"] == 0.0
+
+
+def test_simulate_command_takes_the_slow_body_settings():
+    args = build_parser().parse_args(
+        ["simulate", "--slow-body-rate", "0.25", "--slow-body-bps", "100"]
+    )
+    assert (args.slow_body_rate, args.slow_body_bps) == (0.25, 100.0)
+    args = build_parser().parse_args(["simulate"])
+    assert (args.slow_body_rate, args.slow_body_bps) == (0.0, 1024.0)
+    for bad in (["--slow-body-rate", "1.5"], ["--slow-body-bps", "-1"]):
+        with pytest.raises(UsageError, match=bad[0]):
+            build_parser().parse_args(["simulate", *bad])
