@@ -81,7 +81,8 @@ def send_with_retries(
             sent = not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc)
             local = not sent and _refused_here(exc, call.host)
             if not sent or call.method in IDEMPOTENT:
-                delay = backoff(settings, attempt)
+                # a timeout says the server is overloaded; a cut connection says nothing
+                delay = backoff(settings, attempt, quick=not isinstance(exc, requests.Timeout))
                 if local:  # nothing listens on this machine: no point in waiting long
                     delay = min(delay, LOCAL_BACKOFF)
                 if (not local or attempt <= LOCAL_RETRIES) and _may_retry(
@@ -94,7 +95,10 @@ def send_with_retries(
         if status != 429 and not (status in RETRY_STATUSES and call.method in IDEMPOTENT):
             return response
         advised = retry_after(response)
-        delay = advised if advised is not None else backoff(settings, attempt)
+        if advised is not None:
+            delay = advised
+        else:  # a 429 or a 503 says the server is overloaded; a 500, 502 or 504 does not
+            delay = backoff(settings, attempt, quick=status not in (429, 503))
         if not _may_retry(settings, attempt, started, delay):
             _NOTES.put(response, _gave_up(settings, attempt, started, advised))
             return response
@@ -130,10 +134,16 @@ def _attempt(
     return response
 
 
-def backoff(settings: Settings, attempt: int) -> float:
-    """Seconds to wait before retry number ``attempt``: exponential, with jitter."""
+def backoff(settings: Settings, attempt: int, quick: bool = False) -> float:
+    """Seconds to wait before retry number ``attempt``: exponential, with jitter. ``quick``
+    (the failure says nothing of the server's load: a connection cut, a 500, 502 or 504):
+    the first retry waits only the jitter, as urllib3 retries at once, and later ones as
+    usual; with 5% of such faults a load's slowest request no longer waits 0.3-0.45 s."""
+    jitter = random.uniform(0, settings.backoff_factor / 2)
+    if quick and attempt == 1:
+        return jitter
     base = settings.backoff_factor * 2 ** (attempt - 1)
-    return min(MAX_BACKOFF, base + random.uniform(0, settings.backoff_factor / 2))
+    return min(MAX_BACKOFF, base + jitter)
 
 
 def _may_retry(settings: Settings, attempt: int, started: float, delay: float) -> bool:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import requests
 
 import dfs_analytics as dfs
 from dfs_analytics.client import retry
@@ -258,3 +260,66 @@ def test_throttled_after_retries_is_a_throttled_error(dfs_simulator_factory, cli
     assert info.value.retry_after == 0
     assert "429" in str(info.value) and "throttled" in str(info.value)
     assert delta(sim, before) == {"GET /v0.2/task-groups/": 3}  # 1 + 2 retries
+
+
+def _answers(*statuses: int) -> Any:
+    """A ``send_once`` answering these statuses in turn (the retry loop's own seam)."""
+    queue = list(statuses)
+
+    def send_once() -> requests.Response:
+        response = requests.Response()
+        response.status_code = queue.pop(0)
+        response._content = b"{}"
+        return response
+
+    return send_once
+
+
+def _failing_once(error: Exception) -> Any:
+    """A ``send_once`` raising ``error``, then answering 200."""
+    attempts = iter([error])
+
+    def send_once() -> requests.Response:
+        failure = next(attempts, None)
+        if failure is not None:
+            raise failure
+        return _answers(200)()
+
+    return send_once
+
+
+@pytest.mark.parametrize(
+    ("first", "quick"),
+    [(500, True), (502, True), (504, True), (503, False), (429, False)],
+)
+def test_a_first_retry_waits_long_only_when_the_server_says_it_is_overloaded(
+    first, quick, monkeypatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "wait", waits.append)
+    settings = dfs.Client("http://127.0.0.1:9/v0.2/", api_key="k", backoff_factor=0.4).settings
+    call = retry.Call("GET", "/v0.2/work-orders/", "127.0.0.1:9")
+    response = retry.send_with_retries(_answers(first, first, 200), call, settings, None)
+    assert response.status_code == 200 and len(waits) == 2
+    if quick:  # a 500, 502 or 504 says nothing of load: at once, but for the jitter
+        assert 0 <= waits[0] <= 0.2
+    else:  # a 429 or 503 without Retry-After: the backoff
+        assert 0.4 <= waits[0] <= 0.6
+    assert 0.8 <= waits[1] <= 1.0  # the second retry backs off in every case
+
+
+def test_a_cut_connection_is_retried_at_once_and_a_timeout_after_the_backoff(
+    monkeypatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "wait", waits.append)
+    settings = dfs.Client("http://127.0.0.1:9/v0.2/", api_key="k", backoff_factor=0.4).settings
+    call = retry.Call("GET", "/v0.2/work-orders/", "127.0.0.1:9")
+    for error, low, high in (
+        (requests.exceptions.ChunkedEncodingError("cut"), 0.0, 0.2),
+        (requests.exceptions.ReadTimeout("slow"), 0.4, 0.6),
+    ):
+        waits.clear()
+        send_once = _failing_once(error)
+        assert retry.send_with_retries(send_once, call, settings, None).status_code == 200
+        assert len(waits) == 1 and low <= waits[0] <= high, (error, waits)
