@@ -8,7 +8,7 @@ DEMO   := $(VENV)/.demo-$(HASH)
 STAMP  := $(VENV)/.installed-$(HASH)
 
 # uv installs in seconds what pip takes most of a minute for; pip stays the fallback
-PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt' \
+PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt --compile-bytecode' \
             || echo '$(BIN)/python -m pip install --quiet --disable-pip-version-check')
 
 $(VENV)/bin/python:
