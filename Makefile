@@ -8,7 +8,7 @@ DEMO   := $(VENV)/.demo-$(HASH)
 STAMP  := $(VENV)/.installed-$(HASH)
 
 # uv installs in seconds what pip takes most of a minute for; pip stays the fallback
-PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt --compile-bytecode' \
+PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt' \
             || echo '$(BIN)/python -m pip install --quiet --disable-pip-version-check')
 
 $(VENV)/bin/python:
@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml uv-overrides.txt | $(VENV)/bin/python
 
 ## make demo: set up, start the simulator, load and summarise its data, stop it
 demo: $(DEMO)
-	$(BIN)/dfs-analytics demo
+	# bytecode cached even where the environment turns it off (as for the tests): the demo's
+	# two processes (it and its simulator) otherwise compile pandas and the rest each time
+	PYTHONDONTWRITEBYTECODE= $(BIN)/dfs-analytics demo
 
 ## make test: set up, lint, type-check, run the whole test suite
 test: $(STAMP)
