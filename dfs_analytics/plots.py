@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import PercentFormatter
 
 from . import audit
-from .errors import AuditInputError
+from .audit.frames import require_columns
 from .rules import is_missing
 
 _BAR = "#3b6ea8"
@@ -506,18 +506,14 @@ def plot_site_estimates(data: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns the Axes. Raises :class:`~dfs_analytics.AuditInputError` when ``data`` is not
     such a frame.
     """
-    needed = ["figure", "method", "estimate", "ci_low", "ci_high"]
-    if not isinstance(data, pd.DataFrame):
-        raise AuditInputError(
-            f"plot_site_estimates needs a DataFrame of estimates, got {type(data).__name__}."
-        )
-    missing = [c for c in needed if c not in data.columns]
-    if missing:
-        raise AuditInputError(
-            f"plot_site_estimates needs the column(s) {', '.join(missing)}, missing from this "
-            "frame: pass rows of dfs.audit.site_estimate with a 'figure' column added, e.g. "
-            "est.assign(figure='override rate')."
-        )
+    require_columns(
+        data,
+        ["figure", "method", "estimate", "ci_low", "ci_high"],
+        "plot_site_estimates",
+        kind="a DataFrame of estimates",
+        hint="pass rows of dfs.audit.site_estimate with a 'figure' column added, e.g. "
+        "est.assign(figure='override rate')",
+    )
     rows = data.iloc[::-1].reset_index(drop=True)  # the first row at the top
     ax = _axes(ax, (7, max(2.5, 0.4 * len(rows) + 1.2)))
     y = np.arange(len(rows))

@@ -46,16 +46,22 @@ def _is_dask_frame(obj: Any) -> bool:
     )
 
 
-def require_columns(frame: TasksFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(
+    frame: TasksFrame,
+    columns: Sequence[str],
+    what: str,
+    kind: str = "a tasks DataFrame (from dfs.load_tasks)",
+    hint: str = "use the frame of dfs.load_tasks (or keep these columns)",
+) -> None:
+    """Raise :class:`AuditInputError` saying what ``what`` needs when ``frame`` is not a
+    DataFrame (``kind`` names the one wanted) or lacks some of ``columns`` (``hint`` says
+    what to pass instead)."""
     if not isinstance(frame, pd.DataFrame) and not _is_dask_frame(frame):
-        raise AuditInputError(
-            f"{what} needs a tasks DataFrame (from dfs.load_tasks), got {type(frame).__name__}."
-        )
+        raise AuditInputError(f"{what} needs {kind}, got {type(frame).__name__}.")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise AuditInputError(
-            f"{what} needs the column(s) {', '.join(missing)}, missing from this frame; "
-            "use the frame of dfs.load_tasks (or keep these columns)."
+            f"{what} needs the column(s) {', '.join(missing)}, missing from this frame; {hint}."
         )
 
 
