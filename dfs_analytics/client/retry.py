@@ -30,6 +30,7 @@ import requests
 from ..concurrency import Limiter
 from ..config import Settings, is_loopback
 from ..errors import OutcomeUnknownError, TransportError
+from .safety import SlowBodyTimeout
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -175,20 +176,31 @@ def _no_answer(
 ) -> TransportError:
     """The error of a call that got no answer: OutcomeUnknownError for a write that left
     (it may have been applied), else TransportError saying how long the call tried (and, for
-    a connection refused on this machine, ``local``, to start the server)."""
+    a connection refused on this machine, ``local``, to start the server; for a body that
+    came too slowly, why and what to change)."""
     method, path, reason = call.method, call.path, _reason(exc)
+    slow = (
+        f" The server sent the answer's headers, but {exc.detail}: a slow or stalled link, "
+        "or a proxy holding the answer back. A larger Client(timeout=...) gives a slow link "
+        "more time (each `timeout` seconds of a body must bring `timeout` KiB)."
+        if isinstance(exc, SlowBodyTimeout)
+        else ""
+    )
     if sent and method not in IDEMPOTENT:
         return OutcomeUnknownError(
             f"{method} {path}: the request was sent but its answer was lost ({reason}); "
             "it may or may not have been applied. Check the server's state before "
-            "sending it again.",
+            "sending it again." + slow,
             method=method,
             path=path,
         )
     elapsed = time.monotonic() - started
-    advice = (
-        not_listening_hint(call.host) if local else "Check the base URL / site id and the network."
-    )
+    if slow:
+        advice = slow.lstrip()
+    elif local:
+        advice = not_listening_hint(call.host)
+    else:
+        advice = "Check the base URL / site id and the network."
     return TransportError(
         f"{method} {path}: no answer from {call.host} ({reason}) after "
         f"{attempt} attempt(s) over {elapsed:.1f} s (retries={settings.retries}, "

@@ -25,7 +25,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from ..config import Secret
-from ..errors import ConfigurationError, InvalidResponseError, TransportError
+from ..errors import ConfigurationError, InvalidResponseError
 
 #: the largest answer body the client reads, in bytes once decompressed (64 MiB): more than 50
 #: times a list page of 100 work orders (a sync's pages) or 5 times a page of 1000 (the API's
@@ -302,25 +302,11 @@ class _Refused(BaseException):
 @contextlib.contextmanager
 def refusals(method: str, path: str) -> Iterator[None]:
     """Turns what the guard refused (a redirect elsewhere, a body over the cap), and a
-    redirect loop, into InvalidResponseError for the request ``method path``; the error of a
-    call whose last attempt ended on a slow body (TransportError, OutcomeUnknownError) gets
-    a hint saying so."""
+    redirect loop, into InvalidResponseError for the request ``method path``."""
     try:
         yield
     except _Refused as refused:
         raise refused.error from None
-    except TransportError as error:
-        slow = error.__context__  # the last attempt's failure, which the retry loop gave up on
-        if not isinstance(slow, SlowBodyTimeout):
-            raise
-        raise type(error)(
-            f"{error} The server sent the answer's headers, but {slow.detail}: a slow or "
-            "stalled link, or a proxy holding the answer back. A larger Client(timeout=...) "
-            "gives a slow link more time (each `timeout` seconds of a body must bring "
-            "`timeout` KiB).",
-            method=error.method,
-            path=error.path,
-        ) from None
     except requests.TooManyRedirects:
         raise InvalidResponseError(
             method=method,
