@@ -261,13 +261,18 @@ def utc_dates(values: Sequence[Any]) -> pd.Series:
     return out
 
 
-def convert_column(values: Sequence[Any], kind: str) -> Any:
+def convert_column(values: Sequence[Any], kind: str, *, categories: bool = True) -> Any:
     """``values`` as a column of ``kind`` (a spec's kind: datetime, category, boolean, Int64,
-    Float64, string, object), the one conversion every frame and the dataset use."""
+    Float64, string, object), the one conversion every frame and the dataset use.
+    ``categories=False`` gives a category column's same texts as pandas strings (quicker to
+    build when the frame is only stored)."""
     if kind == "datetime":
         return utc_dates(values)
     if kind == "category":
-        return categorical([v if v is None or isinstance(v, str) else str(v) for v in values])
+        texts = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        if not categories:
+            return pd.array(pa.array(texts, type=pa.large_string()), dtype="string")
+        return categorical(texts)
     if kind == "boolean":
         try:
             return pd.array(values, dtype="boolean")
@@ -324,10 +329,12 @@ def _build(
     cols: Mapping[str, Sequence[Any]],
     extras: Mapping[str, list[Any]],
     n: int,
+    categories: bool = True,
 ) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for col in spec:
-        data[col.name] = convert_column(cols.get(col.name, [None] * n), col.kind)
+        values = cols.get(col.name, [None] * n)
+        data[col.name] = convert_column(values, col.kind, categories=categories)
     for name in sorted(extras):
         if name not in data:
             data[name] = extra_column(extras[name])
@@ -371,8 +378,11 @@ class _Extras:
 # --------------------------------------------------------------------------------------------
 
 
-def work_orders_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per work order (columns of WORK_ORDER_SPEC, ``metadata.<key>``, unknown keys)."""
+def work_orders_frame(
+    work_orders: Iterable[Mapping[str, Any]], *, categories: bool = True
+) -> pd.DataFrame:
+    """One row per work order (columns of WORK_ORDER_SPEC, ``metadata.<key>``, unknown keys).
+    ``categories=False``: category columns as pandas strings (the same texts)."""
     wos = list(work_orders)
     cols: dict[str, list[Any]] = {c.name: [] for c in WORK_ORDER_SPEC}
     direct = [(c.name, c.source) for c in WORK_ORDER_SPEC if c.source]
@@ -394,7 +404,7 @@ def work_orders_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         extras.add(row)
     for name in ("tags", "types"):
         cols[name] = [v if isinstance(v, list) else ([] if v is None else [v]) for v in cols[name]]
-    return _build(WORK_ORDER_SPEC, cols, extras.columns(), len(wos))
+    return _build(WORK_ORDER_SPEC, cols, extras.columns(), len(wos), categories)
 
 
 _WO_LEVEL = (
@@ -410,8 +420,11 @@ _WO_LEVEL = (
 _TASK_DEF_LEVEL = tuple(c.name for c in TASK_SPEC if c.source)
 
 
-def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per work order x task, with its state (columns of TASK_SPEC + unknown keys).
+def tasks_frame(
+    work_orders: Iterable[Mapping[str, Any]], *, categories: bool = True
+) -> pd.DataFrame:
+    """One row per work order x task, with its state (columns of TASK_SPEC + unknown keys);
+    ``categories=False``: category columns as pandas strings (the same texts).
 
     ``value`` is the corrected value when there is one, else the analysed one;
     ``is_overridden`` is True when a corrected value differs from the analysed one.
@@ -486,12 +499,14 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         },
         {},
         len(wos),
+        categories,
     )
     def_level = _build(
         tuple(c for c in TASK_SPEC if c.name in _TASK_DEF_LEVEL),
         {c.name: [t.get(c.source) for t in defs] for c in TASK_SPEC if c.source},
         {},
         len(defs),
+        categories,
     )
     by_wo = np.asarray(wo_index, dtype=np.intp)
     by_def = np.asarray(def_index, dtype=np.intp)
@@ -544,12 +559,12 @@ def tasks_frame(work_orders: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "analyzed_value": av,
         "corrected_value": cv,
         "value": values,
-        "message": convert_column(messages, "category"),
+        "message": convert_column(messages, "category", categories=categories),
         "is_conform": convert_column(conform, "boolean"),
-        "ai_message": convert_column(ai_message, "category"),
+        "ai_message": convert_column(ai_message, "category", categories=categories),
         "ai_is_conform": convert_column(ai_conform, "boolean"),
-        "ai_verdict": convert_column(ai_label, "category"),
-        "verdict": convert_column(final_label, "category"),
+        "ai_verdict": convert_column(ai_label, "category", categories=categories),
+        "verdict": convert_column(final_label, "category", categories=categories),
         "is_corrected": pd.array(has_c, dtype="boolean"),
         "is_overridden": pd.array(overridden, dtype="boolean"),
         "is_verdict_overridden": pd.array(verdict_flip, dtype="boolean"),
@@ -601,11 +616,14 @@ def task_row(work_order_id: str | None, task: Mapping[str, Any] | None) -> dict[
     return {name: row[name] for name in TASK_ROW_COLUMNS}
 
 
-def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+def timeline_frame(
+    timelines: Mapping[str, Sequence[Mapping[str, Any]]], *, categories: bool = True
+) -> pd.DataFrame:
     """One row per event x changed task state (columns of TIMELINE_SPEC + unknown keys).
 
     ``timelines`` maps a work order id to its events. Events without states keep one row with
-    null task columns.
+    null task columns. ``categories=False``: category columns as pandas strings (the same
+    texts).
     """
     wo_ids: list[Any] = []
     event_rows: list[tuple[Any, ...]] = []  # the event's columns, once per row
@@ -637,7 +655,7 @@ def timeline_frame(timelines: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.D
     cols: dict[str, list[Any]] = {"work_order_id": wo_ids}
     cols.update(_columns(_EVENT_NAMES, event_rows))
     cols.update(_columns(_EVENT_STATE_ORDER, state_rows))
-    return _build(TIMELINE_SPEC, cols, extras.columns(row), row)
+    return _build(TIMELINE_SPEC, cols, extras.columns(row), row, categories)
 
 
 def _values(

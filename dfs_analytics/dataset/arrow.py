@@ -116,6 +116,26 @@ def _json_array(values: Iterable[Any]) -> pa.Array:
 _MISSING: Any = object()
 
 
+def _strings(series: pd.Series) -> pa.Array:
+    """A column of texts (a categorical of strings, or pandas strings) as Arrow strings, in
+    Arrow: a categorical's distinct values are decoded once, not a Python object per row.
+    Anything else (Python objects) goes through Python values, missing ones as null."""
+    dtype = series.dtype
+    if (
+        isinstance(dtype, pd.CategoricalDtype)
+        and dtype.categories.inferred_type
+        in (
+            "string",
+            "empty",
+        )
+    ) or isinstance(dtype, pd.StringDtype):
+        arr = pa.Array.from_pandas(series)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        return arr.cast(pa.string())
+    return pa.array(series.astype(object).where(series.notna(), None), pa.string())
+
+
 def month_of(dates: pd.Series) -> np.ndarray:
     """``YYYY-MM`` of each UTC date (``none`` where missing): the partition value."""
     out = dates.dt.strftime("%Y-%m").astype(object).to_numpy().copy()
@@ -135,7 +155,7 @@ def to_arrow(table: str, frame: pd.DataFrame, months: Sequence[str] | np.ndarray
         if col.kind == "object":
             arrays.append(_json_array(series))
         elif col.kind == "category":
-            arrays.append(pa.array(series.astype(object).where(series.notna(), None), pa.string()))
+            arrays.append(_strings(series))
         else:
             arrays.append(pa.Array.from_pandas(series).cast(_ARROW[col.kind], safe=False))
     pos = frame[POS] if POS in frame else pd.Series(np.arange(n))

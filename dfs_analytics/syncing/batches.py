@@ -105,13 +105,13 @@ def work_order_tables(
     timeline_at: Mapping[str, pd.Timestamp | None],
 ) -> tuple[pa.Table, pa.Table]:
     """Stored rows of the ``work_orders`` and ``tasks`` tables for listed work orders."""
-    wo = normalize.work_orders_frame(records)
+    wo = normalize.work_orders_frame(records, categories=False)
     wo[SYNCED_AT] = pd.Timestamp(synced_at, unit="s", tz="UTC")
     wo[TIMELINE_AT] = pd.Series(
         [timeline_at.get(i) for i in wo["work_order_id"]], dtype="datetime64[us, UTC]"
     )
     wo_table = to_arrow("work_orders", wo, month_of(wo["create_date"]))
-    tasks = normalize.tasks_frame(records)
+    tasks = normalize.tasks_frame(records, categories=False)
     tasks[POS] = _positions(tasks["work_order_id"].astype(object))
     tasks_table = to_arrow("tasks", tasks, month_of(tasks["create_date"]))
     return wo_table, tasks_table
@@ -120,7 +120,7 @@ def work_order_tables(
 def timeline_rows(timelines: Mapping[str, Timeline], months: Mapping[str, str]) -> pa.Table:
     """Stored rows of the ``timeline`` table for work orders' timelines, each in its work
     order's partition (``months``)."""
-    frame = normalize.timeline_frame(timelines)
+    frame = normalize.timeline_frame(timelines, categories=False)
     frame[POS] = _positions(frame["work_order_id"].astype(object))
     return to_arrow("timeline", frame, [months[i] for i in frame["work_order_id"].astype(object)])
 
