@@ -240,25 +240,33 @@ def utc_dates(values: Sequence[Any]) -> pd.Series:
         texts = list(values)
         for i in others:
             texts[i] = None
-    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+    arr = np.empty(len(texts), dtype=object)
+    arr[:] = texts
+    # each distinct text parsed once, on plain arrays (a Series per step costs more than the
+    # parsing itself at a batch's size)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    micros = np.full(len(codes), _NAT, dtype=np.int64)
     if len(uniques):
-        parsed = pd.to_datetime(
-            pd.Series(uniques, dtype=object), utc=True, format="ISO8601", errors="coerce"
-        )
-        parsed = parsed.dt.floor("us").astype("datetime64[us, UTC]")
-        for u in np.flatnonzero(parsed.isna().to_numpy()).tolist():
-            ts = _other_date(uniques[u])
-            if ts is not None:
-                parsed.iat[u] = ts
-        out = parsed.take(np.where(codes < 0, 0, codes)).reset_index(drop=True)
-        out[codes < 0] = pd.NaT
-    else:
-        out = pd.Series(pd.NaT, index=range(len(codes)), dtype="datetime64[us, UTC]")
+        parsed = pd.to_datetime(uniques, utc=True, format="ISO8601", errors="coerce")
+        parsed = parsed.floor("us").as_unit("us")
+        found = parsed.asi8.copy()
+        for u in np.flatnonzero(parsed.isna()).tolist():
+            found[u] = _micros(_other_date(uniques[u]))
+        known = codes >= 0
+        micros[known] = found[codes[known]]
     for i in others:
-        ts = _other_date(values[i])
-        if ts is not None:
-            out.iat[i] = ts
-    return out
+        micros[i] = _micros(_other_date(values[i]))
+    return pd.Series(pd.DatetimeIndex(micros.view("M8[us]")).tz_localize("UTC"))
+
+
+_NAT = np.iinfo(np.int64).min  # NaT as an int64
+
+
+def _micros(ts: pd.Timestamp | None) -> int:
+    """A UTC timestamp as microseconds since the epoch (NaT for None)."""
+    if ts is None:
+        return int(_NAT)
+    return int(ts.tz_convert(None).as_unit("us").to_datetime64().astype(np.int64))
 
 
 def convert_column(values: Sequence[Any], kind: str, *, categories: bool = True) -> Any:
