@@ -14,6 +14,14 @@ and the date parser), never holds a secret, and never pickles: reading it never 
 
 from __future__ import annotations
 
+import os as _os
+
+# deltalake's Rust code allocates through its own jemalloc, which keeps the pages a commit
+# freed for 10 s: over a sync of many commits they added up to about 1 MB per commit. Give
+# them back at once, unless the process set it (the variable is read when deltalake is first
+# imported; polars' jemalloc reads it too). README, "Memory at scale".
+_os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
 from ..errors import (
     ConfigurationError,
     DatasetCorruptError,

@@ -1,0 +1,43 @@
+"""deltalake's own allocator gives freed memory back at once, unless the process says
+otherwise: the setting is in place before deltalake is first imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CODE = (
+    "import os, sys\n"
+    "assert 'deltalake' not in sys.modules\n"
+    "import dfs_analytics.dataset\n"
+    "assert 'deltalake' in sys.modules\n"
+    "print(os.environ['_RJEM_MALLOC_CONF'])\n"
+)
+
+
+def _run(env_value: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if env_value is not None:
+        env["_RJEM_MALLOC_CONF"] = env_value
+    done = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "dirty_decay_ms:0,muzzy_decay_ms:0"),
+        ("narenas:2", "narenas:2"),  # the process's own setting wins
+    ],
+    ids=["default", "the-process-setting"],
+)
+def test_the_allocator_setting_is_in_place_before_deltalake_loads(
+    given: str | None, expected: str
+) -> None:
+    assert _run(given) == expected
