@@ -166,9 +166,9 @@ def _arrow_pool() -> None:
 
 
 def _trim() -> None:
-    """Give freed memory back to the system after a batch: Arrow's pool (mimalloc keeps freed
-    pages for reuse, about 40 MB after a few commits) and glibc's heaps (kept otherwise, and
-    the peak would grow with the number of batches)."""
+    """Give freed memory back to the system after a batch: Arrow's pool (a pool the process
+    chose, such as mimalloc, keeps freed pages for reuse) and glibc's heaps (kept otherwise,
+    and the peak would grow with the number of batches)."""
     pa.default_memory_pool().release_unused()
     libc = _tune_malloc()
     if libc is not None:
