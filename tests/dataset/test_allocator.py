@@ -32,7 +32,7 @@ def _run(env_value: str | None) -> str:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        (None, "dirty_decay_ms:0,muzzy_decay_ms:0"),
+        (None, "dirty_decay_ms:10"),
         ("narenas:2", "narenas:2"),  # the process's own setting wins
     ],
     ids=["default", "the-process-setting"],
