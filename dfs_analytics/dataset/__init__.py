@@ -17,11 +17,17 @@ from __future__ import annotations
 import os as _os
 
 # deltalake's Rust code allocates through its own jemalloc, which keeps the pages a commit
-# freed for 10 s: over a sync of many commits they added up to about 1 MB per commit. Its
-# background thread gives them back after 10 ms instead, unless the process set it (read when
-# deltalake is first imported; polars' jemalloc reads it too: at 10 ms polars was as quick as
-# by default, at 0 ms 40% slower). README, "Memory at scale".
-_os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:10")
+# freed for 10 s: over a sync of many commits that added about 1 MB per commit (490 against
+# 431 MB at 100,000 work orders). It reads its settings once, when deltalake is imported: the
+# variable is set for that moment only, so polars (whose jemalloc reads the same variable,
+# and ran 40% slower with it) and child processes never see it. A process that set the
+# variable keeps its own. README, "Memory at scale".
+if "_RJEM_MALLOC_CONF" not in _os.environ:
+    _os.environ["_RJEM_MALLOC_CONF"] = "dirty_decay_ms:0"
+    try:
+        import deltalake as _deltalake  # noqa: F401
+    finally:
+        del _os.environ["_RJEM_MALLOC_CONF"]
 
 from ..errors import (
     ConfigurationError,
