@@ -121,14 +121,11 @@ def _strings(series: pd.Series) -> pa.Array:
     Arrow: a categorical's distinct values are decoded once, not a Python object per row.
     Anything else (Python objects) goes through Python values, missing ones as null."""
     dtype = series.dtype
-    if (
+    texts = isinstance(dtype, pd.StringDtype) or (
         isinstance(dtype, pd.CategoricalDtype)
-        and dtype.categories.inferred_type
-        in (
-            "string",
-            "empty",
-        )
-    ) or isinstance(dtype, pd.StringDtype):
+        and dtype.categories.inferred_type in ("string", "empty")
+    )
+    if texts:
         arr = pa.Array.from_pandas(series)
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()

@@ -10,12 +10,20 @@ import sys
 
 import pytest
 
+# the variable as deltalake's first import sees it, then as it is once the import is done
 CODE = (
-    "import os, sys\n"
+    "import builtins, os, sys\n"
     "assert 'deltalake' not in sys.modules\n"
+    "seen = []\n"
+    "real = builtins.__import__\n"
+    "def watch(name, *args, **kwargs):\n"
+    "    if name.split('.')[0] == 'deltalake' and not seen:\n"
+    "        seen.append(os.environ.get('_RJEM_MALLOC_CONF', '-'))\n"
+    "    return real(name, *args, **kwargs)\n"
+    "builtins.__import__ = watch\n"
     "import dfs_analytics.dataset\n"
     "assert 'deltalake' in sys.modules\n"
-    "print(os.environ.get('_RJEM_MALLOC_CONF', '-'))\n"
+    "print(seen[0], os.environ.get('_RJEM_MALLOC_CONF', '-'))\n"
 )
 
 
@@ -33,8 +41,8 @@ def _run(env_value: str | None) -> str:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        (None, "-"),  # set while deltalake loads, then gone again
-        ("narenas:2", "narenas:2"),  # the process's own setting is kept
+        (None, "dirty_decay_ms:0 -"),  # set while deltalake loads, then gone again
+        ("narenas:2", "narenas:2 narenas:2"),  # the process's own setting is kept
     ],
     ids=["default", "the-process-setting"],
 )
