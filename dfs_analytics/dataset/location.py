@@ -219,6 +219,19 @@ def table_exists(
         return False
 
 
+def update_table(dt: DeltaTable, location: str, table: str) -> None:
+    """Bring ``dt``, a kept object of the dataset's table ``table``, to the latest version of
+    its log. On a local dataset only when the log holds the commit file of the version after
+    ``dt``'s (one ``stat``, where ``update_incremental`` lists and reads the log: about 1 ms,
+    and readers ask before every read); on object stores, always."""
+    local = local_path(location)
+    if local is not None:
+        following = local / table / "_delta_log" / f"{dt.version() + 1:020d}.json"
+        if not following.exists():
+            return
+    dt.update_incremental()
+
+
 def open_table(
     location: str,
     table: str,

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ from .versions import VersionTable
 
 FRAME_CACHE = 2  # decoded frames kept per table (the latest reads)
 FRAME_CACHE_BYTES = 64 * 2**20  # larger frames are not kept
+FILE_CACHE_BYTES = 32 * 2**20  # decoded data files kept (a file never changes)
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -107,6 +109,8 @@ class Dataset:
         self._lock = threading.RLock()
         self._cache: dict[Any, Any] = {}  # Arrow datasets and selected work orders, by version
         self._frames: dict[Any, pd.DataFrame] = {}  # the latest frames read
+        self._decoded = DecodedFiles(FILE_CACHE_BYTES)
+        self._synced: set[tuple[str, int]] = set()  # (table, version) check_synced passed
         #: the checked version table: identity, versions, recorded checksums (shared with the
         #: writer that commits to this dataset)
         self.versions = VersionTable(self.location, self.storage_options)
@@ -245,6 +249,7 @@ class Dataset:
             out = retention.vacuum(self.versions, self._retention, kept, gone, dry_run)
         self._cache.clear()
         self._frames.clear()
+        self._decoded.clear()
         return out
 
     def _check_writes(self) -> None:
@@ -260,18 +265,10 @@ class Dataset:
         there are none). A dataset with no version yet passes (every frame is empty)."""
         check_table(table)
         row = self.versions.row(as_of)
-        if row is None:
+        if row is None or (table, int(row["version"])) in self._synced:
             return
-        syncs = self.versions.frame(covering=int(row["version"]))
-        upto = syncs[syncs["version"] <= int(row["version"])]
-        if (upto[f"{table}_version"].fillna(-1) >= 0).any():
-            return
-        groups_only = upto["filters"].map(lambda f: json.loads(f or "{}") == {"task_groups": True})
-        if table == "timeline" and upto["with_timelines"].fillna(False).astype(bool).any():
-            return
-        if table == "task_groups" and groups_only.any():
-            return
-        if table in ("work_orders", "tasks") and (~groups_only).any():
+        if self._was_synced(table, int(row["version"])):
+            self._synced.add((table, int(row["version"])))  # a version's past never changes
             return
         how = {
             "timeline": "dfs.sync(client, timelines=True) (or dfs.load_timeline(client))",
@@ -283,6 +280,19 @@ class Dataset:
             "then read it again.",
             table,
         )
+
+    def _was_synced(self, table: str, version: int) -> bool:
+        """Whether a version up to ``version`` wrote ``table`` (see :meth:`check_synced`)."""
+        syncs = self.versions.frame(covering=version)
+        upto = syncs[syncs["version"] <= version]
+        if (upto[f"{table}_version"].fillna(-1) >= 0).any():
+            return True
+        groups_only = upto["filters"].map(lambda f: json.loads(f or "{}") == {"task_groups": True})
+        if table == "timeline" and upto["with_timelines"].fillna(False).astype(bool).any():
+            return True
+        if table == "task_groups" and groups_only.any():
+            return True
+        return table in ("work_orders", "tasks") and bool((~groups_only).any())
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -328,7 +338,11 @@ class Dataset:
         present = set(data.schema.names)
         wanted = [c for c in (columns or schema.names) if c in present]
         try:
-            fragments = data.get_fragments() if expr is None else data.get_fragments(filter=expr)
+            if expr is None:
+                fragments = list(data.get_fragments())
+                self.versions.verify_files(table, data, [f.path for f in fragments])
+                return self._decoded.read(table, data, fragments, wanted)
+            fragments = data.get_fragments(filter=expr)
             self.versions.verify_files(table, data, [f.path for f in fragments])
             return data.to_table(columns=wanted, filter=expr)
         except (OSError, pa.ArrowException) as exc:
@@ -530,6 +544,56 @@ class Dataset:
         columns as plain strings (partitions would not share their categories). The audit
         functions (``override_rates``, ``confusion``, ``drift``) accept it."""
         return export.to_dask(self, name, as_of, columns)
+
+
+class DecodedFiles:
+    """Data files decoded to Arrow, kept up to ``limit`` bytes (least recently used out).
+
+    A data file never changes once written (a new version adds files and removes others),
+    so a read of a new version decodes only the files that earlier reads did not: after a
+    commit that touched one partition, one file per table. Not thread-safe: a
+    :class:`Dataset` uses it under its lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._tables: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()
+
+    def read(
+        self, table: str, data: pads.Dataset, fragments: Sequence[Any], columns: Sequence[str]
+    ) -> pa.Table:
+        """The rows of ``fragments`` (files of ``data``, a dataset of ``table``) with
+        ``columns``, in fragment order: what ``data.to_table(columns=columns)`` returns."""
+        if not fragments:
+            return data.schema.empty_table().select(list(columns))
+        shape = (table, str(data.schema), tuple(columns))
+        parts = []
+        for fragment in fragments:
+            key = (*shape, fragment.path)
+            part = self._tables.get(key)
+            if part is None:
+                part = fragment.to_table(schema=data.schema, columns=list(columns))
+                self._keep(key, part)
+            else:
+                self._tables.move_to_end(key)
+            parts.append(part)
+        return pa.concat_tables(parts)
+
+    def _keep(self, key: tuple[Any, ...], part: pa.Table) -> None:
+        size = part.nbytes
+        if size > self.limit:
+            return
+        self._tables[key] = part
+        self.held += size
+        while self.held > self.limit:
+            _, old = self._tables.popitem(last=False)
+            self.held -= old.nbytes
+
+    def clear(self) -> None:
+        """Forget every decoded file."""
+        self._tables.clear()
+        self.held = 0
 
 
 def _sort_keys(table: str) -> list[str]:

@@ -32,7 +32,7 @@ from ..errors import (
 from .arrow import TABLES
 from .export import TableSource
 from .integrity import table_dataset
-from .location import open_table, short_error, table_exists, table_uri
+from .location import open_table, short_error, table_exists, table_uri, update_table
 from .versions import VersionTable
 
 RETENTION = "retention"  # the table of pins and vacuumed versions
@@ -73,7 +73,7 @@ class Retention:
                         return _SCHEMA.empty_table().to_pandas()
                     self._dt = DeltaTable(self.uri, storage_options=self.storage_options)
                 else:
-                    self._dt.update_incremental()
+                    update_table(self._dt, self.location, RETENTION)
                 version = self._dt.version()
                 if self._frame is None or self._frame[0] != version:
                     rows = self._dt.to_pyarrow_table().select(_SCHEMA.names).to_pandas()

@@ -39,7 +39,14 @@ from .integrity import (
     row_digest,
     table_dataset,
 )
-from .location import Identity, open_table, short_error, table_exists, table_uri
+from .location import (
+    Identity,
+    open_table,
+    short_error,
+    table_exists,
+    table_uri,
+    update_table,
+)
 
 
 class VersionTable:
@@ -63,6 +70,8 @@ class VersionTable:
         self._records_seen = -1  # the last syncs commit whose record was read
         self._latest_dt: dict[str, DeltaTable] = {}
         self._verified: set[tuple[str, str]] = set()
+        # the frame the rows below were taken from, and its rows by version (see row())
+        self._rows: tuple[pd.DataFrame | None, dict[int, pd.Series]] = (None, {})
         self.identity = self._read_identity()
 
     @property
@@ -82,7 +91,7 @@ class VersionTable:
             try:
                 dt = self._dt
                 if dt is not None:
-                    dt.update_incremental()
+                    update_table(dt, self.location, "syncs")
                 else:
                     dt = open_table(self.location, "syncs", storage_options=self.storage_options)
                 return Identity.from_description(dt.metadata().description or "")
@@ -121,7 +130,7 @@ class VersionTable:
                         self.location, "syncs", storage_options=self.storage_options
                     )
                 else:
-                    dt.update_incremental()
+                    update_table(dt, self.location, "syncs")
                 delta_version = dt.version()
                 if self._frame is not None and self._frame_version == delta_version:
                     return self._frame
@@ -205,7 +214,7 @@ class VersionTable:
                     table_uri(self.location, table), storage_options=self.storage_options
                 )
             else:
-                dt.update_incremental()
+                update_table(dt, self.location, table)
             return dt.version()
         except (DeltaError, OSError, ValueError) as exc:
             raise DatasetCorruptError(
@@ -316,7 +325,13 @@ class VersionTable:
             raise VersionNotFoundError(f"as_of={as_of!r}: the dataset has no version yet.")
         if as_of is None:
             return syncs.iloc[-1]
-        if isinstance(as_of, (int, np.integer)) and not isinstance(as_of, bool):
+        if number:
+            rows = self._rows
+            if rows[0] is not syncs:  # rows by version, for this frame (a row never changes)
+                rows = self._rows = (syncs, {})
+            found = rows[1].get(int(as_of))
+            if found is not None:
+                return found
             hit = syncs[syncs["version"] == int(as_of)]
             if not len(hit):
                 raise VersionNotFoundError(
@@ -324,7 +339,8 @@ class VersionTable:
                     f"{int(syncs['version'].iloc[0])} to {int(syncs['version'].iloc[-1])} "
                     "(see Dataset.history())."
                 )
-            return hit.iloc[-1]
+            found = rows[1][int(as_of)] = hit.iloc[-1]
+            return found
         try:
             moment = timestamp(as_of, "as_of")
         except ConfigurationError:

@@ -46,6 +46,7 @@ from .location import (
     site_of,
     table_exists,
     table_uri,
+    update_table,
 )
 from .locks import (
     check_conditional_writes,
@@ -294,7 +295,7 @@ class Writer:
                 return None
             dt = self._tables[table] = DeltaTable(uri, storage_options=self.storage_options)
         elif self._current is None or table not in self._current:
-            dt.update_incremental()
+            update_table(dt, self.location, table)
         if self._current is not None:
             self._current.add(table)
         return dt
