@@ -232,6 +232,29 @@ def update_table(dt: DeltaTable, location: str, table: str) -> None:
     dt.update_incremental()
 
 
+def last_commit(location: str, table: str, known: int | None = None) -> int | None:
+    """The version of the last commit in the log of the table ``table`` of a local dataset
+    (-1: no commit), found by looking for the commit files after ``known`` (a version known
+    to be committed), or by listing the log when ``known`` is None. None for a dataset on an
+    object store (ask deltalake)."""
+    local = local_path(location)
+    if local is None:
+        return None
+    log = local / table / "_delta_log"
+    if known is None:
+        try:
+            names = [entry.name for entry in os.scandir(log)]
+        except FileNotFoundError:
+            return -1
+        numbers = [
+            int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit()
+        ]
+        known = max(numbers, default=-1)
+    while (log / f"{known + 1:020d}.json").exists():
+        known += 1
+    return known
+
+
 def open_table(
     location: str,
     table: str,

@@ -41,6 +41,7 @@ from .integrity import (
 )
 from .location import (
     Identity,
+    last_commit,
     open_table,
     short_error,
     table_exists,
@@ -69,6 +70,7 @@ class VersionTable:
         self._sums: tuple[Any, dict[str, dict[str, str]]] | None = None  # checksums(), kept
         self._records_seen = -1  # the last syncs commit whose record was read
         self._latest_dt: dict[str, DeltaTable] = {}
+        self._latest_local: dict[str, int] = {}  # a local table -> its last commit seen
         self._verified: set[tuple[str, str]] = set()
         # the frame the rows below were taken from, and its rows by version (see row())
         self._rows: tuple[pd.DataFrame | None, dict[int, pd.Series]] = (None, {})
@@ -205,6 +207,10 @@ class VersionTable:
 
     def _latest(self, table: str) -> int:
         """The last version in the table's own log (-1: no table)."""
+        local = last_commit(self.location, table, self._latest_local.get(table))
+        if local is not None:  # a local table: its commit files say, no log is read
+            self._latest_local[table] = local
+            return local
         dt = self._latest_dt.get(table)
         try:
             if dt is None:

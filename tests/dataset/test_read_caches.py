@@ -7,6 +7,8 @@ Every test syncs from a real simulator over HTTP into a dataset under ``tmp_path
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -75,3 +77,20 @@ def test_decoded_files_stay_within_their_limit_and_read_what_arrow_reads(
     assert decoded.read("timeline", data, [], ["work_order_id"]).num_rows == 0
     decoded.clear()
     assert decoded.held == 0
+
+
+def test_a_version_naming_a_commit_its_table_lost_is_an_error_naming_it(
+    sim, client_for, reader
+) -> None:
+    client = client_for(sim)
+    dfs.load_tasks(client)
+    wo_id = dfs.load_work_orders(client)["work_order_id"].iloc[0]
+    reader.patch_metadata(wo_id, {"again": True})
+    dfs.load_tasks(client)
+    location = client.dataset_location
+    kept = dfs.open_dataset(location)
+    named = kept.table_versions()["tasks"]
+    log = Path(location) / "tasks" / "_delta_log"
+    (log / f"{named:020d}.json").unlink()  # the table's last commit is lost
+    with pytest.raises(dfs.DatasetCorruptError, match=f"names version {named} of the tasks"):
+        dfs.open_dataset(location).tasks()
