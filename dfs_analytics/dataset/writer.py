@@ -481,6 +481,9 @@ class Writer:
         )
         kw["commit_properties"] = CommitProperties(custom_metadata={RECORD: record})
         dt.create_write_transaction([add], "append", dt.schema(), **kw)
+        # the transaction leaves the kept object at the version before it: move it on, so
+        # that the next commit knows its version number without reading the table
+        dt.update_incremental()
 
     def _new_checksums(self) -> dict[str, dict[str, str]]:
         """The SHA-256 of each data file of the tables' latest versions that no commit has
