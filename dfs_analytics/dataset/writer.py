@@ -325,6 +325,10 @@ class Writer:
             and kept.version() == before + 1
         ):
             self._conformed[table] = before + 1
+        elif kept is None and not self.shared:
+            # this write created the table (a table that exists is kept open before it is
+            # written; local writes hold the commit lock): its first version conforms
+            self._conformed[table] = 0
 
     def commit(
         self,
