@@ -209,6 +209,18 @@ def _categorical(arr: pa.ChunkedArray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(words[order])))
 
 
+# Arrow type -> the pandas dtype a column of that kind is read as, converted in Arrow (no
+# Python object per value); a column stored with another type is converted by ``astype``
+_DTYPES: dict[str, tuple[Any, Any]] = {
+    "string": (pa.string(), pd.StringDtype()),
+    "boolean": (pa.bool_(), pd.BooleanDtype()),
+    "Int64": (pa.int64(), pd.Int64Dtype()),
+    "float": (pa.float64(), pd.Float64Dtype()),
+}
+_ASTYPE = {"string": "string", "boolean": "boolean", "Int64": "Int64", "float": "Float64"}
+_UTC_MICROS = pd.DatetimeTZDtype("us", "UTC")
+
+
 def _column(arr: pa.ChunkedArray, kind: str) -> Any:
     if kind == "object":
         return _decode_json(arr)
@@ -216,16 +228,13 @@ def _column(arr: pa.ChunkedArray, kind: str) -> Any:
         return _categorical(arr)
     if kind == "text":  # a categorical read as plain strings (Dask partitions)
         return arr.to_pandas().astype("str")
-    if kind == "string":
-        return arr.to_pandas().astype("string")
     if kind == "datetime":
-        return arr.to_pandas().astype("datetime64[us, UTC]")
-    if kind == "boolean":
-        return arr.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get).astype("boolean")
-    if kind == "Int64":
-        return arr.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).astype("Int64")
-    if kind == "float":
-        return arr.to_pandas(types_mapper={pa.float64(): pd.Float64Dtype()}.get).astype("Float64")
+        out = arr.to_pandas()
+        return out if out.dtype == _UTC_MICROS else out.astype(_UTC_MICROS)
+    if kind in _DTYPES:
+        arrow_type, dtype = _DTYPES[kind]
+        out = arr.to_pandas(types_mapper={arrow_type: dtype}.get)
+        return out if out.dtype == dtype else out.astype(_ASTYPE[kind])
     raise ValueError(kind)
 
 
