@@ -207,6 +207,11 @@ def table_exists(
 ) -> bool:
     """Whether the dataset at ``location`` holds the Delta table ``table``. An object store
     that refuses or cannot be reached is a :class:`DatasetLocationError`."""
+    local = local_path(location)
+    if local is not None:  # its first commit, or a checkpoint: one stat where deltalake lists
+        log = local / table / "_delta_log"  # the log (a negative answer asks deltalake)
+        if (log / f"{0:020d}.json").exists() or (log / "_last_checkpoint").exists():
+            return True
     uri = table_uri(location, table)
     try:
         return DeltaTable.is_deltatable(uri, dict(storage_options) if storage_options else None)
