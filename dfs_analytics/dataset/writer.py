@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, CommitProperties, PostCommitHookProperties
 
 from ..errors import (
@@ -486,8 +486,10 @@ class Writer:
         kw["commit_properties"] = CommitProperties(custom_metadata={RECORD: record})
         dt.create_write_transaction([add], "append", dt.schema(), **kw)
         # the transaction leaves the kept object at the version before it: move it on, so
-        # that the next commit knows its version number without reading the table
-        dt.update_incremental()
+        # that the next commit knows its version number without reading the table (the
+        # version is committed: failing to move on only costs that read)
+        with contextlib.suppress(DeltaError, OSError):
+            dt.update_incremental()
 
     def _new_checksums(self) -> dict[str, dict[str, str]]:
         """The SHA-256 of each data file of the tables' latest versions that no commit has
@@ -651,7 +653,8 @@ class Writer:
                 dt = self._dt(table)
                 if dt is not None:
                     with contextlib.suppress(CommitFailedError):
-                        dt.optimize.compact(writer_properties=_WRITER_PROPS)
+                        # one partition at a time: each task holds its files' rows
+                        dt.optimize.compact(writer_properties=_WRITER_PROPS, max_concurrent_tasks=1)
 
     def small_files(self) -> int:
         """How many data files the tables have (to decide when to compact)."""
