@@ -8,6 +8,7 @@ Every test syncs from a real simulator over HTTP into a dataset under ``tmp_path
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +27,16 @@ def frames(ds: dfs.Dataset, **kw: object) -> dict[str, pd.DataFrame]:
         "timeline": ds.timeline(**kw),
         "task_columns": ds.tasks(columns=["work_order_id", "task_name"], **kw),
     }
+
+
+def synced_twice(client: dfs.Client, reader: dfs.Client, load: Any) -> str:
+    """Load with ``load``, change one work order through ``reader``, load again: the
+    dataset's location (two versions, the second rewriting one partition)."""
+    load(client)
+    wo_id = dfs.load_work_orders(client)["work_order_id"].iloc[0]
+    reader.patch_metadata(wo_id, {"again": True})
+    load(client)
+    return client.dataset_location
 
 
 def assert_same(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
@@ -56,12 +67,8 @@ def test_a_kept_dataset_reads_after_commits_what_a_fresh_one_reads(sim, client_f
 def test_decoded_files_stay_within_their_limit_and_read_what_arrow_reads(
     sim, client_for, reader
 ) -> None:
-    client = client_for(sim)
-    dfs.load_timeline(client)
-    wo_id = dfs.load_work_orders(client)["work_order_id"].iloc[0]
-    reader.patch_metadata(wo_id, {"again": True})
-    dfs.load_timeline(client)
-    data = dfs.open_dataset(client.dataset_location).arrow_dataset("timeline")
+    location = synced_twice(client_for(sim), reader, dfs.load_timeline)
+    data = dfs.open_dataset(location).arrow_dataset("timeline")
     fragments = list(data.get_fragments())
     assert len(fragments) > 2
     smallest = min(f.to_table(schema=data.schema).nbytes for f in fragments)
@@ -82,12 +89,7 @@ def test_decoded_files_stay_within_their_limit_and_read_what_arrow_reads(
 def test_a_version_naming_a_commit_its_table_lost_is_an_error_naming_it(
     sim, client_for, reader
 ) -> None:
-    client = client_for(sim)
-    dfs.load_tasks(client)
-    wo_id = dfs.load_work_orders(client)["work_order_id"].iloc[0]
-    reader.patch_metadata(wo_id, {"again": True})
-    dfs.load_tasks(client)
-    location = client.dataset_location
+    location = synced_twice(client_for(sim), reader, dfs.load_tasks)
     kept = dfs.open_dataset(location)
     named = kept.table_versions()["tasks"]
     log = Path(location) / "tasks" / "_delta_log"
