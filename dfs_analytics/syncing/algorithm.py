@@ -29,9 +29,16 @@ from ..client import Client
 from ..dataset import PARTITION, TIMELINE_AT
 from ..errors import IncompleteDataError, NotFoundError, OfflineCacheMiss, SkippedIdWarning
 from ..query import canonical, split_filters, to_api_date
-from ..rules import is_missing, none_if_missing
 from . import limits
-from .batches import Committer, addressable, rate_bar, same_date, task_group_rows
+from .batches import (
+    Committer,
+    addressable,
+    from_micros,
+    micros,
+    rate_bar,
+    same_date,
+    task_group_rows,
+)
 from .result import SyncResult
 from .state import ClientState, client_state, writer
 from .timelines import TimelineFetcher, sync_stale_timelines
@@ -196,13 +203,13 @@ def _stored_state(
     """What the dataset holds of the indexed work orders: their stored ``update_date``, the
     ones this client wrote to since they were stored (read again whatever their date), and
     ``mark(id)``, the ``update_date`` its stored timeline was read at (None: none usable)."""
-    stored = _by_id(index, "update_date")
-    marks = _by_id(index, TIMELINE_AT)
+    stored = _dates_by_id(index, "update_date")
+    marks = _dates_by_id(index, TIMELINE_AT)
     dirty = state.written_since_stored(index)
 
     def mark(wo_id: str) -> pd.Timestamp | None:
         m = None if wo_id in dirty else marks.get(wo_id)
-        return none_if_missing(m)
+        return from_micros(m)
 
     return stored, dirty, mark
 
@@ -211,6 +218,22 @@ def _by_id(index: pd.DataFrame, column: str) -> dict[str, Any]:
     """``column`` of the index by work order id (lists first: iterating a pandas column
     element by element costs about ten times as much)."""
     return dict(zip(index["work_order_id"].tolist(), index[column].tolist(), strict=True))
+
+
+def _dates_by_id(index: pd.DataFrame, column: str) -> dict[str, int | None]:
+    """A date column of the index by work order id, as :func:`micros` (None: missing): an
+    int per work order where a ``pd.Timestamp`` took 3.5x the memory, and 20,000 of them
+    about 70 ms to make."""
+    dates = pd.to_datetime(index[column], utc=True).dt.as_unit("us")
+    values = dates.array.asi8.tolist()
+    missing = dates.isna().to_numpy().tolist()
+    return dict(
+        zip(
+            index["work_order_id"].tolist(),
+            [None if gone else v for v, gone in zip(values, missing, strict=True)],
+            strict=True,
+        )
+    )
 
 
 def _consider(
@@ -233,7 +256,7 @@ def _consider(
         committer.add(
             record, wo_id not in stored, mark(wo_id), unknown=known and listed_date is None
         )
-        stored[wo_id] = listed_date
+        stored[wo_id] = micros(listed_date)
 
 
 def _dates(records: list[dict[str, Any]]) -> list[pd.Timestamp | None]:
@@ -286,7 +309,7 @@ def _refresh(
     Stored work orders without a known ``update_date`` cannot be found by the date of their
     last change: they are read again one by one, or when there are many (more than a walk
     of the list would cost), the list is walked."""
-    undated = sorted(i for i, v in stored.items() if is_missing(v) and i not in dirty)
+    undated = sorted(i for i, v in stored.items() if v is None and i not in dirty)
     if undated and (
         len(undated) > max(limits.PROBE_SIZE, len(stored) // _page(client))
         or not all(addressable(i) for i in undated)
@@ -308,8 +331,8 @@ def _refresh(
     dates = [d for d in _dates(rows) if d is not None]
     if len(dates) < len(rows) or any(a < b for a, b in itertools.pairwise(dates)):
         return 0, True  # the server ignored the ordering, or cannot order by an unknown date
-    known = [pd.Timestamp(v) for v in stored.values() if not is_missing(v)]
-    cursor = max(known) if known else None
+    known = [v for v in stored.values() if v is not None]
+    cursor = from_micros(max(known)) if known else None
     in_window = [d for d in dates if cursor is None or d >= cursor]
     if len(in_window) == len(rows) and page.get("next"):
         since = (

@@ -58,12 +58,29 @@ def addressable(wo_id: str) -> bool:
     return True
 
 
+def micros(value: Any) -> int | None:
+    """A date as microseconds since the epoch in UTC (the dataset's precision), the compact
+    form the sync's index keeps (an int stays as it is); None when it is missing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if is_missing(value):
+        return None
+    return int(pd.Timestamp(value).as_unit("us").asm8.astype(np.int64))
+
+
+def from_micros(value: int | None) -> pd.Timestamp | None:
+    """The UTC date of :func:`micros` (None stays None)."""
+    if value is None:
+        return None
+    return pd.Timestamp(np.datetime64(value, "us")).tz_localize("UTC")
+
+
 def same_date(a: Any, b: Any) -> bool:
-    """Whether two ``update_date`` values are the same known date: an unknown (missing)
-    date is never the same as anything, so what it dates is always read again."""
-    if is_missing(a) or is_missing(b):
-        return False
-    return pd.Timestamp(a) == pd.Timestamp(b)
+    """Whether two ``update_date`` values (dates, or :func:`micros`) are the same known date:
+    an unknown (missing) date is never the same as anything, so what it dates is always read
+    again."""
+    a, b = micros(a), micros(b)
+    return a is not None and a == b
 
 
 def same_rows(new: pa.Table, old: pa.Table, ids: Iterable[str]) -> set[str]:

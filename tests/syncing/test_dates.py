@@ -227,6 +227,8 @@ def test_an_unchanged_undated_site_commits_no_new_version(serve, client_for) -> 
 # nanosecond and epoch-number dates: normalised, so an unchanged site syncs to nothing
 # --------------------------------------------------------------------------------------------
 
+FAR = datetime(9999, 12, 1, 0, 0, 0, 123456, tzinfo=timezone.utc)
+EARLY = datetime(1600, 3, 1, 0, 0, 0, 654321, tzinfo=timezone.utc)
 SHAPES: dict[str, Callable[[int], Any]] = {
     "nanoseconds": lambda i: (
         (T0 + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%S") + f".{123456789 + i:09d}Z"
@@ -241,6 +243,9 @@ SHAPES: dict[str, Callable[[int], Any]] = {
     "epoch-seconds-float": lambda i: EPOCH_T0 + 3600 * i + 0.25,
     "epoch-milliseconds": lambda i: (EPOCH_T0 + 3600 * i) * 1000 + 7,
     "epoch-seconds-text": lambda i: str(EPOCH_T0 + 3600 * i),
+    # beyond what nanoseconds since 1970 hold in 64 bits (the sync's index keeps microseconds)
+    "year-9999": lambda i: (FAR + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    "year-1600": lambda i: (EARLY + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
 }
 EXPECTED: dict[str, Callable[[int], pd.Timestamp]] = {
     "nanoseconds": lambda i: pd.Timestamp(T0 + timedelta(hours=i, microseconds=123456 + i // 1000)),
@@ -249,6 +254,8 @@ EXPECTED: dict[str, Callable[[int], pd.Timestamp]] = {
     "epoch-seconds-float": lambda i: pd.Timestamp(T0 + timedelta(hours=i, milliseconds=250)),
     "epoch-milliseconds": lambda i: pd.Timestamp(T0 + timedelta(hours=i, milliseconds=7)),
     "epoch-seconds-text": lambda i: pd.Timestamp(T0 + timedelta(hours=i)),
+    "year-9999": lambda i: pd.Timestamp(FAR + timedelta(hours=i)),
+    "year-1600": lambda i: pd.Timestamp(EARLY + timedelta(hours=i)),
 }
 
 
