@@ -13,6 +13,7 @@ It never sends a request, never retries, and never changes an answer it accepts.
 from __future__ import annotations
 
 import re
+import sys
 import urllib.parse
 from collections.abc import Callable, Collection
 from typing import Any
@@ -62,7 +63,7 @@ def read_answer(
             )
         return body
     try:
-        parsed = response.json()
+        parsed = parse_json(response)
     except (ValueError, RecursionError):  # not JSON, or nested too deep: the text shows
         parsed = None
     hint = None
@@ -93,13 +94,18 @@ def read_answer(
 _DIGITS_ONLY = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
 _LONG_DIGITS = b"0" * 19
 _UTF8 = frozenset({"utf-8", "utf8"})
+_ORJSON_DEPTH = 1024  # orjson refuses JSON nested deeper than this
 
 
 def parse_json(response: requests.Response) -> Any:
     """The body's JSON, as ``response.json()`` reads it, read by orjson when it gives the same
     values: a UTF-8 body (declared or guessed) without a number of 19 digits or more. Anything
     orjson refuses (NaN, a lone surrogate, invalid UTF-8, a BOM, nesting past 1024 levels...)
-    is read by ``response.json()``, which accepts it or raises its own error."""
+    is read by ``response.json()``, which accepts it or raises its own error.
+
+    JSON nested deeper than orjson reads is a RecursionError at once when the recursion
+    limit is below orjson's depth: ``json`` would refuse it too, but only after recursing to
+    the limit, where any finalizer the garbage collector runs meanwhile fails."""
     content = response.content
     encoding = response.encoding
     if (encoding is None or encoding.lower() in _UTF8) and (
@@ -107,8 +113,12 @@ def parse_json(response: requests.Response) -> Any:
     ):
         try:
             return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass  # read (or refused) by requests below, as it always was
+        except orjson.JSONDecodeError as exc:
+            if str(exc).startswith("depth limit") and sys.getrecursionlimit() <= _ORJSON_DEPTH:
+                raise RecursionError(
+                    f"the JSON is nested deeper than {_ORJSON_DEPTH} levels"
+                ) from None
+            # otherwise read (or refused) by requests below, as it always was
     return response.json()
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import requests
 
 import dfs_analytics as dfs
+from dfs_analytics.client.answers import parse_json
 from tests.helpers import QuietHandler, local_http_server
 
 KEY = "hostile-key-Pq83Lw"
@@ -393,6 +395,17 @@ def test_an_error_answer_nested_too_deep_keeps_its_status(tmp_path: Path) -> Non
         with pytest.raises(dfs.NotFoundError) as info:
             client.get_work_order("w1")
         assert info.value.status == 404 and "/v0.2/work-orders/w1/" in str(info.value)
+
+
+def test_json_nested_past_orjson_depth_is_refused_without_recursing() -> None:
+    # json's decoder would refuse it too, but only once it has recursed to the interpreter's
+    # limit, where any finalizer the garbage collector runs meanwhile fails (pytest then
+    # failed this module's tests now and then on "Exception ignored in ...")
+    with local_http_server(_DeepError) as server:
+        response = requests.get(f"http://127.0.0.1:{server.server_address[1]}/", timeout=10)
+    assert response.status_code == 404
+    with pytest.raises(RecursionError, match="nested deeper than 1024 levels"):
+        parse_json(response)
 
 
 WO_LIST = "/v0.2/work-orders/?"
