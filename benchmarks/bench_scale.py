@@ -31,6 +31,7 @@ Prints one JSON object. Usage: ``python benchmarks/bench_scale.py [--sizes 10000
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -72,7 +73,10 @@ def _child(step: str, base_url: str, api_key: str, cache: str, fraction: float) 
             return digest.hexdigest()
 
         ds = dfs.open_dataset(client.dataset_location)
-        frames = [ds.work_orders(), ds.tasks(), ds.timeline(), ds.task_groups()]
+        frames = [ds.work_orders(), ds.tasks(), ds.timeline()]
+        # the cold sync reads no task groups: that table is unknown, not empty
+        with contextlib.suppress(dfs.TableNotSyncedError):
+            frames.append(ds.task_groups())
         out["read_s"] = time.perf_counter() - start
         t = time.perf_counter()
         latest = [f for table in TABLES for f in ds.files(table)]
