@@ -262,11 +262,18 @@ def utc_dates(values: Sequence[Any]) -> pd.Series:
 _NAT = np.iinfo(np.int64).min  # NaT as an int64
 
 
+def micros(value: Any) -> int | None:
+    """A date (a timestamp with a time zone, or naive in UTC) as microseconds since the
+    epoch in UTC, the dataset's precision; None when it is missing."""
+    if is_missing(value):
+        return None
+    return int(pd.Timestamp(value).as_unit("us").asm8.astype(np.int64))
+
+
 def _micros(ts: pd.Timestamp | None) -> int:
-    """A UTC timestamp as microseconds since the epoch (NaT for None)."""
-    if ts is None:
-        return int(_NAT)
-    return int(ts.tz_convert(None).as_unit("us").to_datetime64().astype(np.int64))
+    """:func:`micros`, with NaT's int64 for a missing date."""
+    found = micros(ts)
+    return int(_NAT) if found is None else found
 
 
 def convert_column(values: Sequence[Any], kind: str, *, categories: bool = True) -> Any:

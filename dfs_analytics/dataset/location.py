@@ -209,8 +209,9 @@ def table_exists(
     that refuses or cannot be reached is a :class:`DatasetLocationError`."""
     local = local_path(location)
     if local is not None:  # its first commit, or a checkpoint: one stat where deltalake lists
-        log = local / table / "_delta_log"  # the log (a negative answer asks deltalake)
-        if (log / f"{0:020d}.json").exists() or (log / "_last_checkpoint").exists():
+        # the log (a negative answer asks deltalake)
+        first = _commit_file(local, table, 0)
+        if first.exists() or (first.parent / "_last_checkpoint").exists():
             return True
     uri = table_uri(location, table)
     try:
@@ -230,10 +231,8 @@ def update_table(dt: DeltaTable, location: str, table: str) -> None:
     ``dt``'s (one ``stat``, where ``update_incremental`` lists and reads the log: about 1 ms,
     and readers ask before every read); on object stores, always."""
     local = local_path(location)
-    if local is not None:
-        following = local / table / "_delta_log" / f"{dt.version() + 1:020d}.json"
-        if not following.exists():
-            return
+    if local is not None and not _commit_file(local, table, dt.version() + 1).exists():
+        return
     dt.update_incremental()
 
 
@@ -245,19 +244,23 @@ def last_commit(location: str, table: str, known: int | None = None) -> int | No
     local = local_path(location)
     if local is None:
         return None
-    log = local / table / "_delta_log"
     if known is None:
         try:
-            names = [entry.name for entry in os.scandir(log)]
+            names = [entry.name for entry in os.scandir(_commit_file(local, table, 0).parent)]
         except FileNotFoundError:
             return -1
         numbers = [
             int(n[:20]) for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit()
         ]
         known = max(numbers, default=-1)
-    while (log / f"{known + 1:020d}.json").exists():
+    while _commit_file(local, table, known + 1).exists():
         known += 1
     return known
+
+
+def _commit_file(local: Path, table: str, version: int) -> Path:
+    """The file of commit ``version`` in the log of a local dataset's table."""
+    return local / table / "_delta_log" / f"{version:020d}.json"
 
 
 def open_table(

@@ -338,12 +338,12 @@ class Dataset:
         present = set(data.schema.names)
         wanted = [c for c in (columns or schema.names) if c in present]
         try:
-            if expr is None:
-                fragments = list(data.get_fragments())
-                self.versions.verify_files(table, data, [f.path for f in fragments])
-                return self._decoded.read(table, data, fragments, wanted)
-            fragments = data.get_fragments(filter=expr)
+            fragments = list(
+                data.get_fragments() if expr is None else data.get_fragments(filter=expr)
+            )
             self.versions.verify_files(table, data, [f.path for f in fragments])
+            if expr is None:  # whole files: those read before are kept decoded
+                return self._decoded.read(table, data, fragments, wanted)
             return data.to_table(columns=wanted, filter=expr)
         except (OSError, pa.ArrowException) as exc:
             raise DatasetCorruptError(

@@ -40,7 +40,6 @@ from ..dataset import (
 )
 from ..errors import ConfigurationError
 from ..progress import progress_bar
-from ..rules import is_missing
 from . import limits
 from .result import SyncResult
 
@@ -59,13 +58,11 @@ def addressable(wo_id: str) -> bool:
 
 
 def micros(value: Any) -> int | None:
-    """A date as microseconds since the epoch in UTC (the dataset's precision), the compact
-    form the sync's index keeps (an int stays as it is); None when it is missing."""
+    """A date as :func:`normalize.micros` gives it, the compact form the sync's index keeps
+    (an int is one already, and stays as it is); None when it is missing."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if is_missing(value):
-        return None
-    return int(pd.Timestamp(value).as_unit("us").asm8.astype(np.int64))
+    return normalize.micros(value)
 
 
 def from_micros(value: int | None) -> pd.Timestamp | None:
