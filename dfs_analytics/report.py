@@ -52,6 +52,8 @@ def _png(draw: Callable[..., Any], size: tuple[float, float]) -> str:
     ax = fig.subplots()
     draw(ax=ax)
     fig.tight_layout()
+    # the layout is done: without an engine, savefig draws the figure once, not twice
+    fig.set_layout_engine(None)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
