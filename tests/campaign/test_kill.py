@@ -1,23 +1,24 @@
 """A campaign process killed with SIGKILL at random moments, then resumed, applies every planned
 correction exactly once.
 
-The simulator runs in this process (latency 0.02 s per request); a child process (a script in
-tmp_path, run with ``sys.executable``) builds a ``dfs.Campaign`` of 150 corrections with its
-journal in tmp_path and calls ``apply(max_workers=8)``. The parent kills it (SIGKILL) several
-times, at seeded random moments, restarts it, and finally lets it finish. The simulator's
-per-task correction counts then say whether a correction was lost (0) or sent twice (2).
+The simulator runs in this process (latency 0.02 s per request); a child process builds a
+``dfs.Campaign`` of 150 corrections with its journal in tmp_path and calls
+``apply(max_workers=8)``. The parent kills it (SIGKILL) several times, at seeded random
+moments, restarts it, and finally lets it finish. The simulator's per-task correction counts
+then say whether a correction was lost (0) or sent twice (2). Each child is forked from one
+``forkserver`` process that imported ``dfs_analytics`` once (a fresh interpreter per child
+would spend most of its CPU importing the package again); it builds its own client, so all
+that a killed child leaves behind is what it wrote to the journal, its cache and the server.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import multiprocessing
 import random
 import signal
-import subprocess
-import sys
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pandas as pd
@@ -43,24 +44,40 @@ TASKS = (
     "numero_serie",
 )
 
+# run by ``exec`` in a forked child, with ``argv`` and ``ready`` (a pipe's writing end) given
 CHILD = """\
 import json
+import multiprocessing
 import os
 import sys
 
+# a fresh interpreter's start method (tqdm's lock is then no semaphore a kill would leak)
+multiprocessing.set_start_method("fork", force=True)
+base_url, api_key, plan, journal, cache, folder, output = argv
+# fds 1 and 2 are the fork server's: this child's output goes to its own file
+log = open(output, "w")
+os.dup2(log.fileno(), 1)
+os.dup2(log.fileno(), 2)
+os.chdir(folder)
+for name in [n for n in os.environ if n.startswith("DFS_")]:
+    del os.environ[name]
+os.environ["XDG_CACHE_HOME"] = os.path.join(folder, "xdg-cache")
+
 import dfs_analytics as dfs
 
-plan, journal, cache = sys.argv[1:4]
-client = dfs.Client(
-    os.environ["DFS_BASE_URL"], api_key=os.environ["DFS_API_KEY"], cache=cache, progress=False
-)
+client = dfs.Client(base_url, api_key=api_key, cache=cache, progress=False)
 campaign = dfs.Campaign(client, plan, journal=journal)
-print("ready", flush=True)
+ready.send("ready")
+ready.close()
 result = campaign.apply(max_workers=8)
 print("done " + json.dumps(result["status"].value_counts().to_dict()), flush=True)
 ok = result["status"].isin(["applied", "applied earlier", "confirmed", "skipped"]).all()
 sys.exit(0 if ok else 3)
 """
+
+# one fork server per test process; children fork from it with dfs_analytics imported
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["dfs_analytics"])
 
 # name: (seed, kills, how each kill after the first is timed). The first kill of every
 # schedule waits for the journal to grow by a random number of lines (so at least one kill
@@ -96,6 +113,14 @@ def _lines(path: Path) -> int:
         return 0
 
 
+def _tail(path: Path) -> str:
+    """The end of a child's output (its traceback, if it failed)."""
+    try:
+        return path.read_text(errors="replace")[-3000:]
+    except FileNotFoundError:
+        return "(no output)"
+
+
 def _outcomes(path: Path) -> dict[tuple[str, str], str]:
     """The last journaled event per (work order, task)."""
     last: dict[tuple[str, str], str] = {}
@@ -117,68 +142,62 @@ def test_killed_and_resumed_campaign_applies_each_correction_once(
     plan.to_csv(plan_path, index=False)
     planned = set(zip(plan["work_order_id"], plan["task_id"], strict=True))
     assert len(planned) == PLANNED
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
     journal = tmp_path / "campaign.jsonl"
-    env = {
-        **os.environ,
-        "DFS_BASE_URL": sim.base_url,
-        "DFS_API_KEY": sim.api_key,
-        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
-    }
-    env.pop("DFS_CACHE", None)
-    argv = [sys.executable, str(script), str(plan_path), str(journal), str(tmp_path / "cache")]
+    runs = iter(range(kills + 1))
 
-    def start() -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            argv,
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            _, err = proc.communicate()
-            raise AssertionError(f"the child did not start: {line!r} {err[-3000:]}")
-        return proc
+    def start() -> tuple[BaseProcess, Path]:
+        """A child applying the campaign, once it has built it; and the file of its output."""
+        output = tmp_path / f"child-{next(runs)}.log"
+        paths = (plan_path, journal, tmp_path / "cache", tmp_path, output)
+        argv = [sim.base_url, sim.api_key, *map(str, paths)]
+        ready, ready_there = FORKS.Pipe(duplex=False)
+        proc = FORKS.Process(target=exec, args=(CHILD, {"argv": argv, "ready": ready_there}))
+        proc.start()
+        ready_there.close()
+        try:
+            started = ready.poll(120) and ready.recv() == "ready"
+        except EOFError:  # it ended before saying it was ready
+            started = False
+        finally:
+            ready.close()
+        if not started:
+            proc.join(10)
+            raise AssertionError(f"the child did not start ({proc.exitcode}): {_tail(output)}")
+        return proc, output
 
     log = []
     interrupted = 0
     for round_ in range(kills):
-        proc = start()
+        proc, output = start()
         if round_ == 0 or mode == "lines":
             first = (5, 120) if round_ == 0 else (int(low), int(high))
             target = _lines(journal) + rng.randint(*first)
-            while proc.poll() is None and _lines(journal) < target:
+            while proc.exitcode is None and _lines(journal) < target:
                 time.sleep(0.002)
             how = f"after {target} journal lines"
         else:
             delay = rng.uniform(low, high)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=delay)
+            proc.join(delay)
             how = f"after {delay:.2f} s"
-        if proc.poll() is None:
-            # it may still finish on its own between the poll and the kill: the exit status
+        if proc.exitcode is None:
+            # it may still finish on its own between the check and the kill: the exit status
             # says which happened
-            os.kill(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        killed = proc.returncode == -signal.SIGKILL
+            proc.kill()
+        proc.join()
+        killed = proc.exitcode == -signal.SIGKILL
         outcomes = _outcomes(journal)
         done = sum(1 for k in planned if outcomes.get(k) in ("applied", "confirmed"))
         log.append(f"round {round_}: {how}, killed={killed}, {done}/{PLANNED} done")
         if killed:
             interrupted += done < PLANNED
         else:
-            assert proc.returncode == 0, (log, out, err[-3000:])
+            assert proc.exitcode == 0, (log, _tail(output))
 
     # the last run, to completion
-    proc = start()
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, (log, out, err[-3000:])
-    assert out.startswith("done"), out
+    proc, output = start()
+    proc.join(240)
+    assert proc.exitcode == 0, (log, _tail(output))
+    assert output.read_text().startswith("done"), _tail(output)
     assert interrupted >= 1, log  # at least one kill hit the campaign in its middle
 
     counts = sim.correction_counts()
