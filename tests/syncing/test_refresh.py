@@ -31,9 +31,10 @@ from tests.helpers import (
 )
 
 PAGE = 7
-# Enough work orders for a full walk of several list pages, and for half of them to be more
-# than one "what changed?" probe page (PROBE_SIZE); positions below are picked from this.
-WORK_ORDERS = 30
+# Enough work orders for a full walk of several list pages (4 of PAGE), and for half of them
+# to be more than one "what changed?" probe page (PROBE_SIZE + 1); positions below are picked
+# from this.
+WORK_ORDERS = 2 * (PROBE_SIZE + 1)
 
 pytestmark = [
     pytest.mark.sim(work_orders=WORK_ORDERS, seed=21, variants=VALIDATORS),
@@ -317,8 +318,8 @@ def test_offline_with_another_cache_folder_misses(sim, client, client_for, new_c
 
 @pytest.fixture
 def secret_sim(dfs_simulator_factory):
-    return dfs_simulator_factory(
-        work_orders=30, seed=5, api_key="dfs-sk-" + uuid.uuid4().hex + "-Secret"
+    return dfs_simulator_factory(  # the client walks two list pages
+        work_orders=2 * PAGE, seed=5, api_key="dfs-sk-" + uuid.uuid4().hex + "-Secret"
     )
 
 
