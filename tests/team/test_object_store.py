@@ -32,7 +32,9 @@ from dfs_analytics.simulator import Simulator
 from tests.helpers import clear_aws_env
 from tests.objectstore import SeaweedS3, probe_conditional_writes
 
-SMALL: dict[str, Any] = {"work_orders": 30, "seed": 11, "latency": 0.0}
+# a dozen work orders: several creation-month partitions, and enough unreviewed ones for the
+# reviews of each test (a sync's cost on the store is mostly its files, one per partition)
+SMALL: dict[str, Any] = {"work_orders": 12, "seed": 11, "latency": 0.0}
 
 
 def _prefix(request: pytest.FixtureRequest) -> str:
