@@ -1,13 +1,20 @@
-"""``dfs-analytics correct plan.csv --journal j.jsonl [--apply]``, run as a subprocess against a
-simulator running in the test process (``DFS_BASE_URL`` / ``DFS_API_KEY``)."""
+"""``dfs-analytics correct plan.csv --journal j.jsonl [--apply]``, run as a child process against
+a simulator running in the test process (``DFS_BASE_URL`` / ``DFS_API_KEY``).
+
+Each command is a process forked from one ``forkserver`` process that imported the CLI once
+(an interpreter per command would spend most of its CPU importing the package again): it gets
+its own arguments, environment, working folder, standard output and error, and exit status,
+as the ``dfs-analytics`` script gives them (``sys.exit(main())``).
+"""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
-import sys
 import uuid
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +37,56 @@ TASKS = (
     "mesure_puissance",
 )
 
+# run by ``exec`` in a forked child, with ``argv``, ``env``, ``folder``, ``out`` and ``err``
+COMMAND = """\
+import multiprocessing
+import os
+import sys
 
-def command() -> list[str]:
-    script = Path(sys.executable).parent / "dfs-analytics"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "dfs_analytics.cli"]
+multiprocessing.set_start_method("fork", force=True)  # a fresh interpreter's
+os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
+os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+os.chdir(folder)
+os.environ.clear()
+os.environ.update(env)
+sys.argv = argv
+
+from dfs_analytics.cli import main
+
+sys.exit(main())
+"""
+
+# one fork server per test process; commands fork from it with the CLI imported
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["dfs_analytics.cli"])
 
 
-def run(
-    args: list[str], tmp_path: Path, sim: Any = None, **extra: str
-) -> subprocess.CompletedProcess[str]:
+class Command:
+    """A ``dfs-analytics`` command running in a child process."""
+
+    def __init__(self, args: list[str], tmp_path: Path, env: dict[str, str]) -> None:
+        self.args = ["dfs-analytics", *args]
+        n = len(list(tmp_path.glob("command-*.out")))
+        self.out, self.err = tmp_path / f"command-{n}.out", tmp_path / f"command-{n}.err"
+        self.out.touch()
+        names = {"argv": self.args, "env": env, "folder": str(tmp_path)}
+        names.update(out=str(self.out), err=str(self.err))
+        self.process: BaseProcess = FORKS.Process(target=exec, args=(COMMAND, names))
+        self.process.start()
+
+    def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Its exit status and output, once it ended; TimeoutExpired if it is still running."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return subprocess.CompletedProcess(
+            self.args, self.process.exitcode, self.out.read_text(), self.err.read_text()
+        )
+
+
+def start(args: list[str], tmp_path: Path, sim: Any = None, **extra: str) -> Command:
+    """The command with these arguments, in ``tmp_path``, with the environment of the site of
+    ``sim`` (none without) and ``extra`` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
     if sim is not None:
@@ -48,14 +94,14 @@ def run(
         env["DFS_API_KEY"] = sim.api_key
         env["DFS_CACHE"] = str(tmp_path / "cache")
     env.update(extra)
-    return subprocess.run(
-        [*command(), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return Command(args, tmp_path, env)
+
+
+def run(
+    args: list[str], tmp_path: Path, sim: Any = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """The command run to its end (see :func:`start`)."""
+    return start(args, tmp_path, sim, **extra).wait(timeout=120)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -203,26 +249,12 @@ def test_a_journal_in_use_is_refused_unless_asked_to_wait(sim, tmp_path: Path) -
         assert "in use by another process" in refused.stderr and "--wait" in refused.stderr
         assert "Traceback" not in refused.stderr
         assert patches(sim) == 0
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
-        env.update(
-            DFS_BASE_URL=sim.base_url,
-            DFS_API_KEY=sim.api_key,
-            DFS_CACHE=str(tmp_path / "cache"),
-            XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
-        )
-        waiting = subprocess.Popen(
-            [*command(), *argv, "--wait"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        waiting = start([*argv, "--wait"], tmp_path, sim)
         with pytest.raises(subprocess.TimeoutExpired):
             waiting.wait(timeout=3)  # it waits while the journal is held
         assert patches(sim) == 0
-    out, err = waiting.communicate(timeout=120)
-    assert waiting.returncode == 0, (out, err)
+    done = waiting.wait(timeout=120)
+    assert done.returncode == 0, (done.stdout, done.stderr)
     assert sim.correction_counts() == {(r["work_order_id"], r["task_id"]): 1 for r in changes}
 
 
