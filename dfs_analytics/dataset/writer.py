@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, CommitProperties, PostCommitHookProperties
@@ -62,6 +63,16 @@ _ATTEMPTS = 10  # commits tried before a conflict with other writers is reported
 STATS_TRUNCATE = 64  # characters of a string kept in the Delta log's min/max statistics
 # min/max statistics of long strings are truncated (a 50 MB name would land in the log twice)
 _WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
+# what a commit reads (which work orders a table holds, the files it hashes) goes through
+# memory Arrow's C++ code takes from its own allocator (mimalloc here, whatever pool Python
+# uses), which keeps what it freed: pre-buffered column chunks, and buffers of every read.
+# Files are mapped instead (a read is a view of the file) and not pre-buffered, one fragment
+# at a time: at 20,000 work orders that allocator held 25 MB after a cold sync, not 38 MB.
+_LEAN_SCAN = pads.ParquetFileFormat(
+    default_fragment_scan_options=pads.ParquetFragmentScanOptions(
+        pre_buffer=False, page_checksum_verification=True
+    )
+)
 
 
 def _paths(dt: DeltaTable) -> list[str]:
@@ -512,8 +523,18 @@ class Writer:
         log), made once per table."""
         fs = self._filesystems.get(table)
         if fs is None:
-            fs = self._filesystems[table] = table_dataset(dt, self.location, table).filesystem
+            fs = self._mapped(table, dt) or table_dataset(dt, self.location, table).filesystem
+            self._filesystems[table] = fs
         return fs
+
+    def _mapped(self, table: str, dt: DeltaTable) -> Any:
+        """The local table's folder, its files read mapped (see ``_LEAN_SCAN``), where
+        :func:`table_dataset` reads them by their path in the log (None: an object store,
+        or a table deltalake must read)."""
+        local = local_path(self.location)
+        if local is None or dt.protocol().min_reader_version > 1:
+            return None
+        return pafs.SubTreeFileSystem(str(local / table), pafs.LocalFileSystem(use_mmap=True))
 
     def _latest_data(self, table: str) -> pads.Dataset | None:
         """The table's files at its latest version, checked against their checksums."""
@@ -636,10 +657,28 @@ class Writer:
         dt = self._dt(table)
         assert dt is not None
         data = table_dataset(dt, self.location, table)
-        self.dataset.versions.verify_files(
-            table, data, [f.path for f in data.get_fragments(filter=expr)]
+        fragments = list(data.get_fragments(filter=expr))
+        fs = self._mapped(table, dt)
+        if fs is not None:
+            data = pads.FileSystemDataset(
+                [
+                    _LEAN_SCAN.make_fragment(
+                        f.path, filesystem=fs, partition_expression=f.partition_expression
+                    )
+                    for f in fragments
+                ],
+                data.schema,
+                _LEAN_SCAN,
+                fs,
+            )
+        self.dataset.versions.verify_files(table, data, [f.path for f in fragments])
+        found = data.to_table(
+            columns=["work_order_id", PARTITION],
+            filter=expr,
+            use_threads=False,
+            fragment_readahead=1,
+            batch_readahead=1,
         )
-        found = data.to_table(columns=["work_order_id", PARTITION], filter=expr)
         return (
             set(found.column("work_order_id").to_pylist()),
             set(found.column(PARTITION).to_pylist()),
