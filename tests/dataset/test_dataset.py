@@ -120,7 +120,7 @@ def test_dask_on_a_local_cluster_equals_pandas(sim, client_for) -> None:
     ds = dfs.open_dataset(client)
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster),
     ):
