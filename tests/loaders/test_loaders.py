@@ -55,11 +55,40 @@ def truth(dfs_simulator) -> dict[str, dict[str, Any]]:
     return store_work_orders(dfs_simulator)
 
 
+@pytest.fixture(scope="module")
+def cold(server, tmp_path_factory) -> Iterator[Callable[[str], pd.DataFrame]]:
+    """``cold(name)``: the complete frame ``name`` (``work_orders`` or ``tasks``) as a client of
+    ``server`` reading pages of PAGE loads it into an empty cache; loaded once per server for
+    the tests that only read it (never change the frame)."""
+    frames: dict[str, pd.DataFrame] = {}
+    loaders = {"work_orders": dfs.load_work_orders, "tasks": dfs.load_tasks}
+    made: list[dfs.Client] = []
+
+    def get(name: str) -> pd.DataFrame:
+        if name not in frames:
+            cache = tmp_path_factory.mktemp(f"cold-{name}")
+            made.append(
+                dfs.Client(
+                    server.base_url,
+                    api_key=server.api_key,
+                    cache=cache,
+                    page_size=PAGE,
+                    progress=False,
+                )
+            )
+            frames[name] = loaders[name](made[-1])
+        return frames[name]
+
+    yield get
+    for client in made:
+        client.close()
+
+
 # -- completeness -----------------------------------------------------------------------------
 
 
-def test_load_work_orders_is_complete(paged_client, truth) -> None:
-    df = dfs.load_work_orders(paged_client)
+def test_load_work_orders_is_complete(cold, truth) -> None:
+    df = cold("work_orders")
     assert len(df) == len(truth) == 300
     assert df["work_order_id"].is_unique
     assert list(df["work_order_id"]) == ordered_ids(list(truth.values()))
@@ -87,8 +116,8 @@ def test_load_work_orders_is_complete(paged_client, truth) -> None:
             assert pd.isna(got) if expected is None else got == expected, (k, got, expected)
 
 
-def test_load_work_orders_dtypes(paged_client) -> None:
-    df = dfs.load_work_orders(paged_client)
+def test_load_work_orders_dtypes(cold) -> None:
+    df = cold("work_orders")
     for col in ("create_date", "update_date", "review_date"):
         assert isinstance(df[col].dtype, pd.DatetimeTZDtype) and str(df[col].dt.tz) == "UTC"
     for col in ("site_id", "app_version_id", "field_engineer_email"):
@@ -97,8 +126,8 @@ def test_load_work_orders_dtypes(paged_client) -> None:
     assert df["progress_score"].dtype == "Int64"
 
 
-def test_load_tasks_is_complete_with_the_same_states(paged_client, truth) -> None:
-    df = dfs.load_tasks(paged_client)
+def test_load_tasks_is_complete_with_the_same_states(cold, truth) -> None:
+    df = cold("tasks")
     order = ordered_ids(list(truth.values()))
     expected = [(wo_id, t) for wo_id in order for t in truth[wo_id]["tasks"]]
     assert len(df) == len(expected)
@@ -144,9 +173,9 @@ def test_load_tasks_is_complete_with_the_same_states(paged_client, truth) -> Non
         assert row["state_update_date"] == ts(state["update_date"])
 
 
-def test_load_tasks_has_some_corrections_and_overrides(paged_client) -> None:
+def test_load_tasks_has_some_corrections_and_overrides(cold) -> None:
     # the seeded data has reviews: the frame must show them, not drop them
-    df = dfs.load_tasks(paged_client)
+    df = cold("tasks")
     assert df["is_corrected"].sum() > 0
     assert df["is_overridden"].sum() > 0
     assert (df["is_corrected"] & ~df["is_overridden"]).sum() > 0
