@@ -455,6 +455,7 @@ def test_pin_and_vacuum_on_s3(
                 if step:
                     sim.review(_unreviewed(dfs.load_work_orders(client), 2))
                 result = dfs.sync(client, progress=False)
+                assert result.version is not None
                 made[result.version] = dfs.open_dataset(uri).tasks()
     ds = dfs.open_dataset(uri, storage_options=options)
     first, middle, _ = sorted(made)
