@@ -128,7 +128,7 @@ def _sync(
         if not walk:
             listed, walk = _refresh(client, params, stored, dirty, state, committer, consider)
         if walk:
-            listed = _full_walk(client, params, index, stored, dirty, committer, consider, progress)
+            listed = _full_walk(client, params, stored, dirty, committer, consider, progress)
         result.listed = listed
         if timelines:
             sync_stale_timelines(
@@ -395,7 +395,6 @@ def _window(client: Client) -> int:
 def _full_walk(
     client: Client,
     params: dict[str, Any],
-    index: pd.DataFrame,
     stored: dict[str, Any],
     dirty: set[str],
     committer: Committer,
@@ -403,7 +402,7 @@ def _full_walk(
     progress: bool | None,
 ) -> int:
     """Walk the whole list; stored work orders it no longer lists are read one by one."""
-    before = set(index["work_order_id"])
+    before = committer.months  # the work orders the dataset held when the sync began
     for attempt in range(2):
         listed: set[str] = set()
         count: int | None = None
@@ -430,7 +429,8 @@ def _full_walk(
                 f"announced {count}, twice. The data probably changed during the walk; narrow "
                 "the query (e.g. created_before) or retry."
             )
-    gone = (before | {i for i in stored if stored.get(i) is not None}) - listed
-    _reread(client, sorted(gone & set(stored)), stored, committer, consider)
+    # held before, or dated by this walk, and not listed (no set of every id is built)
+    gone = [i for i, v in stored.items() if i not in listed and (v is not None or i in before)]
+    _reread(client, sorted(gone), stored, committer, consider)
     # dirty work orders that were listed were rewritten; dirty ones no longer listed reread
     return len(listed)

@@ -289,7 +289,9 @@ class Committer:
         self.synced_at = time.time()
         self.requests0 = client.requests_sent
         self.months: dict[str, str] = {}  # stored work order id -> its partition
-        self.seen: set[str] = set()  # every work order added or deleted
+        # the stored work orders (``months``) added or deleted: the others added are known as
+        # such by not being stored, and a cold sync keeps no set of every work order
+        self.seen: set[str] = set()
         self.last_complete = False
         # stored work orders listed again without a usable update_date: rewritten only when
         # their rows (or their timeline, when read) differ from the stored ones
@@ -298,7 +300,8 @@ class Committer:
         self.skipped: set[str] = set()
 
     def touched(self, wo_id: str) -> bool:
-        """Whether this sync added or deleted ``wo_id``."""
+        """Whether this sync added or deleted ``wo_id``, a work order the dataset held when
+        the sync began (one of ``months``; of the others, it added those it now holds)."""
         return wo_id in self.seen
 
     def pending(self) -> int:
@@ -323,7 +326,8 @@ class Committer:
             self.commit()
         self.records.append(record)
         self.ids.append(record["id"])
-        self.seen.add(record["id"])
+        if record["id"] in self.months:
+            self.seen.add(record["id"])
         if unknown:
             self.unknown.add(record["id"])
         if self.prefetch is not None and (self.all_timelines or timeline_at is not None):
@@ -373,7 +377,8 @@ class Committer:
     def delete(self, wo_id: str) -> None:
         """Collect a work order that is gone (its rows are removed at the next commit)."""
         self.deleted.append(wo_id)
-        self.seen.add(wo_id)
+        if wo_id in self.months:
+            self.seen.add(wo_id)
         self.maybe_commit()
 
     def maybe_commit(self) -> None:

@@ -103,10 +103,16 @@ def sync_stale_timelines(
     mark: Callable[[str], pd.Timestamp | None],
 ) -> None:
     """Fetch the timelines of the stored work orders among ``ids`` that this sync did not
-    rewrite and whose stored timeline was read at another ``update_date`` (or never)."""
+    rewrite and whose stored timeline was read at another ``update_date`` (or never): of
+    those the dataset held when it began (``committer.months``; it added the others)."""
     stale = []
     for i in ids:
-        if i in stored and not committer.touched(i) and not same_date(stored[i], mark(i)):
+        if (
+            i in stored
+            and i in committer.months
+            and not committer.touched(i)
+            and not same_date(stored[i], mark(i))
+        ):
             if addressable(i):
                 stale.append(i)
             else:
