@@ -1,15 +1,20 @@
 """``sync()``: the versions it commits, resuming after a kill, two processes at once, what
 it refuses. Every test syncs from a real simulator over HTTP into a dataset under
-``tmp_path``; reading the dataset back is in ``tests/dataset/``."""
+``tmp_path``; reading the dataset back is in ``tests/dataset/``. The syncs of other processes
+run in processes forked from one ``forkserver`` process that imported ``dfs_analytics`` once
+(an interpreter each would spend most of its CPU importing the package again)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,6 +24,32 @@ from dfs_analytics import dataset as store
 from tests.helpers import LIST, TIMELINE, delta
 
 pytestmark = pytest.mark.sim(work_orders=60, seed=5)
+
+
+# one fork server per test process; the children fork from it with dfs_analytics imported
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["dfs_analytics"])
+
+# the start of every child: a fresh interpreter's start method, this test's environment,
+# and its own output file (fds 1 and 2 are the fork server's)
+_PRELUDE = """\
+import multiprocessing, os
+multiprocessing.set_start_method("fork", force=True)
+os.environ.clear()
+os.environ.update(env)
+_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.dup2(_fd, 1)
+os.dup2(_fd, 2)
+"""
+
+
+def forked(code: str, output: Path, **names: Any) -> BaseProcess:
+    """A child process running ``code`` (with ``names`` defined), started; its standard output
+    and error go to ``output``."""
+    names.update(env=dict(os.environ), output=str(output))
+    proc = FORKS.Process(target=exec, args=(_PRELUDE + code, names))
+    proc.start()
+    return proc
 
 
 def timeline_requests(counts: dict[str, int]) -> int:
@@ -85,13 +116,11 @@ RESUME_BATCH = 50
 
 _CHILD = textwrap.dedent(
     f"""
-    import sys
     import dfs_analytics as dfs
     import dfs_analytics.syncing as s
     s.BATCH = {RESUME_BATCH}
     s.CHUNK = {RESUME_BATCH // 2}
-    client = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=sys.argv[3], progress=False,
-                        max_workers=4)
+    client = dfs.Client(base_url, api_key=api_key, cache=cache, progress=False, max_workers=4)
     dfs.sync(client, timelines=True)
     print("done")
     """
@@ -104,16 +133,14 @@ def test_resume_after_kill_fetches_only_what_was_not_committed(
     sim = dfs_simulator_factory(work_orders=RESUME_WORK_ORDERS, seed=9)
     sim.configure(latency=0.05)
     cache = tmp_path / "cache"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, sim.base_url, sim.api_key, str(cache)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = forked(
+        _CHILD, tmp_path / "child.log", base_url=sim.base_url, api_key=sim.api_key, cache=cache
     )
     client = client_for(sim, cache=cache)
     deadline = time.monotonic() + 120
     committed = 0
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and proc.exitcode is None:
             try:
                 history = store.Dataset(client.dataset_location).history()
                 committed = int(history["timelines"].sum())
@@ -122,10 +149,10 @@ def test_resume_after_kill_fetches_only_what_was_not_committed(
             if committed >= RESUME_BATCH:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the sync finished before it could be interrupted"
-        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.exitcode is None, "the sync finished before it could be interrupted"
+        proc.kill()  # SIGKILL
     finally:
-        proc.wait(timeout=30)
+        proc.join(30)
     history = store.Dataset(client.dataset_location).history()
     committed = int(history["timelines"].sum())
     assert RESUME_BATCH <= committed < RESUME_WORK_ORDERS
@@ -144,34 +171,27 @@ def test_two_processes_syncing_one_dataset_at_once(sim, client_for, tmp_path) ->
     shared = tmp_path / "shared"
     script = textwrap.dedent(
         """
-        import sys
         import dfs_analytics as dfs
         import dfs_analytics.syncing as s
         s.BATCH = 10
-        c = dfs.Client(sys.argv[1], api_key=sys.argv[2], cache=None, dataset=sys.argv[3],
-                       progress=False)
+        c = dfs.Client(base_url, api_key=api_key, cache=None, dataset=shared, progress=False)
         r = dfs.sync(c, timelines=True)
         print(r.version)
         """
     )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, sim.base_url, sim.api_key, str(shared)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    logs = [tmp_path / f"child-{i}.log" for i in range(2)]
+    keys = {"base_url": sim.base_url, "api_key": sim.api_key, "shared": str(shared)}
+    procs = [forked(script, log, **keys) for log in logs]
+    for proc in procs:
+        proc.join(120)
+    assert [p.exitcode for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
     ds = dfs.open_dataset(str(shared))
     history = ds.history()
     assert list(history["version"]) == list(range(len(history)))
     cold = client_for(sim, cache=None)
-    keys = ["work_order_id", "task_id"]
-    got = ds.tasks().sort_values(keys, key=lambda s: s.astype(str)).reset_index(drop=True)
-    want = dfs.load_tasks(cold).sort_values(keys, key=lambda s: s.astype(str))
+    order = ["work_order_id", "task_id"]
+    got = ds.tasks().sort_values(order, key=lambda s: s.astype(str)).reset_index(drop=True)
+    want = dfs.load_tasks(cold).sort_values(order, key=lambda s: s.astype(str))
     pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
     assert len(ds.timeline()) == len(dfs.load_timeline(cold))
 
