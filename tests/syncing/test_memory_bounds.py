@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,8 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.syncing import batches, limits
 
-pytestmark = pytest.mark.sim(work_orders=60, seed=5)
+# one simulator for the module: its tests only read it
+pytestmark = pytest.mark.sim(work_orders=60, seed=5, scope="module")
 
 
 def _frames(client: dfs.Client) -> list[pd.DataFrame]:
@@ -34,17 +36,33 @@ def _frames(client: dfs.Client) -> list[pd.DataFrame]:
     return out
 
 
-def _assert_same_rows(reference: dfs.Client, client: dfs.Client) -> None:
-    """The two clients' datasets hold the same rows."""
-    for a, b in zip(_frames(reference), _frames(client), strict=True):
+@pytest.fixture(scope="module")
+def reference(
+    module_sim: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[pd.DataFrame]]:
+    """The frames of a sync of the module's simulator with the default limits (synced once:
+    the tests only compare with them)."""
+    cache = tmp_path_factory.mktemp("reference")
+    with dfs.Client(
+        module_sim.base_url, api_key=module_sim.api_key, cache=cache, progress=False
+    ) as client:
+        dfs.sync(client, timelines=True)
+        yield _frames(client)
+
+
+def _assert_same_rows(reference: list[pd.DataFrame], client: dfs.Client) -> None:
+    """The client's dataset holds the reference's rows."""
+    for a, b in zip(reference, _frames(client), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
 def test_timelines_held_at_once_are_bounded_and_the_rows_are_the_same(
-    sim: Any, client_for: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    sim: Any,
+    client_for: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    reference: list[pd.DataFrame],
 ) -> None:
-    reference = client_for(sim, cache=tmp_path / "reference")
-    dfs.sync(reference, timelines=True)
 
     held: list[int] = []
     add = batches.Committer.add
@@ -66,10 +84,12 @@ def test_timelines_held_at_once_are_bounded_and_the_rows_are_the_same(
 
 
 def test_a_batch_is_committed_once_its_rows_reach_batch_bytes(
-    sim: Any, client_for: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    sim: Any,
+    client_for: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    reference: list[pd.DataFrame],
 ) -> None:
-    reference = client_for(sim, cache=tmp_path / "reference")
-    dfs.sync(reference, timelines=True)
 
     monkeypatch.setattr(limits, "CHUNK", 10)
     monkeypatch.setattr(limits, "BATCH", 1000)
