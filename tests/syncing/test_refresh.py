@@ -46,11 +46,17 @@ FLIPPABLE = ("pb_etiquette_presente", "cables_ranges", "etiquette_lisible", "jar
 
 @pytest.fixture
 def cold(sim, client_for, new_cache):
-    """``cold()``: (work orders, tasks, timeline) loaded now by a new client on a new cache."""
+    """``cold()``: (work orders, tasks, timeline) loaded now, in that order, by a new client on
+    a new cache; ``cold("work_orders")``: the work orders only (the same first load)."""
 
-    def load() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def load(*names: str) -> tuple[pd.DataFrame, ...]:
         fresh = client_for(sim, page_size=PAGE, cache=new_cache())
-        return dfs.load_work_orders(fresh), dfs.load_tasks(fresh), dfs.load_timeline(fresh)
+        loaders = {
+            "work_orders": dfs.load_work_orders,
+            "tasks": dfs.load_tasks,
+            "timeline": dfs.load_timeline,
+        }
+        return tuple(read(fresh) for name, read in loaders.items() if not names or name in names)
 
     return load
 
@@ -140,7 +146,7 @@ def test_work_orders_after_another_clients_patch_equal_a_cold_load(
     rows = fresh.set_index("work_order_id").loc[changed]
     assert list(rows["metadata.region"]) == ["zzz", "zzz"]
     assert list(rows["metadata.batch"]) == [7, 7]
-    assert_frames_equal(fresh, cold()[0], WO_KEYS)
+    assert_frames_equal(fresh, cold("work_orders")[0], WO_KEYS)
 
 
 def test_deletion_by_another_client_is_noticed(sim, client, reader, cold) -> None:
