@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -384,13 +383,10 @@ class Writer:
         stats: Mapping[str, Any],
     ) -> int:
         ds = self.dataset
-        if len(changes) > 1:  # one writer per table at once (deltalake works outside the GIL)
-            with ThreadPoolExecutor(len(changes)) as pool:
-                for done in [pool.submit(self._replace, t, *c) for t, c in changes.items()]:
-                    done.result()
-        else:
-            for table, change in changes.items():
-                self._replace(table, *change)
+        # one table after another: written at once, their encoders' buffers added up (a cold
+        # sync of 20,000 work orders peaked 16 MB higher), for a commit no faster on 2 cores
+        for table, change in changes.items():
+            self._replace(table, *change)
         versions = {}
         for t in TABLES:
             dt = self._dt(t)
