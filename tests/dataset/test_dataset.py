@@ -119,8 +119,12 @@ def test_dask_on_a_local_cluster_equals_pandas(sim, client_for) -> None:
     tasks = dfs.load_tasks(client)
     ds = dfs.open_dataset(client)
     with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        distributed.LocalCluster(  # its HTTP routes on a free port, without the dashboard
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         distributed.Client(cluster),
     ):
