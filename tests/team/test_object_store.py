@@ -320,8 +320,12 @@ def test_to_dask_on_worker_processes_with_storage_options_only(
     # one worker process is enough: whatever it reads, it reads out of this process, with
     # no AWS variable, from the options in the graph (a second worker only adds start-up CPU)
     with (
-        distributed.LocalCluster(
-            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=None
+        distributed.LocalCluster(  # its HTTP routes on a free port, without the dashboard
+            processes=True,
+            n_workers=1,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         distributed.Client(cluster),
     ):
