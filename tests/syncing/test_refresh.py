@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
+from dfs_analytics.simulator import Simulator
 from dfs_analytics.syncing import PROBE_SIZE
 from tests.helpers import (
     LIST,
@@ -322,33 +324,41 @@ def test_offline_with_another_cache_folder_misses(sim, client, client_for, new_c
 # -- cache security ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def secret_sim(dfs_simulator_factory):
-    return dfs_simulator_factory(  # the client walks two list pages
-        work_orders=2 * PAGE, seed=5, api_key="dfs-sk-" + uuid.uuid4().hex + "-Secret"
-    )
+@pytest.fixture(scope="module")
+def used_cache(tmp_path_factory) -> Iterator[tuple[Simulator, dfs.Client, Path]]:
+    """(simulator with a key easy to find, its client, that client's cache folder) after the
+    client used the cache every way it can: loads, single reads, a write, offline loads. Used
+    once for the module: its tests only read the folder."""
+    key = "dfs-sk-" + uuid.uuid4().hex + "-Secret"
+    cache = tmp_path_factory.mktemp("secure") / "secure-cache"
+    made: list[dfs.Client] = []
+
+    def make(**kw: Any) -> dfs.Client:
+        made.append(dfs.Client(sim.base_url, api_key=key, cache=cache, page_size=PAGE, **kw))
+        return made[-1]
+
+    with Simulator(work_orders=2 * PAGE, seed=5, api_key=key) as sim:  # two list pages
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("XDG_CACHE_HOME", str(cache.parent / "xdg-cache"))  # as for every test
+            client = make(progress=False)
+            wo, _, _ = load_all(client)
+            dfs.load_task_groups(client)
+            client.list_task_groups()
+            client.get_task_group("releve-optique")
+            wo_id = str(wo["work_order_id"].iloc[0])
+            client.get_work_order(wo_id)
+            client.get_work_order(wo_id, include_inputs=False)
+            client.patch_metadata(wo_id, {"touched": True})
+            load_all(client)
+            load_all(make(progress=False, offline=True))
+        yield sim, client, cache
+        for used in made:
+            used.close()
 
 
-def _use_the_cache(sim, client_for, cache: Path) -> dfs.Client:
-    client = client_for(sim, cache=cache, page_size=PAGE)
-    wo, _, _ = load_all(client)
-    dfs.load_task_groups(client)
-    client.list_task_groups()
-    client.get_task_group("releve-optique")
-    wo_id = str(wo["work_order_id"].iloc[0])
-    client.get_work_order(wo_id)
-    client.get_work_order(wo_id, include_inputs=False)
-    client.patch_metadata(wo_id, {"touched": True})
-    load_all(client)
-    offline = client_for(sim, cache=cache, page_size=PAGE, offline=True)
-    load_all(offline)
-    return client
-
-
-def test_the_key_is_in_no_cache_file(secret_sim, client_for, tmp_path) -> None:
-    cache = tmp_path / "secure-cache"
-    _use_the_cache(secret_sim, client_for, cache)
-    key = secret_sim.api_key.encode()
+def test_the_key_is_in_no_cache_file(used_cache) -> None:
+    sim, _, cache = used_cache
+    key = sim.api_key.encode()
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".sqlite") for p in files)
     assert any(p.suffix == ".parquet" for p in files)
@@ -357,11 +367,11 @@ def test_the_key_is_in_no_cache_file(secret_sim, client_for, tmp_path) -> None:
         data = path.read_bytes()
         assert key not in data, f"the API key is stored in {path}"
         assert key.decode().encode("utf-16-le") not in data, path
-    assert all(secret_sim.api_key not in str(p) for p in cache.rglob("*"))
+    assert all(sim.api_key not in str(p) for p in cache.rglob("*"))
 
 
-def test_cache_files_are_owner_only(secret_sim, client_for, tmp_path) -> None:
-    client = _use_the_cache(secret_sim, client_for, tmp_path / "secure-cache")
+def test_cache_files_are_owner_only(used_cache) -> None:
+    _, client, _ = used_cache
     root = client.cache_dir
     assert root is not None and root.is_dir()
     wrong = []
