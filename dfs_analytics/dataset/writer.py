@@ -656,7 +656,9 @@ class Writer:
         data = table_dataset(dt, self.location, table)
         fragments = list(data.get_fragments(filter=expr))
         fs = self._mapped(table, dt)
+        lean: dict[str, Any] = {}  # object stores: files fetched at once, latency hidden
         if fs is not None:
+            lean = {"use_threads": False, "fragment_readahead": 1, "batch_readahead": 1}
             data = pads.FileSystemDataset(
                 [
                     _LEAN_SCAN.make_fragment(
@@ -669,13 +671,7 @@ class Writer:
                 fs,
             )
         self.dataset.versions.verify_files(table, data, [f.path for f in fragments])
-        found = data.to_table(
-            columns=["work_order_id", PARTITION],
-            filter=expr,
-            use_threads=False,
-            fragment_readahead=1,
-            batch_readahead=1,
-        )
+        found = data.to_table(columns=["work_order_id", PARTITION], filter=expr, **lean)
         return (
             set(found.column("work_order_id").to_pylist()),
             set(found.column(PARTITION).to_pylist()),
