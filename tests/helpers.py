@@ -5,7 +5,8 @@ API shows it (:func:`store_work_orders`, :func:`store_events`), correction plans
 what a server holds (:func:`targets`, :func:`plan_frame`), hand-built work orders of the
 audit, report and plot tests (:func:`small_work_orders`, :func:`drift_work_orders`,
 :func:`engineers_frame`), small loopback HTTP servers (:class:`QuietHandler`,
-:func:`local_http_server`) and the Voila + Chromium helpers of the browser tests.
+:func:`local_http_server`), child processes forked with the package imported (:func:`forked`)
+and the Voila + Chromium helpers of the browser tests.
 Fixtures live in ``tests/conftest.py``; this module never starts anything on import.
 """
 
@@ -14,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import multiprocessing
+import os
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +351,52 @@ def make_wo(
         "field_engineer_email": engineer,
         "tasks": [make_task(name, version, state) for name, state in tasks],
     }
+
+
+# Child processes fork from one fork server per test process, which imported the package and
+# its CLI once (a fresh interpreter per child spends most of its CPU, ~0.8 s, importing them).
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["dfs_analytics.cli"])
+
+# the start of every forked child: a fresh interpreter's start method (tqdm's lock is then no
+# named semaphore a kill would leak), the given environment and folder, and its own output
+# (fds 1 and 2 are the fork server's)
+_CHILD_START = """\
+import multiprocessing, os
+multiprocessing.set_start_method("fork", force=True)
+os.environ.clear()
+os.environ.update(env)
+os.chdir(folder)
+_out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.dup2(_out, 1)
+os.dup2(_out if errors == output else os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+"""
+
+
+def forked(
+    code: str,
+    output: Path,
+    *,
+    errors: Path | None = None,
+    folder: Path | None = None,
+    env: dict[str, str] | None = None,
+    **names: Any,
+) -> BaseProcess:
+    """A started child process running ``code`` with ``names`` defined, in ``folder`` (default:
+    the current one) with the environment ``env`` (default: this process's), its standard
+    output to ``output`` and its standard error to ``errors`` (default: the same file).
+
+    Returns the process: ``join()``, ``exitcode`` (``code``'s ``sys.exit`` status; -9 after
+    ``kill()``)."""
+    names.update(
+        env=dict(os.environ if env is None else env),
+        folder=str(folder or Path.cwd()),
+        output=str(output),
+        errors=str(errors or output),
+    )
+    process = FORKS.Process(target=exec, args=(_CHILD_START + code, names))
+    process.start()
+    return process
 
 
 def small_work_orders() -> list[dict[str, Any]]:

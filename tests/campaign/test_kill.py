@@ -5,9 +5,8 @@ The simulator runs in this process (latency 0.02 s per request); a child process
 ``dfs.Campaign`` of 150 corrections with its journal in tmp_path and calls
 ``apply(max_workers=8)``. The parent kills it (SIGKILL) several times, at seeded random
 moments, restarts it, and finally lets it finish. The simulator's per-task correction counts
-then say whether a correction was lost (0) or sent twice (2). Each child is forked from one
-``forkserver`` process that imported ``dfs_analytics`` once (a fresh interpreter per child
-would spend most of its CPU importing the package again); it builds its own client, so all
+then say whether a correction was lost (0) or sent twice (2). Each child is forked with the
+package imported (``helpers.forked``); it builds its own client, so all
 that a killed child leaves behind is what it wrote to the journal, its cache and the server.
 """
 
@@ -15,6 +14,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import signal
 import time
@@ -27,7 +27,7 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
-from tests.helpers import targets
+from tests.helpers import forked, targets
 
 pytestmark = pytest.mark.sim(work_orders=120, seed=7, latency=0.02)
 
@@ -44,24 +44,11 @@ TASKS = (
     "numero_serie",
 )
 
-# run by ``exec`` in a forked child, with ``argv`` and ``ready`` (a pipe's writing end) given
+# run by ``exec`` in a child forked by ``helpers.forked``, with ``base_url``, ``api_key``,
+# ``plan``, ``journal``, ``cache`` and ``ready`` (a pipe's writing end) given
 CHILD = """\
 import json
-import multiprocessing
-import os
 import sys
-
-# a fresh interpreter's start method (tqdm's lock is then no semaphore a kill would leak)
-multiprocessing.set_start_method("fork", force=True)
-base_url, api_key, plan, journal, cache, folder, output = argv
-# fds 1 and 2 are the fork server's: this child's output goes to its own file
-log = open(output, "w")
-os.dup2(log.fileno(), 1)
-os.dup2(log.fileno(), 2)
-os.chdir(folder)
-for name in [n for n in os.environ if n.startswith("DFS_")]:
-    del os.environ[name]
-os.environ["XDG_CACHE_HOME"] = os.path.join(folder, "xdg-cache")
 
 import dfs_analytics as dfs
 
@@ -74,10 +61,6 @@ print("done " + json.dumps(result["status"].value_counts().to_dict()), flush=Tru
 ok = result["status"].isin(["applied", "applied earlier", "confirmed", "skipped"]).all()
 sys.exit(0 if ok else 3)
 """
-
-# one fork server per test process; children fork from it with dfs_analytics imported
-FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["dfs_analytics"])
 
 # name: (seed, kills, how each kill after the first is timed). The first kill of every
 # schedule waits for the journal to grow by a random number of lines (so at least one kill
@@ -144,15 +127,25 @@ def test_killed_and_resumed_campaign_applies_each_correction_once(
     assert len(planned) == PLANNED
     journal = tmp_path / "campaign.jsonl"
     runs = iter(range(kills + 1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
 
     def start() -> tuple[BaseProcess, Path]:
         """A child applying the campaign, once it has built it; and the file of its output."""
         output = tmp_path / f"child-{next(runs)}.log"
-        paths = (plan_path, journal, tmp_path / "cache", tmp_path, output)
-        argv = [sim.base_url, sim.api_key, *map(str, paths)]
-        ready, ready_there = FORKS.Pipe(duplex=False)
-        proc = FORKS.Process(target=exec, args=(CHILD, {"argv": argv, "ready": ready_there}))
-        proc.start()
+        ready, ready_there = multiprocessing.Pipe(duplex=False)
+        proc = forked(
+            CHILD,
+            output,
+            folder=tmp_path,
+            env=env,
+            ready=ready_there,
+            base_url=sim.base_url,
+            api_key=sim.api_key,
+            plan=str(plan_path),
+            journal=str(journal),
+            cache=str(tmp_path / "cache"),
+        )
         ready_there.close()
         try:
             started = ready.poll(120) and ready.recv() == "ready"

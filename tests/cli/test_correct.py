@@ -1,8 +1,7 @@
 """``dfs-analytics correct plan.csv --journal j.jsonl [--apply]``, run as a child process against
 a simulator running in the test process (``DFS_BASE_URL`` / ``DFS_API_KEY``).
 
-Each command is a process forked from one ``forkserver`` process that imported the CLI once
-(an interpreter per command would spend most of its CPU importing the package again): it gets
+Each command is a process forked with the CLI imported (``helpers.forked``): it gets
 its own arguments, environment, working folder, standard output and error, and exit status,
 as the ``dfs-analytics`` script gives them (``sys.exit(main())``).
 """
@@ -10,7 +9,6 @@ as the ``dfs-analytics`` script gives them (``sys.exit(main())``).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import uuid
@@ -23,7 +21,7 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.files import file_lock
-from tests.helpers import patches, targets, text
+from tests.helpers import forked, patches, targets, text
 
 # the tasks corrected, to a value of helpers.CHOICES each task does not have
 
@@ -37,28 +35,16 @@ TASKS = (
     "mesure_puissance",
 )
 
-# run by ``exec`` in a forked child, with ``argv``, ``env``, ``folder``, ``out`` and ``err``
+# run by ``exec`` in a forked child (``helpers.forked``), with ``argv`` given
 COMMAND = """\
-import multiprocessing
-import os
 import sys
 
-multiprocessing.set_start_method("fork", force=True)  # a fresh interpreter's
-os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
-os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
-os.chdir(folder)
-os.environ.clear()
-os.environ.update(env)
 sys.argv = argv
 
 from dfs_analytics.cli import main
 
 sys.exit(main())
 """
-
-# one fork server per test process; commands fork from it with the CLI imported
-FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["dfs_analytics.cli"])
 
 
 class Command:
@@ -69,10 +55,9 @@ class Command:
         n = len(list(tmp_path.glob("command-*.out")))
         self.out, self.err = tmp_path / f"command-{n}.out", tmp_path / f"command-{n}.err"
         self.out.touch()
-        names = {"argv": self.args, "env": env, "folder": str(tmp_path)}
-        names.update(out=str(self.out), err=str(self.err))
-        self.process: BaseProcess = FORKS.Process(target=exec, args=(COMMAND, names))
-        self.process.start()
+        self.process: BaseProcess = forked(
+            COMMAND, self.out, errors=self.err, folder=tmp_path, env=env, argv=self.args
+        )
 
     def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Its exit status and output, once it ended; TimeoutExpired if it is still running."""

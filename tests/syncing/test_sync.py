@@ -1,55 +1,23 @@
 """``sync()``: the versions it commits, resuming after a kill, two processes at once, what
 it refuses. Every test syncs from a real simulator over HTTP into a dataset under
 ``tmp_path``; reading the dataset back is in ``tests/dataset/``. The syncs of other processes
-run in processes forked from one ``forkserver`` process that imported ``dfs_analytics`` once
-(an interpreter each would spend most of its CPU importing the package again)."""
+run in processes forked with the package imported (``helpers.forked``)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import subprocess
 import sys
 import textwrap
 import time
-from multiprocessing.process import BaseProcess
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics import dataset as store
-from tests.helpers import LIST, TIMELINE, delta
+from tests.helpers import LIST, TIMELINE, delta, forked
 
 pytestmark = pytest.mark.sim(work_orders=60, seed=5)
-
-
-# one fork server per test process; the children fork from it with dfs_analytics imported
-FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["dfs_analytics"])
-
-# the start of every child: a fresh interpreter's start method, this test's environment,
-# and its own output file (fds 1 and 2 are the fork server's)
-_PRELUDE = """\
-import multiprocessing, os
-multiprocessing.set_start_method("fork", force=True)
-os.environ.clear()
-os.environ.update(env)
-_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-os.dup2(_fd, 1)
-os.dup2(_fd, 2)
-"""
-
-
-def forked(code: str, output: Path, **names: Any) -> BaseProcess:
-    """A child process running ``code`` (with ``names`` defined), started; its standard output
-    and error go to ``output``."""
-    names.update(env=dict(os.environ), output=str(output))
-    proc = FORKS.Process(target=exec, args=(_PRELUDE + code, names))
-    proc.start()
-    return proc
 
 
 def timeline_requests(counts: dict[str, int]) -> int:
