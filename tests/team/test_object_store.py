@@ -12,8 +12,6 @@ from the simulator: what teams sharing ``s3://bucket/site`` rely on.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 import uuid
@@ -29,7 +27,7 @@ from deltalake.exceptions import CommitFailedError
 import dfs_analytics as dfs
 from dfs_analytics.errors import DatasetLocationError
 from dfs_analytics.simulator import Simulator
-from tests.helpers import clear_aws_env
+from tests.helpers import clear_aws_env, forked
 from tests.objectstore import SeaweedS3, probe_conditional_writes
 
 # a dozen work orders: several creation-month partitions, and enough unreviewed ones for the
@@ -132,10 +130,9 @@ def test_sync_and_loaders_on_s3_equal_a_cold_load(
 
 _SYNC_CHILD = textwrap.dedent(
     """
-    import json, pathlib, sys, time
+    import json, pathlib, time
     import dfs_analytics as dfs
     from dfs_analytics.dataset import Writer
-    base_url, key, uri, cache, me, other = sys.argv[1:]
 
     def meet(step):
         # both processes reach ``step`` before either goes on
@@ -169,23 +166,25 @@ def test_two_processes_syncing_one_dataset_at_once(
     env = {**os.environ, **object_store.env}
     with Simulator(**SMALL) as sim:
         flags = [tmp_path / "ready-0", tmp_path / "ready-1"]
+        logs = [tmp_path / "sync-0.log", tmp_path / "sync-1.log"]
         children = [
-            subprocess.Popen(
-                [
-                    *(sys.executable, "-c", _SYNC_CHILD, sim.base_url, sim.api_key, uri),
-                    *(str(tmp_path / f"cache-{i}"), str(flags[i]), str(flags[1 - i])),
-                ],
+            forked(
+                _SYNC_CHILD,
+                logs[i],
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                base_url=sim.base_url,
+                key=sim.api_key,
+                uri=uri,
+                cache=str(tmp_path / f"cache-{i}"),
+                me=str(flags[i]),
+                other=str(flags[1 - i]),
             )
             for i in (0, 1)
         ]
-        for child in children:
-            _, err = child.communicate(timeout=120)
-            if child.returncode:  # not the expected failure: a sync that crashed
-                pytest.fail(f"a sync failed:\n{err[-3000:]}")
+        for child, log in zip(children, logs, strict=True):
+            child.join(120)
+            if child.exitcode != 0:  # not the expected failure: a sync that crashed
+                pytest.fail(f"a sync failed ({child.exitcode}):\n{log.read_text()[-3000:]}")
         cold = _cold(sim, "work_orders", "tasks", "timeline")
     ds = dfs.open_dataset(uri, storage_options=object_store.storage_options)
     versions = ds.history()["version"].tolist()
