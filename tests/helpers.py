@@ -5,8 +5,8 @@ API shows it (:func:`store_work_orders`, :func:`store_events`), correction plans
 what a server holds (:func:`targets`, :func:`plan_frame`), hand-built work orders of the
 audit, report and plot tests (:func:`small_work_orders`, :func:`drift_work_orders`,
 :func:`engineers_frame`), small loopback HTTP servers (:class:`QuietHandler`,
-:func:`local_http_server`), child processes forked with the package imported (:func:`forked`)
-and the Voila + Chromium helpers of the browser tests.
+:func:`local_http_server`), child processes forked with the package imported (:func:`forked`,
+:class:`Command`) and the Voila + Chromium helpers of the browser tests.
 Fixtures live in ``tests/conftest.py``; this module never starts anything on import.
 """
 
@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -399,6 +400,43 @@ def forked(
     return process
 
 
+# run by ``exec`` in a forked child, with ``argv`` given: what the ``dfs-analytics`` script does
+_CLI = """\
+import sys
+
+sys.argv = argv
+
+from dfs_analytics.cli import main
+
+sys.exit(main())
+"""
+
+
+class Command:
+    """A ``dfs-analytics`` command (``args`` after the program's name) running in a child
+    forked by :func:`forked`, in ``folder`` with the environment ``env``; its standard output
+    and error go to ``command-N.out`` and ``command-N.err`` in ``folder``."""
+
+    def __init__(self, args: list[str], folder: Path, env: dict[str, str]) -> None:
+        self.args = ["dfs-analytics", *args]
+        n = len(list(folder.glob("command-*.out")))
+        self.out, self.err = folder / f"command-{n}.out", folder / f"command-{n}.err"
+        self.out.touch()
+        self.process = forked(
+            _CLI, self.out, errors=self.err, folder=folder, env=env, argv=self.args
+        )
+
+    def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Its exit status and output once it ended; ``subprocess.TimeoutExpired`` if it is
+        still running after ``timeout`` seconds."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return subprocess.CompletedProcess(
+            self.args, self.process.exitcode, self.out.read_text(), self.err.read_text()
+        )
+
+
 def small_work_orders() -> list[dict[str, Any]]:
     """Six work orders, four tasks (Boolean, Number, Text, a Text task never analysed).
 
@@ -612,7 +650,6 @@ def voila_server(folder: Path, notebook: str, sim: Any) -> Iterator[str]:
     """Serve ``folder/notebook`` with Voila on a free loopback port, its ``DFS_*`` site being
     ``sim``; yields the page's URL once Voila answers, and stops it afterwards."""
     import os
-    import subprocess
     import sys
     import time
 

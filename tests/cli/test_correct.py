@@ -1,9 +1,9 @@
 """``dfs-analytics correct plan.csv --journal j.jsonl [--apply]``, run as a child process against
 a simulator running in the test process (``DFS_BASE_URL`` / ``DFS_API_KEY``).
 
-Each command is a process forked with the CLI imported (``helpers.forked``): it gets
-its own arguments, environment, working folder, standard output and error, and exit status,
-as the ``dfs-analytics`` script gives them (``sys.exit(main())``).
+Each command is a process forked with the CLI imported (``helpers.Command``): it gets its own
+arguments, environment, working folder, standard output and error, and exit status, as the
+``dfs-analytics`` script gives them (``sys.exit(main())``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import uuid
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.files import file_lock
-from tests.helpers import forked, patches, targets, text
+from tests.helpers import Command, patches, targets, text
 
 # the tasks corrected, to a value of helpers.CHOICES each task does not have
 
@@ -34,39 +33,6 @@ TASKS = (
     "couleur_fibre",
     "mesure_puissance",
 )
-
-# run by ``exec`` in a forked child (``helpers.forked``), with ``argv`` given
-COMMAND = """\
-import sys
-
-sys.argv = argv
-
-from dfs_analytics.cli import main
-
-sys.exit(main())
-"""
-
-
-class Command:
-    """A ``dfs-analytics`` command running in a child process."""
-
-    def __init__(self, args: list[str], tmp_path: Path, env: dict[str, str]) -> None:
-        self.args = ["dfs-analytics", *args]
-        n = len(list(tmp_path.glob("command-*.out")))
-        self.out, self.err = tmp_path / f"command-{n}.out", tmp_path / f"command-{n}.err"
-        self.out.touch()
-        self.process: BaseProcess = forked(
-            COMMAND, self.out, errors=self.err, folder=tmp_path, env=env, argv=self.args
-        )
-
-    def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        """Its exit status and output, once it ended; TimeoutExpired if it is still running."""
-        self.process.join(timeout)
-        if self.process.exitcode is None:
-            raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        return subprocess.CompletedProcess(
-            self.args, self.process.exitcode, self.out.read_text(), self.err.read_text()
-        )
 
 
 def start(args: list[str], tmp_path: Path, sim: Any = None, **extra: str) -> Command:

@@ -1,11 +1,11 @@
-"""``dfs-analytics export``: frames to CSV / JSON lines, from the local simulator."""
+"""``dfs-analytics export``: frames to CSV / JSON lines, from the local simulator; each command
+runs in a child process forked with the CLI imported (``helpers.Command``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +13,7 @@ import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
+from tests.helpers import Command
 
 
 def _run(
@@ -21,14 +22,7 @@ def _run(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DFS_")}
     env["XDG_CACHE_HOME"] = str(cwd / "xdg-cache")
     env.update(env_vars or {})
-    return subprocess.run(
-        [sys.executable, "-m", "dfs_analytics.cli", "export", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return Command(["export", *args], cwd, env).wait(timeout=300)
 
 
 @pytest.fixture(scope="module")
