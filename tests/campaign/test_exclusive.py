@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,20 +20,19 @@ import pytest
 import dfs_analytics as dfs
 from dfs_analytics.campaign import Journal
 from dfs_analytics.simulator import Simulator
-from tests.helpers import corrections, patches, plan_frame, targets
+from tests.helpers import corrections, forked, patches, plan_frame, targets
 
 pytestmark = pytest.mark.sim(work_orders=120, seed=41, latency=0.02)
 
 PLANNED = 40
 
+# run in a child forked by helpers.forked, with ``plan``, ``journal`` and ``go`` given
 CHILD = """\
 import json
 import os
-import sys
 
 import dfs_analytics as dfs
 
-plan, journal, go = sys.argv[1:4]
 client = dfs.Client(
     os.environ["DFS_BASE_URL"], api_key=os.environ["DFS_API_KEY"], cache=None, progress=False
 )
@@ -49,45 +46,54 @@ print(json.dumps(result["status"].value_counts().to_dict()), flush=True)
 """
 
 
+def _said_ready(output: Path) -> bool:
+    return "ready" in output.read_text().splitlines()
+
+
 def test_two_processes_applying_one_plan_send_each_correction_once(
     sim: Simulator, reader: dfs.Client, tmp_path: Path
 ) -> None:
     items = targets(reader, PLANNED)
     plan_path = tmp_path / "plan.csv"
     plan_frame(items).to_csv(plan_path, index=False)
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
     journal, go = tmp_path / "campaign.jsonl", tmp_path / "go"
     env = {**os.environ, "DFS_BASE_URL": sim.base_url, "DFS_API_KEY": sim.api_key}
     env.pop("DFS_CACHE", None)
+    outs = [tmp_path / f"child-{n}.out" for n in range(2)]
+    errs = [tmp_path / f"child-{n}.err" for n in range(2)]
+    for out in outs:
+        out.touch()
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(plan_path), str(journal), str(go)],
-            cwd=tmp_path,
+        forked(
+            CHILD,
+            outs[n],
+            errors=errs[n],
+            folder=tmp_path,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            plan=str(plan_path),
+            journal=str(journal),
+            go=str(go),
         )
-        for _ in range(2)
+        for n in range(2)
     ]
-    for proc in procs:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", (line, proc.communicate()[1][-3000:])
+    deadline = time.monotonic() + 120
+    for proc, out, err in zip(procs, outs, errs, strict=True):
+        while not _said_ready(out) and proc.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _said_ready(out), (out.read_text(), err.read_text()[-3000:])
     go.touch()
-    outs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err[-3000:]
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    results = []
+    for proc, out, err in zip(procs, outs, errs, strict=True):
+        proc.join(240)
+        assert proc.exitcode == 0, err.read_text()[-3000:]
+        results.append(json.loads(out.read_text().strip().splitlines()[-1]))
 
     planned = {(i["work_order_id"], i["task_id"]) for i in items}
     assert len(planned) == PLANNED
     assert corrections(sim) == dict.fromkeys(planned, 1)  # each exactly once, none lost
     # one process applied everything; the other waited, then found it all in the journal
     expected = [{"applied": PLANNED}, {"applied earlier": PLANNED}]
-    assert sorted(outs, key=json.dumps) == sorted(expected, key=json.dumps), outs
+    assert sorted(results, key=json.dumps) == sorted(expected, key=json.dumps), results
     events = [r["event"] for r in Journal.read(journal)]
     assert events.count("plan") == 1 and events.count("applied") == PLANNED
 

@@ -4,15 +4,13 @@ shared safely by many processes, and a damaged cache file moved aside instead of
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import dfs_analytics as dfs
 from dfs_analytics.simulator import Simulator
-from tests.helpers import RETRIEVE, VALIDATORS, delta
+from tests.helpers import RETRIEVE, VALIDATORS, delta, forked
 
 pytestmark = pytest.mark.sim(work_orders=12, seed=8, variants=VALIDATORS)
 
@@ -99,13 +97,12 @@ def test_a_cache_path_that_is_a_file_is_a_configuration_error(tmp_path) -> None:
 # -- many processes, one cache -----------------------------------------------------------------
 
 _CHILD = """
-import os, sys, warnings
+import os, warnings
 import dfs_analytics as dfs
-base_url, key, cache, n = sys.argv[1:5]
 warnings.simplefilter("error")  # a moved-aside cache would be a failure here
 client = dfs.Client(base_url, api_key=key, cache=cache, progress=False, max_workers=4)
 ids = [w["id"] for w in client.list_work_orders()]
-for wo_id in ids[int(n) % 3 :: 3]:
+for wo_id in ids[n % 3 :: 3]:
     client.get_work_order(wo_id)
     client.get_work_order(wo_id, include_inputs=False)
 client.get_task_group("releve-optique")
@@ -118,8 +115,8 @@ os._exit(0)
 """
 
 # More processes than the machine has cores (2 on the CI runners), so that several of them
-# open, write and commit the one SQLite cache at the same time; each one is a whole
-# interpreter, so more of them mostly adds start-up time, not more contention.
+# open, write and commit the one SQLite cache at the same time; each is forked with the package
+# imported (helpers.forked), a process of its own with its own connections to the cache.
 PROCESSES = 6
 
 
@@ -131,23 +128,27 @@ def test_many_processes_share_one_cache(tmp_path: Path) -> None:
         # dataset's concern, not the HTTP cache's)
         with dfs.Client(sim.base_url, api_key=sim.api_key, cache=cache, progress=False) as first:
             dfs.load_work_orders(first)
+        outs = [tmp_path / f"child-{n}.out" for n in range(PROCESSES)]
+        errs = [tmp_path / f"child-{n}.err" for n in range(PROCESSES)]
         children = [
-            subprocess.Popen(
-                [sys.executable, "-c", _CHILD, sim.base_url, sim.api_key, str(cache), str(n)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+            forked(
+                _CHILD,
+                outs[n],
+                errors=errs[n],
+                base_url=sim.base_url,
+                key=sim.api_key,
+                cache=str(cache),
+                n=n,
             )
             for n in range(PROCESSES)
         ]
         outcomes = []
-        for child in children:
-            try:
-                out, err = child.communicate(timeout=240)
-            except subprocess.TimeoutExpired:
+        for child, out, err in zip(children, outs, errs, strict=True):
+            child.join(240)
+            if child.exitcode is None:
                 child.kill()
-                out, err = child.communicate()
-            outcomes.append((child.returncode, out, err))
+                child.join()
+            outcomes.append((child.exitcode, out.read_text(), err.read_text()))
     failed = [(rc, out[-200:], err[-800:]) for rc, out, err in outcomes if rc != 0]
     assert not failed, f"{len(failed)} of {PROCESSES} processes failed: {failed[:2]}"
     assert all(out.startswith(f"ok {work_orders}\n") for _, out, _ in outcomes)
