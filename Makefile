@@ -10,6 +10,9 @@ STAMP  := $(VENV)/.installed-$(HASH)
 # uv installs in seconds what pip takes most of a minute for; pip stays the fallback
 PIP     = $(shell [ -x $(BIN)/uv ] && echo '$(BIN)/uv pip install --quiet --python $(BIN)/python --overrides uv-overrides.txt' \
             || echo '$(BIN)/python -m pip install --quiet --disable-pip-version-check')
+# the test set-up compiles every module's bytecode once, in parallel, as pip does: else the
+# four test workers each compile pandas and the rest at once on their first run
+COMPILED = $(shell [ -x $(BIN)/uv ] && echo '--compile-bytecode')
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +25,7 @@ $(DEMO): pyproject.toml | $(VENV)/bin/python
 
 $(STAMP): pyproject.toml uv-overrides.txt | $(VENV)/bin/python
 	rm -f $(VENV)/.installed-*
-	$(PIP) -e '.[sim,dev,notebook,dask]'
+	$(PIP) $(COMPILED) -e '.[sim,dev,notebook,dask]'
 	touch $(STAMP) $(DEMO)
 
 ## make demo: set up, start the simulator, load and summarise its data, stop it
