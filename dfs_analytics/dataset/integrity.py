@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -68,6 +69,13 @@ _SCAN = pads.ParquetFileFormat(
         pre_buffer=True, page_checksum_verification=True
     )
 )
+_MAPPED_SCAN = pads.ParquetFileFormat(
+    default_fragment_scan_options=pads.ParquetFragmentScanOptions(
+        pre_buffer=False, page_checksum_verification=True
+    )
+)
+# ``to_table`` keywords that read a mapped dataset's files one at a time
+ONE_AT_A_TIME = {"use_threads": False, "fragment_readahead": 1, "batch_readahead": 1}
 
 
 def checked(data: pads.Dataset) -> pads.Dataset:
@@ -82,7 +90,18 @@ def checked(data: pads.Dataset) -> pads.Dataset:
     return pads.FileSystemDataset(fragments, data.schema, _SCAN, data.filesystem)
 
 
-def table_dataset(dt: DeltaTable, location: str, table: str) -> pads.Dataset:
+def local_table(dt: DeltaTable, location: str, table: str) -> Path | None:
+    """The folder of a local table whose files Arrow reads itself; None for an object store,
+    or a table that needs a reader only deltalake is (column mapping, deletion vectors)."""
+    local = local_path(location)
+    if local is None or dt.protocol().min_reader_version > 1:
+        return None
+    return local / table
+
+
+def table_dataset(
+    dt: DeltaTable, location: str, table: str, *, mapped: bool = False
+) -> pads.Dataset:
     """The data files of ``dt`` (at its version) as a dataset read with page checksum
     verification (see :func:`checked`).
 
@@ -91,11 +110,16 @@ def table_dataset(dt: DeltaTable, location: str, table: str) -> pads.Dataset:
     ``to_pyarrow_dataset`` adds each file's column statistics to its expression (a dozen
     scalar casts per column and file, ~1 ms per file) and reads through a file system written
     in Python: 94 ms against 2 ms for 100 files, and a scan 2-3x slower. Object stores, and
-    tables that need a reader deltalake's datasets cannot be (column mapping, deletion
-    vectors), go through ``to_pyarrow_dataset``.
+    tables :func:`local_table` does not name, go through ``to_pyarrow_dataset``.
+
+    ``mapped``: local files are memory-mapped and not pre-buffered (read them with
+    :data:`ONE_AT_A_TIME`), for what a commit reads. Arrow's C++ readers take their buffers
+    from Arrow's own allocator (mimalloc here, whatever pool Python uses), which keeps what
+    they freed: after a cold sync of 20,000 work orders it held 11 MB, not 38 MB (45 MB at
+    100,000), and the sync peaked at 303 MB, not 335 MB.
     """
-    local = local_path(location)
-    if local is None or dt.protocol().min_reader_version > 1:
+    folder = local_table(dt, location, table)
+    if folder is None:
         return checked(dt.to_pyarrow_dataset())
     schema = pa.schema(dt.schema().to_arrow())
     actions = pa.table(dt.get_add_actions(flatten=True))
@@ -108,12 +132,13 @@ def table_dataset(dt: DeltaTable, location: str, table: str) -> pads.Dataset:
             e & (field.is_null() if v is None else field == pa.scalar(v, kind))
             for e, v in zip(expressions, values, strict=True)
         ]
-    filesystem = pafs.SubTreeFileSystem(str(local / table), pafs.LocalFileSystem())
+    scan = _MAPPED_SCAN if mapped else _SCAN
+    filesystem = pafs.SubTreeFileSystem(str(folder), pafs.LocalFileSystem(use_mmap=mapped))
     fragments = [
-        _SCAN.make_fragment(path, filesystem=filesystem, partition_expression=expression)
+        scan.make_fragment(path, filesystem=filesystem, partition_expression=expression)
         for path, expression in zip(actions.column("path").to_pylist(), expressions, strict=True)
     ]
-    return pads.FileSystemDataset(fragments, schema, _SCAN, filesystem)
+    return pads.FileSystemDataset(fragments, schema, scan, filesystem)
 
 
 def sha256(fs: Any, path: str) -> str:

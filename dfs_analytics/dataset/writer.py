@@ -23,7 +23,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, CommitProperties, PostCommitHookProperties
@@ -36,7 +35,7 @@ from ..errors import (
 )
 from ..files import open_no_follow
 from .arrow import PARTITION, POS, SCHEMA_VERSION, SYNCS_SCHEMA, TABLES, arrow_schema
-from .integrity import RECORD, row_digest, sha256, table_dataset
+from .integrity import ONE_AT_A_TIME, RECORD, local_table, row_digest, sha256, table_dataset
 from .location import (
     Identity,
     check_credentials,
@@ -62,17 +61,6 @@ _ATTEMPTS = 10  # commits tried before a conflict with other writers is reported
 STATS_TRUNCATE = 64  # characters of a string kept in the Delta log's min/max statistics
 # min/max statistics of long strings are truncated (a 50 MB name would land in the log twice)
 _WRITER_PROPS = WriterProperties(compression="ZSTD", statistics_truncate_length=STATS_TRUNCATE)
-# what a commit reads (which work orders a table holds, the files it hashes) goes through
-# memory Arrow's C++ code takes from its own allocator (mimalloc here, whatever pool Python
-# uses), which keeps what it freed: pre-buffered column chunks, and buffers of every read.
-# Files are mapped instead (a read is a view of the file) and not pre-buffered, one fragment
-# at a time: after a cold sync of 20,000 work orders that allocator held 11 MB, not 38 MB
-# (45 MB at 100,000 before), and the sync peaked at 303 MB, not 335 MB.
-_LEAN_SCAN = pads.ParquetFileFormat(
-    default_fragment_scan_options=pads.ParquetFragmentScanOptions(
-        pre_buffer=False, page_checksum_verification=True
-    )
-)
 
 
 def _paths(dt: DeltaTable) -> list[str]:
@@ -517,21 +505,13 @@ class Writer:
 
     def _filesystem(self, table: str, dt: DeltaTable) -> Any:
         """The file system the table's data files are read through (by their path in the
-        log), made once per table."""
+        log; local files mapped), made once per table."""
         fs = self._filesystems.get(table)
         if fs is None:
-            fs = self._mapped(table, dt) or table_dataset(dt, self.location, table).filesystem
-            self._filesystems[table] = fs
+            fs = self._filesystems[table] = table_dataset(
+                dt, self.location, table, mapped=True
+            ).filesystem
         return fs
-
-    def _mapped(self, table: str, dt: DeltaTable) -> Any:
-        """The local table's folder, its files read mapped (see ``_LEAN_SCAN``), where
-        :func:`table_dataset` reads them by their path in the log (None: an object store,
-        or a table deltalake must read)."""
-        local = local_path(self.location)
-        if local is None or dt.protocol().min_reader_version > 1:
-            return None
-        return pafs.SubTreeFileSystem(str(local / table), pafs.LocalFileSystem(use_mmap=True))
 
     def _latest_data(self, table: str) -> pads.Dataset | None:
         """The table's files at its latest version, checked against their checksums."""
@@ -653,24 +633,13 @@ class Writer:
             expr = pc.field(PARTITION).isin(pa.array(sorted(months), pa.string())) & expr
         dt = self._dt(table)
         assert dt is not None
-        data = table_dataset(dt, self.location, table)
-        fragments = list(data.get_fragments(filter=expr))
-        fs = self._mapped(table, dt)
-        lean: dict[str, Any] = {}  # object stores: files fetched at once, latency hidden
-        if fs is not None:
-            lean = {"use_threads": False, "fragment_readahead": 1, "batch_readahead": 1}
-            data = pads.FileSystemDataset(
-                [
-                    _LEAN_SCAN.make_fragment(
-                        f.path, filesystem=fs, partition_expression=f.partition_expression
-                    )
-                    for f in fragments
-                ],
-                data.schema,
-                _LEAN_SCAN,
-                fs,
-            )
-        self.dataset.versions.verify_files(table, data, [f.path for f in fragments])
+        data = table_dataset(dt, self.location, table, mapped=True)
+        self.dataset.versions.verify_files(
+            table, data, [f.path for f in data.get_fragments(filter=expr)]
+        )
+        # local files one at a time, mapped; object stores fetch theirs at once (their latency
+        # hidden)
+        lean = ONE_AT_A_TIME if local_table(dt, self.location, table) is not None else {}
         found = data.to_table(columns=["work_order_id", PARTITION], filter=expr, **lean)
         return (
             set(found.column("work_order_id").to_pylist()),
