@@ -48,17 +48,12 @@ FLIPPABLE = ("pb_etiquette_presente", "cables_ranges", "etiquette_lisible", "jar
 
 @pytest.fixture
 def cold(sim, client_for, new_cache):
-    """``cold()``: (work orders, tasks, timeline) loaded now, in that order, by a new client on
-    a new cache; ``cold("work_orders")``: the work orders only (the same first load)."""
+    """``cold()``: (work orders, tasks, timeline) loaded now by a new client on a new cache;
+    ``cold(dfs.load_work_orders)``: only what that loader gives (the same first load)."""
 
-    def load(*names: str) -> tuple[pd.DataFrame, ...]:
+    def load(*loaders: Any) -> tuple[pd.DataFrame, ...]:
         fresh = client_for(sim, page_size=PAGE, cache=new_cache())
-        loaders = {
-            "work_orders": dfs.load_work_orders,
-            "tasks": dfs.load_tasks,
-            "timeline": dfs.load_timeline,
-        }
-        return tuple(read(fresh) for name, read in loaders.items() if not names or name in names)
+        return tuple(read(fresh) for read in loaders) if loaders else load_all(fresh)
 
     return load
 
@@ -148,7 +143,7 @@ def test_work_orders_after_another_clients_patch_equal_a_cold_load(
     rows = fresh.set_index("work_order_id").loc[changed]
     assert list(rows["metadata.region"]) == ["zzz", "zzz"]
     assert list(rows["metadata.batch"]) == [7, 7]
-    assert_frames_equal(fresh, cold("work_orders")[0], WO_KEYS)
+    assert_frames_equal(fresh, cold(dfs.load_work_orders)[0], WO_KEYS)
 
 
 def test_deletion_by_another_client_is_noticed(sim, client, reader, cold) -> None:
